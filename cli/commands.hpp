@@ -1,0 +1,15 @@
+#pragma once
+// Subcommands of the `borderscan` executable. Each registers its flags on the
+// app and returns the function that runs it (the process exit code).
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace borderscan::cli {
+
+using command_runner = std::function<int()>;
+
+command_runner add_scan_command(CLI::App& app);
+
+}  // namespace borderscan::cli

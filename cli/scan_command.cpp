@@ -1,0 +1,169 @@
+// `borderscan scan`: the scanner library, directly, on a local image.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+
+#include "borderscan/scanner/engine.hpp"
+#include "borderscan/scanner/error.hpp"
+#include "commands.hpp"
+
+namespace borderscan::cli {
+namespace {
+
+namespace sc = borderscan::scanner;
+
+struct scan_args {
+  std::vector<std::string> rules;
+  std::vector<std::string> hashsets;
+  std::string output = "-";
+  unsigned jobs = 0;
+  std::vector<std::string> image;
+  std::string station;
+  std::string min_severity = "medium";
+  bool skip_known_good = false;
+  std::uint32_t timeout = 0;
+  std::uint32_t yara_timeout = 60;
+  bool quiet = false;
+};
+
+int exit_code_for(sc::verdict v) {
+  switch (v) {
+    case sc::verdict::clean: return 0;
+    case sc::verdict::flagged: return 1;
+    case sc::verdict::error: return 2;
+    case sc::verdict::incomplete: return 3;
+  }
+  return 2;
+}
+
+std::string human_bytes(std::uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+void print_summary(const sc::report& r) {
+  std::cerr << "image:    " << r.image.name << " (" << r.image.format << ", " << human_bytes(r.image.size) << ")\n";
+  for (const auto& v : r.volumes) {
+    std::cerr << "volume " << v.index << ": " << v.scheme << " @" << v.offset << " "
+              << (v.filesystem ? *v.filesystem : "no file system") << (v.label ? " '" + *v.label + "'" : "") << ", "
+              << v.files << " entries" << (v.error ? " (" + *v.error + ")" : "") << "\n";
+  }
+  std::cerr << "files:    " << r.summary.files << " (" << r.summary.deleted << " deleted), "
+            << r.summary.directories << " directories, " << human_bytes(r.summary.bytes) << " read\n";
+  for (const auto& f : r.findings) {
+    std::cerr << "  [" << sc::to_string(f.level) << "] " << f.source << ":" << f.rule << "  " << f.path << "\n";
+  }
+  if (!r.errors.empty()) {
+    std::cerr << "errors:   " << r.errors.size() << " (first: " << r.errors.front().message << ")\n";
+  }
+  if (!r.limits_hit.empty()) {
+    std::cerr << "limits:   " << r.limits_hit.size() << " hit (first: " << r.limits_hit.front().limit << ")\n";
+  }
+  std::cerr << "verdict:  " << sc::to_string(r.result) << " (score " << r.score << "): " << r.verdict_reason << "\n";
+}
+
+int run_scan(const scan_args& args) {
+  const auto severity = sc::parse_severity(args.min_severity);
+  if (!severity) {
+    std::cerr << "borderscan: --flag-severity must be info, low, medium, high or critical\n";
+    return 2;
+  }
+  sc::yara_library yara;
+  sc::rule_sources sources;
+  if (args.rules.empty()) {
+    sources.rule_paths.push_back(sc::default_rules_dir());
+  }
+  for (const auto& p : args.rules) {
+    sources.rule_paths.emplace_back(p);
+  }
+  for (const auto& h : args.hashsets) {
+    sources.hashsets.push_back(sc::parse_hashset_arg(h));
+  }
+  std::shared_ptr<const sc::rule_set> rules;
+  try {
+    rules = sc::rule_set::load(sources);
+  } catch (const sc::scan_error& e) {
+    std::cerr << "borderscan: cannot load rules:\n" << e.what() << "\n";
+    return 2;
+  }
+
+  sc::limits lim;
+  lim.flag_threshold = *severity;
+  lim.skip_yara_for_known_good = args.skip_known_good;
+  lim.scan_timeout_seconds = args.timeout;
+  lim.yara_timeout_seconds = args.yara_timeout;
+
+  sc::scan_options opts;
+  opts.jobs = args.jobs;
+  opts.station = args.station;
+  const bool show_progress = !args.quiet && ::isatty(STDERR_FILENO) != 0;
+  if (show_progress) {
+    opts.on_progress = [](const sc::scan_progress& p) {
+      const double pct = p.bytes_total > 0 ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 0;
+      std::fprintf(stderr, "\r%6.1f%%  %llu/%llu files  %s   ", pct, static_cast<unsigned long long>(p.files_done),
+                   static_cast<unsigned long long>(p.files_found), human_bytes(p.bytes_done).c_str());
+      std::fflush(stderr);
+    };
+  }
+  std::vector<std::filesystem::path> segments(args.image.begin(), args.image.end());
+  const sc::engine eng(lim, rules);
+  const sc::report r = eng.scan(segments, opts);
+  if (show_progress) {
+    std::fprintf(stderr, "\r%60s\r", "");
+  }
+
+  const std::string text = nlohmann::json(r).dump(2) + "\n";
+  if (args.output == "-") {
+    std::cout << text << std::flush;
+  } else {
+    std::ofstream out(args.output, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) {
+      std::cerr << "borderscan: cannot write " << args.output << "\n";
+      return 2;
+    }
+  }
+  if (!args.quiet) {
+    print_summary(r);
+  }
+  if (r.result == sc::verdict::error) {
+    std::cerr << "borderscan: " << r.verdict_reason << "\n";
+  }
+  return exit_code_for(r.result);
+}
+
+}  // namespace
+
+command_runner add_scan_command(CLI::App& app) {
+  auto args = std::make_shared<scan_args>();
+  CLI::App* cmd = app.add_subcommand("scan", "Scan a device image offline and print the JSON report");
+  cmd->add_option("--rules", args->rules,
+                  "YARA rule file or directory (recursive; *.known-bad.txt / *.known-good.txt inside are hash sets). "
+                  "Repeatable. Default: the shipped rules/ directory");
+  cmd->add_option("--hashset", args->hashsets, "Hash-set file, FILE[:known-good|:known-bad] (default known-bad). Repeatable");
+  cmd->add_option("-o,--output", args->output, "Write the report here ('-' = stdout)");
+  cmd->add_option("-j,--jobs", args->jobs, "Worker threads (default: number of cores)");
+  cmd->add_option("--station", args->station, "Station name recorded in the report");
+  cmd->add_option("--flag-severity", args->min_severity, "Lowest finding severity that flags the image")
+      ->capture_default_str();
+  cmd->add_flag("--skip-known-good", args->skip_known_good, "Do not run YARA on files listed in a known-good hash set");
+  cmd->add_option("--timeout", args->timeout, "Whole-scan time limit in seconds (0 = none)")->capture_default_str();
+  cmd->add_option("--yara-timeout", args->yara_timeout, "Per-file YARA time limit in seconds")->capture_default_str();
+  cmd->add_flag("-q,--quiet", args->quiet, "No summary or progress on stderr");
+  cmd->add_option("image", args->image, "Image file (E01, VHD, VMDK, raw; split raw: first segment or all segments)")
+      ->required();
+  return [args] { return run_scan(*args); };
+}
+
+}  // namespace borderscan::cli

@@ -1,0 +1,67 @@
+#pragma once
+// Classifies one object (a file, a stream, later an archive member) in a single
+// pass over its content: hashes, libmagic, YARA, hash sets, extension check.
+// One object_scanner per thread: it owns a magic cookie, a YARA scanner and
+// its buffers. Not thread-safe; the rule_set it uses is shared and immutable.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "borderscan/scanner/limits.hpp"
+#include "borderscan/scanner/report.hpp"
+#include "borderscan/scanner/rule_set.hpp"
+
+namespace borderscan::scanner {
+
+// Random-access content of one object. read_at returns the bytes read (0 at or
+// past the end) and throws scan_error(read_failed) when the source fails.
+class content_source {
+ public:
+  virtual ~content_source() = default;
+  virtual std::uint64_t size() const = 0;
+  virtual std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) = 0;
+};
+
+// Content held in memory (tests, fuzzing, small members).
+class memory_source final : public content_source {
+ public:
+  explicit memory_source(std::span<const std::byte> data) : data_(data) {}
+  std::uint64_t size() const override { return data_.size(); }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override;
+
+ private:
+  std::span<const std::byte> data_;
+};
+
+struct object_outcome {
+  std::vector<error_entry> errors;
+  std::vector<limit_hit> limits;
+};
+
+class object_scanner {
+ public:
+  // block_size: read unit; files up to it are scanned from one buffer, larger
+  // ones as overlapping YARA blocks (overlap catches straddling matches).
+  object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules,
+                 std::size_t block_size = 4 << 20, std::size_t overlap = 64 << 10);
+  ~object_scanner();
+  object_scanner(const object_scanner&) = delete;
+  object_scanner& operator=(const object_scanner&) = delete;
+
+  // Fills entry's content fields (hashes, mime, description, findings,
+  // bytes_read, content_complete). entry.path, .size and .deleted must be set;
+  // entry.size is the declared size to compare with what is read.
+  // on_bytes is told how many new bytes were read (for progress).
+  object_outcome scan(file_entry& entry, content_source& source,
+                      const std::function<void(std::uint64_t)>& on_bytes = {});
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace borderscan::scanner

@@ -1,0 +1,149 @@
+#pragma once
+// The scan report (`borderscan.report/v1`): plain structs with to_json beside
+// them. docs/report-schema.json documents the JSON; keep both in step.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace borderscan::scanner {
+
+inline constexpr std::string_view report_schema_id = "borderscan.report/v1";
+
+enum class severity { info = 0, low, medium, high, critical };
+const char* to_string(severity s) noexcept;
+std::optional<severity> parse_severity(std::string_view text) noexcept;
+// YARA-style numeric score 0..100 to a severity band.
+severity severity_from_score(long long score) noexcept;
+
+enum class verdict { clean, flagged, incomplete, error };
+const char* to_string(verdict v) noexcept;
+
+struct finding {
+  std::string path;                 // object path, `!` separates container levels
+  std::optional<std::uint32_t> volume;
+  std::string source;               // yara | hashset | heuristic | limit
+  std::string rule;
+  std::string rule_namespace;       // JSON key `namespace`
+  severity level = severity::medium;  // JSON key `severity`
+  std::vector<std::string> tags;
+  nlohmann::json meta = nlohmann::json::object();
+};
+
+struct file_times {
+  std::optional<std::int64_t> mtime, atime, ctime, crtime;  // Unix seconds, UTC
+};
+
+struct file_entry {
+  std::string path;
+  std::uint32_t volume = 0;
+  std::optional<std::uint64_t> inode;
+  std::optional<std::uint64_t> size;  // null when the file system cannot tell
+  bool deleted = false;
+  std::string type;                   // regular | directory | symlink | other | raw
+  file_times times;
+  std::string mime, description;
+  std::string md5, sha1, sha256;      // empty when content was not fully read
+  std::uint64_t bytes_read = 0;
+  bool content_complete = false;
+  std::optional<std::string> skipped;  // why content was not scanned
+  std::vector<std::string> known;      // known-good hash sets that list it
+  bool extension_mismatch = false;
+  std::optional<std::string> container;  // parent object path (archive members)
+  std::uint32_t depth = 0;
+  std::vector<finding> findings;
+};
+
+struct volume_entry {
+  std::uint32_t index = 0;
+  std::string scheme;                 // mbr | gpt | none | ...
+  std::uint64_t offset = 0, length = 0;  // bytes
+  std::string description;            // partition type text from the table
+  std::optional<std::string> filesystem;  // fat12, ntfs, ext4, ... null = none
+  std::optional<std::string> label;
+  std::optional<std::string> error;    // why no file system could be opened
+  std::vector<std::string> notes;      // e.g. FAT type forced after auto-detect failed
+  std::uint64_t files = 0;
+};
+
+struct error_entry {
+  std::string path;                   // empty for image-level errors
+  std::optional<std::uint32_t> volume;
+  std::string stage;                  // image | volume | walk | read | magic | yara | ...
+  std::string code;
+  std::string message;
+  // Errors about content that no longer exists on the device (deleted files)
+  // are evidence, but do not make the verdict incomplete.
+  bool affects_verdict = true;
+};
+
+struct limit_hit {
+  std::string limit;
+  std::string value;
+  std::string path;
+  std::optional<std::uint32_t> volume;
+};
+
+struct ruleset_info {
+  std::string digest;                 // sha256 over all rule and hash-set sources
+  std::uint64_t yara_rules = 0;
+  std::vector<std::string> yara_files;
+  struct hashset { std::string name, kind; std::uint64_t entries = 0; };
+  std::vector<hashset> hashsets;
+};
+
+struct image_info {
+  std::string name;
+  std::uint64_t size = 0;
+  std::string sha256;
+  std::string format;                 // raw, ewf, vhd, vmdk, ...
+  std::vector<std::string> segments;
+};
+
+struct scan_summary {
+  std::uint64_t files = 0, directories = 0, deleted = 0, bytes = 0;
+  std::uint64_t flagged_files = 0, findings = 0, errors = 0, limits_hit = 0;
+  std::map<std::string, std::uint64_t> by_mime;
+  std::map<std::string, std::uint64_t> by_type;
+};
+
+struct report {
+  std::string scan_id;
+  std::string station;
+  std::string scanner_version;
+  std::int64_t started_at = 0, finished_at = 0;  // Unix milliseconds
+  image_info image;
+  ruleset_info ruleset;
+  std::vector<volume_entry> volumes;
+  std::vector<file_entry> files;
+  std::vector<finding> findings;      // all findings, each with its path
+  std::vector<error_entry> errors;
+  std::vector<std::string> warnings;  // anomalies that did not stop anything
+  std::vector<limit_hit> limits_hit;
+  scan_summary summary;
+  verdict result = verdict::clean;    // JSON key `verdict`
+  std::string verdict_reason;
+  int score = 0;
+};
+
+void to_json(nlohmann::json& j, const finding& f);
+void to_json(nlohmann::json& j, const file_entry& f);
+void to_json(nlohmann::json& j, const volume_entry& v);
+void to_json(nlohmann::json& j, const error_entry& e);
+void to_json(nlohmann::json& j, const limit_hit& l);
+void to_json(nlohmann::json& j, const ruleset_info& r);
+void to_json(nlohmann::json& j, const image_info& i);
+void to_json(nlohmann::json& j, const scan_summary& s);
+void to_json(nlohmann::json& j, const report& r);
+
+// Sorts files, findings and errors by (volume, path) and fills the summary,
+// the top-level findings list, the verdict and the score. Call once, after
+// all entries are in.
+void finalize(report& r, severity flag_threshold);
+
+}  // namespace borderscan::scanner

@@ -1,0 +1,477 @@
+#include "borderscan/scanner/object_scanner.hpp"
+
+#include <yara.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+
+#include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/extension.hpp"
+#include "borderscan/scanner/text.hpp"
+#include "c_handle.hpp"
+#include "digest.hpp"
+#include "magic_classifier.hpp"
+
+namespace borderscan::scanner {
+namespace {
+
+using yr_scanner_ptr = std::unique_ptr<YR_SCANNER, detail::c_deleter<&yr_scanner_destroy>>;
+
+std::string base_name(std::string_view path) {
+  // Archive members: the name after the last container separator.
+  const auto cut = path.find_last_of("/!");
+  return std::string(cut == std::string_view::npos ? path : path.substr(cut + 1));
+}
+
+std::string dir_name(std::string_view path) {
+  const auto cut = path.find_last_of("/!");
+  return std::string(cut == std::string_view::npos ? std::string_view{} : path.substr(0, cut));
+}
+
+finding make_yara_finding(const file_entry& entry, const YR_RULE* rule) {
+  finding f;
+  f.path = entry.path;
+  f.volume = entry.volume;
+  f.source = "yara";
+  f.rule = rule->identifier;
+  f.rule_namespace = rule->ns != nullptr && rule->ns->name != nullptr ? rule->ns->name : "";
+  const char* tag = nullptr;
+  yr_rule_tags_foreach(rule, tag) { f.tags.emplace_back(tag); }
+  std::optional<severity> from_severity, from_score;
+  const YR_META* meta = nullptr;
+  yr_rule_metas_foreach(rule, meta) {
+    const std::string key = meta->identifier;
+    nlohmann::json value;
+    if (meta->type == META_TYPE_INTEGER) {
+      value = meta->integer;
+    } else if (meta->type == META_TYPE_BOOLEAN) {
+      value = meta->integer != 0;
+    } else {
+      // Meta strings come from rule authors: keep them valid UTF-8.
+      value = escape_name(meta->string != nullptr ? meta->string : "");
+    }
+    if (key == "severity" && value.is_string()) {
+      from_severity = parse_severity(value.get<std::string>());
+    } else if (key == "score") {
+      if (value.is_number_integer()) {
+        from_score = severity_from_score(value.get<long long>());
+      } else if (value.is_string()) {
+        try {
+          from_score = severity_from_score(std::stoll(value.get<std::string>()));
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    // Repeated keys (several `reference` lines) become arrays.
+    if (f.meta.contains(key)) {
+      auto& slot = f.meta[key];
+      if (!slot.is_array()) {
+        slot = nlohmann::json::array({slot});
+      }
+      slot.push_back(std::move(value));
+    } else {
+      f.meta[key] = std::move(value);
+    }
+  }
+  f.level = from_severity.value_or(from_score.value_or(severity::medium));
+  return f;
+}
+
+}  // namespace
+
+std::size_t memory_source::read_at(std::uint64_t offset, std::span<std::byte> out) {
+  if (offset >= data_.size()) {
+    return 0;
+  }
+  const std::size_t n = std::min<std::uint64_t>(out.size(), data_.size() - offset);
+  std::memcpy(out.data(), data_.data() + offset, n);
+  return n;
+}
+
+struct object_scanner::impl {
+  const limits& lim;
+  std::shared_ptr<const rule_set> rules;
+  std::size_t block_size;
+  std::size_t overlap;
+  detail::magic_classifier magic;
+  detail::multi_hasher hasher;
+  yr_scanner_ptr yara;
+  std::vector<std::byte> buffer;
+
+  // State of the object being scanned; valid during scan() only.
+  struct current_state {
+    file_entry* entry = nullptr;
+    content_source* source = nullptr;
+    const std::function<void(std::uint64_t)>* on_bytes = nullptr;
+    object_outcome* outcome = nullptr;
+    std::uint64_t total = 0;      // bytes to read
+    std::uint64_t fed_until = 0;  // bytes hashed so far, in order
+    bool feed = true;             // hash while YARA reads
+    bool failed = false;          // a read failed or came up short
+    std::uint64_t cached_base = UINT64_MAX;
+    std::size_t cached_size = 0;
+    YR_MEMORY_BLOCK block{};
+    std::exception_ptr callback_error;
+  } cur;
+
+  impl(const limits& l, std::shared_ptr<const rule_set> r, std::size_t bs, std::size_t ov)
+      : lim(l), rules(std::move(r)), block_size(bs), overlap(std::min(ov, bs / 2)), buffer(bs) {
+    if (rules->yara() != nullptr) {
+      YR_SCANNER* s = nullptr;
+      if (yr_scanner_create(rules->yara(), &s) != ERROR_SUCCESS) {
+        throw scan_error(scan_errc::internal, "yr_scanner_create failed");
+      }
+      yara.reset(s);
+      yr_scanner_set_flags(yara.get(), SCAN_FLAGS_REPORT_RULES_MATCHING);
+      yr_scanner_set_timeout(yara.get(), static_cast<int>(lim.yara_timeout_seconds));
+      yr_scanner_set_callback(yara.get(), &impl::on_yara_message, this);
+    }
+  }
+
+  void add_error(const char* stage, scan_errc code, std::string message) {
+    error_entry e;
+    e.path = cur.entry->path;
+    e.volume = cur.entry->volume;
+    e.stage = stage;
+    e.code = to_string(code);
+    e.message = std::move(message);
+    // Deleted content may simply no longer exist: evidence, not an unread image.
+    e.affects_verdict = !cur.entry->deleted;
+    cur.outcome->errors.push_back(std::move(e));
+  }
+
+  // Reads [offset, offset+out.size()) fully, or records why not. Returns bytes read.
+  std::size_t read_fully(std::uint64_t offset, std::span<std::byte> out) {
+    std::size_t done = 0;
+    try {
+      while (done < out.size()) {
+        const std::size_t n = cur.source->read_at(offset + done, out.subspan(done));
+        if (n == 0) {
+          break;
+        }
+        done += n;
+      }
+    } catch (const scan_error& e) {
+      cur.failed = true;
+      add_error("read", scan_errc::read_failed,
+                "read failed at offset " + std::to_string(offset + done) + ": " + e.what());
+      return done;
+    }
+    if (done < out.size()) {
+      cur.failed = true;
+      add_error("read", scan_errc::short_read,
+                "short read: content ends at byte " + std::to_string(offset + done) + " of " +
+                    std::to_string(cur.total));
+    }
+    return done;
+  }
+
+  void feed(std::uint64_t base, std::span<const std::byte> data) {
+    const std::uint64_t end = base + data.size();
+    if (!cur.feed || end <= cur.fed_until || base > cur.fed_until) {
+      return;
+    }
+    const auto fresh = data.subspan(static_cast<std::size_t>(cur.fed_until - base));
+    hasher.update(fresh);
+    cur.fed_until = end;
+    if (*cur.on_bytes) {
+      (*cur.on_bytes)(fresh.size());
+    }
+  }
+
+  // --- YARA block iterator over the source: blocks of block_size that overlap
+  // by `overlap` bytes, so a match shorter than the overlap that straddles a
+  // boundary lies wholly inside the next block.
+  static YR_MEMORY_BLOCK* iter_first(YR_MEMORY_BLOCK_ITERATOR* it) {
+    auto* self = static_cast<impl*>(it->context);
+    it->last_error = ERROR_SUCCESS;
+    return self->block_at(0);
+  }
+  static YR_MEMORY_BLOCK* iter_next(YR_MEMORY_BLOCK_ITERATOR* it) {
+    auto* self = static_cast<impl*>(it->context);
+    it->last_error = ERROR_SUCCESS;
+    const std::uint64_t prev_end = self->cur.block.base + self->cur.block.size;
+    if (prev_end >= self->cur.total || self->cur.failed) {
+      return nullptr;
+    }
+    return self->block_at(self->cur.block.base + (self->block_size - self->overlap));
+  }
+  static uint64_t iter_size(YR_MEMORY_BLOCK_ITERATOR* it) { return static_cast<impl*>(it->context)->cur.total; }
+  static const uint8_t* fetch(YR_MEMORY_BLOCK* block) {
+    auto* self = static_cast<impl*>(block->context);
+    try {
+      return self->load_block(block->base, block->size);
+    } catch (...) {
+      self->cur.callback_error = std::current_exception();
+      return nullptr;
+    }
+  }
+
+  YR_MEMORY_BLOCK* block_at(std::uint64_t base) {
+    if (base >= cur.total && !(base == 0 && cur.total == 0)) {
+      return nullptr;
+    }
+    cur.block.base = base;
+    cur.block.size = static_cast<std::size_t>(std::min<std::uint64_t>(block_size, cur.total - base));
+    cur.block.context = this;
+    cur.block.fetch_data = &impl::fetch;
+    return &cur.block;
+  }
+
+  const uint8_t* load_block(std::uint64_t base, std::size_t size) {
+    if (base == cur.cached_base && size <= cur.cached_size) {
+      return reinterpret_cast<const uint8_t*>(buffer.data());
+    }
+    std::size_t have = 0;
+    // Sequential step: keep the overlap already in the buffer.
+    if (cur.cached_base != UINT64_MAX && base > cur.cached_base && base < cur.cached_base + cur.cached_size) {
+      have = static_cast<std::size_t>(cur.cached_base + cur.cached_size - base);
+      std::memmove(buffer.data(), buffer.data() + (base - cur.cached_base), have);
+    }
+    const std::size_t got = have < size ? read_fully(base + have, std::span(buffer).subspan(have, size - have)) : 0;
+    const std::size_t valid = have + got;
+    if (valid < size) {
+      // Zero the unread tail so YARA never sees stale bytes.
+      std::memset(buffer.data() + valid, 0, size - valid);
+    }
+    cur.cached_base = base;
+    cur.cached_size = valid;
+    feed(base, std::span(buffer).first(valid));
+    return reinterpret_cast<const uint8_t*>(buffer.data());
+  }
+
+  static int on_yara_message(YR_SCAN_CONTEXT* /*context*/, int message, void* message_data, void* user_data) {
+    auto* self = static_cast<impl*>(user_data);
+    try {
+      if (message == CALLBACK_MSG_RULE_MATCHING) {
+        self->cur.entry->findings.push_back(
+            make_yara_finding(*self->cur.entry, static_cast<const YR_RULE*>(message_data)));
+      } else if (message == CALLBACK_MSG_TOO_MANY_MATCHES) {
+        const auto* string = static_cast<const YR_STRING*>(message_data);
+        error_entry e;
+        e.path = self->cur.entry->path;
+        e.volume = self->cur.entry->volume;
+        e.stage = "yara";
+        e.code = "too_many_matches";
+        e.message = std::string("string ") + (string && string->identifier ? string->identifier : "?") +
+                    " matched too many times; later matches of it were not counted";
+        e.affects_verdict = false;
+        self->cur.outcome->errors.push_back(std::move(e));
+      }
+      return CALLBACK_CONTINUE;
+    } catch (...) {
+      // Never unwind through libyara.
+      self->cur.callback_error = std::current_exception();
+      return CALLBACK_ERROR;
+    }
+  }
+
+  void set_externals(const file_entry& entry) {
+    const std::string name = base_name(entry.path);
+    yr_scanner_define_string_variable(yara.get(), "filename", name.c_str());
+    yr_scanner_define_string_variable(yara.get(), "filepath", dir_name(entry.path).c_str());
+    yr_scanner_define_string_variable(yara.get(), "extension", extension_of(name).c_str());
+    yr_scanner_define_string_variable(yara.get(), "filetype", entry.mime.c_str());
+    yr_scanner_define_string_variable(yara.get(), "owner", "");
+  }
+
+  void report_yara_result(int rc) {
+    if (cur.callback_error) {
+      std::exception_ptr e = std::exchange(cur.callback_error, nullptr);
+      std::rethrow_exception(e);
+    }
+    if (rc == ERROR_SUCCESS) {
+      return;
+    }
+    if (rc == ERROR_SCAN_TIMEOUT) {
+      add_error("yara", scan_errc::yara_timeout,
+                "YARA scan timed out after " + std::to_string(lim.yara_timeout_seconds) + " s; matches may be missing");
+    } else if (rc == ERROR_BLOCK_NOT_READY || cur.failed) {
+      // The read error is already recorded.
+    } else {
+      add_error("yara", scan_errc::yara_failed, "libyara error code " + std::to_string(rc));
+    }
+  }
+
+  void yara_scan_buffer(std::span<const std::byte> data) {
+    set_externals(*cur.entry);
+    const int rc = yr_scanner_scan_mem(yara.get(), reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    report_yara_result(rc);
+  }
+
+  void yara_scan_blocks() {
+    set_externals(*cur.entry);
+    YR_MEMORY_BLOCK_ITERATOR it{};
+    it.context = this;
+    it.first = &impl::iter_first;
+    it.next = &impl::iter_next;
+    it.file_size = &impl::iter_size;
+    const int rc = yr_scanner_scan_mem_blocks(yara.get(), &it);
+    report_yara_result(rc);
+  }
+
+  // Reads (and hashes) whatever YARA did not.
+  void read_rest() {
+    while (cur.fed_until < cur.total && !cur.failed) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(block_size, cur.total - cur.fed_until));
+      const std::uint64_t base = cur.fed_until;
+      const std::size_t got = read_fully(base, std::span(buffer).first(want));
+      cur.cached_base = base;
+      cur.cached_size = got;
+      feed(base, std::span(buffer).first(got));
+      if (got < want) {
+        break;
+      }
+    }
+  }
+
+  void classify_prefix(std::span<const std::byte> prefix) {
+    try {
+      auto m = magic.classify(prefix.first(std::min<std::size_t>(prefix.size(), lim.magic_bytes)));
+      cur.entry->mime = std::move(m.mime);
+      cur.entry->description = escape_name(m.description);
+    } catch (const scan_error& e) {
+      add_error("magic", scan_errc::magic_failed, e.what());
+    }
+  }
+
+  bool known_good_only(const std::vector<hashset_hit>& hits) const {
+    return !hits.empty() && std::all_of(hits.begin(), hits.end(), [](const hashset_hit& h) {
+      return h.kind == hashset_kind::known_good;
+    });
+  }
+
+  void apply_hashsets(const detail::digests& d) {
+    file_entry& entry = *cur.entry;
+    for (const auto& hit : rules->hashsets().lookup(d.md5, d.sha1, d.sha256)) {
+      if (hit.kind == hashset_kind::known_good) {
+        if (std::find(entry.known.begin(), entry.known.end(), hit.set) == entry.known.end()) {
+          entry.known.push_back(hit.set);
+        }
+        continue;
+      }
+      const bool seen = std::any_of(entry.findings.begin(), entry.findings.end(), [&](const finding& f) {
+        return f.source == "hashset" && f.rule_namespace == hit.set;
+      });
+      if (seen) {
+        continue;  // the same set listing md5 and sha256 of one sample is one finding
+      }
+      finding f;
+      f.path = entry.path;
+      f.volume = entry.volume;
+      f.source = "hashset";
+      f.rule = hit.entry.empty() ? hit.set : hit.entry;
+      f.rule_namespace = hit.set;
+      f.level = severity::high;
+      f.tags = {"known-bad"};
+      f.meta = {{"algorithm", hit.algorithm}, {"set", hit.set}};
+      entry.findings.push_back(std::move(f));
+    }
+  }
+
+  void check_extension_stage() {
+    file_entry& entry = *cur.entry;
+    if (auto v = check_extension(base_name(entry.path), entry.mime)) {
+      entry.extension_mismatch = true;
+      finding f;
+      f.path = entry.path;
+      f.volume = entry.volume;
+      f.source = "heuristic";
+      f.rule = "extension_mismatch";
+      f.level = v->level;
+      f.tags = {"masquerading"};
+      f.meta = {{"extension", extension_of(base_name(entry.path))},
+                {"claimed_family", to_string(v->claimed)},
+                {"content_family", to_string(v->actual)},
+                {"mime", entry.mime},
+                {"description", "the file name claims " + std::string(to_string(v->claimed)) +
+                                    " but the content is " + to_string(v->actual)}};
+      entry.findings.push_back(std::move(f));
+    }
+  }
+
+  object_outcome run(file_entry& entry, content_source& source, const std::function<void(std::uint64_t)>& on_bytes) {
+    object_outcome outcome;
+    cur = current_state{};
+    cur.entry = &entry;
+    cur.source = &source;
+    cur.on_bytes = &on_bytes;
+    cur.outcome = &outcome;
+    hasher.reset();
+
+    const std::uint64_t declared = entry.size.value_or(source.size());
+    cur.total = std::min(declared, lim.max_file_bytes);
+    const bool truncated_by_limit = declared > lim.max_file_bytes;
+    const bool have_yara = yara != nullptr;
+    const bool can_skip_known = lim.skip_yara_for_known_good && rules->hashsets().size() > 0;
+
+    std::optional<detail::digests> early_digests;
+    if (cur.total <= block_size) {
+      // Small object: one buffer serves every stage.
+      const std::size_t n = read_fully(0, std::span(buffer).first(static_cast<std::size_t>(cur.total)));
+      cur.cached_base = 0;
+      cur.cached_size = n;
+      feed(0, std::span(buffer).first(n));
+      const auto data = std::span<const std::byte>(buffer).first(n);
+      classify_prefix(data);
+      bool skip_yara = false;
+      if (can_skip_known && !cur.failed && !truncated_by_limit) {
+        early_digests = hasher.finish();
+        skip_yara = known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
+      }
+      if (have_yara && !skip_yara) {
+        yara_scan_buffer(data);
+      }
+    } else {
+      // Large object: read the first block for libmagic, then let YARA pull
+      // overlapping blocks while the hashes are fed in order.
+      bool skip_yara = false;
+      if (can_skip_known && !truncated_by_limit) {
+        // Knowing the hash first costs a separate pass, which only this option asks for.
+        read_rest();
+        if (!cur.failed) {
+          early_digests = hasher.finish();
+          skip_yara = known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
+        }
+        cur.feed = false;
+        cur.cached_base = UINT64_MAX;
+      }
+      const std::uint8_t* first = load_block(0, block_size);
+      classify_prefix(std::span(reinterpret_cast<const std::byte*>(first), cur.cached_size));
+      if (have_yara && !skip_yara && !cur.failed) {
+        yara_scan_blocks();
+      }
+      read_rest();
+    }
+
+    entry.bytes_read = cur.fed_until;
+    entry.content_complete = !cur.failed && !truncated_by_limit && entry.bytes_read == declared;
+    if (truncated_by_limit) {
+      entry.skipped = "content past max_file_bytes (" + std::to_string(lim.max_file_bytes) + ") not read";
+      outcome.limits.push_back({"max_file_bytes", std::to_string(lim.max_file_bytes), entry.path, entry.volume});
+    }
+    if (entry.content_complete) {
+      const detail::digests d = early_digests ? *early_digests : hasher.finish();
+      entry.md5 = to_hex(d.md5);
+      entry.sha1 = to_hex(d.sha1);
+      entry.sha256 = to_hex(d.sha256);
+      apply_hashsets(d);
+    }
+    check_extension_stage();
+    return outcome;
+  }
+};
+
+object_scanner::object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules, std::size_t block_size,
+                               std::size_t overlap)
+    : impl_(std::make_unique<impl>(lim, std::move(rules), block_size, overlap)) {}
+
+object_scanner::~object_scanner() = default;
+
+object_outcome object_scanner::scan(file_entry& entry, content_source& source,
+                                    const std::function<void(std::uint64_t)>& on_bytes) {
+  return impl_->run(entry, source, on_bytes);
+}
+
+}  // namespace borderscan::scanner

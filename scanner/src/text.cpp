@@ -1,0 +1,116 @@
+#include "borderscan/scanner/text.hpp"
+
+#include <array>
+#include <ctime>
+
+namespace borderscan::scanner {
+namespace {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid
+// (overlong forms, surrogates and code points past U+10FFFF are invalid).
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) {
+    return 1;
+  }
+  std::size_t len = 0;
+  std::uint32_t cp = 0;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2;
+    cp = b0 & 0x1F;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3;
+    cp = b0 & 0x0F;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4;
+    cp = b0 & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) {
+    return 0;
+  }
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) {
+      return 0;
+    }
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  static constexpr std::array<std::uint32_t, 5> min_for_len{0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return 0;
+  }
+  return len;
+}
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+}  // namespace
+
+std::string escape_name(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  for (std::size_t i = 0; i < raw.size();) {
+    if (raw[i] == '\\') {
+      out += "\\\\";
+      ++i;
+      continue;
+    }
+    const std::size_t len = utf8_sequence_length(raw, i);
+    if (len == 0) {
+      const auto b = static_cast<unsigned char>(raw[i]);
+      out += "\\x";
+      out += hex_digits[b >> 4];
+      out += hex_digits[b & 0xF];
+      ++i;
+      continue;
+    }
+    out.append(raw.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
+std::string to_hex(std::span<const std::uint8_t> bytes) {
+  std::string out(bytes.size() * 2, '0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = hex_digits[bytes[i] >> 4];
+    out[2 * i + 1] = hex_digits[bytes[i] & 0xF];
+  }
+  return out;
+}
+
+bool from_hex(std::string_view hex, std::span<std::uint8_t> out) {
+  if (hex.size() != out.size() * 2) {
+    return false;
+  }
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(hex[2 * i]);
+    const int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
+    out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+  }
+  return true;
+}
+
+std::string iso8601(std::int64_t unix_seconds) {
+  std::tm tm{};
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  if (gmtime_r(&t, &tm) == nullptr) {
+    return {};
+  }
+  char buf[32];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf, n);
+}
+
+}  // namespace borderscan::scanner

@@ -1,0 +1,592 @@
+#include "tsk_image.hpp"
+
+#include <tsk/libtsk.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/text.hpp"
+
+namespace borderscan::scanner::detail {
+namespace {
+
+std::string tsk_reason() {
+  const char* s = tsk_error_get_errstr();
+  std::string out = (s != nullptr && *s != '\0') ? s : "unknown libtsk error";
+  // libtsk messages end with newlines and may carry raw bytes from the image.
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+    out.pop_back();
+  }
+  std::replace(out.begin(), out.end(), '\n', ' ');
+  return escape_name(out);
+}
+
+std::string filesystem_name(TSK_FS_TYPE_ENUM t) {
+  if (TSK_FS_TYPE_ISHFS(t)) {
+    return "hfs+";  // libtsk reads HFS+ and HFSX only
+  }
+  const char* n = tsk_fs_type_toname(t);
+  return n != nullptr ? n : "unknown";
+}
+
+// $BadClus is MFT entry 8 on every NTFS volume.
+constexpr std::uint64_t NTFS_BADCLUS_INODE = 8;
+
+std::optional<std::int64_t> known_time(std::int64_t t) {
+  return t != 0 ? std::optional<std::int64_t>(t) : std::nullopt;
+}
+
+class fs_stream_source final : public content_source {
+ public:
+  fs_stream_source(TSK_FS_FILE* file, const TSK_FS_ATTR* attr) : file_(file), attr_(attr) {}
+  ~fs_stream_source() override { tsk_fs_file_close(file_); }
+  std::uint64_t size() const override { return attr_ != nullptr ? static_cast<std::uint64_t>(attr_->size) : 0; }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    if (attr_ == nullptr || offset >= size() || out.empty()) {
+      return 0;
+    }
+    tsk_error_reset();
+    const ssize_t n = tsk_fs_attr_read(attr_, static_cast<TSK_OFF_T>(offset), reinterpret_cast<char*>(out.data()),
+                                       out.size(), TSK_FS_FILE_READ_FLAG_NONE);
+    if (n < 0) {
+      throw scan_error(scan_errc::read_failed, tsk_reason());
+    }
+    return static_cast<std::size_t>(n);
+  }
+
+ private:
+  TSK_FS_FILE* file_;
+  const TSK_FS_ATTR* attr_;
+};
+
+class volume_head_source final : public content_source {
+ public:
+  volume_head_source(TSK_IMG_INFO* img, std::uint64_t offset, std::uint64_t length)
+      : img_(img), offset_(offset), length_(length) {}
+  std::uint64_t size() const override { return length_; }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    if (offset >= length_) {
+      return 0;
+    }
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), length_ - offset));
+    tsk_error_reset();
+    const ssize_t n = tsk_img_read(img_, static_cast<TSK_OFF_T>(offset_ + offset), reinterpret_cast<char*>(out.data()), want);
+    if (n < 0) {
+      throw scan_error(scan_errc::read_failed, tsk_reason());
+    }
+    return static_cast<std::size_t>(n);
+  }
+
+ private:
+  TSK_IMG_INFO* img_;
+  std::uint64_t offset_, length_;
+};
+
+struct dir_key {
+  TSK_INUM_T inode;
+  std::optional<TSK_DADDR_T> first_block;
+};
+
+struct ancestor {
+  dir_key key;
+  std::string path;
+};
+
+// The walk over one file system, with loop protection by inode and by the
+// first data block (FAT directory "inodes" are entry slots, so two entries can
+// name the same cluster with different inodes).
+class fs_walker {
+ public:
+  fs_walker(TSK_FS_INFO* fs, volume_plan& volume, const limits& lim, walk_sink& sink)
+      : fs_(fs), volume_(volume), lim_(lim), sink_(sink) {}
+
+  void run() {
+    std::vector<ancestor> ancestors;
+    ancestors.push_back({{fs_->root_inum, std::nullopt}, "/"});
+    walk_dir(fs_->root_inum, "", ancestors);
+    if (!saw_orphan_dir_ && !stopped_) {
+      // Some file systems do not list the virtual orphan folder in the root.
+      walk_dir(TSK_FS_ORPHANDIR_INUM(fs_), "/$OrphanFiles", ancestors, /*quiet=*/true);
+    }
+  }
+
+ private:
+  void error(const std::string& path, const std::string& code, std::string message, bool affects) {
+    error_entry e;
+    e.path = path;
+    e.volume = volume_.entry.index;
+    e.stage = "walk";
+    e.code = code;
+    e.message = std::move(message);
+    e.affects_verdict = affects;
+    sink_.error(std::move(e));
+  }
+
+  bool should_stop() {
+    if (stopped_) {
+      return true;
+    }
+    if (sink_.stop && sink_.stop()) {
+      stopped_ = true;
+    }
+    return stopped_;
+  }
+
+  bool count_entry(const std::string& path) {
+    if (++entries_ > lim_.max_files) {
+      sink_.limit({"max_files", std::to_string(lim_.max_files), path, volume_.entry.index});
+      stopped_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  static dir_key key_of(TSK_FS_FILE* f) {
+    dir_key key{f->meta != nullptr ? f->meta->addr : f->name->meta_addr, std::nullopt};
+    const TSK_FS_ATTR* attr = tsk_fs_file_attr_get(f);
+    if (attr != nullptr && (attr->flags & TSK_FS_ATTR_NONRES) && attr->nrd.run != nullptr &&
+        !(attr->nrd.run->flags & (TSK_FS_ATTR_RUN_FLAG_SPARSE | TSK_FS_ATTR_RUN_FLAG_FILLER))) {
+      key.first_block = attr->nrd.run->addr;
+    }
+    tsk_error_reset();
+    return key;
+  }
+
+  void walk_dir(TSK_INUM_T addr, const std::string& path, std::vector<ancestor>& ancestors, bool quiet = false) {
+    if (should_stop()) {
+      return;
+    }
+    tsk_error_reset();
+    TSK_FS_DIR* dir = tsk_fs_dir_open_meta(fs_, addr);
+    if (dir == nullptr) {
+      if (!quiet) {
+        const bool deleted_dir = ancestors.size() > 1 && deleted_stack_;
+        error(path.empty() ? "/" : path, "directory_unreadable", "cannot list directory: " + tsk_reason(), !deleted_dir);
+      }
+      return;
+    }
+    const std::size_t count = tsk_fs_dir_getsize(dir);
+    for (std::size_t i = 0; i < count && !should_stop(); ++i) {
+      TSK_FS_FILE* f = tsk_fs_dir_get(dir, i);
+      if (f == nullptr) {
+        error(path.empty() ? "/" : path, "entry_unreadable", "cannot read directory entry: " + tsk_reason(), true);
+        continue;
+      }
+      // tsk_fs_dir_get drops the metadata of a deleted NTFS name whose MFT
+      // sequence moved on; load it with the name in place, as tsk_fs_dir_walk
+      // does, so deleted files keep their size and content.
+      // tsk_fs_dir_get drops the metadata of a deleted NTFS name whose MFT
+      // sequence moved on; load it by address, as fls does, so deleted files
+      // keep their size and content.
+      TSK_FS_FILE* meta_file = f;
+      TSK_FS_FILE* loaded = nullptr;
+      if (f->meta == nullptr && f->name != nullptr &&
+          (f->name->meta_addr != 0 || (f->name->flags & TSK_FS_NAME_FLAG_ALLOC))) {
+        loaded = tsk_fs_file_open_meta(fs_, nullptr, f->name->meta_addr);
+        tsk_error_reset();
+        meta_file = loaded;
+      }
+      visit(f->name, meta_file != nullptr && meta_file->meta != nullptr ? meta_file : nullptr, path, ancestors);
+      if (loaded != nullptr) {
+        tsk_fs_file_close(loaded);
+      }
+      tsk_fs_file_close(f);
+    }
+    tsk_fs_dir_close(dir);
+  }
+
+  // nm: the directory entry; f: the file with its metadata loaded, or null.
+  void visit(const TSK_FS_NAME* nm, TSK_FS_FILE* f, const std::string& parent, std::vector<ancestor>& ancestors) {
+    if (nm == nullptr || nm->name == nullptr) {
+      return;
+    }
+    const std::string_view raw(nm->name);
+    if (raw == "." || raw == "..") {
+      return;
+    }
+    const TSK_FS_META* meta = f != nullptr ? f->meta : nullptr;
+    const bool is_virtual = nm->type == TSK_FS_NAME_TYPE_VIRT || (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT);
+    if (is_virtual) {
+      // TSK-made views of file-system areas ($MBR, $FAT1, ...), and the FAT volume label.
+      constexpr std::string_view label_suffix = " (Volume Label Entry)";
+      if (raw.ends_with(label_suffix) && !volume_.entry.label) {
+        volume_.entry.label = escape_name(raw.substr(0, raw.size() - label_suffix.size()));
+      }
+      return;
+    }
+    const std::string path = parent + "/" + escape_name(raw);
+    if (!count_entry(path)) {
+      return;
+    }
+    const bool is_dir = meta != nullptr ? TSK_FS_IS_DIR_META(meta->type) : TSK_FS_IS_DIR_NAME(nm->type);
+    if (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT_DIR && raw == "$OrphanFiles") {
+      saw_orphan_dir_ = true;
+    }
+
+    file_entry e;
+    e.path = path;
+    e.volume = volume_.entry.index;
+    e.inode = meta != nullptr ? meta->addr : nm->meta_addr;
+    e.deleted = (nm->flags & TSK_FS_NAME_FLAG_UNALLOC) || (meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC)) ||
+                deleted_stack_;
+    if (meta != nullptr) {
+      e.size = static_cast<std::uint64_t>(std::max<TSK_OFF_T>(meta->size, 0));
+      e.times.mtime = known_time(meta->mtime);
+      e.times.atime = known_time(meta->atime);
+      e.times.ctime = known_time(meta->ctime);
+      e.times.crtime = known_time(meta->crtime);
+    }
+    if (is_dir) {
+      e.type = "directory";
+    } else if ((meta != nullptr && meta->type == TSK_FS_META_TYPE_LNK) || nm->type == TSK_FS_NAME_TYPE_LNK) {
+      e.type = "symlink";
+    } else if ((meta != nullptr && meta->type == TSK_FS_META_TYPE_REG) || nm->type == TSK_FS_NAME_TYPE_REG ||
+               (meta == nullptr && nm->type == TSK_FS_NAME_TYPE_UNDEF)) {
+      e.type = "regular";
+    } else {
+      e.type = "other";
+    }
+
+    if (is_dir) {
+      const bool was_deleted = deleted_stack_;
+      const bool deleted_here = e.deleted;
+      sink_.item({std::move(e), std::nullopt});
+      // A deleted name whose metadata now belongs to another directory would
+      // list that directory's children under the wrong path: libtsk skips it too.
+      const bool name_alloc = nm->flags & TSK_FS_NAME_FLAG_ALLOC;
+      const bool meta_unalloc = meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC);
+      if (meta != nullptr && (name_alloc || meta_unalloc)) {
+        descend(f, path, deleted_here, ancestors);
+      } else if (meta != nullptr) {
+        sink_.warning("deleted directory " + path + " (volume " + std::to_string(volume_.entry.index) +
+                      ") points to metadata now used by another directory; not descended");
+      }
+      deleted_stack_ = was_deleted;
+      return;
+    }
+    if (meta == nullptr) {
+      e.skipped = "name only: the entry points to no readable metadata (inode " + std::to_string(nm->meta_addr) + ")";
+      if (!e.deleted) {
+        error(path, "metadata_unreadable", "allocated name without readable metadata", true);
+      }
+      sink_.item({std::move(e), std::nullopt});
+      return;
+    }
+    if (e.type != "regular" && e.type != "symlink") {
+      sink_.item({std::move(e), std::nullopt});  // devices, sockets, fifos: nothing to read
+      return;
+    }
+    emit_streams(f, std::move(e));
+  }
+
+  // One item per data stream: the default one keeps the path, named NTFS
+  // streams become "path:name" and an HFS+ resource fork "path:rsrc".
+  void emit_streams(TSK_FS_FILE* f, file_entry e) {
+    tsk_error_reset();
+    const int n = tsk_fs_file_attr_getsize(f);
+    std::optional<std::uint16_t> default_id;
+    std::vector<std::pair<std::string, const TSK_FS_ATTR*>> extra;
+    bool typed = false;
+    for (int k = 0; k < n; ++k) {
+      const TSK_FS_ATTR* attr = tsk_fs_file_attr_get_idx(f, k);
+      if (attr == nullptr) {
+        continue;
+      }
+      if (attr->type == TSK_FS_ATTR_TYPE_NTFS_DATA) {
+        typed = true;
+        const char* an = attr->name;
+        if (an == nullptr || *an == '\0' || std::strcmp(an, "$Data") == 0) {
+          default_id = attr->id;
+        } else {
+          extra.emplace_back(":" + escape_name(an), attr);
+        }
+      } else if (attr->type == TSK_FS_ATTR_TYPE_HFS_DATA) {
+        typed = true;
+        default_id = attr->id;
+      } else if (attr->type == TSK_FS_ATTR_TYPE_HFS_RSRC) {
+        typed = true;
+        extra.emplace_back(":rsrc", attr);
+      }
+    }
+    if (!typed) {
+      if (const TSK_FS_ATTR* attr = tsk_fs_file_attr_get(f)) {
+        default_id = attr->id;
+      }
+    }
+    tsk_error_reset();
+    const std::uint64_t inode = e.inode.value_or(0);
+    for (const auto& [suffix, attr] : extra) {
+      file_entry s = e;
+      s.path += suffix;
+      s.size = static_cast<std::uint64_t>(std::max<TSK_OFF_T>(attr->size, 0));
+      if (!count_entry(s.path)) {
+        return;
+      }
+      if (TSK_FS_TYPE_ISNTFS(fs_->ftype) && inode == NTFS_BADCLUS_INODE && suffix == ":$Bad") {
+        // A sparse stream as large as the volume that maps bad clusters: no content of its own.
+        s.skipped = "NTFS bad-cluster map: sparse, volume-sized, no file content";
+        sink_.item({std::move(s), std::nullopt});
+        continue;
+      }
+      sink_.item({std::move(s), content_ref{content_ref::kind::file_stream, inode, attr->id, 0}});
+    }
+    sink_.item({std::move(e), content_ref{content_ref::kind::file_stream, inode, default_id, 0}});
+  }
+
+  void descend(TSK_FS_FILE* f, const std::string& path, bool deleted, std::vector<ancestor>& ancestors) {
+    const dir_key key = key_of(f);
+    for (const auto& a : ancestors) {
+      const bool same_inode = a.key.inode == key.inode;
+      const bool same_block = a.key.first_block && key.first_block && *a.key.first_block == *key.first_block;
+      if (same_inode || same_block) {
+        sink_.warning("directory loop: " + path + " (volume " + std::to_string(volume_.entry.index) +
+                      ") leads back to " + a.path + "; not descended again");
+        return;
+      }
+    }
+    if (ancestors.size() > lim_.max_directory_depth) {
+      sink_.limit({"max_directory_depth", std::to_string(lim_.max_directory_depth), path, volume_.entry.index});
+      return;
+    }
+    if (ancestors.size() == 1 && ancestors.front().key.first_block == std::nullopt) {
+      // Learn the root's first block lazily, so entries pointing at it are caught.
+      TSK_FS_FILE* root = tsk_fs_file_open_meta(fs_, nullptr, fs_->root_inum);
+      if (root != nullptr) {
+        ancestors.front().key = key_of(root);
+        tsk_fs_file_close(root);
+      }
+      tsk_error_reset();
+      for (const auto& a : ancestors) {
+        if (a.key.first_block && key.first_block && *a.key.first_block == *key.first_block) {
+          sink_.warning("directory loop: " + path + " (volume " + std::to_string(volume_.entry.index) +
+                        ") leads back to /; not descended again");
+          return;
+        }
+      }
+    }
+    deleted_stack_ = deleted;
+    ancestors.push_back({key, path});
+    walk_dir(key.inode, path, ancestors);
+    ancestors.pop_back();
+  }
+
+  TSK_FS_INFO* fs_;
+  volume_plan& volume_;
+  const limits& lim_;
+  walk_sink& sink_;
+  std::uint64_t entries_ = 0;
+  bool stopped_ = false;
+  bool saw_orphan_dir_ = false;
+  bool deleted_stack_ = false;  // inside a deleted directory: everything below is deleted too
+};
+
+}  // namespace
+
+tsk_image::tsk_image(const std::vector<std::filesystem::path>& segments) {
+  std::vector<std::string> names;
+  for (const auto& s : segments) {
+    names.push_back(s.string());
+  }
+  std::vector<const char*> ptrs;
+  for (const auto& n : names) {
+    ptrs.push_back(n.c_str());
+  }
+  tsk_error_reset();
+  img_ = tsk_img_open_utf8(static_cast<int>(ptrs.size()), ptrs.data(), TSK_IMG_TYPE_DETECT, 0);
+  if (img_ == nullptr) {
+    throw scan_error(scan_errc::image_open_failed, "libtsk cannot open the image: " + tsk_reason());
+  }
+  if (img_->size <= 0) {
+    tsk_img_close(img_);
+    img_ = nullptr;
+    throw scan_error(scan_errc::image_empty, "image is empty (no partition table, no file system)");
+  }
+}
+
+tsk_image::~tsk_image() {
+  for (auto& [index, fs] : fs_) {
+    tsk_fs_close(fs);
+  }
+  if (img_ != nullptr) {
+    tsk_img_close(img_);
+  }
+}
+
+std::uint64_t tsk_image::size() const { return static_cast<std::uint64_t>(img_->size); }
+
+std::string tsk_image::format() const {
+  const char* n = tsk_img_type_toname(img_->itype);
+  return n != nullptr ? n : "unknown";
+}
+
+std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
+  std::vector<volume_plan> out;
+  const std::uint64_t image_size = size();
+
+  auto open_fs = [&](volume_plan& plan) {
+    if (plan.entry.offset >= image_size) {
+      plan.entry.error = "partition starts beyond the end of the image";
+      return;
+    }
+    tsk_error_reset();
+    TSK_FS_INFO* fs = tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(plan.entry.offset), TSK_FS_TYPE_DETECT);
+    if (fs == nullptr) {
+      const std::string why = tsk_reason();
+      // libtsk classifies FAT by cluster count and rejects undersized FAT32;
+      // the boot sector still says what it is, so try the FAT types by name.
+      for (TSK_FS_TYPE_ENUM t : {TSK_FS_TYPE_FAT32, TSK_FS_TYPE_FAT16, TSK_FS_TYPE_FAT12}) {
+        tsk_error_reset();
+        fs = tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(plan.entry.offset), t);
+        if (fs != nullptr) {
+          plan.entry.notes.push_back("file system auto-detection failed (" + why + "); opened with explicit type " +
+                                     filesystem_name(t));
+          break;
+        }
+      }
+      if (fs == nullptr) {
+        plan.entry.error = "no recognised file system: " + why;
+        tsk_error_reset();
+        return;
+      }
+    }
+    plan.fs_type = fs->ftype;
+    plan.entry.filesystem = filesystem_name(fs->ftype);
+    fs_[plan.entry.index] = fs;
+  };
+
+  tsk_error_reset();
+  TSK_VS_INFO* vs = tsk_vs_open(img_, 0, TSK_VS_TYPE_DETECT);
+  if (vs != nullptr) {
+    std::string scheme = tsk_vs_type_toname(vs->vstype) ? tsk_vs_type_toname(vs->vstype) : "unknown";
+    if (scheme == "dos") {
+      scheme = "mbr";
+    }
+    for (TSK_PNUM_T i = 0; i < vs->part_count; ++i) {
+      const TSK_VS_PART_INFO* part = tsk_vs_part_get(vs, i);
+      if (part == nullptr || !(part->flags & TSK_VS_PART_FLAG_ALLOC)) {
+        continue;
+      }
+      volume_plan plan;
+      plan.entry.index = static_cast<std::uint32_t>(out.size());
+      plan.entry.scheme = scheme;
+      plan.entry.description = escape_name(part->desc != nullptr ? part->desc : "");
+      const std::uint64_t bs = vs->block_size;
+      // Table values are untrusted: saturate instead of overflowing.
+      plan.entry.offset = part->start > UINT64_MAX / bs ? UINT64_MAX : part->start * bs;
+      plan.entry.length = part->len > UINT64_MAX / bs ? UINT64_MAX : part->len * bs;
+      if (plan.entry.offset < image_size && plan.entry.length > image_size - plan.entry.offset) {
+        const std::uint64_t missing = plan.entry.length - (image_size - plan.entry.offset);
+        plan.entry.notes.push_back("partition extends " + std::to_string(missing) + " bytes past the end of the image");
+        sink.warning("volume " + std::to_string(plan.entry.index) + ": partition extends past the end of the image");
+      }
+      open_fs(plan);
+      out.push_back(std::move(plan));
+    }
+    tsk_vs_close(vs);
+    if (!out.empty()) {
+      return out;
+    }
+    sink.warning("partition table lists no allocated partition; scanning the whole image as one volume");
+  }
+  tsk_error_reset();
+  volume_plan whole;
+  whole.entry.index = 0;
+  whole.entry.scheme = "none";
+  whole.entry.offset = 0;
+  whole.entry.length = image_size;
+  whole.entry.description = "whole image";
+  open_fs(whole);
+  if (!whole.entry.filesystem) {
+    whole.entry.error = "no partition table and " + *whole.entry.error;
+  }
+  out.push_back(std::move(whole));
+  return out;
+}
+
+void tsk_image::walk(volume_plan& volume, const limits& lim, walk_sink& sink) {
+  if (volume.fs_type == 0) {
+    if (volume.entry.offset >= size() || volume.entry.length == 0) {
+      return;
+    }
+    // No file system: look at the head, where encrypted containers and
+    // unknown formats keep their headers.
+    const std::uint64_t available = std::min(volume.entry.length, size() - volume.entry.offset);
+    const std::uint64_t head = std::min<std::uint64_t>(available, lim.raw_volume_head_bytes);
+    std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(head, 1 << 20)));
+    bool all_zero = true;
+    for (std::uint64_t off = 0; off < head && all_zero;) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), head - off));
+      const ssize_t n = tsk_img_read(img_, static_cast<TSK_OFF_T>(volume.entry.offset + off), buf.data(), want);
+      if (n <= 0) {
+        break;
+      }
+      all_zero = std::all_of(buf.begin(), buf.begin() + n, [](char c) { return c == 0; });
+      off += static_cast<std::uint64_t>(n);
+    }
+    tsk_error_reset();
+    if (all_zero) {
+      volume.entry.notes.push_back("no file system; the first " + std::to_string(head) + " bytes are zero");
+      return;
+    }
+    error_entry err;
+    err.volume = volume.entry.index;
+    err.stage = "volume";
+    err.code = "no_filesystem";
+    err.message = *volume.entry.error + "; the volume holds data that could not be examined as files";
+    sink.error(std::move(err));
+    file_entry e;
+    e.path = "$volume-head";
+    e.volume = volume.entry.index;
+    e.size = head;
+    e.type = "raw";
+    sink.item({std::move(e), content_ref{content_ref::kind::volume_head, 0, std::nullopt, head}});
+    return;
+  }
+  TSK_FS_INFO* fs = fs_for(volume);
+  if (fs == nullptr) {
+    return;
+  }
+  fs_walker walker(fs, volume, lim, sink);
+  walker.run();
+}
+
+TSK_FS_INFO* tsk_image::fs_for(const volume_plan& volume) {
+  if (auto it = fs_.find(volume.entry.index); it != fs_.end()) {
+    return it->second;
+  }
+  tsk_error_reset();
+  TSK_FS_INFO* fs = tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(volume.entry.offset),
+                                    static_cast<TSK_FS_TYPE_ENUM>(volume.fs_type));
+  if (fs == nullptr) {
+    throw scan_error(scan_errc::read_failed, "cannot reopen the file system of volume " +
+                                                 std::to_string(volume.entry.index) + ": " + tsk_reason());
+  }
+  fs_[volume.entry.index] = fs;
+  return fs;
+}
+
+std::unique_ptr<content_source> tsk_image::open(const volume_plan& volume, const content_ref& ref) {
+  if (ref.what == content_ref::kind::volume_head) {
+    return std::make_unique<volume_head_source>(img_, volume.entry.offset, ref.length);
+  }
+  TSK_FS_INFO* fs = fs_for(volume);
+  tsk_error_reset();
+  TSK_FS_FILE* file = tsk_fs_file_open_meta(fs, nullptr, ref.inode);
+  if (file == nullptr) {
+    throw scan_error(scan_errc::read_failed, "cannot open inode " + std::to_string(ref.inode) + ": " + tsk_reason());
+  }
+  const TSK_FS_ATTR* attr = ref.attr_id ? tsk_fs_file_attr_get_id(file, *ref.attr_id) : tsk_fs_file_attr_get(file);
+  if (attr == nullptr) {
+    const bool empty = file->meta == nullptr || file->meta->size == 0;
+    if (!empty) {
+      const std::string why = tsk_reason();
+      tsk_fs_file_close(file);
+      throw scan_error(scan_errc::read_failed, "no data attribute for inode " + std::to_string(ref.inode) + ": " + why);
+    }
+  }
+  tsk_error_reset();
+  return std::make_unique<fs_stream_source>(file, attr);
+}
+
+}  // namespace borderscan::scanner::detail

@@ -1,0 +1,81 @@
+#pragma once
+// libtsk side of a scan: open the image, find volumes and file systems, walk
+// every name (allocated and deleted), and read content per thread.
+// TSK handles are not shared between threads: the walker and each worker open
+// their own (TSK's error slot is per thread too).
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "borderscan/scanner/limits.hpp"
+#include "borderscan/scanner/object_scanner.hpp"
+#include "borderscan/scanner/report.hpp"
+
+struct TSK_IMG_INFO;
+struct TSK_FS_INFO;
+struct TSK_FS_FILE;
+
+namespace borderscan::scanner::detail {
+
+// Where a file system lives and how to open it again in another thread.
+struct volume_plan {
+  volume_entry entry;
+  int fs_type = 0;  // TSK_FS_TYPE_ENUM resolved at discovery; 0 = none
+};
+
+// Content to scan: one data stream of one file, or the head of a raw volume.
+struct content_ref {
+  enum class kind { file_stream, volume_head } what = kind::file_stream;
+  std::uint64_t inode = 0;
+  std::optional<std::uint16_t> attr_id;  // stream; default stream when empty
+  std::uint64_t length = 0;              // volume_head: bytes to scan
+};
+
+struct walk_item {
+  file_entry entry;
+  std::optional<content_ref> content;  // nothing to read for directories and name-only entries
+};
+
+struct walk_sink {
+  std::function<void(walk_item&&)> item;
+  std::function<void(error_entry&&)> error;
+  std::function<void(std::string&&)> warning;
+  std::function<void(limit_hit&&)> limit;
+  std::function<bool()> stop;  // checked between entries
+};
+
+class tsk_image {
+ public:
+  // Throws scan_error(image_open_failed / image_empty) with libtsk's reason.
+  explicit tsk_image(const std::vector<std::filesystem::path>& segments);
+  ~tsk_image();
+  tsk_image(const tsk_image&) = delete;
+  tsk_image& operator=(const tsk_image&) = delete;
+
+  std::uint64_t size() const;
+  std::string format() const;
+
+  // Volume system (MBR/GPT) or the whole image; each volume's file system
+  // opened (with explicit FAT types when auto-detection fails).
+  std::vector<volume_plan> discover_volumes(walk_sink& sink);
+
+  // Lists every entry of one volume's file system, or the raw head of a
+  // volume without one.
+  void walk(volume_plan& volume, const limits& lim, walk_sink& sink);
+
+  // Opens a content source for one item on this thread's handles.
+  std::unique_ptr<content_source> open(const volume_plan& volume, const content_ref& ref);
+
+ private:
+  TSK_FS_INFO* fs_for(const volume_plan& volume);
+  TSK_IMG_INFO* img_ = nullptr;
+  std::map<std::uint32_t, TSK_FS_INFO*> fs_;
+};
+
+}  // namespace borderscan::scanner::detail

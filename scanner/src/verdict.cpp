@@ -1,0 +1,99 @@
+// Verdict, score and summary of a finished report.
+#include <algorithm>
+#include <tuple>
+
+#include "borderscan/scanner/report.hpp"
+
+namespace borderscan::scanner {
+namespace {
+
+int severity_weight(severity s) {
+  switch (s) {
+    case severity::info: return 0;
+    case severity::low: return 20;
+    case severity::medium: return 50;
+    case severity::high: return 80;
+    case severity::critical: return 100;
+  }
+  return 50;
+}
+
+auto volume_key(const std::optional<std::uint32_t>& v) { return v ? static_cast<std::int64_t>(*v) : -1; }
+
+}  // namespace
+
+void finalize(report& r, severity flag_threshold) {
+  std::sort(r.files.begin(), r.files.end(), [](const file_entry& a, const file_entry& b) {
+    return std::tie(a.volume, a.path, a.inode) < std::tie(b.volume, b.path, b.inode);
+  });
+  std::stable_sort(r.errors.begin(), r.errors.end(), [](const error_entry& a, const error_entry& b) {
+    return std::make_tuple(volume_key(a.volume), a.path) < std::make_tuple(volume_key(b.volume), b.path);
+  });
+
+  // Image-level findings (no file) stay; file findings are gathered from files.
+  std::vector<finding> all;
+  for (auto& f : r.findings) {
+    all.push_back(std::move(f));
+  }
+  scan_summary s;
+  for (const auto& f : r.files) {
+    if (f.type == "directory") {
+      ++s.directories;
+    } else {
+      ++s.files;
+    }
+    s.deleted += f.deleted ? 1 : 0;
+    s.bytes += f.bytes_read;
+    if (!f.mime.empty()) {
+      ++s.by_mime[f.mime];
+    }
+    ++s.by_type[f.type];
+    bool flagged = false;
+    for (const auto& fi : f.findings) {
+      all.push_back(fi);
+      flagged = flagged || fi.level >= flag_threshold;
+    }
+    s.flagged_files += flagged ? 1 : 0;
+  }
+  std::stable_sort(all.begin(), all.end(), [](const finding& a, const finding& b) {
+    return std::make_tuple(volume_key(a.volume), a.path, a.rule) < std::make_tuple(volume_key(b.volume), b.path, b.rule);
+  });
+  r.findings = std::move(all);
+  s.findings = r.findings.size();
+  s.errors = r.errors.size();
+  s.limits_hit = r.limits_hit.size();
+  r.summary = std::move(s);
+
+  int score = 0;
+  bool flagged = false;
+  int above_info = 0;
+  for (const auto& f : r.findings) {
+    score = std::max(score, severity_weight(f.level));
+    flagged = flagged || f.level >= flag_threshold;
+    above_info += f.level > severity::info ? 1 : 0;
+  }
+  // More independent findings raise the score a little, never past 100.
+  r.score = std::min(100, score + std::max(0, above_info - 1));
+
+  const bool image_unusable = r.result == verdict::error;
+  const bool unread = std::any_of(r.errors.begin(), r.errors.end(), [](const error_entry& e) { return e.affects_verdict; });
+  if (image_unusable) {
+    // verdict_reason was set where the image failed to open.
+    return;
+  }
+  if (flagged) {
+    r.result = verdict::flagged;
+    r.verdict_reason = "findings at or above severity " + std::string(to_string(flag_threshold));
+  } else if (!r.limits_hit.empty()) {
+    r.result = verdict::incomplete;
+    r.verdict_reason = "limit hit: " + r.limits_hit.front().limit;
+  } else if (unread) {
+    r.result = verdict::incomplete;
+    r.verdict_reason = "part of the image could not be read";
+  } else {
+    r.result = verdict::clean;
+    r.verdict_reason = "no findings at or above severity " + std::string(to_string(flag_threshold));
+  }
+}
+
+}  // namespace borderscan::scanner
