@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "borderscan/scanner/archive.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/object_scanner.hpp"
 #include "borderscan/scanner/text.hpp"
@@ -119,21 +120,16 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     return fail("no image given");
   }
   std::error_code ec;
-  std::uint64_t stored = 0;
+  std::uint64_t named_bytes = 0;
   for (const auto& s : segments) {
     const auto n = std::filesystem::file_size(s, ec);
     if (ec) {
       return fail(s.string() + ": " + ec.message());
     }
-    stored += n;
+    named_bytes += n;
   }
-  r.image.size = stored;
-  try {
-    r.image.sha256 = !options.image_sha256.empty() ? options.image_sha256 : hash_segments(segments);
-  } catch (const scan_error& e) {
-    return fail(e.what());
-  }
-  if (stored == 0) {
+  if (named_bytes == 0) {
+    r.image.sha256 = options.image_sha256;
     return fail("image is empty (no partition table, no file system)");
   }
 
@@ -144,6 +140,19 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     return fail(e.what());
   }
   r.image.format = walker_image->format();
+  // libtsk may have found more segments than were named (image.001 -> .002 ...).
+  const std::vector<std::filesystem::path> all_segments = walker_image->segments();
+  r.image.segments.clear();
+  r.image.size = 0;
+  for (const auto& s : all_segments) {
+    r.image.segments.push_back(escape_name(s.filename().string()));
+    r.image.size += std::filesystem::file_size(s, ec);
+  }
+  try {
+    r.image.sha256 = !options.image_sha256.empty() ? options.image_sha256 : hash_segments(all_segments);
+  } catch (const scan_error& e) {
+    return fail(e.what());
+  }
 
   // Everything the threads report lands here under one mutex.
   std::mutex result_mutex;
@@ -213,16 +222,39 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
   const unsigned jobs = options.jobs != 0 ? options.jobs : std::max(1u, std::thread::hardware_concurrency());
   bounded_queue<task> queue(4096);
 
+  expansion_budget budget;
   auto worker = [&]() {
     std::unique_ptr<detail::tsk_image> image;
     std::unique_ptr<object_scanner> scanner;
+    std::unique_ptr<container_expander> expander;
     std::string setup_error;
     try {
       image = std::make_unique<detail::tsk_image>(segments);
       scanner = std::make_unique<object_scanner>(limits_, rules_);
+      expander = std::make_unique<container_expander>(limits_, *scanner, budget);
     } catch (const std::exception& e) {
       setup_error = e.what();
     }
+    expansion_sink members;
+    members.member = [&](file_entry&& m) {
+      ++files_found;
+      ++files_done;
+      std::lock_guard lock(result_mutex);
+      r.files.push_back(std::move(m));
+    };
+    members.error = [&](error_entry&& e) {
+      std::lock_guard lock(result_mutex);
+      r.errors.push_back(std::move(e));
+    };
+    members.limit = [&](limit_hit&& l) {
+      std::lock_guard lock(result_mutex);
+      r.limits_hit.push_back(std::move(l));
+    };
+    members.stop = should_stop;
+    members.on_bytes = [&](std::uint64_t n) {
+      bytes_done += n;
+      emit_progress(false);
+    };
     while (auto t = queue.pop()) {
       file_entry& entry = t->item.entry;
       std::vector<error_entry> errors;
@@ -241,6 +273,9 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
           });
           errors = std::move(outcome.errors);
           limit_hits = std::move(outcome.limits);
+          if (is_container(entry)) {
+            expander->expand(entry, *source, members);
+          }
         } catch (const scan_error& e) {
           errors.push_back({entry.path, entry.volume, "read", to_string(static_cast<scan_errc>(e.code().value())),
                             e.what(), !entry.deleted});
@@ -302,7 +337,11 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
   const bool any_filesystem = std::any_of(r.volumes.begin(), r.volumes.end(),
                                           [](const volume_entry& v) { return v.filesystem.has_value(); });
   if (!any_filesystem) {
-    r.warnings.push_back("no recognised file system in the image");
+    // Nothing could be examined as files: such a scan must never read as clean.
+    r.errors.push_back({"", std::nullopt, "image", "no_filesystem",
+                        "no recognised file system in any of the " + std::to_string(r.volumes.size()) +
+                            " volume(s) of the image",
+                        true});
   }
   progress.walk_done = true;
   emit_progress(true);

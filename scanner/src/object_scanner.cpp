@@ -109,6 +109,7 @@ struct object_scanner::impl {
     std::uint64_t fed_until = 0;  // bytes hashed so far, in order
     bool feed = true;             // hash while YARA reads
     bool failed = false;          // a read failed or came up short
+    bool unknown_size = false;    // the length is found by reading to the end
     std::uint64_t cached_base = UINT64_MAX;
     std::size_t cached_size = 0;
     YR_MEMORY_BLOCK block{};
@@ -156,6 +157,12 @@ struct object_scanner::impl {
       cur.failed = true;
       add_error("read", scan_errc::read_failed,
                 "read failed at offset " + std::to_string(offset + done) + ": " + e.what());
+      return done;
+    }
+    if (done < out.size() && cur.unknown_size) {
+      // The end of a stream of unknown length: that is its size.
+      cur.total = offset + done;
+      cur.unknown_size = false;
       return done;
     }
     if (done < out.size()) {
@@ -400,9 +407,11 @@ struct object_scanner::impl {
     cur.outcome = &outcome;
     hasher.reset();
 
-    const std::uint64_t declared = entry.size.value_or(source.size());
+    const bool unknown_size = !entry.size && !source.size_known();
+    const std::uint64_t declared = unknown_size ? lim.max_file_bytes : entry.size.value_or(source.size());
+    cur.unknown_size = unknown_size;
     cur.total = std::min(declared, lim.max_file_bytes);
-    const bool truncated_by_limit = declared > lim.max_file_bytes;
+    bool truncated_by_limit = !unknown_size && declared > lim.max_file_bytes;
     const bool have_yara = yara != nullptr;
     const bool can_skip_known = lim.skip_yara_for_known_good && rules->hashsets().size() > 0;
 
@@ -446,7 +455,16 @@ struct object_scanner::impl {
     }
 
     entry.bytes_read = cur.fed_until;
-    entry.content_complete = !cur.failed && !truncated_by_limit && entry.bytes_read == declared;
+    std::uint64_t expected = declared;
+    if (unknown_size) {
+      // Still "unknown" means the end was never reached within max_file_bytes.
+      truncated_by_limit = cur.unknown_size && !cur.failed;
+      expected = cur.unknown_size ? UINT64_MAX : cur.total;
+      if (!cur.unknown_size && !cur.failed) {
+        entry.size = cur.total;
+      }
+    }
+    entry.content_complete = !cur.failed && !truncated_by_limit && entry.bytes_read == expected;
     if (truncated_by_limit) {
       entry.skipped = "content past max_file_bytes (" + std::to_string(lim.max_file_bytes) + ") not read";
       outcome.limits.push_back({"max_file_bytes", std::to_string(lim.max_file_bytes), entry.path, entry.volume});

@@ -12,7 +12,7 @@ namespace borderscan::scanner::detail {
 namespace {
 
 std::string tsk_reason() {
-  const char* s = tsk_error_get_errstr();
+  const char* s = tsk_error_get();  // errno text plus detail
   std::string out = (s != nullptr && *s != '\0') ? s : "unknown libtsk error";
   // libtsk messages end with newlines and may carry raw bytes from the image.
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
@@ -207,13 +207,20 @@ class fs_walker {
     }
     const TSK_FS_META* meta = f != nullptr ? f->meta : nullptr;
     const bool is_virtual = nm->type == TSK_FS_NAME_TYPE_VIRT || (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT);
-    if (is_virtual) {
-      // TSK-made views of file-system areas ($MBR, $FAT1, ...), and the FAT volume label.
-      constexpr std::string_view label_suffix = " (Volume Label Entry)";
-      if (raw.ends_with(label_suffix) && !volume_.entry.label) {
-        volume_.entry.label = escape_name(raw.substr(0, raw.size() - label_suffix.size()));
+    // The FAT/exFAT volume label is a directory entry, not a file.
+    constexpr std::string_view label_suffix = " (Volume Label Entry)";
+    if (raw.ends_with(label_suffix) && !(nm->flags & TSK_FS_NAME_FLAG_UNALLOC)) {
+      std::string_view label = raw.substr(0, raw.size() - label_suffix.size());
+      while (!label.empty() && label.back() == ' ') {
+        label.remove_suffix(1);
+      }
+      if (!volume_.entry.label) {
+        volume_.entry.label = escape_name(label);
       }
       return;
+    }
+    if (is_virtual) {
+      return;  // TSK-made views of file-system areas ($MBR, $FAT1, ...)
     }
     const std::string path = parent + "/" + escape_name(raw);
     if (!count_entry(path)) {
@@ -415,6 +422,14 @@ tsk_image::~tsk_image() {
 
 std::uint64_t tsk_image::size() const { return static_cast<std::uint64_t>(img_->size); }
 
+std::vector<std::filesystem::path> tsk_image::segments() const {
+  std::vector<std::filesystem::path> out;
+  for (int i = 0; i < img_->num_img; ++i) {
+    out.emplace_back(img_->images[i]);
+  }
+  return out;
+}
+
 std::string tsk_image::format() const {
   const char* n = tsk_img_type_toname(img_->itype);
   return n != nullptr ? n : "unknown";
@@ -546,6 +561,12 @@ void tsk_image::walk(volume_plan& volume, const limits& lim, walk_sink& sink) {
   TSK_FS_INFO* fs = fs_for(volume);
   if (fs == nullptr) {
     return;
+  }
+  if (fs->last_block_act < fs->last_block) {
+    const std::string msg = "image ends before the file system does: " + std::to_string(fs->last_block_act + 1) +
+                            " of " + std::to_string(fs->last_block + 1) + " blocks present";
+    volume.entry.notes.push_back(msg);
+    sink.warning("volume " + std::to_string(volume.entry.index) + ": " + msg);
   }
   fs_walker walker(fs, volume, lim, sink);
   walker.run();

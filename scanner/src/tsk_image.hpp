@@ -60,6 +60,8 @@ class tsk_image {
 
   std::uint64_t size() const;
   std::string format() const;
+  // The files libtsk actually reads (split raw and E01 segments found from the first name).
+  std::vector<std::filesystem::path> segments() const;
 
   // Volume system (MBR/GPT) or the whole image; each volume's file system
   // opened (with explicit FAT types when auto-detection fails).

@@ -20,12 +20,20 @@ struct limits {
   std::uint32_t max_directory_depth = 256;
   // Largest amount of content read from one file (bytes); the rest is skipped.
   std::uint64_t max_file_bytes = 64ULL << 30;
-  // Archive recursion (used once archives are expanded).
+  // Archive recursion. Each limit hit is recorded; the rest of the scan goes on.
+  // Deepest container nesting expanded (a member at depth N is N levels inside files).
   std::uint32_t max_depth = 8;
+  // Members listed per container; the rest of that container is skipped.
   std::uint64_t max_members = 100'000;
+  // Bytes expanded from all containers of one scan together.
   std::uint64_t max_total_expanded_bytes = 64ULL << 30;
+  // Largest single member read; larger ones are listed, not read.
   std::uint64_t max_member_bytes = 4ULL << 30;
+  // A container expanding past this many times its own size is an archive bomb.
   std::uint32_t max_expansion_ratio = 100;
+  // Members up to this size are held in memory (random access for YARA and
+  // nested containers); larger ones are streamed once.
+  std::uint64_t member_memory_bytes = 32ULL << 20;
   // How many leading bytes libmagic sees.
   std::uint32_t magic_bytes = 64 * 1024;
   // Bytes of a partition without a recognised file system that are scanned raw

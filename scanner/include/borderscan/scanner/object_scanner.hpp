@@ -23,6 +23,9 @@ class content_source {
  public:
   virtual ~content_source() = default;
   virtual std::uint64_t size() const = 0;
+  // False for streams whose length is only known at their end (a raw .gz
+  // member): size() is then meaningless and reading stops at the end.
+  virtual bool size_known() const { return true; }
   virtual std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) = 0;
 };
 

@@ -1,0 +1,448 @@
+#include "borderscan/scanner/archive.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+
+#include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/text.hpp"
+#include "c_handle.hpp"
+
+namespace borderscan::scanner {
+namespace detail {
+
+// Containers smaller than this may expand to ratio * this before counting as a bomb,
+// so that tiny archives of ordinary files are not flagged.
+constexpr std::uint64_t ratio_floor_bytes = 1 << 20;
+
+// Counts expanded bytes against the container's ratio and the scan's budget.
+struct expansion_meter {
+  std::uint64_t container_size;
+  std::uint32_t ratio;
+  std::uint64_t expanded = 0;
+  bool bomb = false;
+  bool budget_exhausted = false;
+  expansion_budget* budget;
+  std::uint64_t budget_limit;
+  // The enclosing container's meter: bytes expanded in here count there too,
+  // so nested layers cannot multiply the ratio.
+  expansion_meter* outer = nullptr;
+  bool outer_stopped = false;
+
+  // Returns false when no more bytes may be expanded from this container.
+  bool account(std::uint64_t n) {
+    expanded += n;
+    const std::uint64_t allowed = std::max(container_size, ratio_floor_bytes) * ratio;
+    if (expanded > allowed) {
+      bomb = true;
+    }
+    if (outer != nullptr && !outer->account_nested(n)) {
+      outer_stopped = true;
+    }
+    return !bomb && !outer_stopped && !budget_exhausted;
+  }
+
+ private:
+  bool account_nested(std::uint64_t n) {
+    expanded += n;
+    if (expanded > std::max(container_size, ratio_floor_bytes) * ratio) {
+      bomb = true;
+    }
+    if (outer != nullptr && !outer->account_nested(n)) {
+      outer_stopped = true;
+    }
+    return !bomb && !outer_stopped;
+  }
+
+ public:
+  // The scan-wide budget is charged once, at the innermost level.
+  bool charge_budget(std::uint64_t n) {
+    if (budget->expanded_bytes.fetch_add(n) + n > budget_limit) {
+      budget_exhausted = true;
+    }
+    return !budget_exhausted;
+  }
+  bool stopped() const { return bomb || outer_stopped || budget_exhausted; }
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::expansion_meter;
+
+using archive_ptr = std::unique_ptr<archive, detail::c_deleter<&archive_read_free>>;
+
+
+bool mime_is_any(std::string_view mime, std::initializer_list<std::string_view> list) {
+  return std::find(list.begin(), list.end(), mime) != list.end();
+}
+
+bool is_zip_document(std::string_view mime) {
+  return mime.starts_with("application/vnd.openxmlformats-officedocument.") ||
+         mime.starts_with("application/vnd.oasis.opendocument.") ||
+         mime.starts_with("application/vnd.ms-word.") || mime.starts_with("application/vnd.ms-excel.sheet.") ||
+         mime.starts_with("application/vnd.ms-powerpoint.") || mime == "application/java-archive" ||
+         mime == "application/epub+zip";
+}
+
+bool is_single_stream(std::string_view mime) {
+  return mime_is_any(mime, {"application/gzip", "application/x-gzip", "application/x-bzip2", "application/x-xz",
+                            "application/zstd", "application/x-zstd", "application/x-lz4", "application/x-lzma",
+                            "application/x-lzip", "application/x-compress"});
+}
+
+// Reads the container through its content_source; exceptions are kept and
+// rethrown after libarchive returns (never unwound through C).
+struct container_reader {
+  content_source* source = nullptr;
+  std::uint64_t pos = 0;
+  std::vector<std::byte> buffer = std::vector<std::byte>(256 * 1024);
+  std::exception_ptr error;
+
+  static la_ssize_t on_read(archive* a, void* self_ptr, const void** out) {
+    auto* self = static_cast<container_reader*>(self_ptr);
+    try {
+      const std::size_t n = self->source->read_at(self->pos, self->buffer);
+      self->pos += n;
+      *out = self->buffer.data();
+      return static_cast<la_ssize_t>(n);
+    } catch (...) {
+      self->error = std::current_exception();
+      archive_set_error(a, EIO, "reading the container failed");
+      return -1;
+    }
+  }
+  static la_int64_t on_seek(archive*, void* self_ptr, la_int64_t offset, int whence) {
+    auto* self = static_cast<container_reader*>(self_ptr);
+    const auto size = static_cast<la_int64_t>(self->source->size());
+    la_int64_t target = offset;
+    if (whence == SEEK_CUR) {
+      target = static_cast<la_int64_t>(self->pos) + offset;
+    } else if (whence == SEEK_END) {
+      target = size + offset;
+    }
+    if (target < 0) {
+      return ARCHIVE_FATAL;
+    }
+    self->pos = static_cast<std::uint64_t>(std::min(target, size));
+    return static_cast<la_int64_t>(self->pos);
+  }
+  static la_int64_t on_skip(archive*, void* self_ptr, la_int64_t request) {
+    auto* self = static_cast<container_reader*>(self_ptr);
+    const std::uint64_t size = self->source->size();
+    const std::uint64_t step = std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max<la_int64_t>(request, 0)),
+                                                       size > self->pos ? size - self->pos : 0);
+    self->pos += step;
+    return static_cast<la_int64_t>(step);
+  }
+};
+
+// A member read once from libarchive, front to back. Random access backwards
+// is not possible; object_scanner only reads forwards except when YARA
+// conditions look back, which then see no data.
+class member_stream final : public content_source {
+ public:
+  member_stream(archive* a, std::optional<std::uint64_t> size, expansion_meter& meter)
+      : archive_(a), size_(size), meter_(meter) {}
+  std::uint64_t size() const override { return size_.value_or(0); }
+  bool size_known() const override { return size_.has_value(); }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    if (offset < pos_) {
+      throw scan_error(scan_errc::read_failed, "streamed archive member cannot be read backwards");
+    }
+    std::vector<std::byte> sink;
+    while (pos_ < offset) {  // skip forward
+      sink.resize(static_cast<std::size_t>(std::min<std::uint64_t>(offset - pos_, 1 << 16)));
+      const std::size_t n = read_some(sink);
+      if (n == 0) {
+        return 0;
+      }
+    }
+    return read_some(out);
+  }
+
+ private:
+  std::size_t read_some(std::span<std::byte> out) {
+    if (stopped_ || out.empty()) {
+      return 0;
+    }
+    const la_ssize_t n = archive_read_data(archive_, out.data(), out.size());
+    if (n < 0) {
+      const char* why = archive_error_string(archive_);
+      throw scan_error(scan_errc::read_failed, escape_name(why != nullptr ? why : "archive read error"));
+    }
+    pos_ += static_cast<std::uint64_t>(n);
+    const bool more = meter_.account(static_cast<std::uint64_t>(n));
+    if (!meter_.charge_budget(static_cast<std::uint64_t>(n)) || !more) {
+      stopped_ = true;
+    }
+    return static_cast<std::size_t>(n);
+  }
+
+  archive* archive_;
+  std::optional<std::uint64_t> size_;
+  expansion_meter& meter_;
+  std::uint64_t pos_ = 0;
+  bool stopped_ = false;
+};
+
+finding container_finding(const file_entry& parent, const std::string& rule, severity level, nlohmann::json meta,
+                          std::vector<std::string> tags) {
+  finding f;
+  f.path = parent.path;
+  f.volume = parent.volume;
+  f.source = "limit";
+  f.rule = rule;
+  f.level = level;
+  f.tags = std::move(tags);
+  f.meta = std::move(meta);
+  return f;
+}
+
+}  // namespace
+
+bool is_container(const file_entry& entry) {
+  const std::string_view mime = entry.mime;
+  return mime_is_any(mime, {"application/zip", "application/x-7z-compressed", "application/x-rar",
+                            "application/vnd.rar", "application/x-tar", "application/x-gtar",
+                            "application/vnd.ms-cab-compressed", "application/x-cpio", "application/x-archive",
+                            "application/x-iso9660-image", "application/x-xar", "application/x-lha",
+                            "application/x-lharc"}) ||
+         is_single_stream(mime) || is_zip_document(mime);
+}
+
+container_expander::container_expander(const limits& lim, object_scanner& scanner, expansion_budget& budget)
+    : limits_(lim), scanner_(scanner), budget_(budget) {}
+
+void container_expander::expand(file_entry& parent, content_source& source, const expansion_sink& sink) {
+  expand_nested(parent, source, sink, nullptr);
+}
+
+void container_expander::expand_nested(file_entry& parent, content_source& source, const expansion_sink& sink,
+                                       detail::expansion_meter* outer) {
+  auto add_error = [&](const std::string& path, std::string code, std::string message) {
+    sink.error({path, parent.volume, "archive", std::move(code), std::move(message), !parent.deleted});
+  };
+  if (parent.depth >= limits_.max_depth) {
+    sink.limit({"max_depth", std::to_string(limits_.max_depth), parent.path, parent.volume});
+    return;
+  }
+  if (budget_.expanded_bytes.load() >= limits_.max_total_expanded_bytes) {
+    // Every container left unopened is named, not just the first.
+    budget_.total_limit_reported = true;
+    sink.limit({"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
+    return;
+  }
+
+  archive_ptr a(archive_read_new());
+  if (!a) {
+    throw scan_error(scan_errc::internal, "archive_read_new failed");
+  }
+  archive_read_support_filter_all(a.get());
+  if (is_zip_document(parent.mime)) {
+    archive_read_support_format_zip(a.get());
+  } else {
+    // Every real archive format, but not mtree or warc: they bid on plain
+    // text and would turn a compressed .txt into fake members.
+    for (auto* enable : {&archive_read_support_format_7zip, &archive_read_support_format_ar,
+                         &archive_read_support_format_cab, &archive_read_support_format_cpio,
+                         &archive_read_support_format_iso9660, &archive_read_support_format_lha,
+                         &archive_read_support_format_rar, &archive_read_support_format_rar5,
+                         &archive_read_support_format_tar, &archive_read_support_format_xar,
+                         &archive_read_support_format_zip}) {
+      enable(a.get());
+    }
+    if (is_single_stream(parent.mime)) {
+      // A compressed file that is not an archive: its one stream is the member.
+      archive_read_support_format_raw(a.get());
+    }
+  }
+  container_reader reader;
+  reader.source = &source;
+  archive_read_set_read_callback(a.get(), &container_reader::on_read);
+  archive_read_set_seek_callback(a.get(), &container_reader::on_seek);
+  archive_read_set_skip_callback(a.get(), &container_reader::on_skip);
+  archive_read_set_callback_data(a.get(), &reader);
+  if (archive_read_open1(a.get()) != ARCHIVE_OK) {
+    const char* why = archive_error_string(a.get());
+    add_error(parent.path, "archive_unreadable",
+              std::string("cannot open as a container: ") + escape_name(why != nullptr ? why : "unknown format"));
+    return;
+  }
+
+  expansion_meter meter{source.size(), limits_.max_expansion_ratio, 0, false, false, &budget_,
+                        limits_.max_total_expanded_bytes, outer};
+  std::vector<std::string> encrypted_members;
+  std::uint64_t members = 0;
+  std::vector<std::byte> held;
+
+  for (;;) {
+    if (sink.stop && sink.stop()) {
+      break;
+    }
+    archive_entry* entry = nullptr;
+    const int rc = archive_read_next_header(a.get(), &entry);
+    if (rc == ARCHIVE_EOF) {
+      break;
+    }
+    if (rc == ARCHIVE_FATAL || entry == nullptr) {
+      const char* why = archive_error_string(a.get());
+      add_error(parent.path, "archive_corrupt",
+                std::string("container ends early or is corrupt after ") + std::to_string(members) +
+                    " member(s): " + escape_name(why != nullptr ? why : "unknown error"));
+      break;
+    }
+    if (rc == ARCHIVE_WARN) {
+      const char* why = archive_error_string(a.get());
+      sink.error({parent.path, parent.volume, "archive", "archive_warning", escape_name(why != nullptr ? why : "warning"),
+                  false});
+    }
+    if (++members > limits_.max_members) {
+      sink.limit({"max_members", std::to_string(limits_.max_members), parent.path, parent.volume});
+      break;
+    }
+    const char* raw_name = archive_entry_pathname_utf8(entry);
+    if (raw_name == nullptr) {
+      raw_name = archive_entry_pathname(entry);
+    }
+    std::string name = escape_name(raw_name != nullptr && *raw_name != '\0' ? raw_name : "data");
+    while (name.size() > 1 && name.back() == '/') {
+      name.pop_back();  // directories: "inner/" -> "inner"
+    }
+    if (archive_format(a.get()) == ARCHIVE_FORMAT_RAW) {
+      // A raw stream has no name of its own: use the container's, less the compression suffix.
+      const std::string base = parent.path.substr(parent.path.find_last_of("/!") + 1);
+      const auto dot = base.find_last_of('.');
+      name = dot != std::string::npos && dot > 0 ? base.substr(0, dot) : base + ".data";
+    }
+
+    file_entry child;
+    child.path = parent.path + "!" + name;
+    child.volume = parent.volume;
+    child.deleted = parent.deleted;
+    child.container = parent.path;
+    child.depth = parent.depth + 1;
+    const auto filetype = archive_entry_filetype(entry);
+    child.type = filetype == AE_IFDIR ? "directory" : filetype == AE_IFLNK ? "symlink" : filetype == AE_IFREG ? "regular" : "other";
+    if (archive_entry_mtime_is_set(entry)) {
+      child.times.mtime = archive_entry_mtime(entry);
+    }
+    if (archive_entry_size_is_set(entry)) {
+      child.size = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
+    }
+    if (child.type != "regular") {
+      sink.member(std::move(child));
+      continue;
+    }
+    if (archive_entry_is_data_encrypted(entry) || archive_entry_is_encrypted(entry)) {
+      encrypted_members.push_back(name);
+      child.skipped = "encrypted member: content not readable";
+      sink.member(std::move(child));
+      continue;
+    }
+    const std::uint64_t declared = child.size.value_or(0);
+    if (child.size && declared > limits_.max_member_bytes) {
+      child.skipped = "member larger than max_member_bytes";
+      sink.limit({"max_member_bytes", std::to_string(limits_.max_member_bytes), child.path, child.volume});
+      sink.member(std::move(child));
+      continue;
+    }
+    if (child.size && declared > std::max(source.size(), detail::ratio_floor_bytes) * limits_.max_expansion_ratio) {
+      // The header alone promises a bomb: do not inflate it.
+      meter.bomb = true;
+      child.skipped = "declared size exceeds the expansion ratio";
+      sink.member(std::move(child));
+      break;
+    }
+
+
+    std::unique_ptr<content_source> member_source;
+    const bool in_memory = child.size ? declared <= limits_.member_memory_bytes : false;
+    object_outcome outcome;
+    try {
+      if (in_memory) {
+        held.resize(static_cast<std::size_t>(declared));
+        std::size_t got = 0;
+        while (got < held.size()) {
+          const la_ssize_t n = archive_read_data(a.get(), held.data() + got, held.size() - got);
+          if (n < 0) {
+            const char* why = archive_error_string(a.get());
+            throw scan_error(scan_errc::read_failed, escape_name(why != nullptr ? why : "archive read error"));
+          }
+          if (n == 0) {
+            break;
+          }
+          got += static_cast<std::size_t>(n);
+          const bool more = meter.account(static_cast<std::uint64_t>(n));
+          if (!meter.charge_budget(static_cast<std::uint64_t>(n)) || !more) {
+            break;
+          }
+        }
+        held.resize(got);  // a short member is reported by the scanner as a short read
+        memory_source mem(held);
+        outcome = scanner_.scan(child, mem, sink.on_bytes);
+        if (is_container(child) && !meter.stopped()) {
+          // Nested container: its own expand() call has its own buffer, so `held` stays valid.
+          for (auto& e : outcome.errors) sink.error(std::move(e));
+          for (auto& l : outcome.limits) sink.limit(std::move(l));
+          outcome = {};
+          expand_nested(child, mem, sink, &meter);
+        }
+      } else {
+        member_stream stream(a.get(), child.size, meter);
+        outcome = scanner_.scan(child, stream, sink.on_bytes);
+        if (is_container(child) && child.content_complete) {
+          // Streamed once: its members cannot be read again without holding it.
+          sink.limit({"member_memory_bytes", std::to_string(limits_.member_memory_bytes), child.path, child.volume});
+          child.skipped = "nested container too large to expand in memory";
+        }
+      }
+    } catch (const scan_error& e) {
+      add_error(child.path, "member_unreadable", e.what());
+    }
+    for (auto& e : outcome.errors) sink.error(std::move(e));
+    for (auto& l : outcome.limits) sink.limit(std::move(l));
+    sink.member(std::move(child));
+    if (reader.error) {
+      break;
+    }
+    if (meter.stopped()) {
+      break;
+    }
+  }
+
+  if (reader.error) {
+    try {
+      std::rethrow_exception(reader.error);
+    } catch (const std::exception& e) {
+      add_error(parent.path, "archive_unreadable", std::string("reading the container failed: ") + e.what());
+    }
+  }
+  if (meter.bomb) {
+    parent.findings.push_back(container_finding(
+        parent, "archive_bomb", severity::high,
+        {{"container_bytes", source.size()},
+         {"expanded_bytes", meter.expanded},
+         {"max_expansion_ratio", limits_.max_expansion_ratio},
+         {"description", "the container expands to more than " + std::to_string(limits_.max_expansion_ratio) +
+                             " times its size; expansion stopped"}},
+        {"archive-bomb"}));
+    sink.limit({"max_expansion_ratio", std::to_string(limits_.max_expansion_ratio), parent.path, parent.volume});
+  }
+  if (meter.budget_exhausted && !budget_.total_limit_reported.exchange(true)) {
+    sink.limit({"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
+  }
+  if (!encrypted_members.empty() || archive_read_has_encrypted_entries(a.get()) > 0) {
+    parent.findings.push_back(container_finding(
+        parent, "encrypted_archive", severity::medium,
+        {{"members", encrypted_members}, {"description", "the container holds encrypted members that cannot be scanned"}},
+        {"encrypted"}));
+  }
+}
+
+}  // namespace borderscan::scanner

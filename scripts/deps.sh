@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Borderscan needs to build, run and test,
+# skipping the apt work when everything is already there.
+# Usage: scripts/deps.sh [build|test]   (default: test, which is a superset)
+set -euo pipefail
+
+build_packages=(
+  build-essential cmake ninja-build pkg-config
+  libtsk-dev libmagic-dev libmagic-mgc libyara-dev libarchive-dev libssl-dev
+  nlohmann-json3-dev libcli11-dev
+)
+test_packages=(
+  libgtest-dev libgmock-dev libvalijson-dev
+  sleuthkit dosfstools mtools exfatprogs e2fsprogs genisoimage ewf-tools fdisk
+  gzip coreutils python3 zip p7zip-full xz-utils zstd
+)
+
+mode="${1:-test}"
+wanted=("${build_packages[@]}")
+if [[ "$mode" == "test" ]]; then
+  wanted+=("${test_packages[@]}")
+fi
+
+missing=()
+for p in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  SUDO="sudo"
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,235 @@
+// Archives and documents inside images, built at test time by real tools
+// (zip, 7z, tar, gzip, xz, zstd, mke2fs -d), scanned recursively within limits.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "support/test_support.hpp"
+
+namespace fs = std::filesystem;
+using borderscan::test::find_file;
+using borderscan::test::has_finding;
+using borderscan::test::run_command;
+using borderscan::test::scratch_dir;
+using borderscan::test::shell_quote;
+using nlohmann::json;
+
+namespace {
+
+// The EICAR string, kept ROT13-encoded so this source is not itself a test file.
+std::string eicar() {
+  std::string s = "K5B!C%@NC[4\\CMK54(C^)7PP)7}$RVPNE-FGNAQNEQ-NAGVIVEHF-GRFG-SVYR!$U+U*";
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>('A' + (c - 'A' + 13) % 26);
+  }
+  return s;
+}
+
+void sh(const std::string& cmd) {
+  const auto res = run_command(cmd);
+  ASSERT_EQ(res.exit_code, 0) << cmd << "\n" << res.err;
+}
+
+// Builds an ext4 image holding everything in `content` (a directory).
+fs::path make_ext4(const scratch_dir& tmp, const fs::path& content, const std::string& size = "32M") {
+  const fs::path img = tmp / "disk.img";
+  sh("mke2fs -q -t ext4 -d " + shell_quote(content.string()) + " " + shell_quote(img.string()) + " " + size);
+  return img;
+}
+
+
+bool limit_hit(const json& r, const std::string& limit) {
+  for (const auto& l : r.at("limits_hit")) {
+    if (l.at("limit") == limit) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST(Archives, FindsEicarThreeLevelsDownWithTheFullPath) {
+  scratch_dir tmp;
+  const fs::path w = tmp / "work";
+  fs::create_directories(w / "inner");
+  fs::create_directories(tmp / "content" / "archive");
+  std::ofstream(w / "inner" / "test.com") << eicar();
+  std::ofstream(w / "readme.txt") << "hello\n";
+  const std::string q = shell_quote(w.string());
+  sh("cd " + q + " && zip -q -r bundle.zip inner readme.txt");
+  sh("cd " + q + " && 7z a -bd -bso0 -bsp0 middle.7z bundle.zip");
+  sh("cd " + q + " && tar cf outer.tar middle.7z && xz -k outer.tar && zstd -q -k outer.tar && gzip -k outer.tar");
+  for (const char* f : {"outer.tar.xz", "outer.tar.zst", "outer.tar.gz"}) {
+    fs::copy_file(w / f, tmp / "content" / "archive" / f);
+  }
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content"));
+  EXPECT_EQ(r.at("verdict"), "flagged");
+  for (const char* outer : {"outer.tar.xz", "outer.tar.zst", "outer.tar.gz"}) {
+    const std::string path = std::string("/archive/") + outer + "!middle.7z!bundle.zip!inner/test.com";
+    const json* hit = find_file(r, 0, path);
+    ASSERT_NE(hit, nullptr) << path;
+    EXPECT_TRUE(has_finding(*hit, "EICAR_Test_File")) << path;
+    EXPECT_EQ(hit->at("depth"), 3);
+    EXPECT_EQ(hit->at("container"), std::string("/archive/") + outer + "!middle.7z!bundle.zip");
+    EXPECT_EQ(hit->at("sha256"), "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f");
+    bool top_level = false;
+    for (const auto& f : r.at("findings")) {
+      top_level = top_level || (f.at("path") == path && f.at("rule") == "EICAR_Test_File");
+    }
+    EXPECT_TRUE(top_level) << "the finding carries the full ! path";
+  }
+}
+
+TEST(Archives, CompressedSingleFileIsExpanded) {
+  scratch_dir tmp;
+  fs::create_directories(tmp / "content");
+  std::ofstream(tmp / "content" / "note.txt") << eicar();
+  sh("cd " + shell_quote((tmp / "content").string()) + " && gzip note.txt");
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
+  const json* inner = find_file(r, 0, "/note.txt.gz!note.txt");
+  ASSERT_NE(inner, nullptr);
+  EXPECT_EQ(inner->at("size"), 68);
+  EXPECT_TRUE(has_finding(*inner, "EICAR_Test_File"));
+}
+
+TEST(Archives, ZipBombIsDetectedAndNotExpanded) {
+  scratch_dir tmp;
+  const fs::path w = tmp / "work";
+  fs::create_directories(w);
+  fs::create_directories(tmp / "content");
+  // Highly compressible members, and a second layer of the same.
+  sh("cd " + shell_quote(w.string()) +
+     " && head -c 50M /dev/zero > src.bin && for i in 1 2 3 4 5 6 7 8; do cp src.bin z$i.bin; done"
+     " && zip -q -9 layer1.zip z*.bin && rm z*.bin src.bin"
+     " && for i in 1 2 3 4; do cp layer1.zip l$i.zip; done && zip -q -9 bomb.zip l*.zip");
+  fs::copy_file(w / "bomb.zip", tmp / "content" / "bomb.zip");
+  std::ofstream(tmp / "content" / "innocent.txt") << "still scanned\n";
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "16M"));
+  bool bomb = false;
+  for (const auto& f : r.at("findings")) {
+    bomb = bomb || (f.at("rule") == "archive_bomb" && f.at("source") == "limit" && f.at("severity") == "high");
+  }
+  EXPECT_TRUE(bomb) << r.at("findings").dump(2);
+  EXPECT_TRUE(limit_hit(r, "max_expansion_ratio"));
+  EXPECT_EQ(r.at("verdict"), "flagged");
+  const json* innocent = find_file(r, 0, "/innocent.txt");
+  ASSERT_NE(innocent, nullptr);
+  EXPECT_TRUE(innocent->at("content_complete").get<bool>());
+  std::uint64_t expanded = 0;
+  for (const auto& f : r.at("files")) {
+    if (f.at("depth").get<int>() > 0) expanded += f.at("bytes_read").get<std::uint64_t>();
+  }
+  EXPECT_LT(expanded, 512ull << 20) << "expansion must stop near the ratio, not inflate 1.6 GB";
+}
+
+TEST(Archives, EncryptedZipIsAFindingListingMembers) {
+  scratch_dir tmp;
+  fs::create_directories(tmp / "content");
+  std::ofstream(tmp / "secret.txt") << "the plan\n";
+  sh("cd " + shell_quote(tmp.path().string()) + " && zip -q -P hunter2 content/locked.zip secret.txt");
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
+  const json* zip = find_file(r, 0, "/locked.zip");
+  ASSERT_NE(zip, nullptr);
+  bool found = false;
+  for (const auto& f : zip->at("findings")) {
+    if (f.at("rule") == "encrypted_archive") {
+      found = true;
+      EXPECT_EQ(f.at("severity"), "medium");
+      EXPECT_EQ(f.at("meta").at("members"), json::array({"secret.txt"}));
+    }
+  }
+  EXPECT_TRUE(found);
+  const json* member = find_file(r, 0, "/locked.zip!secret.txt");
+  ASSERT_NE(member, nullptr);
+  EXPECT_TRUE(member->at("skipped").is_string());
+}
+
+TEST(Archives, MacroDocumentFiresTheMacroRule) {
+  scratch_dir tmp;
+  const fs::path d = tmp / "doc";
+  fs::create_directories(d / "word");
+  fs::create_directories(d / "_rels");
+  fs::create_directories(tmp / "content");
+  std::ofstream(d / "[Content_Types].xml")
+      << "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types "
+         "xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"bin\" "
+         "ContentType=\"application/vnd.ms-office.vbaProject\"/><Override PartName=\"/word/document.xml\" "
+         "ContentType=\"application/vnd.ms-word.document.macroEnabled.main+xml\"/></Types>";
+  std::ofstream(d / "_rels" / ".rels") << "<?xml version=\"1.0\"?><Relationships/>";
+  std::ofstream(d / "word" / "document.xml") << "<?xml version=\"1.0\"?><w:document/>";
+  {
+    // A minimal OLE2 compound file header followed by VBA project stream names.
+    std::ofstream vba(d / "word" / "vbaProject.bin", std::ios::binary);
+    const unsigned char ole[] = {0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1};
+    vba.write(reinterpret_cast<const char*>(ole), sizeof ole);
+    std::string body(504, '\0');
+    vba << body;
+    const std::u16string stream = u"_VBA_PROJECT";
+    vba.write(reinterpret_cast<const char*>(stream.data()), static_cast<std::streamsize>(stream.size() * 2));
+    vba << std::string(64, '\0') << "Attribute VB_Name = \"ThisDocument\"\r\nSub AutoOpen()\r\nShell \"cmd\"\r\nEnd Sub\r\n";
+  }
+  sh("cd " + shell_quote(d.string()) + " && zip -q -r -X " + shell_quote((tmp / "content" / "invoice.docm").string()) +
+     " '[Content_Types].xml' _rels word");
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
+  const json* member = find_file(r, 0, "/invoice.docm!word/vbaProject.bin");
+  ASSERT_NE(member, nullptr) << "the document's members are scanned";
+  bool macro = false;
+  for (const auto& f : member->at("findings")) {
+    for (const auto& t : f.at("tags")) macro = macro || t == "macro";
+  }
+  EXPECT_TRUE(macro) << member->dump(2);
+  EXPECT_EQ(r.at("verdict"), "flagged");
+}
+
+TEST(Archives, DepthMemberAndSizeLimitsAreRecordedAndScanningGoesOn) {
+  scratch_dir tmp;
+  const fs::path w = tmp / "work";
+  fs::create_directories(w);
+  fs::create_directories(tmp / "content");
+  const std::string q = shell_quote(w.string());
+  sh("cd " + q + " && echo deep > deep.txt && zip -q d1.zip deep.txt && zip -q d2.zip d1.zip && zip -q d3.zip d2.zip");
+  sh("cd " + q + " && for i in $(seq 1 30); do echo $i > m$i.txt; done && zip -q many.zip m*.txt");
+  sh("cd " + q + " && head -c 300000 /dev/urandom > big.bin && zip -q -0 big.zip big.bin");
+  for (const char* f : {"d3.zip", "many.zip", "big.zip"}) {
+    fs::copy_file(w / f, tmp / "content" / f);
+  }
+  std::ofstream(tmp / "content" / "plain.txt") << "plain\n";
+  borderscan::scanner::limits lim;
+  lim.max_depth = 2;
+  lim.max_members = 10;
+  lim.max_member_bytes = 100000;
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"), lim);
+  EXPECT_TRUE(limit_hit(r, "max_depth"));
+  EXPECT_TRUE(limit_hit(r, "max_members"));
+  EXPECT_TRUE(limit_hit(r, "max_member_bytes"));
+  EXPECT_EQ(r.at("verdict"), "incomplete");
+  EXPECT_NE(find_file(r, 0, "/d3.zip!d2.zip!d1.zip"), nullptr);       // depth 2 listed
+  EXPECT_EQ(find_file(r, 0, "/d3.zip!d2.zip!d1.zip!deep.txt"), nullptr);  // depth 3 not opened
+  int listed = 0;
+  for (const auto& f : r.at("files")) {
+    listed += f.at("container") == "/many.zip" ? 1 : 0;
+  }
+  EXPECT_EQ(listed, 10);
+  const json* big = find_file(r, 0, "/big.zip!big.bin");
+  ASSERT_NE(big, nullptr);
+  EXPECT_TRUE(big->at("skipped").is_string());
+  const json* plain = find_file(r, 0, "/plain.txt");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_TRUE(plain->at("content_complete").get<bool>());
+}
+
+TEST(Archives, CorruptArchiveIsAnErrorOnThatFileOnly) {
+  scratch_dir tmp;
+  fs::create_directories(tmp / "content");
+  sh("cd " + shell_quote(tmp.path().string()) +
+     " && head -c 200000 /dev/urandom > r.bin && zip -q -0 full.zip r.bin && head -c 100000 full.zip > content/cut.zip");
+  std::ofstream(tmp / "content" / "ok.txt") << "fine\n";
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
+  bool error_on_zip = false;
+  for (const auto& e : r.at("errors")) {
+    error_on_zip = error_on_zip || (e.at("path").get<std::string>().rfind("/cut.zip", 0) == 0 && e.at("stage") != "walk");
+  }
+  EXPECT_TRUE(error_on_zip) << r.at("errors").dump(2);
+  const json* ok = find_file(r, 0, "/ok.txt");
+  ASSERT_NE(ok, nullptr);
+  EXPECT_TRUE(ok->at("content_complete").get<bool>());
+}

@@ -1,0 +1,266 @@
+#include "borderscan/scanner/object_scanner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "borderscan/scanner/error.hpp"
+#include "support/test_support.hpp"
+
+namespace sc = borderscan::scanner;
+using borderscan::test::scratch_dir;
+
+namespace {
+
+std::shared_ptr<const sc::rule_set> rules_from(const scratch_dir& dir, const std::string& yara_text,
+                                               const std::string& hashset_line = {},
+                                               sc::hashset_kind kind = sc::hashset_kind::known_bad) {
+  borderscan::test::shipped_rules();  // makes sure libyara is initialised
+  std::ofstream(dir / "test.yar") << yara_text;
+  sc::rule_sources src;
+  src.rule_paths.push_back(dir / "test.yar");
+  if (!hashset_line.empty()) {
+    std::ofstream(dir / "set.txt") << hashset_line << "\n";
+    src.hashsets.emplace_back(dir / "set.txt", kind);
+  }
+  return sc::rule_set::load(src);
+}
+
+sc::file_entry entry_for(const std::string& path, std::uint64_t size) {
+  sc::file_entry e;
+  e.path = path;
+  e.size = size;
+  e.type = "regular";
+  return e;
+}
+
+std::vector<std::byte> bytes_of(const std::string& s) {
+  std::vector<std::byte> out(s.size());
+  std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+// Returns fewer bytes than it claims to hold, like a truncated image.
+class truncated_source final : public sc::content_source {
+ public:
+  truncated_source(std::uint64_t claimed, std::uint64_t real) : claimed_(claimed), real_(real) {}
+  std::uint64_t size() const override { return claimed_; }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    if (offset >= real_) return 0;
+    const std::size_t n = std::min<std::uint64_t>(out.size(), real_ - offset);
+    std::memset(out.data(), 'x', n);
+    return n;
+  }
+
+ private:
+  std::uint64_t claimed_, real_;
+};
+
+class failing_source final : public sc::content_source {
+ public:
+  std::uint64_t size() const override { return 100; }
+  std::size_t read_at(std::uint64_t, std::span<std::byte>) override {
+    throw sc::scan_error(sc::scan_errc::read_failed, "device error");
+  }
+};
+
+const char* const marker_rule = R"(
+rule straddle_marker {
+  meta: severity = "high" description = "test marker"
+  strings: $m = "BORDERSCAN-STRADDLE-MARKER-0123456789"
+  condition: $m
+})";
+
+}  // namespace
+
+TEST(ObjectScanner, HashesAndClassifiesSmallContent) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }"));
+  const auto data = bytes_of("abc");
+  sc::memory_source src(data);
+  auto e = entry_for("/a.txt", 3);
+  const auto out = scanner.scan(e, src);
+  EXPECT_TRUE(out.errors.empty());
+  EXPECT_TRUE(e.content_complete);
+  EXPECT_EQ(e.bytes_read, 3u);
+  EXPECT_EQ(e.md5, "900150983cd24fb0d6963f7d28e17f72");
+  EXPECT_EQ(e.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(e.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(e.mime, "text/plain");
+  EXPECT_TRUE(e.findings.empty());
+}
+
+TEST(ObjectScanner, FindsMatchStraddlingBlockBoundary) {
+  scratch_dir tmp;
+  sc::limits lim;
+  const std::size_t block = 4096, overlap = 1024;
+  sc::object_scanner scanner(lim, rules_from(tmp, marker_rule), block, overlap);
+  const std::string marker = "BORDERSCAN-STRADDLE-MARKER-0123456789";
+  // The marker starts 10 bytes before the first block ends, and the content
+  // spans several blocks, so YARA sees it only through the overlap.
+  std::string content(block * 5 + 123, '.');
+  content.replace(block - 10, marker.size(), marker);
+  const auto data = bytes_of(content);
+  sc::memory_source src(data);
+  auto e = entry_for("/big.bin", content.size());
+  scanner.scan(e, src);
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_EQ(e.findings[0].rule, "straddle_marker");
+  EXPECT_EQ(e.findings[0].level, sc::severity::high);
+  EXPECT_EQ(e.findings[0].meta.at("description"), "test marker");
+  EXPECT_TRUE(e.content_complete);
+  EXPECT_EQ(e.bytes_read, content.size());
+
+  // The hashes cover every byte once, whatever the block layout.
+  sc::object_scanner whole(lim, rules_from(tmp, marker_rule), 1 << 20, 0);
+  sc::memory_source again(data);
+  auto e2 = entry_for("/big.bin", content.size());
+  whole.scan(e2, again);
+  EXPECT_EQ(e.sha256, e2.sha256);
+  EXPECT_EQ(e.md5, e2.md5);
+}
+
+TEST(ObjectScanner, FindsMatchInLastBlockAndReadsDataInLaterBlocks) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim,
+                             rules_from(tmp, std::string(marker_rule) + R"(
+rule late_offset { condition: uint32be(20000) == 0xDEADBEEF and filesize == 20480 })"),
+                             4096, 512);
+  std::string content(20480, '\0');
+  const std::string marker = "BORDERSCAN-STRADDLE-MARKER-0123456789";
+  content.replace(content.size() - marker.size(), marker.size(), marker);
+  content[20000] = '\xDE';
+  content[20001] = '\xAD';
+  content[20002] = '\xBE';
+  content[20003] = '\xEF';
+  const auto data = bytes_of(content);
+  sc::memory_source src(data);
+  auto e = entry_for("/x", content.size());
+  scanner.scan(e, src);
+  std::vector<std::string> rules;
+  for (const auto& f : e.findings) rules.push_back(f.rule);
+  EXPECT_NE(std::find(rules.begin(), rules.end(), "straddle_marker"), rules.end());
+  EXPECT_NE(std::find(rules.begin(), rules.end(), "late_offset"), rules.end());
+}
+
+TEST(ObjectScanner, SetsExternalsPerFile) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, R"(
+rule externals_seen {
+  condition: filename == "photo.jpg" and extension == ".jpg" and filepath == "/DCIM/100" and filetype == "image/png"
+})"));
+  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde", 33);
+  const auto data = bytes_of(png);
+  sc::memory_source src(data);
+  auto e = entry_for("/DCIM/100/photo.jpg", data.size());
+  scanner.scan(e, src);
+  EXPECT_EQ(e.mime, "image/png");
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_EQ(e.findings[0].rule, "externals_seen");
+  EXPECT_EQ(e.findings[0].level, sc::severity::medium);  // no severity meta: default
+}
+
+TEST(ObjectScanner, ReportsShortReadWithoutHashes) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }"), 4096, 512);
+  truncated_source src(10000, 6000);
+  auto e = entry_for("/cut.bin", 10000);
+  const auto out = scanner.scan(e, src);
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_EQ(out.errors[0].code, "short_read");
+  EXPECT_TRUE(out.errors[0].affects_verdict);
+  EXPECT_EQ(e.bytes_read, 6000u);
+  EXPECT_FALSE(e.content_complete);
+  EXPECT_TRUE(e.sha256.empty());  // never a silently shorter hash
+}
+
+TEST(ObjectScanner, ReportsReadFailureOnDeletedFileAsEvidenceOnly) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }"));
+  failing_source src;
+  auto e = entry_for("/gone.txt", 100);
+  e.deleted = true;
+  const auto out = scanner.scan(e, src);
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_EQ(out.errors[0].code, "read_failed");
+  EXPECT_NE(out.errors[0].message.find("device error"), std::string::npos);
+  EXPECT_FALSE(out.errors[0].affects_verdict);
+  EXPECT_FALSE(e.content_complete);
+}
+
+TEST(ObjectScanner, KnownBadHashIsAHighFinding) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }",
+                                             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad abc-sample"));
+  const auto data = bytes_of("abc");
+  sc::memory_source src(data);
+  auto e = entry_for("/abc", 3);
+  scanner.scan(e, src);
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_EQ(e.findings[0].source, "hashset");
+  EXPECT_EQ(e.findings[0].rule, "abc-sample");
+  EXPECT_EQ(e.findings[0].rule_namespace, "set");
+  EXPECT_EQ(e.findings[0].level, sc::severity::high);
+}
+
+TEST(ObjectScanner, SkipsYaraForKnownGoodOnlyWhenAsked) {
+  scratch_dir tmp;
+  const std::string rule = "rule any_abc { strings: $a = \"abc\" condition: $a }";
+  const std::string good = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  const auto data = bytes_of("abc");
+  for (bool skip : {false, true}) {
+    sc::limits lim;
+    lim.skip_yara_for_known_good = skip;
+    sc::object_scanner scanner(lim, rules_from(tmp, rule, good, sc::hashset_kind::known_good));
+    sc::memory_source src(data);
+    auto e = entry_for("/abc", 3);
+    scanner.scan(e, src);
+    ASSERT_EQ(e.known.size(), 1u);
+    EXPECT_EQ(e.known[0], "set");
+    EXPECT_EQ(e.findings.size(), skip ? 0u : 1u) << "skip=" << skip;
+  }
+}
+
+TEST(ObjectScanner, ExtensionMismatchIsAHeuristicFinding) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }"));
+  std::string elf("\x7f" "ELF\x02\x01\x01", 7);
+  elf.resize(64, '\0');
+  elf[16] = 2;   // ET_EXEC
+  elf[18] = 62;  // x86-64
+  const auto data = bytes_of(elf);
+  sc::memory_source src(data);
+  auto e = entry_for("/photos/holiday.jpg", data.size());
+  scanner.scan(e, src);
+  EXPECT_TRUE(e.extension_mismatch);
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_EQ(e.findings[0].source, "heuristic");
+  EXPECT_EQ(e.findings[0].rule, "extension_mismatch");
+  EXPECT_EQ(e.findings[0].level, sc::severity::high);
+  EXPECT_EQ(e.findings[0].meta.at("content_family"), "executable");
+}
+
+TEST(ObjectScanner, ReadsAtMostMaxFileBytesAndRecordsTheLimit) {
+  scratch_dir tmp;
+  sc::limits lim;
+  lim.max_file_bytes = 5000;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }"), 4096, 512);
+  const std::string content(12000, 'a');
+  const auto data = bytes_of(content);
+  sc::memory_source src(data);
+  auto e = entry_for("/big", content.size());
+  const auto out = scanner.scan(e, src);
+  EXPECT_EQ(e.bytes_read, 5000u);
+  EXPECT_FALSE(e.content_complete);
+  ASSERT_EQ(out.limits.size(), 1u);
+  EXPECT_EQ(out.limits[0].limit, "max_file_bytes");
+  EXPECT_TRUE(e.skipped.has_value());
+}

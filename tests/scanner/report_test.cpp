@@ -1,0 +1,126 @@
+#include "borderscan/scanner/report.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sc = borderscan::scanner;
+
+namespace {
+
+sc::file_entry file(const std::string& path, std::uint32_t volume = 0) {
+  sc::file_entry f;
+  f.path = path;
+  f.volume = volume;
+  f.type = "regular";
+  f.size = 1;
+  return f;
+}
+
+sc::finding finding_of(const std::string& path, sc::severity level) {
+  sc::finding f;
+  f.path = path;
+  f.source = "yara";
+  f.rule = "r";
+  f.level = level;
+  return f;
+}
+
+}  // namespace
+
+TEST(Verdict, CleanWithoutFindingsOrErrors) {
+  sc::report r;
+  r.files.push_back(file("/a"));
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.result, sc::verdict::clean);
+  EXPECT_EQ(r.score, 0);
+}
+
+TEST(Verdict, FlaggedAtOrAboveThreshold) {
+  sc::report r;
+  auto f = file("/a");
+  f.findings.push_back(finding_of("/a", sc::severity::medium));
+  r.files.push_back(f);
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.result, sc::verdict::flagged);
+  EXPECT_EQ(r.summary.flagged_files, 1u);
+  EXPECT_EQ(r.findings.size(), 1u);  // copied to the top-level list
+
+  sc::report below = r;
+  below.findings.clear();
+  sc::finalize(below, sc::severity::high);
+  EXPECT_EQ(below.result, sc::verdict::clean);
+}
+
+TEST(Verdict, InfoFindingsDoNotFlag) {
+  sc::report r;
+  auto f = file("/tool");
+  f.findings.push_back(finding_of("/tool", sc::severity::info));
+  r.files.push_back(f);
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.result, sc::verdict::clean);
+  EXPECT_EQ(r.summary.findings, 1u);
+}
+
+TEST(Verdict, LimitHitIsIncompleteNeverClean) {
+  sc::report r;
+  r.files.push_back(file("/a"));
+  r.limits_hit.push_back({"max_files", "10", "/a", 0});
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.result, sc::verdict::incomplete);
+}
+
+TEST(Verdict, UnreadPartIsIncompleteButLostDeletedContentIsNot) {
+  sc::report r;
+  r.errors.push_back({"/gone", 0, "read", "short_read", "short", /*affects_verdict=*/false});
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.result, sc::verdict::clean);
+
+  r.errors.push_back({"/live", 0, "read", "short_read", "short", true});
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.result, sc::verdict::incomplete);
+  EXPECT_EQ(r.summary.errors, 2u);
+}
+
+TEST(Verdict, FlaggedWinsOverIncompleteAndErrorIsKept) {
+  sc::report r;
+  auto f = file("/a");
+  f.findings.push_back(finding_of("/a", sc::severity::high));
+  r.files.push_back(f);
+  r.limits_hit.push_back({"scan_timeout", "5 s", "", std::nullopt});
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.result, sc::verdict::flagged);
+
+  sc::report broken;
+  broken.result = sc::verdict::error;
+  broken.verdict_reason = "image is empty";
+  sc::finalize(broken, sc::severity::medium);
+  EXPECT_EQ(broken.result, sc::verdict::error);
+  EXPECT_EQ(broken.verdict_reason, "image is empty");
+}
+
+TEST(Report, SortsFilesByVolumeThenPathAndScores) {
+  sc::report r;
+  r.files.push_back(file("/b", 1));
+  r.files.push_back(file("/z", 0));
+  auto a = file("/a", 1);
+  a.findings.push_back(finding_of("/a", sc::severity::high));
+  a.findings.push_back(finding_of("/a", sc::severity::low));
+  r.files.push_back(a);
+  sc::finalize(r, sc::severity::medium);
+  ASSERT_EQ(r.files.size(), 3u);
+  EXPECT_EQ(r.files[0].path, "/z");
+  EXPECT_EQ(r.files[1].path, "/a");
+  EXPECT_EQ(r.files[2].path, "/b");
+  EXPECT_EQ(r.score, 81);  // high (80) plus one more finding above info
+  const nlohmann::json j = r;
+  EXPECT_EQ(j.at("schema"), "borderscan.report/v1");
+  EXPECT_EQ(j.at("verdict"), "flagged");
+}
+
+TEST(Severity, ParsesNamesAndScores) {
+  EXPECT_EQ(sc::parse_severity("critical"), sc::severity::critical);
+  EXPECT_FALSE(sc::parse_severity("bogus"));
+  EXPECT_EQ(sc::severity_from_score(10), sc::severity::info);
+  EXPECT_EQ(sc::severity_from_score(50), sc::severity::medium);
+  EXPECT_EQ(sc::severity_from_score(75), sc::severity::high);
+  EXPECT_EQ(sc::severity_from_score(100), sc::severity::critical);
+}

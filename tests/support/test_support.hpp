@@ -1,0 +1,62 @@
+#pragma once
+// Shared helpers for the test suites: where the corpus and fixtures are, a
+// scratch directory, running the CLI, and validating reports against
+// docs/report-schema.json (every report a test produces goes through it).
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "borderscan/scanner/engine.hpp"
+
+namespace borderscan::test {
+
+std::filesystem::path source_dir();
+std::filesystem::path corpus_dir();   // ../shared/corpus or $BORDERSCAN_CORPUS; fails the test if absent
+std::filesystem::path fixture_dir();  // built by tests/data/make-fixtures.sh
+std::filesystem::path rules_dir();    // the shipped rules/
+
+// A fresh directory under the system temp dir, removed when destroyed.
+class scratch_dir {
+ public:
+  scratch_dir();
+  ~scratch_dir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Decompresses a .gz from the corpus into dir; returns the new path.
+std::filesystem::path gunzip_to(const std::filesystem::path& gz, const std::filesystem::path& dir);
+
+// Adds a gtest failure for every schema violation; returns true if valid.
+bool validate_report(const nlohmann::json& report);
+
+// The shipped rule set, loaded once per test binary.
+std::shared_ptr<const scanner::rule_set> shipped_rules();
+
+// Scans with the engine in-process and validates the report against the schema.
+nlohmann::json scan_image(const std::vector<std::filesystem::path>& segments, const scanner::limits& lim = {},
+                          std::shared_ptr<const scanner::rule_set> rules = nullptr);
+nlohmann::json scan_image(const std::filesystem::path& image, const scanner::limits& lim = {},
+                          std::shared_ptr<const scanner::rule_set> rules = nullptr);
+
+struct command_result {
+  int exit_code = -1;  // -1: killed by a signal or timeout
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+// Runs a shell command line; stdout and stderr are captured through files.
+command_result run_command(const std::string& command_line);
+std::string shell_quote(const std::string& s);
+
+// Entries of a report by (volume, path).
+const nlohmann::json* find_file(const nlohmann::json& report, int volume, const std::string& path);
+bool has_finding(const nlohmann::json& file, const std::string& rule);
+
+}  // namespace borderscan::test
