@@ -11,6 +11,7 @@
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "c_handle.hpp"
+#include "tsk_image.hpp"
 
 namespace borderscan::scanner {
 namespace detail {
@@ -223,15 +224,110 @@ void container_expander::expand(file_entry& parent, content_source& source, cons
   expand_nested(parent, source, sink, nullptr);
 }
 
+bool is_disk_image(const file_entry& entry) {
+  if (entry.mime != "application/octet-stream" || entry.size.value_or(0) < 1024) {
+    return false;
+  }
+  const std::string_view d = entry.description;
+  return d.starts_with("DOS/MBR boot sector") || d.starts_with("Apple HFS") ||
+         d.find("filesystem data") != std::string_view::npos;
+}
+
 void container_expander::expand_nested(file_entry& parent, content_source& source, const expansion_sink& sink,
                                        detail::expansion_meter* outer) {
-  auto add_error = [&](const std::string& path, std::string code, std::string message) {
-    sink.error({path, parent.volume, "archive", std::move(code), std::move(message), !parent.deleted});
-  };
   if (parent.depth >= limits_.max_depth) {
     sink.limit({"max_depth", std::to_string(limits_.max_depth), parent.path, parent.volume});
     return;
   }
+  if (is_container(parent)) {
+    expand_archive(parent, source, sink, outer);
+  } else if (is_disk_image(parent)) {
+    expand_disk_image(parent, source, sink, outer);
+  }
+}
+
+void container_expander::expand_disk_image(file_entry& parent, content_source& source, const expansion_sink& sink,
+                                           detail::expansion_meter* outer) {
+  std::unique_ptr<detail::tsk_image> image;
+  try {
+    image = std::make_unique<detail::tsk_image>(source);
+  } catch (const scan_error& e) {
+    sink.error({parent.path, parent.volume, "image", "embedded_image_unreadable", e.what(), false});
+    return;
+  }
+  // Reading N files that share blocks can amplify an image; count it like expansion.
+  expansion_meter meter{source.size(), limits_.max_expansion_ratio, 0, false, false, &budget_,
+                        limits_.max_total_expanded_bytes, outer};
+  detail::walk_sink walk;
+  walk.error = [&](error_entry&& e) {
+    e.path = e.path.empty() ? parent.path : parent.path + "!" + e.path;
+    e.volume = parent.volume;
+    e.affects_verdict = e.affects_verdict && !parent.deleted;
+    sink.error(std::move(e));
+  };
+  walk.warning = [&](std::string&& w) {
+    sink.error({parent.path, parent.volume, "image", "embedded_image_warning", std::move(w), false});
+  };
+  walk.limit = [&](limit_hit&& l) {
+    l.path = parent.path + "!" + l.path;
+    l.volume = parent.volume;
+    sink.limit(std::move(l));
+  };
+  walk.stop = [&] { return meter.stopped() || (sink.stop && sink.stop()); };
+  std::vector<detail::volume_plan> volumes = image->discover_volumes(walk);
+  const bool partitioned = volumes.size() > 1 || (volumes.size() == 1 && volumes.front().entry.scheme != "none");
+  bool any_filesystem = false;
+  for (auto& v : volumes) {
+    any_filesystem = any_filesystem || v.fs_type != 0;
+    const std::string prefix = parent.path + "!" + (partitioned ? "vol" + std::to_string(v.entry.index) : "");
+    walk.item = [&](detail::walk_item&& item) {
+      file_entry child = std::move(item.entry);
+      child.path = prefix + child.path;
+      child.volume = parent.volume;
+      child.deleted = child.deleted || parent.deleted;
+      child.container = parent.path;
+      child.depth = parent.depth + 1;
+      if (item.content && !meter.stopped()) {
+        try {
+          auto member_source = image->open(v, *item.content);
+          object_outcome outcome = scanner_.scan(child, *member_source, sink.on_bytes);
+          meter.account(child.bytes_read);
+          for (auto& e : outcome.errors) sink.error(std::move(e));
+          for (auto& l : outcome.limits) sink.limit(std::move(l));
+          if (is_expandable(child) && !meter.stopped()) {
+            expand_nested(child, *member_source, sink, &meter);
+          }
+        } catch (const scan_error& e) {
+          sink.error({child.path, child.volume, "read", "member_unreadable", e.what(), !child.deleted});
+        }
+      } else if (item.content) {
+        child.skipped = "not read: expansion limit reached";
+      }
+      sink.member(std::move(child));
+    };
+    image->walk(v, limits_, walk);
+  }
+  if (!any_filesystem) {
+    sink.error({parent.path, parent.volume, "image", "embedded_image_no_filesystem",
+                "looks like a disk image, but no file system could be opened in it", false});
+  }
+  if (meter.bomb) {
+    parent.findings.push_back(container_finding(
+        parent, "archive_bomb", severity::high,
+        {{"container_bytes", source.size()}, {"expanded_bytes", meter.expanded},
+         {"max_expansion_ratio", limits_.max_expansion_ratio},
+         {"description", "the embedded image's files add up to more than " +
+                             std::to_string(limits_.max_expansion_ratio) + " times its size"}},
+        {"archive-bomb"}));
+    sink.limit({"max_expansion_ratio", std::to_string(limits_.max_expansion_ratio), parent.path, parent.volume});
+  }
+}
+
+void container_expander::expand_archive(file_entry& parent, content_source& source, const expansion_sink& sink,
+                                        detail::expansion_meter* outer) {
+  auto add_error = [&](const std::string& path, std::string code, std::string message) {
+    sink.error({path, parent.volume, "archive", std::move(code), std::move(message), !parent.deleted});
+  };
   if (budget_.expanded_bytes.load() >= limits_.max_total_expanded_bytes) {
     // Every container left unopened is named, not just the first.
     budget_.total_limit_reported = true;
@@ -386,7 +482,7 @@ void container_expander::expand_nested(file_entry& parent, content_source& sourc
         held.resize(got);  // a short member is reported by the scanner as a short read
         memory_source mem(held);
         outcome = scanner_.scan(child, mem, sink.on_bytes);
-        if (is_container(child) && !meter.stopped()) {
+        if (is_expandable(child) && !meter.stopped()) {
           // Nested container: its own expand() call has its own buffer, so `held` stays valid.
           for (auto& e : outcome.errors) sink.error(std::move(e));
           for (auto& l : outcome.limits) sink.limit(std::move(l));
@@ -396,7 +492,7 @@ void container_expander::expand_nested(file_entry& parent, content_source& sourc
       } else {
         member_stream stream(a.get(), child.size, meter);
         outcome = scanner_.scan(child, stream, sink.on_bytes);
-        if (is_container(child) && child.content_complete) {
+        if (is_expandable(child) && child.content_complete) {
           // Streamed once: its members cannot be read again without holding it.
           sink.limit({"member_memory_bytes", std::to_string(limits_.member_memory_bytes), child.path, child.volume});
           child.skipped = "nested container too large to expand in memory";

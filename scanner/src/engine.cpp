@@ -273,7 +273,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
           });
           errors = std::move(outcome.errors);
           limit_hits = std::move(outcome.limits);
-          if (is_container(entry)) {
+          if (is_expandable(entry)) {
             expander->expand(entry, *source, members);
           }
         } catch (const scan_error& e) {

@@ -411,6 +411,48 @@ tsk_image::tsk_image(const std::vector<std::filesystem::path>& segments) {
   }
 }
 
+// libtsk's external image: TSK_IMG_INFO must be the first member.
+struct tsk_image::external {
+  TSK_IMG_INFO info;
+  content_source* source;
+
+  static ssize_t on_read(TSK_IMG_INFO* img, TSK_OFF_T offset, char* buf, size_t len) {
+    auto* self = reinterpret_cast<external*>(img);
+    try {
+      std::size_t done = 0;
+      while (done < len) {
+        const std::size_t n = self->source->read_at(static_cast<std::uint64_t>(offset) + done,
+                                                    std::span(reinterpret_cast<std::byte*>(buf) + done, len - done));
+        if (n == 0) {
+          break;
+        }
+        done += n;
+      }
+      return static_cast<ssize_t>(done);
+    } catch (const std::exception& e) {
+      // Never unwind through libtsk: report as a read error.
+      tsk_error_reset();
+      tsk_error_set_errno(TSK_ERR_IMG_READ);
+      tsk_error_set_errstr("%s", e.what());
+      return -1;
+    }
+  }
+  static void on_close(TSK_IMG_INFO*) {}  // the C++ side owns this memory
+  static void on_imgstat(TSK_IMG_INFO*, FILE*) {}
+};
+
+tsk_image::tsk_image(content_source& source) : external_(std::make_unique<external>()) {
+  std::memset(&external_->info, 0, sizeof external_->info);
+  external_->info.tag = TSK_IMG_INFO_TAG;
+  external_->source = &source;
+  tsk_error_reset();
+  img_ = tsk_img_open_external(external_.get(), static_cast<TSK_OFF_T>(source.size()), 512, &external::on_read,
+                               &external::on_close, &external::on_imgstat);
+  if (img_ == nullptr) {
+    throw scan_error(scan_errc::image_open_failed, "libtsk cannot open the embedded image: " + tsk_reason());
+  }
+}
+
 tsk_image::~tsk_image() {
   for (auto& [index, fs] : fs_) {
     tsk_fs_close(fs);
@@ -424,7 +466,7 @@ std::uint64_t tsk_image::size() const { return static_cast<std::uint64_t>(img_->
 
 std::vector<std::filesystem::path> tsk_image::segments() const {
   std::vector<std::filesystem::path> out;
-  for (int i = 0; i < img_->num_img; ++i) {
+  for (int i = 0; external_ == nullptr && i < img_->num_img; ++i) {
     out.emplace_back(img_->images[i]);
   }
   return out;

@@ -54,6 +54,9 @@ class tsk_image {
  public:
   // Throws scan_error(image_open_failed / image_empty) with libtsk's reason.
   explicit tsk_image(const std::vector<std::filesystem::path>& segments);
+  // A disk image held inside another object (a file on the device, an
+  // archive member): libtsk reads it through `source`, which must outlive this.
+  explicit tsk_image(content_source& source);
   ~tsk_image();
   tsk_image(const tsk_image&) = delete;
   tsk_image& operator=(const tsk_image&) = delete;
@@ -76,6 +79,8 @@ class tsk_image {
 
  private:
   TSK_FS_INFO* fs_for(const volume_plan& volume);
+  struct external;
+  std::unique_ptr<external> external_;
   TSK_IMG_INFO* img_ = nullptr;
   std::map<std::uint32_t, TSK_FS_INFO*> fs_;
 };

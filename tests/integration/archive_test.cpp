@@ -233,3 +233,26 @@ TEST(Archives, CorruptArchiveIsAnErrorOnThatFileOnly) {
   ASSERT_NE(ok, nullptr);
   EXPECT_TRUE(ok->at("content_complete").get<bool>());
 }
+
+TEST(Archives, DiskImagesStoredAsFilesAreWalked) {
+  scratch_dir tmp;
+  fs::create_directories(tmp / "content" / "backup");
+  fs::copy_file(borderscan::test::fixture_dir() / "fat-simple.img", tmp / "content" / "backup" / "stick.img");
+  fs::copy_file(borderscan::test::fixture_dir() / "gpt-two-volumes.img", tmp / "content" / "backup" / "disk.dd");
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "32M"));
+  // A bare FAT: its files hang directly off the image's path; its deleted file too.
+  const json* deleted = find_file(r, 0, "/backup/stick.img!/_ecret.txt");
+  ASSERT_NE(deleted, nullptr) << "the deleted file of the embedded FAT appears with a nested path";
+  EXPECT_TRUE(deleted->at("deleted").get<bool>());
+  EXPECT_EQ(deleted->at("container"), "/backup/stick.img");
+  EXPECT_EQ(deleted->at("depth"), 1);
+  EXPECT_EQ(deleted->at("sha256"), "30a92ad805201268c3bd2b04f9da1998d208314be72a8e7145e7f4ad145417fa");
+  const json* eicar = find_file(r, 0, "/backup/stick.img!/eicar.com");
+  ASSERT_NE(eicar, nullptr);
+  EXPECT_TRUE(has_finding(*eicar, "EICAR_Test_File"));
+  // A partitioned disk: each volume is named.
+  const json* tool = find_file(r, 0, "/backup/disk.dd!vol1/bin/tool.jpg");
+  ASSERT_NE(tool, nullptr);
+  EXPECT_TRUE(has_finding(*tool, "extension_mismatch"));
+  EXPECT_NE(find_file(r, 0, "/backup/disk.dd!vol0/docs/Привет мир.txt"), nullptr);
+}

@@ -34,13 +34,20 @@ struct expansion_sink {
 
 // Is this object a container we open (by its MIME type)?
 bool is_container(const file_entry& entry);
+// Does this object look like a raw disk or file-system image (MBR/GPT disk,
+// FAT, NTFS, ext, HFS+ ...) that libtsk can walk from its content?
+bool is_disk_image(const file_entry& entry);
+// Either of the two: something container_expander::expand opens.
+inline bool is_expandable(const file_entry& entry) { return is_container(entry) || is_disk_image(entry); }
 
 class container_expander {
  public:
   container_expander(const limits& lim, object_scanner& scanner, expansion_budget& budget);
 
   // `parent` was just scanned from `source`. Lists and scans its members
-  // (recursively), reporting them to the sink. Findings about the container
+  // (recursively), reporting them to the sink. A disk image's files are
+  // members too: "/stick/backup.img!/DCIM/a.jpg" (single volume) or
+  // "/disk.img!vol1/a.jpg" (partitioned). Findings about the container
   // itself (archive_bomb, encrypted_archive) are added to `parent`.
   void expand(file_entry& parent, content_source& source, const expansion_sink& sink);
 
@@ -48,6 +55,10 @@ class container_expander {
   // outer: the enclosing container's expansion meter (internal type), or null.
   void expand_nested(file_entry& parent, content_source& source, const expansion_sink& sink,
                      detail::expansion_meter* outer);
+  void expand_archive(file_entry& parent, content_source& source, const expansion_sink& sink,
+                      detail::expansion_meter* outer);
+  void expand_disk_image(file_entry& parent, content_source& source, const expansion_sink& sink,
+                         detail::expansion_meter* outer);
   const limits& limits_;
   object_scanner& scanner_;
   expansion_budget& budget_;
