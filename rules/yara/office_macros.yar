@@ -74,7 +74,7 @@ private rule Office_OLE2_Document_Stream
 rule Office_OLE_Document_With_VBA_Macros : macro
 {
     meta:
-        description = "Legacy Office document (Word, Excel) in OLE2 format that contains a VBA macro project"
+        description = "Legacy Office document (Word, Excel, Visio) in OLE2 format that contains a VBA macro project"
         severity = "medium"
         reference = "https://learn.microsoft.com/en-us/openspecs/office_file_formats/ms-ovba/"
         author = "Borderscan"

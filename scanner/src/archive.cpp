@@ -225,7 +225,9 @@ void container_expander::expand(file_entry& parent, content_source& source, cons
 }
 
 bool is_disk_image(const file_entry& entry) {
-  if (entry.mime != "application/octet-stream" || entry.size.value_or(0) < 1024) {
+  // Raw volume heads are already the inside of an image; tiny boot-sector
+  // files (NTFS $Boot, saved MBRs) hold no file system worth walking.
+  if (entry.type != "regular" || entry.mime != "application/octet-stream" || entry.size.value_or(0) < (64 << 10)) {
     return false;
   }
   const std::string_view d = entry.description;
@@ -262,7 +264,8 @@ void container_expander::expand_disk_image(file_entry& parent, content_source& s
   walk.error = [&](error_entry&& e) {
     e.path = e.path.empty() ? parent.path : parent.path + "!" + e.path;
     e.volume = parent.volume;
-    e.affects_verdict = e.affects_verdict && !parent.deleted;
+    // A file that merely looks like a disk image was still scanned whole as a file.
+    e.affects_verdict = e.affects_verdict && !parent.deleted && e.code != "no_filesystem";
     sink.error(std::move(e));
   };
   walk.warning = [&](std::string&& w) {
@@ -281,6 +284,9 @@ void container_expander::expand_disk_image(file_entry& parent, content_source& s
     any_filesystem = any_filesystem || v.fs_type != 0;
     const std::string prefix = parent.path + "!" + (partitioned ? "vol" + std::to_string(v.entry.index) : "");
     walk.item = [&](detail::walk_item&& item) {
+      if (item.entry.type == "raw") {
+        return;  // the head of a volume without a file system: the image file itself was scanned whole
+      }
       file_entry child = std::move(item.entry);
       child.path = prefix + child.path;
       child.volume = parent.volume;
@@ -325,6 +331,16 @@ void container_expander::expand_disk_image(file_entry& parent, content_source& s
 
 void container_expander::expand_archive(file_entry& parent, content_source& source, const expansion_sink& sink,
                                         detail::expansion_meter* outer) {
+  // A compressed stream whose content starts with 1 KiB of zeros looks like an
+  // empty tar; if the archive formats find no member, read the stream raw.
+  if (expand_archive_as(parent, source, sink, outer, false) == 0 && is_single_stream(parent.mime)) {
+    expand_archive_as(parent, source, sink, outer, true);
+  }
+}
+
+std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_source& source,
+                                                    const expansion_sink& sink, detail::expansion_meter* outer,
+                                                    bool raw_only) {
   auto add_error = [&](const std::string& path, std::string code, std::string message) {
     sink.error({path, parent.volume, "archive", std::move(code), std::move(message), !parent.deleted});
   };
@@ -332,7 +348,7 @@ void container_expander::expand_archive(file_entry& parent, content_source& sour
     // Every container left unopened is named, not just the first.
     budget_.total_limit_reported = true;
     sink.limit({"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
-    return;
+    return 1;  // nothing to retry
   }
 
   archive_ptr a(archive_read_new());
@@ -340,7 +356,9 @@ void container_expander::expand_archive(file_entry& parent, content_source& sour
     throw scan_error(scan_errc::internal, "archive_read_new failed");
   }
   archive_read_support_filter_all(a.get());
-  if (is_zip_document(parent.mime)) {
+  if (raw_only) {
+    archive_read_support_format_raw(a.get());
+  } else if (is_zip_document(parent.mime)) {
     archive_read_support_format_zip(a.get());
   } else {
     // Every real archive format, but not mtree or warc: they bid on plain
@@ -368,7 +386,7 @@ void container_expander::expand_archive(file_entry& parent, content_source& sour
     const char* why = archive_error_string(a.get());
     add_error(parent.path, "archive_unreadable",
               std::string("cannot open as a container: ") + escape_name(why != nullptr ? why : "unknown format"));
-    return;
+    return 1;
   }
 
   expansion_meter meter{source.size(), limits_.max_expansion_ratio, 0, false, false, &budget_,
@@ -539,6 +557,7 @@ void container_expander::expand_archive(file_entry& parent, content_source& sour
         {{"members", encrypted_members}, {"description", "the container holds encrypted members that cannot be scanned"}},
         {"encrypted"}));
   }
+  return members;
 }
 
 }  // namespace borderscan::scanner

@@ -1,5 +1,7 @@
 #include "borderscan/scanner/engine.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -39,6 +41,15 @@ std::string hash_segments(const std::vector<std::filesystem::path>& segments) {
     }
   }
   return to_hex(h.finish());
+}
+
+bool valid_sha256(std::string_view hex) {
+  return hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
 }
 
 // A bounded queue between the walker and the workers: memory stays flat
@@ -112,6 +123,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     r.verdict_reason = why;
     r.errors.push_back({"", std::nullopt, "image", "image_open_failed", why, true});
     r.finished_at = now_ms();
+    r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count();
     finalize(r, limits_.flag_threshold);
     return r;
   };
@@ -129,7 +141,10 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     named_bytes += n;
   }
   if (named_bytes == 0) {
-    r.image.sha256 = options.image_sha256;
+    try {
+      r.image.sha256 = hash_segments(segments);  // of zero bytes: still evidence of what was received
+    } catch (const scan_error&) {
+    }
     return fail("image is empty (no partition table, no file system)");
   }
 
@@ -149,7 +164,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     r.image.size += std::filesystem::file_size(s, ec);
   }
   try {
-    r.image.sha256 = !options.image_sha256.empty() ? options.image_sha256 : hash_segments(all_segments);
+    r.image.sha256 = valid_sha256(options.image_sha256) ? lower(options.image_sha256) : hash_segments(all_segments);
   } catch (const scan_error& e) {
     return fail(e.what());
   }
@@ -346,6 +361,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
   progress.walk_done = true;
   emit_progress(true);
   r.finished_at = now_ms();
+  r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count();
   finalize(r, limits_.flag_threshold);
   return r;
 }

@@ -11,7 +11,11 @@ nlohmann::json optional_json(const std::optional<T>& v) {
 }
 
 nlohmann::json time_json(const std::optional<std::int64_t>& t) {
-  return t ? nlohmann::json(iso8601(*t)) : nlohmann::json(nullptr);
+  if (!t) {
+    return nullptr;
+  }
+  std::string s = iso8601(*t);
+  return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(std::move(s));
 }
 
 nlohmann::json string_or_null(const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); }
@@ -150,7 +154,7 @@ void to_json(nlohmann::json& j, const report& r) {
                      {"scanner_version", r.scanner_version},
                      {"started_at", iso8601_ms(r.started_at)},
                      {"finished_at", iso8601_ms(r.finished_at)},
-                     {"timings", {{"duration_ms", r.finished_at - r.started_at}}},
+                     {"timings", {{"duration_ms", r.duration_ms}}},
                      {"image", r.image},
                      {"ruleset", r.ruleset},
                      {"volumes", r.volumes},

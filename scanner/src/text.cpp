@@ -105,7 +105,9 @@ bool from_hex(std::string_view hex, std::span<std::uint8_t> out) {
 std::string iso8601(std::int64_t unix_seconds) {
   std::tm tm{};
   const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  if (gmtime_r(&t, &tm) == nullptr) {
+  // Timestamps come from untrusted metadata: outside years 0..9999 there is
+  // no valid RFC 3339 form, and the caller reports them as unknown.
+  if (gmtime_r(&t, &tm) == nullptr || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
     return {};
   }
   char buf[32];

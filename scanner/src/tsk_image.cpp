@@ -529,9 +529,10 @@ std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
       plan.entry.scheme = scheme;
       plan.entry.description = escape_name(part->desc != nullptr ? part->desc : "");
       const std::uint64_t bs = vs->block_size;
-      // Table values are untrusted: saturate instead of overflowing.
-      plan.entry.offset = part->start > UINT64_MAX / bs ? UINT64_MAX : part->start * bs;
-      plan.entry.length = part->len > UINT64_MAX / bs ? UINT64_MAX : part->len * bs;
+      // Table values are untrusted: saturate at what JSON readers take as a signed 64-bit number.
+      constexpr std::uint64_t max_bytes = INT64_MAX;
+      plan.entry.offset = part->start > max_bytes / bs ? max_bytes : part->start * bs;
+      plan.entry.length = part->len > max_bytes / bs ? max_bytes : part->len * bs;
       if (plan.entry.offset < image_size && plan.entry.length > image_size - plan.entry.offset) {
         const std::uint64_t missing = plan.entry.length - (image_size - plan.entry.offset);
         plan.entry.notes.push_back("partition extends " + std::to_string(missing) + " bytes past the end of the image");

@@ -256,3 +256,23 @@ TEST(Archives, DiskImagesStoredAsFilesAreWalked) {
   EXPECT_TRUE(has_finding(*tool, "extension_mismatch"));
   EXPECT_NE(find_file(r, 0, "/backup/disk.dd!vol0/docs/Привет мир.txt"), nullptr);
 }
+
+TEST(Archives, CompressedStreamStartingWithZerosIsStillRead) {
+  // 1 KiB of zeros looks like the end of an empty tar to libarchive; the
+  // payload behind it must still be scanned, and a zero-filled stream of
+  // 150 MiB is a bomb, not an empty archive.
+  scratch_dir tmp;
+  fs::create_directories(tmp / "content");
+  {
+    std::ofstream payload(tmp / "content" / "hidden.bin", std::ios::binary);
+    payload << std::string(4096, '\0') << eicar();
+  }
+  sh("cd " + shell_quote((tmp / "content").string()) + " && gzip hidden.bin && head -c 150M /dev/zero | gzip -1 > zeros.gz");
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
+  const json* inner = find_file(r, 0, "/hidden.bin.gz!hidden.bin");
+  ASSERT_NE(inner, nullptr) << r.at("files").dump(1).substr(0, 3000);
+  EXPECT_EQ(inner->at("size"), 4096 + 68);
+  const json* zeros = find_file(r, 0, "/zeros.gz");
+  ASSERT_NE(zeros, nullptr);
+  EXPECT_TRUE(has_finding(*zeros, "archive_bomb"));
+}

@@ -35,3 +35,10 @@ TEST(Iso8601, FormatsUtc) {
   EXPECT_EQ(sc::iso8601(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(sc::iso8601(1577934246), "2020-01-02T03:04:06Z");
 }
+
+TEST(Iso8601, RejectsYearsWithoutAnRfc3339Form) {
+  EXPECT_EQ(sc::iso8601(253402300799), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(sc::iso8601(253402300800), "");
+  EXPECT_EQ(sc::iso8601(-62167219201), "");  // 1 second before year 0
+  EXPECT_EQ(sc::iso8601(std::int64_t{1} << 62), "");
+}

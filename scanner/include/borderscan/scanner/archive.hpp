@@ -57,6 +57,9 @@ class container_expander {
                      detail::expansion_meter* outer);
   void expand_archive(file_entry& parent, content_source& source, const expansion_sink& sink,
                       detail::expansion_meter* outer);
+  // Returns the number of members found (to tell "no member" from "opened").
+  std::uint64_t expand_archive_as(file_entry& parent, content_source& source, const expansion_sink& sink,
+                                  detail::expansion_meter* outer, bool raw_only);
   void expand_disk_image(file_entry& parent, content_source& source, const expansion_sink& sink,
                          detail::expansion_meter* outer);
   const limits& limits_;

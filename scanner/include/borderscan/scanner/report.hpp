@@ -116,7 +116,8 @@ struct report {
   std::string scan_id;
   std::string station;
   std::string scanner_version;
-  std::int64_t started_at = 0, finished_at = 0;  // Unix milliseconds
+  std::int64_t started_at = 0, finished_at = 0;  // Unix milliseconds (wall clock)
+  std::int64_t duration_ms = 0;                  // measured on a monotonic clock
   image_info image;
   ruleset_info ruleset;
   std::vector<volume_entry> volumes;

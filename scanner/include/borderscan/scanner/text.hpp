@@ -17,7 +17,8 @@ std::string to_hex(std::span<const std::uint8_t> bytes);
 // Parses lower/upper-case hex; false on odd length or a bad digit.
 bool from_hex(std::string_view hex, std::span<std::uint8_t> out);
 
-// ISO 8601 UTC ("2024-01-02T03:04:05Z") of Unix seconds.
+// ISO 8601 UTC ("2024-01-02T03:04:05Z") of Unix seconds; "" when the year
+// is outside 0..9999.
 std::string iso8601(std::int64_t unix_seconds);
 
 }  // namespace borderscan::scanner
