@@ -27,6 +27,7 @@ struct scan_args {
   std::uint32_t timeout = 0;
   std::uint32_t yara_timeout = 60;
   bool quiet = false;
+  sc::limits lim;  // archive limits are set straight into it
 };
 
 int exit_code_for(sc::verdict v) {
@@ -98,7 +99,7 @@ int run_scan(const scan_args& args) {
     return 2;
   }
 
-  sc::limits lim;
+  sc::limits lim = args.lim;
   lim.flag_threshold = *severity;
   lim.skip_yara_for_known_good = args.skip_known_good;
   lim.scan_timeout_seconds = args.timeout;
@@ -161,6 +162,17 @@ command_runner add_scan_command(CLI::App& app) {
   cmd->add_option("--timeout", args->timeout, "Whole-scan time limit in seconds (0 = none)")->capture_default_str();
   cmd->add_option("--yara-timeout", args->yara_timeout, "Per-file YARA time limit in seconds")->capture_default_str();
   cmd->add_flag("-q,--quiet", args->quiet, "No summary or progress on stderr");
+  cmd->add_option("--max-depth", args->lim.max_depth, "Deepest container nesting expanded")->capture_default_str();
+  cmd->add_option("--max-members", args->lim.max_members, "Members listed per container")->capture_default_str();
+  cmd->add_option("--max-member-bytes", args->lim.max_member_bytes, "Largest archive member read")->capture_default_str();
+  cmd->add_option("--max-expanded-bytes", args->lim.max_total_expanded_bytes,
+                  "Bytes expanded from all containers of one scan")
+      ->capture_default_str();
+  cmd->add_option("--max-expansion-ratio", args->lim.max_expansion_ratio,
+                  "Expanded/compressed ratio past which a container is an archive bomb")
+      ->capture_default_str();
+  cmd->add_option("--max-file-bytes", args->lim.max_file_bytes, "Largest amount of content read from one file")
+      ->capture_default_str();
   cmd->add_option("image", args->image, "Image file (E01, VHD, VMDK, raw; split raw: first segment or all segments)")
       ->required();
   return [args] { return run_scan(*args); };
