@@ -32,10 +32,14 @@ struct scan_args {
 
 int exit_code_for(sc::verdict v) {
   switch (v) {
-    case sc::verdict::clean: return 0;
-    case sc::verdict::flagged: return 1;
-    case sc::verdict::error: return 2;
-    case sc::verdict::incomplete: return 3;
+    case sc::verdict::clean:
+      return 0;
+    case sc::verdict::flagged:
+      return 1;
+    case sc::verdict::error:
+      return 2;
+    case sc::verdict::incomplete:
+      return 3;
   }
   return 2;
 }
@@ -60,8 +64,8 @@ void print_summary(const sc::report& r) {
               << (v.filesystem ? *v.filesystem : "no file system") << (v.label ? " '" + *v.label + "'" : "") << ", "
               << v.files << " entries" << (v.error ? " (" + *v.error + ")" : "") << "\n";
   }
-  std::cerr << "files:    " << r.summary.files << " (" << r.summary.deleted << " deleted), "
-            << r.summary.directories << " directories, " << human_bytes(r.summary.bytes) << " read\n";
+  std::cerr << "files:    " << r.summary.files << " (" << r.summary.deleted << " deleted), " << r.summary.directories
+            << " directories, " << human_bytes(r.summary.bytes) << " read\n";
   for (const auto& f : r.findings) {
     std::cerr << "  [" << sc::to_string(f.level) << "] " << f.source << ":" << f.rule << "  " << f.path << "\n";
   }
@@ -111,7 +115,8 @@ int run_scan(const scan_args& args) {
   const bool show_progress = !args.quiet && ::isatty(STDERR_FILENO) != 0;
   if (show_progress) {
     opts.on_progress = [](const sc::scan_progress& p) {
-      const double pct = p.bytes_total > 0 ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 0;
+      const double pct =
+          p.bytes_total > 0 ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 0;
       std::fprintf(stderr, "\r%6.1f%%  %llu/%llu files  %s   ", pct, static_cast<unsigned long long>(p.files_done),
                    static_cast<unsigned long long>(p.files_found), human_bytes(p.bytes_done).c_str());
       std::fflush(stderr);
@@ -152,7 +157,8 @@ command_runner add_scan_command(CLI::App& app) {
   cmd->add_option("--rules", args->rules,
                   "YARA rule file or directory (recursive; *.known-bad.txt / *.known-good.txt inside are hash sets). "
                   "Repeatable. Default: the shipped rules/ directory");
-  cmd->add_option("--hashset", args->hashsets, "Hash-set file, FILE[:known-good|:known-bad] (default known-bad). Repeatable");
+  cmd->add_option("--hashset", args->hashsets,
+                  "Hash-set file, FILE[:known-good|:known-bad] (default known-bad). Repeatable");
   cmd->add_option("-o,--output", args->output, "Write the report here ('-' = stdout)");
   cmd->add_option("-j,--jobs", args->jobs, "Worker threads (default: number of cores)");
   cmd->add_option("--station", args->station, "Station name recorded in the report");
@@ -164,7 +170,8 @@ command_runner add_scan_command(CLI::App& app) {
   cmd->add_flag("-q,--quiet", args->quiet, "No summary or progress on stderr");
   cmd->add_option("--max-depth", args->lim.max_depth, "Deepest container nesting expanded")->capture_default_str();
   cmd->add_option("--max-members", args->lim.max_members, "Members listed per container")->capture_default_str();
-  cmd->add_option("--max-member-bytes", args->lim.max_member_bytes, "Largest archive member read")->capture_default_str();
+  cmd->add_option("--max-member-bytes", args->lim.max_member_bytes, "Largest archive member read")
+      ->capture_default_str();
   cmd->add_option("--max-expanded-bytes", args->lim.max_total_expanded_bytes,
                   "Bytes expanded from all containers of one scan")
       ->capture_default_str();

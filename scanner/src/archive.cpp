@@ -78,17 +78,15 @@ using detail::expansion_meter;
 
 using archive_ptr = std::unique_ptr<archive, detail::c_deleter<&archive_read_free>>;
 
-
 bool mime_is_any(std::string_view mime, std::initializer_list<std::string_view> list) {
   return std::find(list.begin(), list.end(), mime) != list.end();
 }
 
 bool is_zip_document(std::string_view mime) {
   return mime.starts_with("application/vnd.openxmlformats-officedocument.") ||
-         mime.starts_with("application/vnd.oasis.opendocument.") ||
-         mime.starts_with("application/vnd.ms-word.") || mime.starts_with("application/vnd.ms-excel.sheet.") ||
-         mime.starts_with("application/vnd.ms-powerpoint.") || mime == "application/java-archive" ||
-         mime == "application/epub+zip";
+         mime.starts_with("application/vnd.oasis.opendocument.") || mime.starts_with("application/vnd.ms-word.") ||
+         mime.starts_with("application/vnd.ms-excel.sheet.") || mime.starts_with("application/vnd.ms-powerpoint.") ||
+         mime == "application/java-archive" || mime == "application/epub+zip";
 }
 
 bool is_single_stream(std::string_view mime) {
@@ -209,11 +207,11 @@ finding container_finding(const file_entry& parent, const std::string& rule, sev
 
 bool is_container(const file_entry& entry) {
   const std::string_view mime = entry.mime;
-  return mime_is_any(mime, {"application/zip", "application/x-7z-compressed", "application/x-rar",
-                            "application/vnd.rar", "application/x-tar", "application/x-gtar",
-                            "application/vnd.ms-cab-compressed", "application/x-cpio", "application/x-archive",
-                            "application/x-iso9660-image", "application/x-xar", "application/x-lha",
-                            "application/x-lharc"}) ||
+  return mime_is_any(mime,
+                     {"application/zip", "application/x-7z-compressed", "application/x-rar", "application/vnd.rar",
+                      "application/x-tar", "application/x-gtar", "application/vnd.ms-cab-compressed",
+                      "application/x-cpio", "application/x-archive", "application/x-iso9660-image", "application/x-xar",
+                      "application/x-lha", "application/x-lharc"}) ||
          is_single_stream(mime) || is_zip_document(mime);
 }
 
@@ -258,8 +256,8 @@ void container_expander::expand_disk_image(file_entry& parent, content_source& s
     return;
   }
   // Reading N files that share blocks can amplify an image; count it like expansion.
-  expansion_meter meter{source.size(), limits_.max_expansion_ratio, 0, false, false, &budget_,
-                        limits_.max_total_expanded_bytes, outer};
+  expansion_meter meter{source.size(), limits_.max_expansion_ratio,      0,    false, false,
+                        &budget_,      limits_.max_total_expanded_bytes, outer};
   detail::walk_sink walk;
   walk.error = [&](error_entry&& e) {
     e.path = e.path.empty() ? parent.path : parent.path + "!" + e.path;
@@ -318,13 +316,14 @@ void container_expander::expand_disk_image(file_entry& parent, content_source& s
                 "looks like a disk image, but no file system could be opened in it", false});
   }
   if (meter.bomb) {
-    parent.findings.push_back(container_finding(
-        parent, "archive_bomb", severity::high,
-        {{"container_bytes", source.size()}, {"expanded_bytes", meter.expanded},
-         {"max_expansion_ratio", limits_.max_expansion_ratio},
-         {"description", "the embedded image's files add up to more than " +
-                             std::to_string(limits_.max_expansion_ratio) + " times its size"}},
-        {"archive-bomb"}));
+    parent.findings.push_back(
+        container_finding(parent, "archive_bomb", severity::high,
+                          {{"container_bytes", source.size()},
+                           {"expanded_bytes", meter.expanded},
+                           {"max_expansion_ratio", limits_.max_expansion_ratio},
+                           {"description", "the embedded image's files add up to more than " +
+                                               std::to_string(limits_.max_expansion_ratio) + " times its size"}},
+                          {"archive-bomb"}));
     sink.limit({"max_expansion_ratio", std::to_string(limits_.max_expansion_ratio), parent.path, parent.volume});
   }
 }
@@ -347,7 +346,8 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
   if (budget_.expanded_bytes.load() >= limits_.max_total_expanded_bytes) {
     // Every container left unopened is named, not just the first.
     budget_.total_limit_reported = true;
-    sink.limit({"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
+    sink.limit(
+        {"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
     return 1;  // nothing to retry
   }
 
@@ -363,12 +363,11 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
   } else {
     // Every real archive format, but not mtree or warc: they bid on plain
     // text and would turn a compressed .txt into fake members.
-    for (auto* enable : {&archive_read_support_format_7zip, &archive_read_support_format_ar,
-                         &archive_read_support_format_cab, &archive_read_support_format_cpio,
-                         &archive_read_support_format_iso9660, &archive_read_support_format_lha,
-                         &archive_read_support_format_rar, &archive_read_support_format_rar5,
-                         &archive_read_support_format_tar, &archive_read_support_format_xar,
-                         &archive_read_support_format_zip}) {
+    for (auto* enable :
+         {&archive_read_support_format_7zip, &archive_read_support_format_ar, &archive_read_support_format_cab,
+          &archive_read_support_format_cpio, &archive_read_support_format_iso9660, &archive_read_support_format_lha,
+          &archive_read_support_format_rar, &archive_read_support_format_rar5, &archive_read_support_format_tar,
+          &archive_read_support_format_xar, &archive_read_support_format_zip}) {
       enable(a.get());
     }
     if (is_single_stream(parent.mime)) {
@@ -389,8 +388,8 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
     return 1;
   }
 
-  expansion_meter meter{source.size(), limits_.max_expansion_ratio, 0, false, false, &budget_,
-                        limits_.max_total_expanded_bytes, outer};
+  expansion_meter meter{source.size(), limits_.max_expansion_ratio,      0,    false, false,
+                        &budget_,      limits_.max_total_expanded_bytes, outer};
   std::vector<std::string> encrypted_members;
   std::uint64_t members = 0;
   std::vector<std::byte> held;
@@ -413,8 +412,8 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
     }
     if (rc == ARCHIVE_WARN) {
       const char* why = archive_error_string(a.get());
-      sink.error({parent.path, parent.volume, "archive", "archive_warning", escape_name(why != nullptr ? why : "warning"),
-                  false});
+      sink.error({parent.path, parent.volume, "archive", "archive_warning",
+                  escape_name(why != nullptr ? why : "warning"), false});
     }
     if (++members > limits_.max_members) {
       sink.limit({"max_members", std::to_string(limits_.max_members), parent.path, parent.volume});
@@ -442,7 +441,10 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
     child.container = parent.path;
     child.depth = parent.depth + 1;
     const auto filetype = archive_entry_filetype(entry);
-    child.type = filetype == AE_IFDIR ? "directory" : filetype == AE_IFLNK ? "symlink" : filetype == AE_IFREG ? "regular" : "other";
+    child.type = filetype == AE_IFDIR   ? "directory"
+                 : filetype == AE_IFLNK ? "symlink"
+                 : filetype == AE_IFREG ? "regular"
+                                        : "other";
     if (archive_entry_mtime_is_set(entry)) {
       child.times.mtime = archive_entry_mtime(entry);
     }
@@ -473,7 +475,6 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
       sink.member(std::move(child));
       break;
     }
-
 
     std::unique_ptr<content_source> member_source;
     const bool in_memory = child.size ? declared <= limits_.member_memory_bytes : false;
@@ -549,13 +550,15 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
     sink.limit({"max_expansion_ratio", std::to_string(limits_.max_expansion_ratio), parent.path, parent.volume});
   }
   if (meter.budget_exhausted && !budget_.total_limit_reported.exchange(true)) {
-    sink.limit({"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
+    sink.limit(
+        {"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
   }
   if (!encrypted_members.empty() || archive_read_has_encrypted_entries(a.get()) > 0) {
-    parent.findings.push_back(container_finding(
-        parent, "encrypted_archive", severity::medium,
-        {{"members", encrypted_members}, {"description", "the container holds encrypted members that cannot be scanned"}},
-        {"encrypted"}));
+    parent.findings.push_back(
+        container_finding(parent, "encrypted_archive", severity::medium,
+                          {{"members", encrypted_members},
+                           {"description", "the container holds encrypted members that cannot be scanned"}},
+                          {"encrypted"}));
   }
   return members;
 }

@@ -69,7 +69,9 @@ struct sha256_hasher::impl {
 
 sha256_hasher::sha256_hasher() : impl_(std::make_unique<impl>()) {}
 sha256_hasher::~sha256_hasher() = default;
-void sha256_hasher::update(std::span<const std::byte> block) { update_or_throw(impl_->ctx.get(), block); }
+void sha256_hasher::update(std::span<const std::byte> block) {
+  update_or_throw(impl_->ctx.get(), block);
+}
 std::array<std::uint8_t, 32> sha256_hasher::finish() {
   std::array<std::uint8_t, 32> out{};
   final_into(impl_->ctx.get(), out);

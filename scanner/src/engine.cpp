@@ -44,7 +44,8 @@ std::string hash_segments(const std::vector<std::filesystem::path>& segments) {
 }
 
 bool valid_sha256(std::string_view hex) {
-  return hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return hex.size() == 64 &&
+         std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
 std::string lower(std::string s) {
@@ -210,9 +211,9 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     std::lock_guard lock(result_mutex);
     if (!stop_requested.exchange(true)) {
       stop_reason = why;
-      r.limits_hit.push_back({why, why == std::string("cancelled") ? "requested"
-                                                                    : std::to_string(limits_.scan_timeout_seconds) + " s",
-                              "", std::nullopt});
+      r.limits_hit.push_back(
+          {why, why == std::string("cancelled") ? "requested" : std::to_string(limits_.scan_timeout_seconds) + " s", "",
+           std::nullopt});
     }
     return true;
   };
@@ -349,14 +350,14 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     }
     r.volumes.push_back(std::move(v.entry));
   }
-  const bool any_filesystem = std::any_of(r.volumes.begin(), r.volumes.end(),
-                                          [](const volume_entry& v) { return v.filesystem.has_value(); });
+  const bool any_filesystem =
+      std::any_of(r.volumes.begin(), r.volumes.end(), [](const volume_entry& v) { return v.filesystem.has_value(); });
   if (!any_filesystem) {
     // Nothing could be examined as files: such a scan must never read as clean.
-    r.errors.push_back({"", std::nullopt, "image", "no_filesystem",
-                        "no recognised file system in any of the " + std::to_string(r.volumes.size()) +
-                            " volume(s) of the image",
-                        true});
+    r.errors.push_back(
+        {"", std::nullopt, "image", "no_filesystem",
+         "no recognised file system in any of the " + std::to_string(r.volumes.size()) + " volume(s) of the image",
+         true});
   }
   progress.walk_done = true;
   emit_progress(true);

@@ -18,16 +18,26 @@ const std::error_category& scan_category() noexcept {
 
 const char* to_string(scan_errc e) noexcept {
   switch (e) {
-    case scan_errc::image_open_failed: return "image_open_failed";
-    case scan_errc::image_empty: return "image_empty";
-    case scan_errc::rules_invalid: return "rules_invalid";
-    case scan_errc::read_failed: return "read_failed";
-    case scan_errc::short_read: return "short_read";
-    case scan_errc::yara_failed: return "yara_failed";
-    case scan_errc::yara_timeout: return "yara_timeout";
-    case scan_errc::magic_failed: return "magic_failed";
-    case scan_errc::cancelled: return "cancelled";
-    case scan_errc::internal: return "internal";
+    case scan_errc::image_open_failed:
+      return "image_open_failed";
+    case scan_errc::image_empty:
+      return "image_empty";
+    case scan_errc::rules_invalid:
+      return "rules_invalid";
+    case scan_errc::read_failed:
+      return "read_failed";
+    case scan_errc::short_read:
+      return "short_read";
+    case scan_errc::yara_failed:
+      return "yara_failed";
+    case scan_errc::yara_timeout:
+      return "yara_timeout";
+    case scan_errc::magic_failed:
+      return "magic_failed";
+    case scan_errc::cancelled:
+      return "cancelled";
+    case scan_errc::internal:
+      return "internal";
   }
   return "unknown";
 }

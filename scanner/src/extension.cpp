@@ -12,36 +12,26 @@ using ext_row = std::pair<std::string_view, content_family>;
 // Extensions that claim a family. Sorted by extension for binary search.
 constexpr auto claimed_extensions = [] {
   std::array<ext_row, 60> rows{{
-      {".3gp", content_family::video},    {".aac", content_family::audio},
-      {".avi", content_family::video},    {".bmp", content_family::image},
-      {".cfg", content_family::text},     {".csv", content_family::text},
-      {".doc", content_family::document}, {".docm", content_family::document},
-      {".docx", content_family::document}, {".flac", content_family::audio},
-      {".flv", content_family::video},    {".gif", content_family::image},
-      {".heic", content_family::image},   {".htm", content_family::text},
-      {".html", content_family::text},    {".ico", content_family::image},
-      {".ini", content_family::text},     {".jpeg", content_family::image},
-      {".jpg", content_family::image},    {".json", content_family::text},
-      {".log", content_family::text},     {".m4a", content_family::audio},
-      {".m4v", content_family::video},    {".md", content_family::text},
-      {".mkv", content_family::video},    {".mov", content_family::video},
-      {".mp3", content_family::audio},    {".mp4", content_family::video},
-      {".mpeg", content_family::video},   {".mpg", content_family::video},
-      {".odp", content_family::document}, {".ods", content_family::document},
-      {".odt", content_family::document}, {".ogg", content_family::audio},
-      {".opus", content_family::audio},   {".pdf", content_family::document},
-      {".png", content_family::image},    {".ppt", content_family::document},
-      {".pptm", content_family::document}, {".pptx", content_family::document},
-      {".rtf", content_family::document}, {".svg", content_family::image},
-      {".tif", content_family::image},    {".tiff", content_family::image},
-      {".tsv", content_family::text},     {".txt", content_family::text},
-      {".wav", content_family::audio},    {".webm", content_family::video},
-      {".webp", content_family::image},   {".wma", content_family::audio},
-      {".wmv", content_family::video},    {".xls", content_family::document},
-      {".xlsm", content_family::document}, {".xlsx", content_family::document},
-      {".xml", content_family::text},     {".yaml", content_family::text},
-      {".yml", content_family::text},     {".jfif", content_family::image},
-      {".avif", content_family::image},   {".odg", content_family::document},
+      {".3gp", content_family::video},     {".aac", content_family::audio},     {".avi", content_family::video},
+      {".bmp", content_family::image},     {".cfg", content_family::text},      {".csv", content_family::text},
+      {".doc", content_family::document},  {".docm", content_family::document}, {".docx", content_family::document},
+      {".flac", content_family::audio},    {".flv", content_family::video},     {".gif", content_family::image},
+      {".heic", content_family::image},    {".htm", content_family::text},      {".html", content_family::text},
+      {".ico", content_family::image},     {".ini", content_family::text},      {".jpeg", content_family::image},
+      {".jpg", content_family::image},     {".json", content_family::text},     {".log", content_family::text},
+      {".m4a", content_family::audio},     {".m4v", content_family::video},     {".md", content_family::text},
+      {".mkv", content_family::video},     {".mov", content_family::video},     {".mp3", content_family::audio},
+      {".mp4", content_family::video},     {".mpeg", content_family::video},    {".mpg", content_family::video},
+      {".odp", content_family::document},  {".ods", content_family::document},  {".odt", content_family::document},
+      {".ogg", content_family::audio},     {".opus", content_family::audio},    {".pdf", content_family::document},
+      {".png", content_family::image},     {".ppt", content_family::document},  {".pptm", content_family::document},
+      {".pptx", content_family::document}, {".rtf", content_family::document},  {".svg", content_family::image},
+      {".tif", content_family::image},     {".tiff", content_family::image},    {".tsv", content_family::text},
+      {".txt", content_family::text},      {".wav", content_family::audio},     {".webm", content_family::video},
+      {".webp", content_family::image},    {".wma", content_family::audio},     {".wmv", content_family::video},
+      {".xls", content_family::document},  {".xlsm", content_family::document}, {".xlsx", content_family::document},
+      {".xml", content_family::text},      {".yaml", content_family::text},     {".yml", content_family::text},
+      {".jfif", content_family::image},    {".avif", content_family::image},    {".odg", content_family::document},
   }};
   std::sort(rows.begin(), rows.end(), [](const ext_row& a, const ext_row& b) { return a.first < b.first; });
   return rows;
@@ -51,28 +41,39 @@ bool starts_with_any(std::string_view s, std::initializer_list<std::string_view>
   return std::any_of(prefixes.begin(), prefixes.end(), [&](std::string_view p) { return s.starts_with(p); });
 }
 
-bool is_media(content_family f) { return f == content_family::audio || f == content_family::video; }
+bool is_media(content_family f) {
+  return f == content_family::audio || f == content_family::video;
+}
 
 // Office formats are ZIP or OLE2 containers; a document name on such content is not a lie.
 bool is_container_document(std::string_view ext) {
-  return ext == ".docx" || ext == ".docm" || ext == ".xlsx" || ext == ".xlsm" || ext == ".pptx" ||
-         ext == ".pptm" || ext == ".odt" || ext == ".ods" || ext == ".odp" || ext == ".odg" ||
-         ext == ".doc" || ext == ".xls" || ext == ".ppt";
+  return ext == ".docx" || ext == ".docm" || ext == ".xlsx" || ext == ".xlsm" || ext == ".pptx" || ext == ".pptm" ||
+         ext == ".odt" || ext == ".ods" || ext == ".odp" || ext == ".odg" || ext == ".doc" || ext == ".xls" ||
+         ext == ".ppt";
 }
 
 }  // namespace
 
 const char* to_string(content_family f) noexcept {
   switch (f) {
-    case content_family::unknown: return "unknown";
-    case content_family::image: return "image";
-    case content_family::video: return "video";
-    case content_family::audio: return "audio";
-    case content_family::document: return "document";
-    case content_family::text: return "text";
-    case content_family::executable: return "executable";
-    case content_family::archive: return "archive";
-    case content_family::other: return "other";
+    case content_family::unknown:
+      return "unknown";
+    case content_family::image:
+      return "image";
+    case content_family::video:
+      return "video";
+    case content_family::audio:
+      return "audio";
+    case content_family::document:
+      return "document";
+    case content_family::text:
+      return "text";
+    case content_family::executable:
+      return "executable";
+    case content_family::archive:
+      return "archive";
+    case content_family::other:
+      return "other";
   }
   return "unknown";
 }
@@ -104,8 +105,7 @@ content_family family_of_extension(std::string_view extension) {
 }
 
 content_family family_of_mime(std::string_view mime) {
-  if (mime.empty() || mime == "application/octet-stream" || mime == "inode/x-empty" ||
-      mime == "application/x-empty") {
+  if (mime.empty() || mime == "application/octet-stream" || mime == "inode/x-empty" || mime == "application/x-empty") {
     return content_family::unknown;
   }
   if (starts_with_any(mime, {"application/x-executable", "application/x-sharedlib", "application/x-pie-executable",
@@ -114,13 +114,26 @@ content_family family_of_mime(std::string_view mime) {
                              "application/x-object", "application/x-coff", "application/x-msi"})) {
     return content_family::executable;
   }
-  if (starts_with_any(mime, {"application/zip", "application/x-7z-compressed", "application/x-rar",
-                             "application/vnd.rar", "application/gzip", "application/x-gzip",
-                             "application/x-bzip2", "application/x-xz", "application/zstd",
-                             "application/x-zstd", "application/x-tar", "application/x-lzma",
-                             "application/x-lz4", "application/vnd.ms-cab-compressed", "application/x-cpio",
-                             "application/x-archive", "application/x-iso9660-image", "application/x-lzip",
-                             "application/java-archive", "application/x-compress"})) {
+  if (starts_with_any(mime, {"application/zip",
+                             "application/x-7z-compressed",
+                             "application/x-rar",
+                             "application/vnd.rar",
+                             "application/gzip",
+                             "application/x-gzip",
+                             "application/x-bzip2",
+                             "application/x-xz",
+                             "application/zstd",
+                             "application/x-zstd",
+                             "application/x-tar",
+                             "application/x-lzma",
+                             "application/x-lz4",
+                             "application/vnd.ms-cab-compressed",
+                             "application/x-cpio",
+                             "application/x-archive",
+                             "application/x-iso9660-image",
+                             "application/x-lzip",
+                             "application/java-archive",
+                             "application/x-compress"})) {
     return content_family::archive;
   }
   if (mime.starts_with("image/")) return content_family::image;
@@ -156,8 +169,8 @@ std::optional<extension_verdict> check_extension(std::string_view file_name, std
     return std::nullopt;
   }
   if (claimed == content_family::document && is_container_document(ext) &&
-      (actual == content_family::archive || mime == "application/x-ole-storage" ||
-       mime == "application/CDFV2" || mime == "application/encrypted")) {
+      (actual == content_family::archive || mime == "application/x-ole-storage" || mime == "application/CDFV2" ||
+       mime == "application/encrypted")) {
     return std::nullopt;
   }
   // SVG is XML text.

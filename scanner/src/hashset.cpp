@@ -14,7 +14,9 @@ namespace {
 
 using file_ptr = std::unique_ptr<FILE, detail::c_deleter<&std::fclose>>;
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -36,7 +38,9 @@ std::string set_name_of(const std::filesystem::path& file) {
 
 }  // namespace
 
-const char* to_string(hashset_kind k) noexcept { return k == hashset_kind::known_bad ? "known-bad" : "known-good"; }
+const char* to_string(hashset_kind k) noexcept {
+  return k == hashset_kind::known_bad ? "known-bad" : "known-good";
+}
 
 std::pair<std::filesystem::path, hashset_kind> parse_hashset_arg(std::string_view arg) {
   for (auto [suffix, kind] : {std::pair{std::string_view(":known-good"), hashset_kind::known_good},
@@ -104,11 +108,12 @@ void hashset_db::load(const std::filesystem::path& file, hashset_kind kind, std:
         if (ok) sha256_.push_back(e);
         break;
       }
-      default: break;
+      default:
+        break;
     }
     if (!ok) {
-      throw scan_error(scan_errc::rules_invalid, file.string() + ":" + std::to_string(line_no) +
-                                                     ": not an MD5, SHA-1 or SHA-256 hex digest");
+      throw scan_error(scan_errc::rules_invalid,
+                       file.string() + ":" + std::to_string(line_no) + ": not an MD5, SHA-1 or SHA-256 hex digest");
     }
     ++count;
   }
@@ -127,7 +132,9 @@ void hashset_db::seal() {
   sha256_.shrink_to_fit();
 }
 
-std::uint64_t hashset_db::size() const noexcept { return md5_.size() + sha1_.size() + sha256_.size(); }
+std::uint64_t hashset_db::size() const noexcept {
+  return md5_.size() + sha1_.size() + sha256_.size();
+}
 
 template <std::size_t N>
 void hashset_db::collect(const std::vector<entry<N>>& table, std::span<const std::uint8_t, N> key,
@@ -141,7 +148,8 @@ void hashset_db::collect(const std::vector<entry<N>>& table, std::span<const std
   }
 }
 
-std::vector<hashset_hit> hashset_db::lookup(std::span<const std::uint8_t, 16> md5, std::span<const std::uint8_t, 20> sha1,
+std::vector<hashset_hit> hashset_db::lookup(std::span<const std::uint8_t, 16> md5,
+                                            std::span<const std::uint8_t, 20> sha1,
                                             std::span<const std::uint8_t, 32> sha256) const {
   std::vector<hashset_hit> hits;
   if (!sha256_.empty()) collect<32>(sha256_, sha256, "sha256", hits);

@@ -37,7 +37,9 @@ finding make_yara_finding(const file_entry& entry, const YR_RULE* rule) {
   f.rule = rule->identifier;
   f.rule_namespace = rule->ns != nullptr && rule->ns->name != nullptr ? rule->ns->name : "";
   const char* tag = nullptr;
-  yr_rule_tags_foreach(rule, tag) { f.tags.emplace_back(tag); }
+  yr_rule_tags_foreach(rule, tag) {
+    f.tags.emplace_back(tag);
+  }
   std::optional<severity> from_severity, from_score;
   const YR_META* meta = nullptr;
   yr_rule_metas_foreach(rule, meta) {
@@ -167,9 +169,9 @@ struct object_scanner::impl {
     }
     if (done < out.size()) {
       cur.failed = true;
-      add_error("read", scan_errc::short_read,
-                "short read: content ends at byte " + std::to_string(offset + done) + " of " +
-                    std::to_string(cur.total));
+      add_error(
+          "read", scan_errc::short_read,
+          "short read: content ends at byte " + std::to_string(offset + done) + " of " + std::to_string(cur.total));
     }
     return done;
   }
@@ -344,9 +346,8 @@ struct object_scanner::impl {
   }
 
   bool known_good_only(const std::vector<hashset_hit>& hits) const {
-    return !hits.empty() && std::all_of(hits.begin(), hits.end(), [](const hashset_hit& h) {
-      return h.kind == hashset_kind::known_good;
-    });
+    return !hits.empty() && std::all_of(hits.begin(), hits.end(),
+                                        [](const hashset_hit& h) { return h.kind == hashset_kind::known_good; });
   }
 
   void apply_hashsets(const detail::digests& d) {
@@ -392,8 +393,8 @@ struct object_scanner::impl {
                 {"claimed_family", to_string(v->claimed)},
                 {"content_family", to_string(v->actual)},
                 {"mime", entry.mime},
-                {"description", "the file name claims " + std::string(to_string(v->claimed)) +
-                                    " but the content is " + to_string(v->actual)}};
+                {"description", "the file name claims " + std::string(to_string(v->claimed)) + " but the content is " +
+                                    to_string(v->actual)}};
       entry.findings.push_back(std::move(f));
     }
   }
@@ -427,7 +428,8 @@ struct object_scanner::impl {
       bool skip_yara = false;
       if (can_skip_known && !cur.failed && !truncated_by_limit) {
         early_digests = hasher.finish();
-        skip_yara = known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
+        skip_yara =
+            known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
       }
       if (have_yara && !skip_yara) {
         yara_scan_buffer(data);
@@ -441,7 +443,8 @@ struct object_scanner::impl {
         read_rest();
         if (!cur.failed) {
           early_digests = hasher.finish();
-          skip_yara = known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
+          skip_yara =
+              known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
         }
         cur.feed = false;
         cur.cached_base = UINT64_MAX;

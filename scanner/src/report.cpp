@@ -18,7 +18,9 @@ nlohmann::json time_json(const std::optional<std::int64_t>& t) {
   return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(std::move(s));
 }
 
-nlohmann::json string_or_null(const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); }
+nlohmann::json string_or_null(const std::string& s) {
+  return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+}
 
 std::string iso8601_ms(std::int64_t unix_ms) {
   std::string s = iso8601(unix_ms / 1000);
@@ -35,11 +37,16 @@ std::string iso8601_ms(std::int64_t unix_ms) {
 
 const char* to_string(severity s) noexcept {
   switch (s) {
-    case severity::info: return "info";
-    case severity::low: return "low";
-    case severity::medium: return "medium";
-    case severity::high: return "high";
-    case severity::critical: return "critical";
+    case severity::info:
+      return "info";
+    case severity::low:
+      return "low";
+    case severity::medium:
+      return "medium";
+    case severity::high:
+      return "high";
+    case severity::critical:
+      return "critical";
   }
   return "medium";
 }
@@ -63,10 +70,14 @@ severity severity_from_score(long long score) noexcept {
 
 const char* to_string(verdict v) noexcept {
   switch (v) {
-    case verdict::clean: return "clean";
-    case verdict::flagged: return "flagged";
-    case verdict::incomplete: return "incomplete";
-    case verdict::error: return "error";
+    case verdict::clean:
+      return "clean";
+    case verdict::flagged:
+      return "flagged";
+    case verdict::incomplete:
+      return "incomplete";
+    case verdict::error:
+      return "error";
   }
   return "error";
 }
@@ -109,16 +120,21 @@ void to_json(nlohmann::json& j, const file_entry& f) {
 }
 
 void to_json(nlohmann::json& j, const volume_entry& v) {
-  j = nlohmann::json{{"index", v.index},         {"scheme", v.scheme},
-                     {"offset", v.offset},       {"length", v.length},
-                     {"description", v.description}, {"filesystem", optional_json(v.filesystem)},
-                     {"label", optional_json(v.label)}, {"error", optional_json(v.error)},
-                     {"notes", v.notes},         {"files", v.files}};
+  j = nlohmann::json{{"index", v.index},
+                     {"scheme", v.scheme},
+                     {"offset", v.offset},
+                     {"length", v.length},
+                     {"description", v.description},
+                     {"filesystem", optional_json(v.filesystem)},
+                     {"label", optional_json(v.label)},
+                     {"error", optional_json(v.error)},
+                     {"notes", v.notes},
+                     {"files", v.files}};
 }
 
 void to_json(nlohmann::json& j, const error_entry& e) {
-  j = nlohmann::json{{"path", e.path},   {"volume", optional_json(e.volume)},
-                     {"stage", e.stage}, {"code", e.code},
+  j = nlohmann::json{{"path", e.path},       {"volume", optional_json(e.volume)},
+                     {"stage", e.stage},     {"code", e.code},
                      {"message", e.message}, {"affects_verdict", e.affects_verdict}};
 }
 
@@ -131,20 +147,20 @@ void to_json(nlohmann::json& j, const ruleset_info& r) {
   for (const auto& s : r.hashsets) {
     sets.push_back({{"name", s.name}, {"kind", s.kind}, {"entries", s.entries}});
   }
-  j = nlohmann::json{{"digest", r.digest}, {"yara_rules", r.yara_rules}, {"yara_files", r.yara_files}, {"hashsets", sets}};
+  j = nlohmann::json{
+      {"digest", r.digest}, {"yara_rules", r.yara_rules}, {"yara_files", r.yara_files}, {"hashsets", sets}};
 }
 
 void to_json(nlohmann::json& j, const image_info& i) {
-  j = nlohmann::json{{"name", i.name}, {"size", i.size}, {"sha256", i.sha256}, {"format", i.format},
-                     {"segments", i.segments}};
+  j = nlohmann::json{
+      {"name", i.name}, {"size", i.size}, {"sha256", i.sha256}, {"format", i.format}, {"segments", i.segments}};
 }
 
 void to_json(nlohmann::json& j, const scan_summary& s) {
-  j = nlohmann::json{{"files", s.files},       {"directories", s.directories},
-                     {"deleted", s.deleted},   {"bytes", s.bytes},
-                     {"flagged_files", s.flagged_files}, {"findings", s.findings},
-                     {"errors", s.errors},     {"limits_hit", s.limits_hit},
-                     {"by_mime", s.by_mime},   {"by_type", s.by_type}};
+  j = nlohmann::json{{"files", s.files},    {"directories", s.directories},     {"deleted", s.deleted},
+                     {"bytes", s.bytes},    {"flagged_files", s.flagged_files}, {"findings", s.findings},
+                     {"errors", s.errors},  {"limits_hit", s.limits_hit},       {"by_mime", s.by_mime},
+                     {"by_type", s.by_type}};
 }
 
 void to_json(nlohmann::json& j, const report& r) {

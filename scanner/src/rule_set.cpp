@@ -70,7 +70,9 @@ yara_library::yara_library() {
   }
 }
 
-yara_library::~yara_library() { yr_finalize(); }
+yara_library::~yara_library() {
+  yr_finalize();
+}
 
 rule_set::~rule_set() {
   if (yara_ != nullptr) {
@@ -152,7 +154,9 @@ std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources) {
     }
     set->yara_ = rules;
     const YR_RULE* rule = nullptr;
-    yr_rules_foreach(rules, rule) { ++set->info_.yara_rules; }
+    yr_rules_foreach(rules, rule) {
+      ++set->info_.yara_rules;
+    }
   }
 
   for (const auto& [label, path, kind] : hash_files) {

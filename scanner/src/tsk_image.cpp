@@ -71,7 +71,8 @@ class volume_head_source final : public content_source {
     }
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), length_ - offset));
     tsk_error_reset();
-    const ssize_t n = tsk_img_read(img_, static_cast<TSK_OFF_T>(offset_ + offset), reinterpret_cast<char*>(out.data()), want);
+    const ssize_t n =
+        tsk_img_read(img_, static_cast<TSK_OFF_T>(offset_ + offset), reinterpret_cast<char*>(out.data()), want);
     if (n < 0) {
       throw scan_error(scan_errc::read_failed, tsk_reason());
     }
@@ -162,7 +163,8 @@ class fs_walker {
     if (dir == nullptr) {
       if (!quiet) {
         const bool deleted_dir = ancestors.size() > 1 && deleted_stack_;
-        error(path.empty() ? "/" : path, "directory_unreadable", "cannot list directory: " + tsk_reason(), !deleted_dir);
+        error(path.empty() ? "/" : path, "directory_unreadable", "cannot list directory: " + tsk_reason(),
+              !deleted_dir);
       }
       return;
     }
@@ -206,7 +208,8 @@ class fs_walker {
       return;
     }
     const TSK_FS_META* meta = f != nullptr ? f->meta : nullptr;
-    const bool is_virtual = nm->type == TSK_FS_NAME_TYPE_VIRT || (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT);
+    const bool is_virtual =
+        nm->type == TSK_FS_NAME_TYPE_VIRT || (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT);
     // The FAT/exFAT volume label is a directory entry, not a file.
     constexpr std::string_view label_suffix = " (Volume Label Entry)";
     if (raw.ends_with(label_suffix) && !(nm->flags & TSK_FS_NAME_FLAG_UNALLOC)) {
@@ -235,8 +238,8 @@ class fs_walker {
     e.path = path;
     e.volume = volume_.entry.index;
     e.inode = meta != nullptr ? meta->addr : nm->meta_addr;
-    e.deleted = (nm->flags & TSK_FS_NAME_FLAG_UNALLOC) || (meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC)) ||
-                deleted_stack_;
+    e.deleted = (nm->flags & TSK_FS_NAME_FLAG_UNALLOC) ||
+                (meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC)) || deleted_stack_;
     if (meta != nullptr) {
       e.size = static_cast<std::uint64_t>(std::max<TSK_OFF_T>(meta->size, 0));
       e.times.mtime = known_time(meta->mtime);
@@ -462,7 +465,9 @@ tsk_image::~tsk_image() {
   }
 }
 
-std::uint64_t tsk_image::size() const { return static_cast<std::uint64_t>(img_->size); }
+std::uint64_t tsk_image::size() const {
+  return static_cast<std::uint64_t>(img_->size);
+}
 
 std::vector<std::filesystem::path> tsk_image::segments() const {
   std::vector<std::filesystem::path> out;
@@ -620,8 +625,8 @@ TSK_FS_INFO* tsk_image::fs_for(const volume_plan& volume) {
     return it->second;
   }
   tsk_error_reset();
-  TSK_FS_INFO* fs = tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(volume.entry.offset),
-                                    static_cast<TSK_FS_TYPE_ENUM>(volume.fs_type));
+  TSK_FS_INFO* fs =
+      tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(volume.entry.offset), static_cast<TSK_FS_TYPE_ENUM>(volume.fs_type));
   if (fs == nullptr) {
     throw scan_error(scan_errc::read_failed, "cannot reopen the file system of volume " +
                                                  std::to_string(volume.entry.index) + ": " + tsk_reason());

@@ -9,16 +9,23 @@ namespace {
 
 int severity_weight(severity s) {
   switch (s) {
-    case severity::info: return 0;
-    case severity::low: return 20;
-    case severity::medium: return 50;
-    case severity::high: return 80;
-    case severity::critical: return 100;
+    case severity::info:
+      return 0;
+    case severity::low:
+      return 20;
+    case severity::medium:
+      return 50;
+    case severity::high:
+      return 80;
+    case severity::critical:
+      return 100;
   }
   return 50;
 }
 
-auto volume_key(const std::optional<std::uint32_t>& v) { return v ? static_cast<std::int64_t>(*v) : -1; }
+auto volume_key(const std::optional<std::uint32_t>& v) {
+  return v ? static_cast<std::int64_t>(*v) : -1;
+}
 
 }  // namespace
 
@@ -56,7 +63,8 @@ void finalize(report& r, severity flag_threshold) {
     s.flagged_files += flagged ? 1 : 0;
   }
   std::stable_sort(all.begin(), all.end(), [](const finding& a, const finding& b) {
-    return std::make_tuple(volume_key(a.volume), a.path, a.rule) < std::make_tuple(volume_key(b.volume), b.path, b.rule);
+    return std::make_tuple(volume_key(a.volume), a.path, a.rule) <
+           std::make_tuple(volume_key(b.volume), b.path, b.rule);
   });
   r.findings = std::move(all);
   s.findings = r.findings.size();
@@ -76,7 +84,8 @@ void finalize(report& r, severity flag_threshold) {
   r.score = std::min(100, score + std::max(0, above_info - 1));
 
   const bool image_unusable = r.result == verdict::error;
-  const bool unread = std::any_of(r.errors.begin(), r.errors.end(), [](const error_entry& e) { return e.affects_verdict; });
+  const bool unread =
+      std::any_of(r.errors.begin(), r.errors.end(), [](const error_entry& e) { return e.affects_verdict; });
   if (image_unusable) {
     // verdict_reason was set where the image failed to open.
     return;

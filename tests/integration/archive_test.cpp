@@ -37,7 +37,6 @@ fs::path make_ext4(const scratch_dir& tmp, const fs::path& content, const std::s
   return img;
 }
 
-
 bool limit_hit(const json& r, const std::string& limit) {
   for (const auto& l : r.at("limits_hit")) {
     if (l.at("limit") == limit) return true;
@@ -165,7 +164,8 @@ TEST(Archives, MacroDocumentFiresTheMacroRule) {
     vba << body;
     const std::u16string stream = u"_VBA_PROJECT";
     vba.write(reinterpret_cast<const char*>(stream.data()), static_cast<std::streamsize>(stream.size() * 2));
-    vba << std::string(64, '\0') << "Attribute VB_Name = \"ThisDocument\"\r\nSub AutoOpen()\r\nShell \"cmd\"\r\nEnd Sub\r\n";
+    vba << std::string(64, '\0')
+        << "Attribute VB_Name = \"ThisDocument\"\r\nSub AutoOpen()\r\nShell \"cmd\"\r\nEnd Sub\r\n";
   }
   sh("cd " + shell_quote(d.string()) + " && zip -q -r -X " + shell_quote((tmp / "content" / "invoice.docm").string()) +
      " '[Content_Types].xml' _rels word");
@@ -202,7 +202,7 @@ TEST(Archives, DepthMemberAndSizeLimitsAreRecordedAndScanningGoesOn) {
   EXPECT_TRUE(limit_hit(r, "max_members"));
   EXPECT_TRUE(limit_hit(r, "max_member_bytes"));
   EXPECT_EQ(r.at("verdict"), "incomplete");
-  EXPECT_NE(find_file(r, 0, "/d3.zip!d2.zip!d1.zip"), nullptr);       // depth 2 listed
+  EXPECT_NE(find_file(r, 0, "/d3.zip!d2.zip!d1.zip"), nullptr);           // depth 2 listed
   EXPECT_EQ(find_file(r, 0, "/d3.zip!d2.zip!d1.zip!deep.txt"), nullptr);  // depth 3 not opened
   int listed = 0;
   for (const auto& f : r.at("files")) {
@@ -221,12 +221,14 @@ TEST(Archives, CorruptArchiveIsAnErrorOnThatFileOnly) {
   scratch_dir tmp;
   fs::create_directories(tmp / "content");
   sh("cd " + shell_quote(tmp.path().string()) +
-     " && head -c 200000 /dev/urandom > r.bin && zip -q -0 full.zip r.bin && head -c 100000 full.zip > content/cut.zip");
+     " && head -c 200000 /dev/urandom > r.bin && zip -q -0 full.zip r.bin && head -c 100000 full.zip > "
+     "content/cut.zip");
   std::ofstream(tmp / "content" / "ok.txt") << "fine\n";
   const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
   bool error_on_zip = false;
   for (const auto& e : r.at("errors")) {
-    error_on_zip = error_on_zip || (e.at("path").get<std::string>().rfind("/cut.zip", 0) == 0 && e.at("stage") != "walk");
+    error_on_zip =
+        error_on_zip || (e.at("path").get<std::string>().rfind("/cut.zip", 0) == 0 && e.at("stage") != "walk");
   }
   EXPECT_TRUE(error_on_zip) << r.at("errors").dump(2);
   const json* ok = find_file(r, 0, "/ok.txt");
@@ -267,7 +269,8 @@ TEST(Archives, CompressedStreamStartingWithZerosIsStillRead) {
     std::ofstream payload(tmp / "content" / "hidden.bin", std::ios::binary);
     payload << std::string(4096, '\0') << eicar();
   }
-  sh("cd " + shell_quote((tmp / "content").string()) + " && gzip hidden.bin && head -c 150M /dev/zero | gzip -1 > zeros.gz");
+  sh("cd " + shell_quote((tmp / "content").string()) +
+     " && gzip hidden.bin && head -c 150M /dev/zero | gzip -1 > zeros.gz");
   const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
   const json* inner = find_file(r, 0, "/hidden.bin.gz!hidden.bin");
   ASSERT_NE(inner, nullptr) << r.at("files").dump(1).substr(0, 3000);

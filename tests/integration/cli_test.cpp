@@ -12,12 +12,15 @@ using nlohmann::json;
 
 namespace {
 
-std::string cli() { return shell_quote(BORDERSCAN_CLI); }
+std::string cli() {
+  return shell_quote(BORDERSCAN_CLI);
+}
 
 }  // namespace
 
 TEST(Cli, CleanImageExitsZeroWithReportOnStdout) {
-  const auto res = run_command(cli() + " scan " + shell_quote((borderscan::test::corpus_dir() / "images" / "rustfatfs-fat12.img").string()));
+  const auto res = run_command(
+      cli() + " scan " + shell_quote((borderscan::test::corpus_dir() / "images" / "rustfatfs-fat12.img").string()));
   EXPECT_EQ(res.exit_code, 0) << res.err;
   const json r = json::parse(res.out);
   borderscan::test::validate_report(r);

@@ -43,7 +43,9 @@ std::vector<std::string> expectation_files() {
   return out;
 }
 
-std::string basename_of(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+std::string basename_of(const std::string& path) {
+  return path.substr(path.find_last_of('/') + 1);
+}
 
 }  // namespace
 
@@ -99,7 +101,8 @@ TEST_P(CorpusImage, ListsEveryRequiredFile) {
     } else if (e.at("kind") == "orphan") {
       // Orphans match by volume, base name and size: their folder is unknowable.
       for (const auto& f : report.at("files")) {
-        if (f.at("volume") == volume && basename_of(f.at("path")) == basename_of(path) && f.at("size") == e.at("size")) {
+        if (f.at("volume") == volume && basename_of(f.at("path")) == basename_of(path) &&
+            f.at("size") == e.at("size")) {
           got = &f;
         }
       }
@@ -121,11 +124,10 @@ TEST_P(CorpusImage, ListsEveryRequiredFile) {
   EXPECT_EQ(checked, expected.at("summary").value("required_files", checked)) << image_name;
 }
 
-INSTANTIATE_TEST_SUITE_P(SharedCorpus, CorpusImage, ::testing::ValuesIn(expectation_files()),
-                         [](const auto& info) {
-                           std::string name = info.param.substr(0, info.param.find(".expected.json"));
-                           for (char& c : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(SharedCorpus, CorpusImage, ::testing::ValuesIn(expectation_files()), [](const auto& info) {
+  std::string name = info.param.substr(0, info.param.find(".expected.json"));
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+});

@@ -21,8 +21,8 @@ struct hostile_case {
 
 json scan_with_cli(const fs::path& image, int* exit_code) {
   // `timeout` turns a hang into a failure; the CLI's own exit code says the verdict.
-  const std::string cmd = "timeout -s KILL 60 " + shell_quote(BORDERSCAN_CLI) + " scan -q --jobs 2 " +
-                          shell_quote(image.string());
+  const std::string cmd =
+      "timeout -s KILL 60 " + shell_quote(BORDERSCAN_CLI) + " scan -q --jobs 2 " + shell_quote(image.string());
   const auto res = borderscan::test::run_command(cmd);
   *exit_code = res.exit_code;
   EXPECT_NE(res.exit_code, -1) << "killed (hang or crash): " << image << "\n" << res.err;
@@ -62,19 +62,21 @@ TEST_P(HostileImage, EndsWithClearErrorOrPartialReport) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SharedCorpus, HostileImage,
-    ::testing::Values(hostile_case{"empty.img", "error"}, hostile_case{"random-256k.img", "incomplete"},
-                      hostile_case{"fat32-truncated.img", "incomplete"}, hostile_case{"fat16-chains.img", "incomplete"},
-                      hostile_case{"mbr-ebr-loop.img", "incomplete"}, hostile_case{"mbr-out-of-range.img", "incomplete"},
-                      hostile_case{"gpt-huge-entry-count.img", "incomplete"}),
-    [](const auto& info) {
-      std::string name = info.param.file.substr(0, info.param.file.find('.'));
-      for (char& ch : name) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(SharedCorpus, HostileImage,
+                         ::testing::Values(hostile_case{"empty.img", "error"},
+                                           hostile_case{"random-256k.img", "incomplete"},
+                                           hostile_case{"fat32-truncated.img", "incomplete"},
+                                           hostile_case{"fat16-chains.img", "incomplete"},
+                                           hostile_case{"mbr-ebr-loop.img", "incomplete"},
+                                           hostile_case{"mbr-out-of-range.img", "incomplete"},
+                                           hostile_case{"gpt-huge-entry-count.img", "incomplete"}),
+                         [](const auto& info) {
+                           std::string name = info.param.file.substr(0, info.param.file.find('.'));
+                           for (char& ch : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return name;
+                         });
 
 TEST(HostileDetails, DirectoryLoopsAreCutAndWarned) {
   borderscan::test::scratch_dir tmp;

@@ -36,9 +36,9 @@ TEST(Extension, AcceptsMatchingAndRelatedContent) {
   EXPECT_FALSE(sc::check_extension("a.txt", "text/plain"));
   EXPECT_FALSE(sc::check_extension("a.csv", "text/csv"));
   EXPECT_FALSE(sc::check_extension("a.json", "application/json"));
-  EXPECT_FALSE(sc::check_extension("a.docx", "application/zip"));       // OOXML is a ZIP
+  EXPECT_FALSE(sc::check_extension("a.docx", "application/zip"));  // OOXML is a ZIP
   EXPECT_FALSE(sc::check_extension("a.doc", "application/x-ole-storage"));
-  EXPECT_FALSE(sc::check_extension("a.m4a", "video/mp4"));              // audio in an MP4 container
+  EXPECT_FALSE(sc::check_extension("a.m4a", "video/mp4"));  // audio in an MP4 container
   EXPECT_FALSE(sc::check_extension("a.svg", "text/xml"));
 }
 

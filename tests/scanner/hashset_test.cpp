@@ -52,8 +52,8 @@ TEST(HashSet, LooksUpEveryAlgorithmWithNames) {
   EXPECT_EQ(hits[1].entry, "");
   EXPECT_EQ(hits[2].entry, "empty sample");
 
-  const auto none = db.lookup(digest<16>(std::string(32, '1')), digest<20>(std::string(40, '1')),
-                              digest<32>(std::string(64, '1')));
+  const auto none =
+      db.lookup(digest<16>(std::string(32, '1')), digest<20>(std::string(40, '1')), digest<32>(std::string(64, '1')));
   EXPECT_TRUE(none.empty());
 }
 
@@ -85,7 +85,8 @@ TEST(HashSet, FindsEntriesInALargeSet) {
   db.seal();
   char probe[80];
   std::snprintf(probe, sizeof probe, "%056x%08x", 12345u * 2654435761u, 12345u);
-  EXPECT_EQ(db.lookup(digest<16>(std::string(32, '0')), digest<20>(std::string(40, '0')), digest<32>(probe)).size(), 1u);
+  EXPECT_EQ(db.lookup(digest<16>(std::string(32, '0')), digest<20>(std::string(40, '0')), digest<32>(probe)).size(),
+            1u);
   std::snprintf(probe, sizeof probe, "%056x%08x", 12345u * 2654435761u, 12346u);
   EXPECT_TRUE(db.lookup(digest<16>(std::string(32, '0')), digest<20>(std::string(40, '0')), digest<32>(probe)).empty());
 }

@@ -125,8 +125,7 @@ TEST(ObjectScanner, FindsMatchStraddlingBlockBoundary) {
 TEST(ObjectScanner, FindsMatchInLastBlockAndReadsDataInLaterBlocks) {
   scratch_dir tmp;
   sc::limits lim;
-  sc::object_scanner scanner(lim,
-                             rules_from(tmp, std::string(marker_rule) + R"(
+  sc::object_scanner scanner(lim, rules_from(tmp, std::string(marker_rule) + R"(
 rule late_offset { condition: uint32be(20000) == 0xDEADBEEF and filesize == 20480 })"),
                              4096, 512);
   std::string content(20480, '\0');
@@ -197,8 +196,9 @@ TEST(ObjectScanner, ReportsReadFailureOnDeletedFileAsEvidenceOnly) {
 TEST(ObjectScanner, KnownBadHashIsAHighFinding) {
   scratch_dir tmp;
   sc::limits lim;
-  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }",
-                                             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad abc-sample"));
+  sc::object_scanner scanner(lim,
+                             rules_from(tmp, "rule never { condition: false }",
+                                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad abc-sample"));
   const auto data = bytes_of("abc");
   sc::memory_source src(data);
   auto e = entry_for("/abc", 3);
@@ -232,7 +232,10 @@ TEST(ObjectScanner, ExtensionMismatchIsAHeuristicFinding) {
   scratch_dir tmp;
   sc::limits lim;
   sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }"));
-  std::string elf("\x7f" "ELF\x02\x01\x01", 7);
+  std::string elf(
+      "\x7f"
+      "ELF\x02\x01\x01",
+      7);
   elf.resize(64, '\0');
   elf[16] = 2;   // ET_EXEC
   elf[18] = 62;  // x86-64

@@ -24,7 +24,8 @@ TEST(RuleSet, CompileErrorNamesFileAndLine) {
   scratch_dir tmp;
   fs::create_directories(tmp / "r" / "sub");
   std::ofstream(tmp / "r" / "ok.yar") << "rule ok { condition: true }\n";
-  std::ofstream(tmp / "r" / "sub" / "bad.yar") << "rule good { condition: true }\n\nrule bad { condition: $undefined }\n";
+  std::ofstream(tmp / "r" / "sub" / "bad.yar")
+      << "rule good { condition: true }\n\nrule bad { condition: $undefined }\n";
   sc::rule_sources src;
   src.rule_paths.push_back(tmp / "r");
   try {

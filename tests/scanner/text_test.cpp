@@ -13,11 +13,13 @@ TEST(EscapeName, KeepsValidUtf8) {
 }
 
 TEST(EscapeName, EscapesInvalidBytesAndBackslashLosslessly) {
-  EXPECT_EQ(sc::escape_name(std::string("a\xff" "b")), "a\\xffb");
+  EXPECT_EQ(sc::escape_name(std::string("a\xff"
+                                        "b")),
+            "a\\xffb");
   EXPECT_EQ(sc::escape_name("a\\xffb"), "a\\\\xffb");  // a literal backslash cannot be confused with an escape
-  EXPECT_EQ(sc::escape_name(std::string("\xc0\xaf")), "\\xc0\\xaf");          // overlong '/'
-  EXPECT_EQ(sc::escape_name(std::string("\xed\xa0\x80")), "\\xed\\xa0\\x80");  // UTF-16 surrogate
-  EXPECT_EQ(sc::escape_name(std::string("\xe2\x82")), "\\xe2\\x82");          // truncated sequence
+  EXPECT_EQ(sc::escape_name(std::string("\xc0\xaf")), "\\xc0\\xaf");                    // overlong '/'
+  EXPECT_EQ(sc::escape_name(std::string("\xed\xa0\x80")), "\\xed\\xa0\\x80");           // UTF-16 surrogate
+  EXPECT_EQ(sc::escape_name(std::string("\xe2\x82")), "\\xe2\\x82");                    // truncated sequence
   EXPECT_EQ(sc::escape_name(std::string("\xf4\x90\x80\x80")), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
 }
 

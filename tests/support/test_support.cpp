@@ -18,7 +18,9 @@
 namespace borderscan::test {
 namespace fs = std::filesystem;
 
-fs::path source_dir() { return BORDERSCAN_SOURCE_DIR; }
+fs::path source_dir() {
+  return BORDERSCAN_SOURCE_DIR;
+}
 
 fs::path corpus_dir() {
   const char* env = std::getenv("BORDERSCAN_CORPUS");
@@ -38,7 +40,9 @@ fs::path fixture_dir() {
   return dir;
 }
 
-fs::path rules_dir() { return source_dir() / "rules"; }
+fs::path rules_dir() {
+  return source_dir() / "rules";
+}
 
 scratch_dir::scratch_dir() {
   std::random_device rd;
@@ -152,7 +156,8 @@ nlohmann::json scan_image(const fs::path& image, const scanner::limits& lim,
 command_result run_command(const std::string& command_line) {
   scratch_dir tmp;
   const fs::path out = tmp / "stdout", err = tmp / "stderr";
-  const std::string full = "( " + command_line + " ) > " + shell_quote(out.string()) + " 2> " + shell_quote(err.string());
+  const std::string full =
+      "( " + command_line + " ) > " + shell_quote(out.string()) + " 2> " + shell_quote(err.string());
   const int status = std::system(full.c_str());
   command_result r;
   if (status != -1 && WIFEXITED(status)) {

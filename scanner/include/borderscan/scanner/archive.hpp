@@ -28,7 +28,7 @@ struct expansion_sink {
   std::function<void(file_entry&&)> member;  // a scanned member, with container and depth set
   std::function<void(error_entry&&)> error;
   std::function<void(limit_hit&&)> limit;
-  std::function<bool()> stop;                // cancel or deadline: stop between members
+  std::function<bool()> stop;  // cancel or deadline: stop between members
   std::function<void(std::uint64_t)> on_bytes;
 };
 
@@ -38,7 +38,9 @@ bool is_container(const file_entry& entry);
 // FAT, NTFS, ext, HFS+ ...) that libtsk can walk from its content?
 bool is_disk_image(const file_entry& entry);
 // Either of the two: something container_expander::expand opens.
-inline bool is_expandable(const file_entry& entry) { return is_container(entry) || is_disk_image(entry); }
+inline bool is_expandable(const file_entry& entry) {
+  return is_container(entry) || is_disk_image(entry);
+}
 
 class container_expander {
  public:

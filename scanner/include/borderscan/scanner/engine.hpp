@@ -43,8 +43,7 @@ class engine {
 
   // Scans one image (split raw: the first segment, or all segments in order).
   // Never throws for bad images: an unusable image gives verdict `error`.
-  report scan(const std::vector<std::filesystem::path>& image_segments,
-              const scan_options& options = {}) const;
+  report scan(const std::vector<std::filesystem::path>& image_segments, const scan_options& options = {}) const;
   report scan(const std::filesystem::path& image, const scan_options& options = {}) const {
     return scan(std::vector<std::filesystem::path>{image}, options);
   }

@@ -30,8 +30,7 @@ inline std::error_code make_error_code(scan_errc e) noexcept {
 // (no match, limit hit, not an archive) are report data, not exceptions.
 class scan_error : public std::system_error {
  public:
-  scan_error(scan_errc code, const std::string& what)
-      : std::system_error(make_error_code(code), what) {}
+  scan_error(scan_errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
 };
 
 // Stable short name of a code, used as `code` in report errors ("short_read").

@@ -17,9 +17,9 @@ enum class hashset_kind { known_bad, known_good };
 const char* to_string(hashset_kind k) noexcept;
 
 struct hashset_hit {
-  std::string set;    // name of the set (file stem)
+  std::string set;  // name of the set (file stem)
   hashset_kind kind;
-  std::string entry;  // the name given on the line, may be empty
+  std::string entry;      // the name given on the line, may be empty
   std::string algorithm;  // md5 | sha1 | sha256
 };
 
@@ -36,14 +36,12 @@ class hashset_db {
   // Loads one set file. Lines: hex digest (32/40/64 chars), optional
   // whitespace + name, `#` comments, blank lines. Throws scan_error
   // (rules_invalid) naming file:line for a malformed line.
-  void load(const std::filesystem::path& file, hashset_kind kind,
-            std::string set_name = {});
+  void load(const std::filesystem::path& file, hashset_kind kind, std::string set_name = {});
   // Sorts the tables; call once after the last load and before lookups.
   void seal();
 
   // All sets that list any of the given digests (raw bytes).
-  std::vector<hashset_hit> lookup(std::span<const std::uint8_t, 16> md5,
-                                  std::span<const std::uint8_t, 20> sha1,
+  std::vector<hashset_hit> lookup(std::span<const std::uint8_t, 16> md5, std::span<const std::uint8_t, 20> sha1,
                                   std::span<const std::uint8_t, 32> sha256) const;
 
   const std::vector<set_info>& sets() const noexcept { return sets_; }
@@ -58,8 +56,8 @@ class hashset_db {
     friend bool operator<(const entry& a, const entry& b) { return a.digest < b.digest; }
   };
   template <std::size_t N>
-  void collect(const std::vector<entry<N>>& table, std::span<const std::uint8_t, N> key,
-               const char* algorithm, std::vector<hashset_hit>& out) const;
+  void collect(const std::vector<entry<N>>& table, std::span<const std::uint8_t, N> key, const char* algorithm,
+               std::vector<hashset_hit>& out) const;
 
   std::vector<entry<16>> md5_;
   std::vector<entry<20>> sha1_;

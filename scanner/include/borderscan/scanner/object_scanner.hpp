@@ -49,8 +49,8 @@ class object_scanner {
  public:
   // block_size: read unit; files up to it are scanned from one buffer, larger
   // ones as overlapping YARA blocks (overlap catches straddling matches).
-  object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules,
-                 std::size_t block_size = 4 << 20, std::size_t overlap = 64 << 10);
+  object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules, std::size_t block_size = 4 << 20,
+                 std::size_t overlap = 64 << 10);
   ~object_scanner();
   object_scanner(const object_scanner&) = delete;
   object_scanner& operator=(const object_scanner&) = delete;

@@ -25,11 +25,11 @@ enum class verdict { clean, flagged, incomplete, error };
 const char* to_string(verdict v) noexcept;
 
 struct finding {
-  std::string path;                 // object path, `!` separates container levels
+  std::string path;  // object path, `!` separates container levels
   std::optional<std::uint32_t> volume;
-  std::string source;               // yara | hashset | heuristic | limit
+  std::string source;  // yara | hashset | heuristic | limit
   std::string rule;
-  std::string rule_namespace;       // JSON key `namespace`
+  std::string rule_namespace;         // JSON key `namespace`
   severity level = severity::medium;  // JSON key `severity`
   std::vector<std::string> tags;
   nlohmann::json meta = nlohmann::json::object();
@@ -45,10 +45,10 @@ struct file_entry {
   std::optional<std::uint64_t> inode;
   std::optional<std::uint64_t> size;  // null when the file system cannot tell
   bool deleted = false;
-  std::string type;                   // regular | directory | symlink | other | raw
+  std::string type;  // regular | directory | symlink | other | raw
   file_times times;
   std::string mime, description;
-  std::string md5, sha1, sha256;      // empty when content was not fully read
+  std::string md5, sha1, sha256;  // empty when content was not fully read
   std::uint64_t bytes_read = 0;
   bool content_complete = false;
   std::optional<std::string> skipped;  // why content was not scanned
@@ -61,20 +61,20 @@ struct file_entry {
 
 struct volume_entry {
   std::uint32_t index = 0;
-  std::string scheme;                 // mbr | gpt | none | ...
-  std::uint64_t offset = 0, length = 0;  // bytes
-  std::string description;            // partition type text from the table
+  std::string scheme;                     // mbr | gpt | none | ...
+  std::uint64_t offset = 0, length = 0;   // bytes
+  std::string description;                // partition type text from the table
   std::optional<std::string> filesystem;  // fat12, ntfs, ext4, ... null = none
   std::optional<std::string> label;
-  std::optional<std::string> error;    // why no file system could be opened
-  std::vector<std::string> notes;      // e.g. FAT type forced after auto-detect failed
+  std::optional<std::string> error;  // why no file system could be opened
+  std::vector<std::string> notes;    // e.g. FAT type forced after auto-detect failed
   std::uint64_t files = 0;
 };
 
 struct error_entry {
-  std::string path;                   // empty for image-level errors
+  std::string path;  // empty for image-level errors
   std::optional<std::uint32_t> volume;
-  std::string stage;                  // image | volume | walk | read | magic | yara | ...
+  std::string stage;  // image | volume | walk | read | magic | yara | ...
   std::string code;
   std::string message;
   // Errors about content that no longer exists on the device (deleted files)
@@ -90,10 +90,13 @@ struct limit_hit {
 };
 
 struct ruleset_info {
-  std::string digest;                 // sha256 over all rule and hash-set sources
+  std::string digest;  // sha256 over all rule and hash-set sources
   std::uint64_t yara_rules = 0;
   std::vector<std::string> yara_files;
-  struct hashset { std::string name, kind; std::uint64_t entries = 0; };
+  struct hashset {
+    std::string name, kind;
+    std::uint64_t entries = 0;
+  };
   std::vector<hashset> hashsets;
 };
 
@@ -101,7 +104,7 @@ struct image_info {
   std::string name;
   std::uint64_t size = 0;
   std::string sha256;
-  std::string format;                 // raw, ewf, vhd, vmdk, ...
+  std::string format;  // raw, ewf, vhd, vmdk, ...
   std::vector<std::string> segments;
 };
 
@@ -122,12 +125,12 @@ struct report {
   ruleset_info ruleset;
   std::vector<volume_entry> volumes;
   std::vector<file_entry> files;
-  std::vector<finding> findings;      // all findings, each with its path
+  std::vector<finding> findings;  // all findings, each with its path
   std::vector<error_entry> errors;
   std::vector<std::string> warnings;  // anomalies that did not stop anything
   std::vector<limit_hit> limits_hit;
   scan_summary summary;
-  verdict result = verdict::clean;    // JSON key `verdict`
+  verdict result = verdict::clean;  // JSON key `verdict`
   std::string verdict_reason;
   int score = 0;
 };
