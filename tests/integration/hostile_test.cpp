@@ -19,6 +19,11 @@ struct hostile_case {
   std::string expected_verdict;  // error | incomplete
 };
 
+// Readable test names in ctest output instead of a byte dump.
+[[maybe_unused]] void PrintTo(const hostile_case& c, std::ostream* os) {
+  *os << c.file;
+}
+
 json scan_with_cli(const fs::path& image, int* exit_code) {
   // `timeout` turns a hang into a failure; the CLI's own exit code says the verdict.
   const std::string cmd =
