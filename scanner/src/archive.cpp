@@ -441,10 +441,16 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
     child.container = parent.path;
     child.depth = parent.depth + 1;
     const auto filetype = archive_entry_filetype(entry);
-    child.type = filetype == AE_IFDIR   ? "directory"
-                 : filetype == AE_IFLNK ? "symlink"
-                 : filetype == AE_IFREG ? "regular"
-                                        : "other";
+    // Some formats (ar, raw streams) carry no file type: their members are files.
+    if (filetype == AE_IFDIR) {
+      child.type = "directory";
+    } else if (filetype == AE_IFLNK) {
+      child.type = "symlink";
+    } else if (filetype == AE_IFREG || filetype == 0) {
+      child.type = "regular";
+    } else {
+      child.type = "other";
+    }
     if (archive_entry_mtime_is_set(entry)) {
       child.times.mtime = archive_entry_mtime(entry);
     }

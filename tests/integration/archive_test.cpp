@@ -279,3 +279,34 @@ TEST(Archives, CompressedStreamStartingWithZerosIsStillRead) {
   ASSERT_NE(zeros, nullptr);
   EXPECT_TRUE(has_finding(*zeros, "archive_bomb"));
 }
+
+TEST(Archives, OpensEveryPackagedFormat) {
+  // One EICAR member in each format Debian's tools can write.
+  scratch_dir tmp;
+  const fs::path w = tmp / "work";
+  fs::create_directories(w);
+  fs::create_directories(tmp / "content");
+  std::ofstream(w / "payload.com") << eicar();
+  const std::string q = shell_quote(w.string());
+  sh("cd " + q +
+     " && echo payload.com | cpio --quiet -o -H newc > a.cpio && ar rc a.ar payload.com"
+     " && gcab -c a.cab payload.com && genisoimage -quiet -o a.iso payload.com"
+     " && tar cf a.tar payload.com && bzip2 -k a.tar && lz4 -q a.tar a.tar.lz4 && 7z a -bd -bso0 -bsp0 a.7z payload.com"
+     " && cp payload.com b.com && bzip2 b.com");
+  const std::vector<std::string> formats = {"a.cpio", "a.ar",      "a.cab",     "a.iso",
+                                            "a.7z",   "a.tar.bz2", "a.tar.lz4", "b.com.bz2"};
+  for (const auto& f : formats) {
+    fs::copy_file(w / f, tmp / "content" / f);
+  }
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
+  for (const auto& f : formats) {
+    bool found = false;
+    for (const auto& file : r.at("files")) {
+      const std::string p = file.at("path");
+      if (p.rfind("/" + f + "!", 0) == 0 && has_finding(file, "EICAR_Test_File")) {
+        found = true;
+      }
+    }
+    EXPECT_TRUE(found) << "no EICAR member found inside " << f;
+  }
+}
