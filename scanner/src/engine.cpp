@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -164,10 +165,13 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     r.image.segments.push_back(escape_name(s.filename().string()));
     r.image.size += std::filesystem::file_size(s, ec);
   }
-  try {
-    r.image.sha256 = valid_sha256(options.image_sha256) ? lower(options.image_sha256) : hash_segments(all_segments);
-  } catch (const scan_error& e) {
-    return fail(e.what());
+  // The image hash is one more sequential read of the whole image: let it
+  // run beside the walk instead of before it.
+  std::future<std::string> image_hash;
+  if (valid_sha256(options.image_sha256)) {
+    r.image.sha256 = lower(options.image_sha256);
+  } else {
+    image_hash = std::async(std::launch::async, [all_segments] { return hash_segments(all_segments); });
   }
 
   // Everything the threads report lands here under one mutex.
@@ -239,6 +243,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
   bounded_queue<task> queue(4096);
 
   expansion_budget budget;
+  yara_result_cache yara_cache;
   auto worker = [&]() {
     std::unique_ptr<detail::tsk_image> image;
     std::unique_ptr<object_scanner> scanner;
@@ -246,7 +251,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     std::string setup_error;
     try {
       image = std::make_unique<detail::tsk_image>(segments);
-      scanner = std::make_unique<object_scanner>(limits_, rules_);
+      scanner = std::make_unique<object_scanner>(limits_, rules_, 4 << 20, 64 << 10, &yara_cache);
       expander = std::make_unique<container_expander>(limits_, *scanner, budget);
     } catch (const std::exception& e) {
       setup_error = e.what();
@@ -342,6 +347,17 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
   queue.close();
   workers.clear();  // joins
   walker_image.reset();
+
+  if (image_hash.valid()) {
+    try {
+      r.image.sha256 = image_hash.get();
+    } catch (const std::exception& e) {
+      // Without the image hash the report cannot name its evidence.
+      r.errors.push_back({"", std::nullopt, "image", "image_hash_failed", e.what(), true});
+      r.result = verdict::error;
+      r.verdict_reason = std::string("cannot hash the image: ") + e.what();
+    }
+  }
 
   // Per-volume counts and the volume table.
   for (auto& v : volumes) {

@@ -82,6 +82,28 @@ finding make_yara_finding(const file_entry& entry, const YR_RULE* rule) {
 
 }  // namespace
 
+std::optional<std::vector<finding>> yara_result_cache::find(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  const auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    return std::nullopt;
+  }
+  ++hits_;
+  return it->second;
+}
+
+void yara_result_cache::store(std::string key, std::vector<finding> findings) {
+  std::lock_guard lock(mutex_);
+  if (entries_.size() < max_entries_) {
+    entries_.emplace(std::move(key), std::move(findings));
+  }
+}
+
+std::uint64_t yara_result_cache::hits() const {
+  std::lock_guard lock(mutex_);
+  return hits_;
+}
+
 std::size_t memory_source::read_at(std::uint64_t offset, std::span<std::byte> out) {
   if (offset >= data_.size()) {
     return 0;
@@ -100,6 +122,7 @@ struct object_scanner::impl {
   detail::multi_hasher hasher;
   yr_scanner_ptr yara;
   std::vector<std::byte> buffer;
+  yara_result_cache* cache;
 
   // State of the object being scanned; valid during scan() only.
   struct current_state {
@@ -118,8 +141,8 @@ struct object_scanner::impl {
     std::exception_ptr callback_error;
   } cur;
 
-  impl(const limits& l, std::shared_ptr<const rule_set> r, std::size_t bs, std::size_t ov)
-      : lim(l), rules(std::move(r)), block_size(bs), overlap(std::min(ov, bs / 2)), buffer(bs) {
+  impl(const limits& l, std::shared_ptr<const rule_set> r, std::size_t bs, std::size_t ov, yara_result_cache* c)
+      : lim(l), rules(std::move(r)), block_size(bs), overlap(std::min(ov, bs / 2)), buffer(bs), cache(c) {
     if (rules->yara() != nullptr) {
       YR_SCANNER* s = nullptr;
       if (yr_scanner_create(rules->yara(), &s) != ERROR_SUCCESS) {
@@ -345,6 +368,19 @@ struct object_scanner::impl {
     }
   }
 
+  // Same bytes, same YARA result, unless rules read the per-file externals.
+  std::string cache_key(const detail::digests& d) const {
+    std::string key(reinterpret_cast<const char*>(d.sha256.data()), d.sha256.size());
+    if (rules->uses_externals()) {
+      const std::string name = base_name(cur.entry->path);
+      for (const std::string& part : {name, dir_name(cur.entry->path), extension_of(name), cur.entry->mime}) {
+        key += '\0';
+        key += part;
+      }
+    }
+    return key;
+  }
+
   bool known_good_only(const std::vector<hashset_hit>& hits) const {
     return !hits.empty() && std::all_of(hits.begin(), hits.end(),
                                         [](const hashset_hit& h) { return h.kind == hashset_kind::known_good; });
@@ -426,13 +462,30 @@ struct object_scanner::impl {
       const auto data = std::span<const std::byte>(buffer).first(n);
       classify_prefix(data);
       bool skip_yara = false;
-      if (can_skip_known && !cur.failed && !truncated_by_limit) {
+      const bool whole = !cur.failed && !truncated_by_limit;
+      if ((can_skip_known || cache != nullptr) && whole) {
         early_digests = hasher.finish();
+      }
+      if (can_skip_known && early_digests) {
         skip_yara =
             known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
       }
       if (have_yara && !skip_yara) {
-        yara_scan_buffer(data);
+        const std::string key = cache != nullptr && early_digests ? cache_key(*early_digests) : std::string();
+        if (auto cached = key.empty() ? std::nullopt : cache->find(key)) {
+          for (auto& f : *cached) {
+            f.path = entry.path;
+            f.volume = entry.volume;
+            entry.findings.push_back(std::move(f));
+          }
+        } else {
+          const std::size_t errors_before = outcome.errors.size();
+          yara_scan_buffer(data);
+          // Only a complete, error-free result may stand in for later copies.
+          if (!key.empty() && outcome.errors.size() == errors_before) {
+            cache->store(key, entry.findings);
+          }
+        }
       }
     } else {
       // Large object: read the first block for libmagic, then let YARA pull
@@ -485,8 +538,8 @@ struct object_scanner::impl {
 };
 
 object_scanner::object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules, std::size_t block_size,
-                               std::size_t overlap)
-    : impl_(std::make_unique<impl>(lim, std::move(rules), block_size, overlap)) {}
+                               std::size_t overlap, yara_result_cache* cache)
+    : impl_(std::make_unique<impl>(lim, std::move(rules), block_size, overlap, cache)) {}
 
 object_scanner::~object_scanner() = default;
 

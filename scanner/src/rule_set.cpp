@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <cctype>
 #include <fstream>
+#include <iterator>
 #include <unistd.h>
 
 #include "borderscan/scanner/error.hpp"
@@ -46,6 +48,24 @@ void on_compiler_message(int error_level, const char* file_name, int line_number
   std::string text = std::string(file_name ? file_name : "<rules>") + ":" + std::to_string(line_number) + ": " +
                      (message ? message : "");
   (error_level == YARA_ERROR_LEVEL_ERROR ? out->errors : out->warnings).push_back(std::move(text));
+}
+
+// A textual check, on the safe side: a mention in a comment or string also counts.
+bool mentions_external(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const char* name : string_externals) {
+    const std::string_view n(name);
+    for (auto pos = text.find(n); pos != std::string::npos; pos = text.find(n, pos + 1)) {
+      auto is_ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+      const bool start_ok = pos == 0 || !is_ident(text[pos - 1]);
+      const bool end_ok = pos + n.size() >= text.size() || !is_ident(text[pos + n.size()]);
+      if (start_ok && end_ok) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 // Adds a file's path and bytes to the rule-set digest.
@@ -132,6 +152,7 @@ std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources) {
     }
     for (const auto& [label, path] : yara_files) {
       digest_file(digest, "yara:" + label, path);
+      set->uses_externals_ = set->uses_externals_ || mentions_external(path);
       file_ptr f(std::fopen(path.c_str(), "rb"));
       if (!f) {
         throw scan_error(scan_errc::rules_invalid, path.string() + ": cannot open: " + std::strerror(errno));

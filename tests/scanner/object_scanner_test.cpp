@@ -267,3 +267,38 @@ TEST(ObjectScanner, ReadsAtMostMaxFileBytesAndRecordsTheLimit) {
   EXPECT_EQ(out.limits[0].limit, "max_file_bytes");
   EXPECT_TRUE(e.skipped.has_value());
 }
+
+TEST(ObjectScanner, DuplicateContentIsMatchedOnceThroughTheCache) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::yara_result_cache cache;
+  sc::object_scanner scanner(lim, rules_from(tmp, marker_rule), 1 << 20, 1 << 10, &cache);
+  const auto data = bytes_of("xx BORDERSCAN-STRADDLE-MARKER-0123456789 yy");
+  for (const char* path : {"/a/one.txt", "/b/two.bin"}) {
+    sc::memory_source src(data);
+    auto e = entry_for(path, data.size());
+    scanner.scan(e, src);
+    ASSERT_EQ(e.findings.size(), 1u) << path;
+    EXPECT_EQ(e.findings[0].path, path);  // the cached finding names the file it is on
+    EXPECT_EQ(e.findings[0].rule, "straddle_marker");
+  }
+  EXPECT_EQ(cache.hits(), 1u);
+}
+
+TEST(ObjectScanner, CacheKeepsFilesApartWhenRulesReadExternals) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::yara_result_cache cache;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule named_a { condition: filename == \"a.txt\" }"), 1 << 20,
+                             1 << 10, &cache);
+  const auto data = bytes_of("same bytes");
+  std::vector<std::size_t> counts;
+  for (const char* path : {"/a.txt", "/b.txt"}) {
+    sc::memory_source src(data);
+    auto e = entry_for(path, data.size());
+    scanner.scan(e, src);
+    counts.push_back(e.findings.size());
+  }
+  EXPECT_EQ(counts, (std::vector<std::size_t>{1, 0}));
+  EXPECT_EQ(cache.hits(), 0u);
+}

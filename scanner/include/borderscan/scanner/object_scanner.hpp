@@ -8,8 +8,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "borderscan/scanner/limits.hpp"
 #include "borderscan/scanner/report.hpp"
@@ -45,12 +49,31 @@ struct object_outcome {
   std::vector<limit_hit> limits;
 };
 
+// YARA results of content already scanned in this scan, keyed by SHA-256
+// (plus the per-file externals when the rules read them), so duplicated
+// files are matched once. Shared by the threads of one scan; thread-safe.
+// Bounded: past max_entries it stops remembering.
+class yara_result_cache {
+ public:
+  explicit yara_result_cache(std::size_t max_entries = 200'000) : max_entries_(max_entries) {}
+  std::optional<std::vector<finding>> find(const std::string& key) const;
+  void store(std::string key, std::vector<finding> findings);
+  std::uint64_t hits() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::vector<finding>> entries_;
+  std::size_t max_entries_;
+  mutable std::uint64_t hits_ = 0;
+};
+
 class object_scanner {
  public:
   // block_size: read unit; files up to it are scanned from one buffer, larger
   // ones as overlapping YARA blocks (overlap catches straddling matches).
+  // cache: optional, shared with the other threads of the same scan.
   object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules, std::size_t block_size = 4 << 20,
-                 std::size_t overlap = 64 << 10);
+                 std::size_t overlap = 64 << 10, yara_result_cache* cache = nullptr);
   ~object_scanner();
   object_scanner(const object_scanner&) = delete;
   object_scanner& operator=(const object_scanner&) = delete;

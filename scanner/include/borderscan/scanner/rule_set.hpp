@@ -46,12 +46,16 @@ class rule_set {
   YR_RULES* yara() const noexcept { return yara_; }  // null when there are no YARA sources
   const hashset_db& hashsets() const noexcept { return hashsets_; }
   const ruleset_info& info() const noexcept { return info_; }
+  // Whether any YARA source mentions an external variable (filename, ...):
+  // then the same content may match differently under another name.
+  bool uses_externals() const noexcept { return uses_externals_; }
 
  private:
   rule_set() = default;
   YR_RULES* yara_ = nullptr;
   hashset_db hashsets_;
   ruleset_info info_;
+  bool uses_externals_ = false;
 };
 
 // The rules directory shipped with the product: $BORDERSCAN_RULES, then
