@@ -1,6 +1,7 @@
 #pragma once
 // Hash sets: sorted binary digests, looked up by binary search. Compact enough
-// for tens of millions of entries (one digest + two 32-bit ids per entry).
+// for tens of millions of entries: one digest plus one 32-bit label per entry
+// (36 bytes for SHA-256); labels (set, name) are shared between entries.
 
 #include <array>
 #include <cstdint>
@@ -51,18 +52,23 @@ class hashset_db {
   template <std::size_t N>
   struct entry {
     std::array<std::uint8_t, N> digest;
+    std::uint32_t label;  // index into labels_
+    friend bool operator<(const entry& a, const entry& b) { return a.digest < b.digest; }
+  };
+  struct label {
     std::uint32_t set;
     std::uint32_t name;  // index into names_, 0 = unnamed
-    friend bool operator<(const entry& a, const entry& b) { return a.digest < b.digest; }
   };
   template <std::size_t N>
   void collect(const std::vector<entry<N>>& table, std::span<const std::uint8_t, N> key, const char* algorithm,
                std::vector<hashset_hit>& out) const;
+  std::uint32_t label_for(std::uint32_t set, std::uint32_t name);
 
   std::vector<entry<16>> md5_;
   std::vector<entry<20>> sha1_;
   std::vector<entry<32>> sha256_;
   std::vector<std::string> names_{std::string{}};
+  std::vector<label> labels_;
   std::vector<set_info> sets_;
 };
 

@@ -1,0 +1,185 @@
+// Micro-benchmarks of the per-object stages: the three digests together,
+// libmagic on a prefix, YARA on a block (shipped and public rule sets), and
+// hash-set load and lookup with 10 million SHA-256 entries.
+//   build/bin/borderscan_micro_bench [--benchmark_filter=...]
+// BORDERSCAN_COMMUNITY_RULES: directory of the public rule set (default
+// ../shared/corpus/yara-community/signature-base, compile-noext.txt list).
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <vector>
+
+#include "borderscan/scanner/hashset.hpp"
+#include "borderscan/scanner/object_scanner.hpp"
+#include "borderscan/scanner/rule_set.hpp"
+#include "digest.hpp"
+#include "magic_classifier.hpp"
+
+namespace sc = borderscan::scanner;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::byte> random_bytes(std::size_t n, unsigned seed = 42) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::byte> out(n);
+  for (std::size_t i = 0; i + 8 <= n; i += 8) {
+    const std::uint64_t v = rng();
+    std::memcpy(out.data() + i, &v, 8);
+  }
+  return out;
+}
+
+sc::yara_library& yara() {
+  static sc::yara_library lib;
+  return lib;
+}
+
+std::shared_ptr<const sc::rule_set> shipped() {
+  yara();
+  static auto rules = [] {
+    sc::rule_sources src;
+    src.rule_paths.push_back(sc::default_rules_dir());
+    return sc::rule_set::load(src);
+  }();
+  return rules;
+}
+
+std::shared_ptr<const sc::rule_set> community() {
+  yara();
+  static auto rules = []() -> std::shared_ptr<const sc::rule_set> {
+    const char* env = std::getenv("BORDERSCAN_COMMUNITY_RULES");
+    const fs::path base = env != nullptr ? fs::path(env)
+                                         : fs::path(BORDERSCAN_SOURCE_DIR) / ".." / "shared" / "corpus" /
+                                               "yara-community" / "signature-base";
+    std::ifstream list(base / "compile-noext.txt");
+    if (!list) {
+      return nullptr;
+    }
+    sc::rule_sources src;
+    for (std::string line; std::getline(list, line);) {
+      if (!line.empty()) src.rule_paths.push_back(base / line);
+    }
+    return sc::rule_set::load(src);
+  }();
+  return rules;
+}
+
+void BM_Digests(benchmark::State& state) {
+  const auto data = random_bytes(4 << 20);
+  sc::detail::multi_hasher hasher;
+  for (auto _ : state) {
+    hasher.reset();
+    hasher.update(data);
+    benchmark::DoNotOptimize(hasher.finish());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * data.size()));
+}
+BENCHMARK(BM_Digests)->Unit(benchmark::kMillisecond);
+
+void BM_Magic(benchmark::State& state) {
+  std::vector<std::byte> data(64 << 10);
+  const std::string text = "The quick brown fox jumps over the lazy dog. 12345\n";
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(text[i % text.size()]);
+  const auto binary = random_bytes(64 << 10);
+  sc::detail::magic_classifier magic;
+  const bool is_text = state.range(0) == 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(magic.classify(is_text ? data : binary));
+  }
+  state.SetLabel(is_text ? "64 KiB text" : "64 KiB random");
+}
+BENCHMARK(BM_Magic)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+// The whole object pipeline on one 4 MiB block: digests + magic + YARA.
+void run_object(benchmark::State& state, std::shared_ptr<const sc::rule_set> rules) {
+  if (!rules) {
+    state.SkipWithError("public rule set not found");
+    return;
+  }
+  const auto data = random_bytes(4 << 20);
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules);
+  for (auto _ : state) {
+    sc::memory_source src(data);
+    sc::file_entry e;
+    e.path = "/bench.bin";
+    e.size = data.size();
+    e.type = "regular";
+    benchmark::DoNotOptimize(scanner.scan(e, src));
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * data.size()));
+}
+void BM_ObjectShippedRules(benchmark::State& state) {
+  run_object(state, shipped());
+}
+void BM_ObjectPublicRules(benchmark::State& state) {
+  run_object(state, community());
+}
+BENCHMARK(BM_ObjectShippedRules)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ObjectPublicRules)->Unit(benchmark::kMillisecond);
+
+long max_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+// Loading 10 million SHA-256 lines (target: under 2 s and under 400 MB) and
+// looking digests up in them.
+void BM_HashSet10M(benchmark::State& state) {
+  const fs::path file = fs::temp_directory_path() / "borderscan-bench-10m.txt";
+  constexpr std::uint64_t entries = 10'000'000;
+  if (!fs::exists(file) || fs::file_size(file) != entries * 65) {
+    std::FILE* out = std::fopen(file.c_str(), "wb");
+    std::mt19937_64 rng(7);
+    char line[80];
+    for (std::uint64_t i = 0; i < entries; ++i) {
+      std::snprintf(line, sizeof line, "%016llx%016llx%016llx%016llx\n", static_cast<unsigned long long>(rng()),
+                    static_cast<unsigned long long>(rng()), static_cast<unsigned long long>(rng()),
+                    static_cast<unsigned long long>(rng()));
+      std::fwrite(line, 1, 65, out);
+    }
+    std::fclose(out);
+  }
+  const long rss_before = max_rss_kib();
+  double load_seconds = 0;
+  std::unique_ptr<sc::hashset_db> db;
+  for (auto _ : state) {
+    db = std::make_unique<sc::hashset_db>();
+    const auto t0 = std::chrono::steady_clock::now();
+    db->load(file, sc::hashset_kind::known_bad);
+    db->seal();
+    load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  state.counters["load_s"] = load_seconds;
+  state.counters["rss_growth_MiB"] = static_cast<double>(max_rss_kib() - rss_before) / 1024.0;
+  // Lookups: half hits (known digests), half misses.
+  std::mt19937_64 rng(7);
+  std::array<std::uint8_t, 32> key{};
+  std::array<std::uint8_t, 16> md5{};
+  std::array<std::uint8_t, 20> sha1{};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t hits = 0;
+  constexpr int lookups = 1'000'000;
+  for (int i = 0; i < lookups; ++i) {
+    for (int w = 0; w < 4; ++w) {
+      const std::uint64_t v = rng();
+      for (int b = 0; b < 8; ++b) key[w * 8 + b] = static_cast<std::uint8_t>(v >> (56 - 8 * b));
+    }
+    if (i % 2 == 1) key[0] ^= 0x5a;
+    hits += db->lookup(md5, sha1, key).size();
+  }
+  state.counters["lookup_ns"] =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / lookups;
+  state.counters["hit_rate"] = static_cast<double>(hits) / lookups;
+}
+BENCHMARK(BM_HashSet10M)->Iterations(1)->Unit(benchmark::kSecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
