@@ -11,5 +11,6 @@ namespace borderscan::cli {
 using command_runner = std::function<int()>;
 
 command_runner add_scan_command(CLI::App& app);
+command_runner add_worker_command(CLI::App& app);
 
 }  // namespace borderscan::cli

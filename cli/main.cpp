@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, borderscan::cli::command_runner>> commands;
   auto scan = borderscan::cli::add_scan_command(app);
   commands.emplace_back(app.get_subcommand("scan"), std::move(scan));
+  auto worker = borderscan::cli::add_worker_command(app);
+  commands.emplace_back(app.get_subcommand("worker"), std::move(worker));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,7 +7,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build pkg-config
   libtsk-dev libmagic-dev libmagic-mgc libyara-dev libarchive-dev libssl-dev
-  nlohmann-json3-dev libcli11-dev
+  nlohmann-json3-dev libcli11-dev libseccomp-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libvalijson-dev

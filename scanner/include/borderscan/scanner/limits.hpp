@@ -46,3 +46,15 @@ struct limits {
 };
 
 }  // namespace borderscan::scanner
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace borderscan::scanner {
+
+// Limits as JSON (the daemon hands them to its worker processes this way).
+// from_json rejects unknown keys and values of the wrong type with
+// std::invalid_argument naming the key.
+void to_json(nlohmann::json& j, const limits& l);
+void from_json(const nlohmann::json& j, limits& l);
+
+}  // namespace borderscan::scanner

@@ -1,0 +1,86 @@
+// `borderscan worker`: the fenced scan process the daemon runs.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "support/test_support.hpp"
+
+namespace fs = std::filesystem;
+using borderscan::test::run_command;
+using borderscan::test::shell_quote;
+using nlohmann::json;
+
+namespace {
+
+std::vector<json> lines_of(const std::string& out) {
+  std::vector<json> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(json::parse(line));  // every line must be one JSON document
+  }
+  return lines;
+}
+
+std::string worker() {
+  return shell_quote(BORDERSCAN_CLI) + " worker";
+}
+
+}  // namespace
+
+TEST(Worker, SeccompDeniesSocketOpenForWriteAndExecButNotReading) {
+  const auto res = run_command(worker() + " --check-sandbox");
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  const auto lines = lines_of(res.out);
+  ASSERT_EQ(lines.size(), 1u);
+  const json& r = lines[0].at("result");
+  EXPECT_EQ(r.at("socket"), "EPERM");
+  EXPECT_EQ(r.at("open_write"), "EPERM");
+  EXPECT_EQ(r.at("exec"), "EPERM");
+  EXPECT_EQ(r.at("open_read"), "ok");
+  EXPECT_FALSE(fs::exists("/tmp/borderscan-sandbox-probe"));
+}
+
+TEST(Worker, StreamsProgressThenOneSchemaValidReport) {
+  const auto res = run_command(worker() + " --scan-id s-1 --station kiosk-7 --limits '{\"max_depth\": 2}' --image " +
+                               shell_quote((borderscan::test::fixture_dir() / "gpt-two-volumes.img").string()));
+  ASSERT_EQ(res.exit_code, 0) << res.err;
+  const auto lines = lines_of(res.out);
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_EQ(lines.front().at("type"), "started");
+  std::uint64_t last_done = 0;
+  for (std::size_t i = 1; i + 1 < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].at("type"), "progress");
+    EXPECT_GE(lines[i].at("files_done").get<std::uint64_t>(), last_done);
+    last_done = lines[i].at("files_done");
+  }
+  ASSERT_EQ(lines.back().at("type"), "report");
+  const json& report = lines.back().at("report");
+  borderscan::test::validate_report(report);
+  EXPECT_EQ(report.at("scan_id"), "s-1");
+  EXPECT_EQ(report.at("station"), "kiosk-7");
+  EXPECT_EQ(report.at("verdict"), "flagged");
+}
+
+TEST(Worker, BadLimitsOrRulesEndWithAnErrorLine) {
+  const std::string image = shell_quote((borderscan::test::fixture_dir() / "fat-simple.img").string());
+  const auto bad_limit = run_command(worker() + " --limits '{\"max_dept\": 1}' --image " + image);
+  EXPECT_EQ(bad_limit.exit_code, 2);
+  const auto lines = lines_of(bad_limit.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].at("type"), "error");
+  EXPECT_NE(lines[0].at("message").get<std::string>().find("max_dept"), std::string::npos);
+
+  const auto no_rules = run_command(worker() + " --rules /nonexistent --image " + image);
+  EXPECT_EQ(no_rules.exit_code, 2);
+  EXPECT_EQ(lines_of(no_rules.out).at(0).at("code"), "rules_invalid");
+}
+
+TEST(Worker, CpuLimitStopsAScanThatLibtskNeverFinishes) {
+  // An image found by fuzzing on which libtsk 4.11 loops (tests/fuzz/README.md).
+  const fs::path hang = borderscan::test::source_dir() / "tests" / "fuzz" / "hangs" / "ext3-indirect-run-hang.img";
+  const auto res = run_command("timeout -s KILL 60 " + worker() + " --cpu-limit 2 --image " +
+                               shell_quote(hang.string()) + "; echo \"exit=$?\" >&2");
+  // The shell reports death by signal as 128 + n: SIGXCPU is 24.
+  EXPECT_NE(res.err.find("exit=152"), std::string::npos) << res.err;
+  EXPECT_EQ(res.out.find("\"type\":\"report\""), std::string::npos);
+}
