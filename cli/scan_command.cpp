@@ -129,12 +129,13 @@ int run_scan(const scan_args& args) {
     std::fprintf(stderr, "\r%60s\r", "");
   }
 
-  const std::string text = nlohmann::json(r).dump(2) + "\n";
   if (args.output == "-") {
-    std::cout << text << std::flush;
+    sc::write_report(std::cout, r);
+    std::cout << "\n" << std::flush;
   } else {
     std::ofstream out(args.output, std::ios::binary | std::ios::trunc);
-    out << text;
+    sc::write_report(out, r);
+    out << "\n";
     if (!out.flush()) {
       std::cerr << "borderscan: cannot write " << args.output << "\n";
       return 2;

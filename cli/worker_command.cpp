@@ -137,7 +137,13 @@ int run_worker(const worker_args& args) {
   };
   const sc::engine eng(lim, rules);
   const sc::report r = eng.scan(std::vector<std::filesystem::path>(args.image.begin(), args.image.end()), opts);
-  emit({{"type", "report"}, {"report", r}});
+  {
+    // Streamed: the report line can be large, and is never held twice.
+    std::lock_guard lock(out_mutex);
+    std::cout << R"({"type":"report","report":)";
+    sc::write_report(std::cout, r, /*pretty=*/false);
+    std::cout << "}\n" << std::flush;
+  }
   return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "borderscan/scanner/report.hpp"
 
+#include <ostream>
+
 #include "borderscan/scanner/text.hpp"
 
 namespace borderscan::scanner {
@@ -184,6 +186,65 @@ void to_json(nlohmann::json& j, const report& r) {
                      {"warnings", r.warnings},
                      {"limits_hit", r.limits_hit},
                      {"reviews", nlohmann::json::array()}};
+}
+
+}  // namespace borderscan::scanner
+
+namespace borderscan::scanner {
+
+void write_report(std::ostream& out, const report& r, bool pretty) {
+  // The small part as a tree; the large arrays are spliced in element by element.
+  nlohmann::json head;
+  {
+    report shell;
+    shell.scan_id = r.scan_id;
+    shell.station = r.station;
+    shell.scanner_version = r.scanner_version;
+    shell.started_at = r.started_at;
+    shell.finished_at = r.finished_at;
+    shell.duration_ms = r.duration_ms;
+    shell.image = r.image;
+    shell.ruleset = r.ruleset;
+    shell.volumes = r.volumes;
+    shell.errors = r.errors;
+    shell.warnings = r.warnings;
+    shell.limits_hit = r.limits_hit;
+    shell.summary = r.summary;
+    shell.result = r.result;
+    shell.verdict_reason = r.verdict_reason;
+    shell.score = r.score;
+    head = shell;
+  }
+  const auto dump = [](const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  const char* nl = pretty ? "\n" : "";
+  const char* indent = pretty ? "  " : "";
+  const char* item_indent = pretty ? "    " : "";
+  auto stream_array = [&](const auto& items) {
+    out << "[";
+    bool first = true;
+    for (const auto& item : items) {
+      out << (first ? "" : ",") << nl << item_indent << dump(nlohmann::json(item));
+      first = false;
+    }
+    out << (first ? "" : nl) << (first ? "" : indent) << "]";
+  };
+  // Keys in the order nlohmann::json (a sorted map) writes them.
+  out << "{" << nl;
+  bool first = true;
+  for (const auto& [key, value] : head.items()) {
+    out << (first ? "" : ",") << (first ? "" : nl) << indent << dump(key) << ":" << (pretty ? " " : "");
+    first = false;
+    if (key == "files") {
+      stream_array(r.files);
+    } else if (key == "findings") {
+      stream_array(r.findings);
+    } else {
+      out << dump(value);
+    }
+  }
+  out << nl << "}";
 }
 
 }  // namespace borderscan::scanner

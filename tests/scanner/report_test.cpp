@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 namespace sc = borderscan::scanner;
 
 namespace {
@@ -123,4 +125,26 @@ TEST(Severity, ParsesNamesAndScores) {
   EXPECT_EQ(sc::severity_from_score(50), sc::severity::medium);
   EXPECT_EQ(sc::severity_from_score(75), sc::severity::high);
   EXPECT_EQ(sc::severity_from_score(100), sc::severity::critical);
+}
+
+TEST(Report, StreamedWriterGivesTheSameDocument) {
+  sc::report r;
+  r.image.sha256 = std::string(64, 'a');
+  for (int i = 0; i < 3; ++i) {
+    auto f = file("/f" + std::to_string(i));
+    if (i == 1) f.findings.push_back(finding_of(f.path, sc::severity::high));
+    r.files.push_back(f);
+  }
+  r.warnings.push_back("a \"quoted\" warning");
+  sc::finalize(r, sc::severity::medium);
+  for (bool pretty : {true, false}) {
+    std::ostringstream out;
+    sc::write_report(out, r, pretty);
+    EXPECT_EQ(nlohmann::json::parse(out.str()), nlohmann::json(r)) << "pretty=" << pretty;
+    EXPECT_EQ(out.str().find('\n') == std::string::npos, !pretty);
+  }
+  sc::report empty;
+  std::ostringstream out;
+  sc::write_report(out, empty, true);
+  EXPECT_EQ(nlohmann::json::parse(out.str()), nlohmann::json(empty));
 }

@@ -3,6 +3,7 @@
 // them. docs/report-schema.json documents the JSON; keep both in step.
 
 #include <cstdint>
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
@@ -144,6 +145,12 @@ void to_json(nlohmann::json& j, const ruleset_info& r);
 void to_json(nlohmann::json& j, const image_info& i);
 void to_json(nlohmann::json& j, const scan_summary& s);
 void to_json(nlohmann::json& j, const report& r);
+
+// Writes the same JSON document as to_json(report), streaming the files and
+// findings one at a time so that memory does not hold the whole document
+// twice (once as a JSON tree, once as text). pretty: one file or finding per
+// line; otherwise a single line (for newline-delimited JSON).
+void write_report(std::ostream& out, const report& r, bool pretty = true);
 
 // Sorts files, findings and errors by (volume, path) and fills the summary,
 // the top-level findings list, the verdict and the score. Call once, after

@@ -1,0 +1,207 @@
+#include "daemon_harness.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <gtest/gtest.h>
+
+#include "borderscan/server/upload.hpp"
+
+namespace borderscan::server::test_support {
+
+namespace fs = std::filesystem;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+daemon::daemon(fs::path data_dir, daemon_options options) : data_dir_(std::move(data_dir)), options_(options) {}
+
+daemon::~daemon() {
+  if (pid_ > 0) {
+    kill_hard();
+  }
+}
+
+std::string daemon::log() const {
+  std::ifstream in(data_dir_.parent_path() / "daemon.log");
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void daemon::start() {
+  ++starts_;
+  fs::create_directories(data_dir_);
+  const fs::path config = data_dir_.parent_path() / "borderscand.toml";
+  {
+    std::ofstream out(config);
+    out << "[http]\nlisten = \"127.0.0.1:0\"\nevent_interval_ms = 50\n"
+        << "[storage]\ndata_dir = \"" << data_dir_.string() << "\"\nmin_free_spool_bytes = 0\n";
+    if (options_.max_image_bytes != 0) {
+      out << "max_image_bytes = " << options_.max_image_bytes << "\n";
+    }
+    out << "[jobs]\nworkers = " << options_.workers
+        << "\nscan_threads = 1\nqueue_capacity = " << options_.queue_capacity
+        << "\nshutdown_grace_seconds = " << options_.shutdown_grace_seconds << "\n"
+        << "[log]\nlevel = \"debug\"\n";
+  }
+  const fs::path port_file = data_dir_.parent_path() / "port";
+  fs::remove(port_file);
+  const fs::path log_file = data_dir_.parent_path() / "daemon.log";
+  std::vector<std::string> args = {BORDERSCAND,     "serve",       "--config",
+                                   config.string(), "--port-file", port_file.string()};
+  if (options_.debug_scan_delay_ms > 0) {
+    args.push_back("--debug-scan-delay-ms");
+    args.push_back(std::to_string(options_.debug_scan_delay_ms));
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  pid_ = fork();
+  if (pid_ == 0) {
+    const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ASSERT_GT(pid_, 0);
+  const bool up = eventually(
+      [&] {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+          pid_ = -1;
+          return true;  // died: reported below
+        }
+        return fs::exists(port_file);
+      },
+      std::chrono::seconds(60));
+  ASSERT_TRUE(up && pid_ > 0) << "borderscand did not start:\n" << log();
+  std::ifstream in(port_file);
+  unsigned p = 0;
+  in >> p;
+  port_ = static_cast<std::uint16_t>(p);
+  ASSERT_NE(port_, 0) << log();
+}
+
+int daemon::stop(int signal_number) {
+  if (pid_ <= 0) {
+    return -1;
+  }
+  ::kill(pid_, signal_number);
+  int status = 0;
+  const bool exited = eventually([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, std::chrono::seconds(90));
+  if (!exited) {
+    kill_hard();
+    return -1;
+  }
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void daemon::kill_hard() {
+  if (pid_ <= 0) {
+    return;
+  }
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+http_result http_call(std::uint16_t port, http::verb method, const std::string& target, const std::string& body,
+                      const std::map<std::string, std::string>& headers, bool chunked) {
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(120));
+  stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [k, v] : headers) {
+    req.set(k, v);
+  }
+  req.body() = body;
+  if (chunked) {
+    req.chunked(true);
+  } else {
+    req.prepare_payload();
+  }
+  beast::error_code ec;
+  http::write(stream, req, ec);  // may fail when the server refuses early; the answer is still there
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(256 << 20);
+  http::read(stream, buffer, parser, ec);
+  http_result out;
+  if (ec) {
+    ADD_FAILURE() << "no response to " << target << ": " << ec.message();
+    return out;
+  }
+  const auto& res = parser.get();
+  out.status = res.result_int();
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (auto& c : name) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    out.headers[name] = std::string(f.value());
+  }
+  out.body = res.body();
+  return out;
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+std::string sha256_hex(const std::string& data) {
+  sha256_hasher h;
+  h.update(data.data(), data.size());
+  return h.hex_digest();
+}
+
+std::string base64(const std::string& bytes) {
+  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                       static_cast<unsigned char>(bytes[i + 2]);
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += table[v & 63];
+  }
+  if (i < bytes.size()) {
+    unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) {
+      v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    }
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? table[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace borderscan::server::test_support

@@ -1,0 +1,83 @@
+#pragma once
+// Runs the real borderscand on an ephemeral loopback port with a scratch data
+// directory, and a small synchronous Beast client to talk to it.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/beast/http/verb.hpp>
+#include <nlohmann/json.hpp>
+
+namespace borderscan::server::test_support {
+
+struct daemon_options {
+  unsigned workers = 2;
+  unsigned queue_capacity = 16;
+  std::uint64_t max_image_bytes = 0;  // 0: the default
+  unsigned shutdown_grace_seconds = 30;
+  unsigned debug_scan_delay_ms = 0;
+};
+
+class daemon {
+ public:
+  daemon(std::filesystem::path data_dir, daemon_options options = {});
+  ~daemon();
+  daemon(const daemon&) = delete;
+  daemon& operator=(const daemon&) = delete;
+
+  // Starts the process and waits (bounded) until it listens.
+  void start();
+  // Sends the signal and waits (bounded) for the exit; returns the exit code
+  // (-1 when it died from a signal or did not exit).
+  int stop(int signal_number);
+  void kill_hard();
+  bool running() const { return pid_ > 0; }
+
+  std::uint16_t port() const { return port_; }
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  std::filesystem::path spool_dir() const { return data_dir_ / "spool"; }
+  daemon_options& options() { return options_; }
+  std::string log() const;
+
+ private:
+  std::filesystem::path data_dir_;
+  daemon_options options_;
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+  int starts_ = 0;
+};
+
+struct http_result {
+  unsigned status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  nlohmann::json json() const { return nlohmann::json::parse(body); }
+  std::string header(const std::string& lower_name) const {
+    const auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// One request on a fresh connection. Body write errors are ignored (the
+// server may answer before reading the body) and the response is read.
+http_result http_call(std::uint16_t port, boost::beast::http::verb method, const std::string& target,
+                      const std::string& body = {}, const std::map<std::string, std::string>& headers = {},
+                      bool chunked = false);
+inline http_result http_get(std::uint16_t port, const std::string& target) {
+  return http_call(port, boost::beast::http::verb::get, target);
+}
+
+// Polls until pred() holds, up to `limit` (generous; never a timing assertion).
+bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(60));
+
+std::string sha256_hex(const std::string& data);
+std::string base64(const std::string& bytes);
+
+}  // namespace borderscan::server::test_support

@@ -1,0 +1,369 @@
+// The real daemon on a loopback port: uploads, reports, errors, crashes and
+// shutdown, over real HTTP.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "daemon_harness.hpp"
+#include "server_test_support.hpp"
+
+namespace borderscan::server {
+namespace {
+
+using namespace test_support;
+using nlohmann::json;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+
+std::string fat_image() {
+  return read_file(test::fixture_dir() / "fat-simple.img");
+}
+
+std::string clean_image() {
+  return read_file(test::corpus_dir() / "images" / "rustfatfs-fat12.img");
+}
+
+std::string hex_to_bytes(const std::string& hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+std::string submit(const daemon& d, const std::string& image, const std::string& station = "k1",
+                   std::map<std::string, std::string> headers = {}) {
+  headers["X-Station"] = station;
+  headers["Content-Type"] = "application/octet-stream";
+  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans?label=test", image, headers);
+  EXPECT_EQ(res.status, 202U) << res.body;
+  if (res.status != 202) {
+    return {};
+  }
+  const std::string id = res.json().at("id");
+  EXPECT_EQ(res.header("location"), "/api/v1/scans/" + id);
+  return id;
+}
+
+json scan_status(const daemon& d, const std::string& id) {
+  const auto res = http_get(d.port(), "/api/v1/scans/" + id);
+  EXPECT_EQ(res.status, 200U) << res.body;
+  return res.status == 200 ? res.json() : json::object();
+}
+
+bool reaches(const daemon& d, const std::string& id, const std::string& status) {
+  return eventually([&] { return scan_status(d, id).value("status", "") == status; });
+}
+
+json fetch_report(const daemon& d, const std::string& id) {
+  const auto res = http_get(d.port(), "/api/v1/scans/" + id + "/report");
+  EXPECT_EQ(res.status, 200U) << res.body;
+  const json report = res.json();
+  EXPECT_TRUE(test::validate_report(report));
+  return report;
+}
+
+void expect_problem(const http_result& res, unsigned status, const std::string& what) {
+  EXPECT_EQ(res.status, status) << what << ": " << res.body;
+  EXPECT_EQ(res.header("content-type"), "application/problem+json") << what;
+  EXPECT_FALSE(res.header("x-request-id").empty()) << what;
+  if (res.header("content-type") == "application/problem+json") {
+    const auto j = res.json();
+    EXPECT_EQ(j.at("status"), status) << what;
+    EXPECT_FALSE(j.at("detail").get<std::string>().empty()) << what;
+    EXPECT_EQ(j.at("type").get<std::string>().rfind("urn:borderscan:problem:", 0), 0U) << what;
+  }
+}
+
+// A value from the Prometheus text, or -1.
+double metric(const daemon& d, const std::string& series) {
+  const auto text = http_get(d.port(), "/metrics").body;
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) {
+    return -1;
+  }
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+std::size_t spool_files(const daemon& d) {
+  return count_files(d.spool_dir());
+}
+
+class Daemon : public ::testing::Test {
+ protected:
+  daemon& start(daemon_options options = {}) {
+    daemon_ = std::make_unique<daemon>(scratch_ / "data", options);
+    daemon_->start();
+    return *daemon_;
+  }
+
+  test::scratch_dir scratch_;
+  std::unique_ptr<daemon> daemon_;
+};
+
+TEST_F(Daemon, UploadsAFixtureAndServesASchemaValidReport) {
+  auto& d = start();
+  const std::string image = fat_image();
+  const std::string sha = sha256_hex(image);
+  const std::string id =
+      submit(d, image, "kiosk-1",
+             {{"X-Image-SHA256", sha}, {"Content-Digest", "sha-256=:" + base64(hex_to_bytes(sha)) + ":"}});
+  ASSERT_TRUE(reaches(d, id, "done")) << d.log();
+  const json report = fetch_report(d, id);
+  EXPECT_EQ(report.at("scan_id"), id);
+  EXPECT_EQ(report.at("station"), "kiosk-1");
+  EXPECT_EQ(report.at("image").at("sha256"), sha);
+  EXPECT_EQ(report.at("verdict"), "flagged");
+  const json status = scan_status(d, id);
+  EXPECT_EQ(status.at("verdict"), "flagged");
+  EXPECT_EQ(status.at("ruleset_digest"), report.at("ruleset").at("digest"));
+  EXPECT_TRUE(eventually([&] { return spool_files(d) == 0; }));  // image deleted once scanned
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+TEST_F(Daemon, EventStreamEndsWithDone) {
+  auto& d = start({.debug_scan_delay_ms = 300});
+  const std::string id = submit(d, fat_image());
+  const auto res = http_get(d.port(), "/api/v1/scans/" + id + "/events");
+  EXPECT_EQ(res.status, 200U);
+  EXPECT_EQ(res.header("content-type"), "text/event-stream");
+  EXPECT_EQ(res.body.find("event: status\n"), 0U) << res.body;
+  const auto last = res.body.rfind("event: ");
+  ASSERT_NE(last, std::string::npos);
+  EXPECT_EQ(res.body.substr(last, 12), "event: done\n") << res.body;
+  const auto data = res.body.substr(res.body.find("data: ", last) + 6);
+  EXPECT_EQ(json::parse(data.substr(0, data.find('\n'))).at("verdict"), "flagged");
+}
+
+TEST_F(Daemon, ListsReportsWithFiltersAndCursorPaging) {
+  auto& d = start();
+  const std::string a = submit(d, fat_image(), "alpha");
+  const std::string b = submit(d, clean_image(), "bravo");
+  const std::string c = submit(d, clean_image(), "alpha");
+  for (const auto& id : {a, b, c}) {
+    ASSERT_TRUE(reaches(d, id, "done")) << d.log();
+  }
+  const auto list = [&](const std::string& query) {
+    const auto res = http_get(d.port(), "/api/v1/reports" + query);
+    EXPECT_EQ(res.status, 200U) << query << ": " << res.body;
+    return res.json();
+  };
+  const auto ids = [](const json& page) {
+    std::vector<std::string> out;
+    for (const auto& item : page.at("items")) {
+      out.push_back(item.at("id"));
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(list("")), (std::vector<std::string>{c, b, a}));
+  EXPECT_EQ(ids(list("?verdict=flagged")), std::vector<std::string>{a});
+  EXPECT_EQ(ids(list("?verdict=clean&station=alpha")), std::vector<std::string>{c});
+  EXPECT_EQ(ids(list("?review=unreviewed")).size(), 3U);
+  EXPECT_TRUE(ids(list("?until=2000-01-01")).empty());
+  EXPECT_EQ(ids(list("?since=2000-01-01T00:00:00Z")).size(), 3U);
+
+  std::vector<std::string> paged;
+  std::string query = "?limit=1";
+  for (int guard = 0; guard < 10; ++guard) {
+    const auto page = list(query);
+    for (const auto& id : ids(page)) {
+      paged.push_back(id);
+    }
+    if (page.at("next_cursor").is_null()) {
+      break;
+    }
+    query = "?limit=1&cursor=" + page.at("next_cursor").get<std::string>();
+  }
+  EXPECT_EQ(paged, (std::vector<std::string>{c, b, a}));
+
+  const auto files = http_get(d.port(), "/api/v1/reports/" + a + "/files?flagged=true&limit=50");
+  ASSERT_EQ(files.status, 200U) << files.body;
+  ASSERT_FALSE(files.json().at("items").empty());
+  const json report = fetch_report(d, a);
+  for (const auto& f : files.json().at("items")) {
+    EXPECT_FALSE(f.at("findings").empty()) << f.dump();
+  }
+  EXPECT_EQ(http_get(d.port(), "/api/v1/reports/" + a + "/files?deleted=maybe").status, 400U);
+}
+
+TEST_F(Daemon, ErrorsAreProblemDetails) {
+  auto& d = start({.max_image_bytes = 1 << 20, .debug_scan_delay_ms = 60'000});
+  const auto port = d.port();
+  expect_problem(http_get(port, "/api/v1/scans/" + std::string(32, 'e')), 404, "unknown scan");
+  expect_problem(http_get(port, "/nowhere"), 404, "unknown route");
+  expect_problem(http_call(port, http::verb::patch, "/api/v1/reports"), 405, "wrong method");
+  expect_problem(http_get(port, "/api/v1/reports?limit=many"), 400, "bad query");
+
+  const std::string small = clean_image().substr(0, 512 * 1024);
+  const std::string id = submit(d, small);
+  ASSERT_TRUE(reaches(d, id, "running"));
+  expect_problem(http_get(port, "/api/v1/scans/" + id + "/report"), 409, "report not ready");
+
+  const std::string big = fat_image();  // 2 MiB, over the 1 MiB limit
+  expect_problem(http_call(port, http::verb::post, "/api/v1/scans", big), 413, "declared too large");
+  expect_problem(http_call(port, http::verb::post, "/api/v1/scans", big, {}, true), 413, "chunked too large");
+  expect_problem(http_call(port, http::verb::post, "/api/v1/scans", small, {{"X-Image-SHA256", std::string(64, 'f')}}),
+                 422, "digest mismatch");
+  expect_problem(
+      http_call(port, http::verb::post, "/api/v1/scans", small, {{"Content-Digest", "sha-256=:not-base64!:"}}), 400,
+      "malformed digest");
+
+  // A request line that is not HTTP.
+  {
+    net::io_context ioc;
+    boost::beast::tcp_stream stream(ioc);
+    stream.expires_after(std::chrono::seconds(60));
+    stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    net::write(stream, net::buffer(std::string("HELLO THERE\r\n\r\n")));
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    EXPECT_EQ(res.result_int(), 400U);
+    EXPECT_EQ(res[http::field::content_type], "application/problem+json");
+  }
+
+  EXPECT_TRUE(eventually([&] { return spool_files(d) == 1; })) << "only the running scan's image stays";
+  const auto cancel = http_call(port, http::verb::delete_, "/api/v1/scans/" + id);
+  EXPECT_EQ(cancel.status, 202U) << cancel.body;
+  ASSERT_TRUE(reaches(d, id, "failed"));
+  EXPECT_EQ(scan_status(d, id).at("error"), "cancelled");
+  expect_problem(http_call(port, http::verb::delete_, "/api/v1/scans/" + id), 409, "cancel twice");
+}
+
+TEST_F(Daemon, EchoesRequestIdsAndKeepsConnectionsAlive) {
+  auto& d = start();
+  net::io_context ioc;
+  boost::beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(60));
+  stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), d.port()));
+  boost::beast::flat_buffer buffer;
+  for (const char* rid : {"kiosk-req-1", "kiosk-req-2"}) {
+    http::request<http::empty_body> req{http::verb::get, "/healthz", 11};
+    req.set("X-Request-Id", rid);
+    http::write(stream, req);
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    EXPECT_EQ(res.result_int(), 200U);
+    EXPECT_EQ(res["X-Request-Id"], rid);
+    EXPECT_TRUE(res.keep_alive());
+  }
+  EXPECT_NE(d.log().find("request=kiosk-req-2"), std::string::npos);
+}
+
+TEST_F(Daemon, ClientDisconnectMidUploadKeepsNothing) {
+  auto& d = start();
+  {
+    net::io_context ioc;
+    net::ip::tcp::socket socket(ioc);
+    socket.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), d.port()));
+    const std::string head =
+        "POST /api/v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 4194304\r\n\r\n";
+    net::write(socket, net::buffer(head));
+    net::write(socket, net::buffer(std::string(256 * 1024, 'x')));
+    // Wait until the server has started spooling, then vanish.
+    ASSERT_TRUE(eventually([&] { return spool_files(d) == 1; })) << d.log();
+  }
+  ASSERT_TRUE(eventually([&] { return d.log().find("upload abandoned") != std::string::npos; })) << d.log();
+  EXPECT_EQ(spool_files(d), 0U);
+  EXPECT_EQ(metric(d, "borderscan_uploads_total"), 0);
+  EXPECT_EQ(metric(d, "borderscan_queue_depth"), 0);
+  EXPECT_TRUE(http_get(d.port(), "/api/v1/reports").json().at("items").empty());
+}
+
+TEST_F(Daemon, KillNineWithQueuedAndRunningScansLosesNothing) {
+  auto& d = start({.workers = 1, .debug_scan_delay_ms = 60'000});
+  const std::string running = submit(d, fat_image());
+  const std::string queued = submit(d, clean_image());
+  ASSERT_TRUE(reaches(d, running, "running"));
+  EXPECT_EQ(scan_status(d, queued).at("status"), "queued");
+  d.kill_hard();
+
+  d.options().debug_scan_delay_ms = 0;
+  d.start();
+  ASSERT_TRUE(reaches(d, running, "done")) << d.log();
+  ASSERT_TRUE(reaches(d, queued, "done")) << d.log();
+  EXPECT_EQ(scan_status(d, running).at("attempts"), 2);  // the interrupted attempt counts
+  EXPECT_EQ(fetch_report(d, running).at("verdict"), "flagged");
+  EXPECT_EQ(fetch_report(d, queued).at("verdict"), "clean");
+  EXPECT_EQ(d.stop(SIGTERM), 0);
+}
+
+TEST_F(Daemon, SigtermLetsARunningScanFinish) {
+  auto& d = start({.workers = 1, .debug_scan_delay_ms = 1'000});
+  const std::string id = submit(d, fat_image());
+  ASSERT_TRUE(reaches(d, id, "running"));
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  const std::string log = d.log();
+  const auto done = log.find("job=" + id + " state=done");
+  ASSERT_NE(done, std::string::npos) << log;
+  EXPECT_LT(done, log.find("stopped cleanly"));
+
+  d.options().debug_scan_delay_ms = 0;
+  d.start();
+  EXPECT_EQ(scan_status(d, id).at("status"), "done");
+  fetch_report(d, id);
+}
+
+TEST_F(Daemon, SigtermPastTheGracePeriodQueuesTheScanAgain) {
+  auto& d = start({.workers = 1, .shutdown_grace_seconds = 0, .debug_scan_delay_ms = 60'000});
+  const std::string id = submit(d, fat_image());
+  ASSERT_TRUE(reaches(d, id, "running"));
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  EXPECT_NE(d.log().find("job=" + id + " state=queued reason='interrupted by shutdown'"), std::string::npos) << d.log();
+
+  d.options().debug_scan_delay_ms = 0;
+  d.start();
+  ASSERT_TRUE(reaches(d, id, "done")) << d.log();
+  EXPECT_EQ(scan_status(d, id).at("attempts"), 1);
+}
+
+TEST_F(Daemon, MetricsCountersMoveAsScansRun) {
+  auto& d = start();
+  EXPECT_EQ(metric(d, "borderscan_scans_total{verdict=\"flagged\"}"), 0);
+  const std::string image = fat_image();
+  const std::string id = submit(d, image);
+  ASSERT_TRUE(reaches(d, id, "done"));
+  EXPECT_TRUE(eventually([&] { return metric(d, "borderscan_scans_total{verdict=\"flagged\"}") == 1; }));
+  EXPECT_EQ(metric(d, "borderscan_upload_bytes_total"), static_cast<double>(image.size()));
+  EXPECT_EQ(metric(d, "borderscan_uploads_total"), 1);
+  EXPECT_GT(metric(d, "borderscan_scanned_files_total"), 0);
+  EXPECT_EQ(metric(d, "borderscan_scan_duration_seconds_count"), 1);
+  EXPECT_EQ(metric(d, "borderscan_http_requests_total{route=\"/api/v1/scans\",status=\"202\"}"), 1);
+}
+
+TEST(DaemonStartup, RefusesBadConfigurationWithAClearMessage) {
+  test::scratch_dir dir;
+  std::ofstream(dir / "bad.toml") << "[jobs]\nworkerz = 2\n";
+  const auto r =
+      test::run_command(std::string(BORDERSCAND) + " --config " + test::shell_quote((dir / "bad.toml").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown key 'jobs.workerz'"), std::string::npos) << r.err;
+}
+
+TEST(DaemonStartup, PrintsTheEffectiveConfiguration) {
+  const auto r = test::run_command(std::string(BORDERSCAND) + " --listen 127.0.0.1:9999 --print-config");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("listen = '127.0.0.1:9999'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("max_attempts = 3"), std::string::npos);
+}
+
+TEST(DaemonStartup, RefusesRulesThatDoNotCompile) {
+  test::scratch_dir dir;
+  std::ofstream(dir / "broken.yar") << "rule x { condition: nonsense }\n";
+  std::ofstream(dir / "c.toml") << "[rules]\npaths = [\"" << (dir / "broken.yar").string()
+                                << "\"]\n[storage]\ndata_dir = \"" << (dir / "var").string() << "\"\n";
+  const auto r =
+      test::run_command(std::string(BORDERSCAND) + " --config " + test::shell_quote((dir / "c.toml").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("broken.yar"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace borderscan::server

@@ -1,0 +1,78 @@
+#pragma once
+// Deterministic seams and a wired-up router for the server's unit tests.
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <filesystem>
+#include <string>
+
+#include "borderscan/server/job_queue.hpp"
+#include "borderscan/server/metrics.hpp"
+#include "borderscan/server/router.hpp"
+#include "borderscan/server/scan_runner.hpp"
+#include "borderscan/server/sqlite_store.hpp"
+#include "borderscan/server/system.hpp"
+#include "support/test_support.hpp"
+
+namespace borderscan::server::test_support {
+
+class fixed_clock final : public clock {
+ public:
+  std::int64_t now_ms() const override { return now; }
+  std::int64_t now = 1'700'000'000'000;
+};
+
+class counting_ids final : public id_generator {
+ public:
+  std::string next() override {
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%032x", ++n_);
+    return buf;
+  }
+
+ private:
+  unsigned n_ = 0;
+};
+
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+inline std::size_t count_files(const std::filesystem::path& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) {
+    ++n;
+  }
+  return n;
+}
+
+// Store, queue and router over a scratch directory, with the shipped rules.
+struct wired {
+  explicit wired(std::size_t capacity = 8, std::uint64_t max_image_bytes = 16 << 20)
+      : spool(make_spool(dir)),
+        store(dir / "borderscan.db"),
+        queue(store, clk, capacity),
+        rules(test::shipped_rules()),
+        routes(store, queue, stats, rules, clk, ids, {spool, max_image_bytes, 0, 30}) {}
+
+  static std::filesystem::path make_spool(const test::scratch_dir& d) {
+    std::filesystem::create_directories(d / "spool");
+    return d / "spool";
+  }
+
+  test::scratch_dir dir;
+  std::filesystem::path spool;
+  fixed_clock clk;
+  counting_ids ids;
+  sqlite_report_store store;
+  job_queue queue;
+  metrics stats;
+  rule_holder rules;
+  router routes;
+};
+
+}  // namespace borderscan::server::test_support

@@ -1,0 +1,192 @@
+#include "borderscan/server/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.hpp"
+
+namespace borderscan::server {
+namespace {
+
+scan_record make_scan(const std::string& id, std::int64_t at, const std::string& station = "k1") {
+  scan_record s;
+  s.id = id;
+  s.station = station;
+  s.image_sha256 = std::string(64, 'a');
+  s.image_size = 10;
+  s.spool_path = "/spool/" + id + ".img";
+  s.submitted_at = at;
+  return s;
+}
+
+scanner::report make_report(scanner::verdict v, bool with_finding) {
+  scanner::report r;
+  r.ruleset.digest = "sha256:00";
+  scanner::file_entry clean;
+  clean.path = "/a.txt";
+  clean.mime = "text/plain";
+  scanner::file_entry bad;
+  bad.path = "/b.com";
+  bad.deleted = true;
+  bad.mime = "application/x-dosexec";
+  if (with_finding) {
+    scanner::finding f;
+    f.path = bad.path;
+    f.rule = "eicar";
+    f.level = scanner::severity::high;
+    bad.findings.push_back(f);
+  }
+  r.files = {clean, bad};
+  scanner::finalize(r, scanner::severity::medium);
+  r.result = v;
+  return r;
+}
+
+std::string id_n(int n) {
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%032x", n);
+  return buf;
+}
+
+TEST(SqliteStore, MigratesANewFileToTheLatestVersionAndReopens) {
+  test::scratch_dir dir;
+  {
+    sqlite_report_store store(dir / "db.sqlite");
+    EXPECT_EQ(store.current_version(), sqlite_report_store::schema_version());
+    auto s = make_scan(id_n(1), 1000);
+    store.add_scan(s);
+  }
+  sqlite_report_store again(dir / "db.sqlite");
+  EXPECT_TRUE(again.find_scan(id_n(1)).has_value());
+  EXPECT_TRUE(again.writable());
+}
+
+TEST(SqliteStore, ClaimsOldestQueuedFirstAndCountsAttempts) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  auto a = make_scan(id_n(1), 1000);
+  auto b = make_scan(id_n(2), 2000);
+  store.add_scan(a);
+  store.add_scan(b);
+  EXPECT_LT(a.seq, b.seq);
+  const auto first = store.claim_next(5000);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->id, a.id);
+  EXPECT_EQ(first->attempts, 1U);
+  EXPECT_EQ(store.find_scan(a.id)->status, scan_status::running);
+  EXPECT_EQ(store.count(scan_status::queued), 1U);
+  store.requeue(a.id, "shutdown", false);
+  EXPECT_EQ(store.find_scan(a.id)->attempts, 0U);
+  EXPECT_EQ(store.claim_next(6000)->id, a.id);
+}
+
+TEST(SqliteStore, RecoversRunningScansUntilAttemptsRunOut) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  auto a = make_scan(id_n(1), 1000);
+  store.add_scan(a);
+  for (unsigned attempt = 1; attempt <= 3; ++attempt) {
+    ASSERT_TRUE(store.claim_next(1000));
+    EXPECT_EQ(store.recover_running(3, 2000), attempt < 3 ? 1U : 0U);
+  }
+  const auto gone = store.find_scan(a.id);
+  EXPECT_EQ(gone->status, scan_status::failed);
+  EXPECT_NE(gone->error.find("gave up after 3 attempts"), std::string::npos) << gone->error;
+}
+
+TEST(SqliteStore, CancelsOnlyQueuedScans) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  auto a = make_scan(id_n(1), 1000);
+  auto b = make_scan(id_n(2), 1000);
+  store.add_scan(a);
+  store.add_scan(b);
+  store.claim_next(1000);
+  EXPECT_FALSE(store.cancel_queued(a.id, 2000));
+  EXPECT_TRUE(store.cancel_queued(b.id, 2000));
+  EXPECT_EQ(store.find_scan(b.id)->error, "cancelled");
+  EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
+}
+
+TEST(SqliteStore, StoresReportWithSummaryColumnsAndFileRows) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  auto a = make_scan(id_n(1), 1000);
+  store.add_scan(a);
+  store.claim_next(1000);
+  store.complete(a.id, make_report(scanner::verdict::flagged, true), scanner::severity::medium, 3000);
+  const auto done = store.find_scan(a.id);
+  EXPECT_EQ(done->status, scan_status::done);
+  EXPECT_EQ(done->verdict, "flagged");
+  EXPECT_EQ(done->ruleset_digest, "sha256:00");
+  EXPECT_EQ(done->flagged_files, 1U);
+  const auto json = nlohmann::json::parse(*store.report_json(a.id));
+  EXPECT_EQ(json.at("files").size(), 2U);
+
+  file_filter flagged;
+  flagged.flagged = true;
+  const auto page = store.list_files(a.id, flagged);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->items.size(), 1U);
+  EXPECT_EQ(page->items[0].at("path"), "/b.com");
+  file_filter by_mime;
+  by_mime.mime = "text/plain";
+  EXPECT_EQ(store.list_files(a.id, by_mime)->items.at(0).at("path"), "/a.txt");
+  file_filter paged;
+  paged.limit = 1;
+  const auto p1 = store.list_files(a.id, paged);
+  ASSERT_TRUE(p1->next_index);
+  paged.after_index = p1->next_index;
+  const auto p2 = store.list_files(a.id, paged);
+  EXPECT_EQ(p2->items.at(0).at("path"), "/b.com");
+  EXPECT_FALSE(p2->next_index);
+}
+
+TEST(SqliteStore, ListsNewestFirstWithFiltersAndAStableCursor) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  for (int i = 1; i <= 5; ++i) {
+    auto s = make_scan(id_n(i), i * 1000, i % 2 == 0 ? "even" : "odd");
+    store.add_scan(s);
+    store.claim_next(0);
+    store.complete(s.id, make_report(i == 3 ? scanner::verdict::flagged : scanner::verdict::clean, i == 3),
+                   scanner::severity::medium, i * 1000 + 1);
+  }
+  report_filter all;
+  all.limit = 2;
+  std::vector<std::string> seen;
+  for (int page = 0; page < 5; ++page) {
+    const auto p = store.list_reports(all);
+    for (const auto& s : p.items) {
+      seen.push_back(s.id);
+    }
+    if (!p.next_seq) {
+      break;
+    }
+    all.before_seq = p.next_seq;
+    // A scan finishing between pages does not shift the pages already handed out.
+    if (page == 0) {
+      auto late = make_scan(id_n(9), 9000);
+      store.add_scan(late);
+      store.claim_next(0);
+      store.complete(late.id, make_report(scanner::verdict::clean, false), scanner::severity::medium, 9001);
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{id_n(5), id_n(4), id_n(3), id_n(2), id_n(1)}));
+
+  report_filter flagged;
+  flagged.verdict = "flagged";
+  EXPECT_EQ(store.list_reports(flagged).items.size(), 1U);
+  report_filter station;
+  station.station = "even";
+  EXPECT_EQ(store.list_reports(station).items.size(), 2U);
+  report_filter window;
+  window.since = 2000;
+  window.until = 4000;
+  EXPECT_EQ(store.list_reports(window).items.size(), 2U);
+  report_filter review;
+  review.review = "cleared";
+  EXPECT_TRUE(store.list_reports(review).items.empty());
+}
+
+}  // namespace
+}  // namespace borderscan::server
