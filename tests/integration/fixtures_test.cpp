@@ -131,3 +131,25 @@ TEST(Fixtures, BareFatExtIsoAndExfat) {
   EXPECT_EQ(exfat["volumes"][0]["label"], "BSEXFAT");
   EXPECT_EQ(exfat.at("verdict"), "clean");
 }
+
+TEST(Fixtures, VhdAndVmdkOfTheSameDiskGiveTheSameFiles) {
+  borderscan::test::scratch_dir tmp;
+  const fs::path raw = fixture_dir() / "gpt-two-volumes.img";
+  const json expected = borderscan::test::scan_image(raw);
+  for (const auto& [format, options, file] :
+       {std::tuple{"vpc", "-o subformat=fixed", "fixed.vhd"}, std::tuple{"vpc", "", "dynamic.vhd"},
+        std::tuple{"vmdk", "", "disk.vmdk"}}) {
+    const fs::path out = tmp / file;
+    const auto res = borderscan::test::run_command(std::string("qemu-img convert -O ") + format + " " + options + " " +
+                                                   borderscan::test::shell_quote(raw.string()) + " " +
+                                                   borderscan::test::shell_quote(out.string()));
+    ASSERT_EQ(res.exit_code, 0) << res.err;
+    const json r = borderscan::test::scan_image(out);
+    EXPECT_EQ(r["image"]["format"], std::string(format) == "vpc" ? "vhd" : "vmdk") << file;
+    expect_gpt_two_volumes(r);
+    ASSERT_EQ(r["files"].size(), expected["files"].size()) << file;
+    for (std::size_t i = 0; i < r["files"].size(); ++i) {
+      EXPECT_EQ(r["files"][i]["sha256"], expected["files"][i]["sha256"]) << file << " " << r["files"][i]["path"];
+    }
+  }
+}
