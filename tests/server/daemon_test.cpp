@@ -184,11 +184,12 @@ TEST_F(Daemon, ListsReportsWithFiltersAndCursorPaging) {
 
   const auto files = http_get(d.port(), "/api/v1/reports/" + a + "/files?flagged=true&limit=50");
   ASSERT_EQ(files.status, 200U) << files.body;
-  ASSERT_FALSE(files.json().at("items").empty());
-  const json report = fetch_report(d, a);
-  for (const auto& f : files.json().at("items")) {
+  const json hits = files.json();
+  ASSERT_FALSE(hits.at("items").empty());
+  for (const auto& f : hits.at("items")) {
     EXPECT_FALSE(f.at("findings").empty()) << f.dump();
   }
+  fetch_report(d, a);
   EXPECT_EQ(http_get(d.port(), "/api/v1/reports/" + a + "/files?deleted=maybe").status, 400U);
 }
 

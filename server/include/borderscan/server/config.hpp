@@ -1,0 +1,99 @@
+#pragma once
+// The daemon's configuration: one struct with in-class defaults, filled by a
+// single strict loader (unknown keys and out-of-range values are errors), and
+// printed back as TOML by `borderscand --print-config`.
+// config/borderscand.toml documents every key; a test keeps both in step.
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "borderscan/scanner/limits.hpp"
+
+namespace borderscan::server {
+
+// Thrown by the loader; what() names the file, the key and the reason.
+class config_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct listen_address {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;  // 0 = an ephemeral port (tests)
+};
+
+// "HOST:PORT" or "[v6]:PORT"; throws config_error.
+listen_address parse_listen_address(std::string_view text);
+
+struct http_config {
+  listen_address listen;
+  unsigned io_threads = 2;
+  unsigned max_connections = 256;
+  std::uint32_t header_limit_bytes = 16 * 1024;
+  std::uint64_t body_limit_bytes = 1 << 20;   // every request except uploads
+  std::uint32_t header_timeout_seconds = 30;  // whole request head must arrive in this time
+  std::uint32_t read_timeout_seconds = 60;    // longest silence while a body is being received
+  std::uint32_t idle_timeout_seconds = 60;    // keep-alive connection with no request
+  std::uint32_t event_interval_ms = 250;      // SSE progress polling
+};
+
+struct storage_config {
+  std::filesystem::path data_dir = "var";
+  std::filesystem::path database;   // empty: <data_dir>/borderscan.db
+  std::filesystem::path spool_dir;  // empty: <data_dir>/spool
+  std::uint64_t max_image_bytes = 64ULL << 30;
+  std::uint64_t min_free_spool_bytes = 1ULL << 30;  // /readyz fails below this
+  bool keep_images = false;                         // keep the spooled image after its scan ends
+
+  std::filesystem::path database_path() const { return database.empty() ? data_dir / "borderscan.db" : database; }
+  std::filesystem::path spool_path() const { return spool_dir.empty() ? data_dir / "spool" : spool_dir; }
+};
+
+struct jobs_config {
+  unsigned workers = 0;       // 0: number of cores
+  unsigned scan_threads = 0;  // threads inside one scan; 0: cores / workers, at least 1
+  unsigned queue_capacity = 64;
+  unsigned max_attempts = 3;
+  std::uint32_t shutdown_grace_seconds = 30;
+
+  unsigned effective_workers() const;
+  unsigned effective_scan_threads() const;
+};
+
+struct rules_config {
+  std::vector<std::filesystem::path> paths;  // empty: the shipped rules/
+  std::vector<std::filesystem::path> known_bad;
+  std::vector<std::filesystem::path> known_good;
+};
+
+struct log_config {
+  std::string level = "info";  // trace|debug|info|warn|error|critical|off
+};
+
+struct server_config {
+  http_config http;
+  storage_config storage;
+  jobs_config jobs;
+  rules_config rules;
+  scanner::limits limits = default_scan_limits();
+  log_config log;
+
+  // The daemon bounds every scan by default; the scanner library does not.
+  static scanner::limits default_scan_limits() {
+    scanner::limits l;
+    l.scan_timeout_seconds = 3600;
+    return l;
+  }
+};
+
+// Parses TOML text; `origin` names the source in messages. Throws config_error.
+server_config parse_config(std::string_view toml_text, std::string_view origin = "config");
+server_config load_config(const std::filesystem::path& file);
+// The effective configuration as TOML that parse_config accepts again.
+std::string to_toml(const server_config& config);
+
+}  // namespace borderscan::server

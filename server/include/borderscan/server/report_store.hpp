@@ -1,0 +1,100 @@
+#pragma once
+// Persistence of scans (which double as the job queue) and their reports.
+// One interface, so that the PostgreSQL backend of larger deployments is a
+// second implementation. Implementations are thread-safe: the HTTP threads
+// and the workers call them concurrently.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "borderscan/scanner/report.hpp"
+
+namespace borderscan::server {
+
+enum class scan_status { queued, running, done, failed };
+const char* to_string(scan_status s) noexcept;
+std::optional<scan_status> parse_scan_status(std::string_view text) noexcept;
+
+struct scan_record {
+  std::string id;
+  std::int64_t seq = 0;  // insertion order, assigned by the store
+  scan_status status = scan_status::queued;
+  std::string station, label, case_ref, filename;
+  std::string image_sha256;
+  std::uint64_t image_size = 0;
+  std::string spool_path;
+  std::int64_t submitted_at = 0;  // Unix ms
+  std::optional<std::int64_t> started_at, finished_at;
+  unsigned attempts = 0;
+  std::string error;  // last failure reason
+  // Filled when done.
+  std::optional<std::string> verdict;
+  std::optional<int> score;
+  std::string ruleset_digest;
+  std::string review_state = "unreviewed";
+  std::uint64_t files = 0, flagged_files = 0;
+};
+
+struct report_filter {
+  std::optional<std::string> verdict, review, station;
+  std::optional<std::int64_t> since, until;  // submitted_at, Unix ms, inclusive / exclusive
+  std::optional<std::int64_t> before_seq;    // cursor: rows with seq below this
+  unsigned limit = 50;
+};
+
+struct report_page {
+  std::vector<scan_record> items;
+  std::optional<std::int64_t> next_seq;  // set when more rows may follow
+};
+
+struct file_filter {
+  std::optional<bool> flagged, deleted;
+  std::optional<std::string> mime;
+  std::optional<std::int64_t> after_index;  // cursor
+  unsigned limit = 100;
+};
+
+struct file_page {
+  std::vector<nlohmann::json> items;
+  std::optional<std::int64_t> next_index;
+};
+
+class report_store {
+ public:
+  virtual ~report_store() = default;
+
+  // A new scan in state queued; seq is assigned.
+  virtual void add_scan(scan_record& scan) = 0;
+  virtual std::optional<scan_record> find_scan(std::string_view id) = 0;
+  // Oldest queued scan becomes running (attempts + 1, started_at = now).
+  virtual std::optional<scan_record> claim_next(std::int64_t now_ms) = 0;
+  // Back to queued; the attempt is given back when it was not the job's fault.
+  virtual void requeue(std::string_view id, std::string_view reason, bool count_attempt) = 0;
+  // Start-up: scans left running by a previous process are queued again, or
+  // failed when they have used up max_attempts. Returns how many were queued.
+  virtual std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms) = 0;
+  // Stores the report and its summary columns; status done. A file entry is
+  // `flagged` when one of its findings is at or above flag_threshold.
+  virtual void complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
+                        std::int64_t now_ms) = 0;
+  virtual void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
+  // queued -> failed("cancelled") atomically; false if the scan was not queued.
+  virtual bool cancel_queued(std::string_view id, std::int64_t now_ms) = 0;
+
+  virtual std::optional<std::string> report_json(std::string_view id) = 0;
+  virtual report_page list_reports(const report_filter& filter) = 0;
+  virtual std::optional<file_page> list_files(std::string_view id, const file_filter& filter) = 0;
+
+  virtual std::size_t count(scan_status status) = 0;
+  // Every spool path still referenced by a queued or running scan.
+  virtual std::vector<std::string> live_spool_paths() = 0;
+  // A cheap write probe for /readyz.
+  virtual bool writable() = 0;
+};
+
+}  // namespace borderscan::server

@@ -1,0 +1,51 @@
+#pragma once
+// The embedded report_store: one SQLite file in WAL mode, schema migrations
+// versioned in code (PRAGMA user_version). One connection behind a mutex:
+// every call is short, and SQLite serialises writers anyway.
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include "borderscan/server/report_store.hpp"
+
+struct sqlite3;
+
+namespace borderscan::server {
+
+class sqlite_report_store final : public report_store {
+ public:
+  // Opens (creating if needed) and migrates; throws std::runtime_error with
+  // the path and SQLite's message when that fails.
+  explicit sqlite_report_store(const std::filesystem::path& file);
+  ~sqlite_report_store() override;
+
+  // Latest schema version this build knows.
+  static int schema_version() noexcept;
+  int current_version();
+
+  void add_scan(scan_record& scan) override;
+  std::optional<scan_record> find_scan(std::string_view id) override;
+  std::optional<scan_record> claim_next(std::int64_t now_ms) override;
+  void requeue(std::string_view id, std::string_view reason, bool count_attempt) override;
+  std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms) override;
+  void complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
+                std::int64_t now_ms) override;
+  void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
+  bool cancel_queued(std::string_view id, std::int64_t now_ms) override;
+  std::optional<std::string> report_json(std::string_view id) override;
+  report_page list_reports(const report_filter& filter) override;
+  std::optional<file_page> list_files(std::string_view id, const file_filter& filter) override;
+  std::size_t count(scan_status status) override;
+  std::vector<std::string> live_spool_paths() override;
+  bool writable() override;
+
+ private:
+  void migrate();
+  void exec(const char* sql);
+
+  std::mutex mutex_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace borderscan::server

@@ -1,0 +1,54 @@
+#pragma once
+// A fixed number of worker threads, off the I/O threads, each claiming one
+// job at a time from the queue and handing it to the scan_runner. Outcomes go
+// to the store: done with a report, queued again after a failed attempt, or
+// failed after max_attempts or a cancel.
+
+#include <chrono>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "borderscan/server/job_queue.hpp"
+#include "borderscan/server/metrics.hpp"
+#include "borderscan/server/report_store.hpp"
+#include "borderscan/server/scan_runner.hpp"
+#include "borderscan/server/system.hpp"
+
+namespace borderscan::server {
+
+struct worker_settings {
+  unsigned workers = 1;
+  unsigned max_attempts = 3;
+  bool keep_images = false;
+};
+
+class worker_pool {
+ public:
+  worker_pool(job_queue& queue, scan_runner& runner, report_store& store, metrics& stats, const clock& clk,
+              worker_settings settings);
+  ~worker_pool();
+  worker_pool(const worker_pool&) = delete;
+  worker_pool& operator=(const worker_pool&) = delete;
+
+  void start();
+  // Claims nothing new; running scans get `grace` to finish, then they are
+  // stopped and put back in the queue (no attempt counted). Joins the threads.
+  void drain(std::chrono::milliseconds grace);
+
+ private:
+  void do_work(std::stop_token stop);
+  void run_one(job_state& job);
+  void remove_image(const scan_record& scan) const;
+
+  job_queue& queue_;
+  scan_runner& runner_;
+  report_store& store_;
+  metrics& metrics_;
+  const clock& clock_;
+  worker_settings settings_;
+  std::stop_source stop_;
+  std::vector<std::jthread> threads_;
+};
+
+}  // namespace borderscan::server

@@ -1,0 +1,200 @@
+// borderscand: the checkpoint daemon. Parses flags, loads the configuration,
+// picks the implementations (SQLite store, in-process runner) and wires them.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/rule_set.hpp"
+#include "borderscan/server/config.hpp"
+#include "borderscan/server/http_server.hpp"
+#include "borderscan/server/job_queue.hpp"
+#include "borderscan/server/metrics.hpp"
+#include "borderscan/server/router.hpp"
+#include "borderscan/server/scan_runner.hpp"
+#include "borderscan/server/sqlite_store.hpp"
+#include "borderscan/server/system.hpp"
+#include "borderscan/server/worker_pool.hpp"
+
+namespace fs = std::filesystem;
+using namespace borderscan;
+
+namespace {
+
+// Removes spool files no queued or running scan refers to: partial uploads
+// of a process that died, and images whose scan ended while it was down.
+void sweep_spool(const fs::path& spool, server::report_store& store, bool keep_images) {
+  const auto live = store.live_spool_paths();
+  for (const auto& entry : fs::directory_iterator(spool)) {
+    const auto& p = entry.path();
+    const bool partial = p.extension() == ".part";
+    const bool orphan =
+        p.extension() == ".img" && !keep_images && std::find(live.begin(), live.end(), p.string()) == live.end();
+    if (partial || orphan) {
+      std::error_code ec;
+      fs::remove(p, ec);
+      spdlog::info("spool: removed leftover {}", p.string());
+    }
+  }
+}
+
+void write_port_file(const fs::path& file, unsigned port) {
+  // Written whole and renamed, so a reader never sees a partial number.
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+  }
+  fs::rename(tmp, file);
+}
+
+int serve(const server::server_config& config, const fs::path& port_file, unsigned debug_scan_delay_ms) {
+  scanner::yara_library yara;
+  scanner::rule_sources sources;
+  sources.rule_paths = config.rules.paths;
+  if (sources.rule_paths.empty()) {
+    sources.rule_paths.push_back(scanner::default_rules_dir());
+  }
+  for (const auto& p : config.rules.known_bad) {
+    sources.hashsets.emplace_back(p, scanner::hashset_kind::known_bad);
+  }
+  for (const auto& p : config.rules.known_good) {
+    sources.hashsets.emplace_back(p, scanner::hashset_kind::known_good);
+  }
+  auto rules = scanner::rule_set::load(sources);
+  spdlog::info("rules: {} YARA rules, ruleset {}", rules->info().yara_rules, rules->info().digest);
+
+  const fs::path spool = config.storage.spool_path();
+  fs::create_directories(config.storage.data_dir);
+  fs::create_directories(spool);
+  fs::permissions(spool, fs::perms::owner_all, fs::perm_options::replace);
+
+  server::system_clock clock;
+  server::random_id_generator ids;
+  server::sqlite_report_store store(config.storage.database_path());
+  if (const auto n = store.recover_running(config.jobs.max_attempts, clock.now_ms()); n > 0) {
+    spdlog::warn("recovered {} scan(s) left running by the previous process; queued again", n);
+  }
+  sweep_spool(spool, store, config.storage.keep_images);
+
+  server::rule_holder rule_holder(std::move(rules));
+  server::metrics stats;
+  server::job_queue queue(store, clock, config.jobs.queue_capacity);
+  server::in_process_runner runner(config.limits, rule_holder, config.jobs.effective_scan_threads());
+  server::delayed_runner delayed(runner, std::chrono::milliseconds(debug_scan_delay_ms));
+  server::scan_runner& chosen = debug_scan_delay_ms > 0 ? static_cast<server::scan_runner&>(delayed) : runner;
+  server::worker_pool pool(queue, chosen, store, stats, clock,
+                           {config.jobs.effective_workers(), config.jobs.max_attempts, config.storage.keep_images});
+  server::router routes(store, queue, stats, rule_holder, clock, ids,
+                        {spool, config.storage.max_image_bytes, config.storage.min_free_spool_bytes, 30});
+  server::http_settings http;
+  http.io_threads = config.http.io_threads;
+  http.max_connections = config.http.max_connections;
+  http.header_limit_bytes = config.http.header_limit_bytes;
+  http.body_limit_bytes = config.http.body_limit_bytes;
+  http.header_timeout = std::chrono::seconds(config.http.header_timeout_seconds);
+  http.read_timeout = std::chrono::seconds(config.http.read_timeout_seconds);
+  http.idle_timeout = std::chrono::seconds(config.http.idle_timeout_seconds);
+  http.event_interval = std::chrono::milliseconds(config.http.event_interval_ms);
+  server::http_server server(routes, stats, http);
+
+  pool.start();
+  const auto endpoint = server.start(config.http.listen.host, config.http.listen.port);
+  spdlog::info("borderscand {} listening on http://{}:{} (workers {}, queue {} queued of {}, data {})",
+               BORDERSCAN_VERSION, endpoint.address().to_string(), endpoint.port(), config.jobs.effective_workers(),
+               queue.queued(), config.jobs.queue_capacity, config.storage.data_dir.string());
+  if (!port_file.empty()) {
+    write_port_file(port_file, endpoint.port());
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{}: draining (up to {} s for running scans)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               config.jobs.shutdown_grace_seconds);
+  server.stop_accepting();
+  pool.drain(std::chrono::seconds(config.jobs.shutdown_grace_seconds));
+  server.stop();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread starts, so every thread inherits
+  // the mask and only main's sigwait receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"borderscand: the Borderscan checkpoint daemon (REST API, job queue, report store)"};
+  app.set_version_flag("--version", BORDERSCAN_VERSION);
+  auto* serve_cmd = app.add_subcommand("serve", "run the daemon (the default)");
+  serve_cmd->fallthrough();
+  app.require_subcommand(0, 1);
+  std::string config_file, listen, data_dir, port_file;
+  bool print_config = false;
+  unsigned debug_scan_delay_ms = 0;
+  app.add_option("--config", config_file, "configuration file (TOML); default: built-in defaults")
+      ->check(CLI::ExistingFile);
+  app.add_option("--listen", listen, "HOST:PORT to listen on (overrides http.listen); port 0 = ephemeral");
+  app.add_option("--data-dir", data_dir, "directory of the database and spool (overrides storage.data_dir)");
+  app.add_option("--port-file", port_file, "write the bound port to this file once listening");
+  app.add_flag("--print-config", print_config, "print the effective configuration as TOML and exit");
+  // Hidden test seam: every scan stays `running` this long before it starts.
+  app.add_option("--debug-scan-delay-ms", debug_scan_delay_ms)->group("");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+
+  server::server_config config;
+  try {
+    if (!config_file.empty()) {
+      config = server::load_config(config_file);
+    }
+    if (!listen.empty()) {
+      config.http.listen = server::parse_listen_address(listen);
+    }
+    if (!data_dir.empty()) {
+      config.storage.data_dir = data_dir;
+    }
+  } catch (const server::config_error& e) {
+    std::cerr << "borderscand: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  if (print_config) {
+    std::cout << server::to_toml(config);
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_color_mt("borderscand");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(config.log.level));
+  try {
+    return serve(config, port_file, debug_scan_delay_ms);
+  } catch (const scanner::scan_error& e) {
+    spdlog::critical("cannot start: rules: {}", e.what());
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+  }
+  return 2;
+}

@@ -1,0 +1,520 @@
+#include "borderscan/server/http_server.hpp"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+namespace borderscan::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+
+class session;
+
+// What every session needs, shared so that it outlives the server object
+// while the last handlers unwind.
+struct server_state {
+  server_state(router& r, metrics& m, http_settings s) : routes(r), stats(m), settings(s) {
+    std::random_device rd;
+    prefix = to_hex(std::string{static_cast<char>(rd()), static_cast<char>(rd()), static_cast<char>(rd())});
+  }
+
+  std::string next_request_id() { return prefix + "-" + std::to_string(++counter); }
+
+  router& routes;
+  metrics& stats;
+  http_settings settings;
+  std::string prefix;
+  std::atomic<std::uint64_t> counter{0};
+  std::atomic<std::size_t> open{0};
+
+  std::mutex mutex;
+  std::map<const session*, std::weak_ptr<session>> sessions;
+};
+
+namespace {
+
+// A client-supplied X-Request-Id is kept when it is short and harmless.
+bool usable_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) {
+    return false;
+  }
+  for (char c : id) {
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool quiet_close(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted ||
+         ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::broken_pipe;
+}
+
+}  // namespace
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket&& socket, std::shared_ptr<server_state> state)
+      : stream_(std::move(socket)),
+        state_(std::move(state)),
+        buffer_(state_->settings.header_limit_bytes + 64 * 1024),
+        timer_(stream_.get_executor()) {
+    beast::error_code ec;
+    const auto ep = stream_.socket().remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+    state_->stats.on_connection_opened();
+  }
+
+  ~session() {
+    state_->stats.on_connection_closed();
+    --state_->open;
+    std::lock_guard lock(state_->mutex);
+    state_->sessions.erase(this);
+  }
+
+  void run() {
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->sessions[this] = weak_from_this();
+    }
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::do_read_header, shared_from_this()));
+  }
+
+  // From any thread: ends the connection at once (server stop).
+  void close() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->timer_.cancel();
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->stream_.close();
+    });
+  }
+
+ private:
+  const http_settings& settings() const { return state_->settings; }
+
+  void do_read_header() {
+    head_parser_.emplace();
+    head_parser_->header_limit(settings().header_limit_bytes);
+    // The body limit depends on the route; each body parser sets its own.
+    head_parser_->body_limit(boost::none);
+    stream_.expires_after(first_request_ ? settings().header_timeout : settings().idle_timeout);
+    http::async_read_header(stream_, buffer_, *head_parser_,
+                            beast::bind_front_handler(&session::on_read_header, shared_from_this()));
+  }
+
+  void on_read_header(beast::error_code ec, std::size_t) {
+    if (ec) {
+      if (ec == http::error::header_limit) {
+        return send_problem(http::status::request_header_fields_too_large, "header-too-large",
+                            "the request head exceeds " + std::to_string(settings().header_limit_bytes) + " bytes");
+      }
+      if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+          ec != http::error::end_of_stream) {
+        return send_problem(http::status::bad_request, "malformed-request", "malformed HTTP request: " + ec.message());
+      }
+      return do_close(ec);
+    }
+    first_request_ = false;
+    started_ = std::chrono::steady_clock::now();
+    const auto& head = head_parser_->get();
+    const auto client_id = head["X-Request-Id"];
+    request_id_ = usable_request_id(client_id) ? std::string(client_id) : state_->next_request_id();
+    method_ = std::string(head.method_string());
+    target_ = std::string(head.target());
+    version_ = head.version();
+    keep_alive_ = head.keep_alive();
+    if (state_->routes.is_upload(head)) {
+      return do_begin_upload();
+    }
+    do_read_body();
+  }
+
+  void do_read_body() {
+    body_parser_.emplace(std::move(*head_parser_));
+    body_parser_->body_limit(settings().body_limit_bytes);
+    stream_.expires_after(settings().read_timeout);
+    http::async_read(stream_, buffer_, *body_parser_,
+                     beast::bind_front_handler(&session::on_read_body, shared_from_this()));
+  }
+
+  void on_read_body(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      return send_problem(http::status::payload_too_large, "too-large",
+                          "the request body exceeds " + std::to_string(settings().body_limit_bytes) + " bytes");
+    }
+    if (ec) {
+      if (ec.category() == http::make_error_code(http::error::end_of_stream).category()) {
+        keep_alive_ = false;
+        return send_problem(http::status::bad_request, "malformed-request", "malformed HTTP body: " + ec.message());
+      }
+      return do_close(ec);
+    }
+    send(state_->routes.handle(body_parser_->release(), request_id_));
+  }
+
+  void do_begin_upload() {
+    std::optional<std::uint64_t> length;
+    if (const auto declared = head_parser_->content_length()) {
+      length = *declared;
+    }
+    auto begun = state_->routes.begin_upload(head_parser_->get().base(), length, request_id_);
+    if (auto* refused = std::get_if<response>(&begun)) {
+      // The body stays unread, so the connection cannot be reused.
+      keep_alive_ = false;
+      return send(std::move(*refused));
+    }
+    upload_ = std::get<std::unique_ptr<upload>>(std::move(begun));
+    const bool expects_continue = beast::iequals(head_parser_->get()[http::field::expect], "100-continue");
+    upload_parser_.emplace(std::move(*head_parser_));
+    upload_parser_->body_limit(state_->routes.max_image_bytes());
+    upload_parser_->get().body() = &upload_->file();
+    if (expects_continue) {
+      // curl and kiosks wait for this before sending a large body.
+      continue_ = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_after(settings().read_timeout);
+      return net::async_write(stream_, net::buffer(continue_),
+                              [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                if (ec) {
+                                  return self->abandon_upload(ec);
+                                }
+                                self->do_read_upload();
+                              });
+    }
+    do_read_upload();
+  }
+
+  void do_read_upload() {
+    // The deadline restarts with every read: a slow but steady client is fine,
+    // a silent one is cut off after read_timeout.
+    stream_.expires_after(settings().read_timeout);
+    http::async_read_some(stream_, buffer_, *upload_parser_,
+                          beast::bind_front_handler(&session::on_read_upload, shared_from_this()));
+  }
+
+  void on_read_upload(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit || ec.category() == boost::system::generic_category()) {
+      keep_alive_ = false;
+      return send(state_->routes.upload_failed(std::move(upload_), ec, request_id_));
+    }
+    if (ec) {
+      return abandon_upload(ec);
+    }
+    if (!upload_parser_->is_done()) {
+      return do_read_upload();
+    }
+    send(state_->routes.finish_upload(std::move(upload_), request_id_));
+  }
+
+  void abandon_upload(beast::error_code ec) {
+    spdlog::warn("request={} {} {} {} upload abandoned after {} bytes ({}); nothing kept", request_id_, remote_,
+                 method_, target_, upload_ ? upload_->file().size() : 0, ec.message());
+    upload_.reset();
+    do_close(ec);
+  }
+
+  void send_problem(http::status status, std::string_view code, const std::string& detail) {
+    keep_alive_ = false;
+    if (request_id_.empty()) {
+      request_id_ = state_->next_request_id();
+    }
+    response r;
+    r.message = make_problem(status, code, detail, request_id_);
+    send(std::move(r));
+  }
+
+  void log_request(unsigned status, std::size_t bytes, const std::string& route) {
+    const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
+    state_->stats.on_http_request(route, status);
+    spdlog::info("request={} {} \"{} {}\" status={} bytes={} ms={:.1f}", request_id_, remote_, method_, target_, status,
+                 bytes, ms);
+  }
+
+  void send(response res) {
+    if (res.events && res.message.result() == http::status::ok) {
+      return do_start_events(std::move(res));
+    }
+    auto& msg = res.message;
+    msg.version(version_ == 10 ? 10 : 11);
+    msg.keep_alive(keep_alive_);
+    msg.set(http::field::server, "borderscand");
+    msg.set("X-Request-Id", request_id_);
+    msg.prepare_payload();
+    keep_alive_ = msg.keep_alive();
+    log_request(msg.result_int(), msg.body().size(), res.route);
+    stream_.expires_after(settings().read_timeout);
+    beast::async_write(stream_, http::message_generator(std::move(msg)),
+                       beast::bind_front_handler(&session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    if (ec) {
+      return do_close(ec);
+    }
+    if (!keep_alive_) {
+      return do_linger();
+    }
+    do_read_header();
+  }
+
+  // Lingering close (as nginx does): after answering a request whose body we
+  // did not read, stop sending and discard what the client still sends for a
+  // short while, so it reads our answer instead of a connection reset.
+  void do_linger() {
+    timer_.cancel();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    linger_buffer_ = std::make_unique<char[]>(linger_chunk);
+    stream_.expires_after(std::chrono::seconds(2));
+    do_linger_read();
+  }
+
+  void do_linger_read() {
+    stream_.async_read_some(net::buffer(linger_buffer_.get(), linger_chunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->lingered_ += n;
+                              if (!ec && self->lingered_ < max_linger_bytes) {
+                                self->do_linger_read();
+                              }
+                            });
+  }
+
+  // Server-Sent Events: a chunked response, one chunk per event.
+  void do_start_events(response res) {
+    events_ = std::move(res.events);
+    events_head_.emplace(http::status::ok, version_ == 10 ? 10 : 11);
+    for (const auto& field : res.message) {
+      events_head_->set(field.name_string(), field.value());
+    }
+    events_head_->set(http::field::server, "borderscand");
+    events_head_->set("X-Request-Id", request_id_);
+    events_head_->keep_alive(keep_alive_);
+    events_head_->chunked(true);
+    events_serializer_.emplace(*events_head_);
+    log_request(200, 0, res.route);
+    stream_.expires_after(settings().read_timeout);
+    http::async_write_header(stream_, *events_serializer_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) {
+                                 return self->do_close(ec);
+                               }
+                               self->do_next_event();
+                             });
+  }
+
+  void do_next_event() {
+    bool done = false;
+    std::string text;
+    try {
+      text = events_->poll(done);
+    } catch (const std::exception& e) {
+      spdlog::error("request={} event stream failed: {}", request_id_, e.what());
+      return do_close({});
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (text.empty() && now - last_event_ > std::chrono::seconds(15)) {
+      text = ": keep-alive\n\n";  // lets proxies and clients see the stream is alive
+    }
+    if (text.empty()) {
+      timer_.expires_after(settings().event_interval);
+      return timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec) {
+          self->do_next_event();
+        }
+      });
+    }
+    last_event_ = now;
+    event_text_ = std::move(text);
+    stream_.expires_after(settings().read_timeout);
+    net::async_write(stream_, http::make_chunk(net::buffer(event_text_)),
+                     [self = shared_from_this(), done](beast::error_code ec, std::size_t) {
+                       if (ec) {
+                         return self->do_close(ec);
+                       }
+                       if (!done) {
+                         self->timer_.expires_after(self->settings().event_interval);
+                         return self->timer_.async_wait([self](beast::error_code ec2) {
+                           if (!ec2) {
+                             self->do_next_event();
+                           }
+                         });
+                       }
+                       net::async_write(self->stream_, http::make_chunk_last(),
+                                        [self](beast::error_code ec2, std::size_t n) {
+                                          self->events_.reset();
+                                          self->on_write(ec2, n);
+                                        });
+                     });
+  }
+
+  void do_close(beast::error_code ec) {
+    if (ec && !quiet_close(ec)) {
+      spdlog::debug("connection {} closed: {}", remote_, ec.message());
+    }
+    timer_.cancel();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  static constexpr std::size_t linger_chunk = 64 * 1024;
+  static constexpr std::uint64_t max_linger_bytes = 256ULL << 20;
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<server_state> state_;
+  std::unique_ptr<char[]> linger_buffer_;
+  std::uint64_t lingered_ = 0;
+  beast::flat_buffer buffer_;
+  net::steady_timer timer_;
+  std::string remote_;
+  bool first_request_ = true;
+
+  std::optional<http::request_parser<http::empty_body>> head_parser_;
+  std::optional<http::request_parser<http::string_body>> body_parser_;
+  std::optional<http::request_parser<spool_body>> upload_parser_;
+  std::unique_ptr<upload> upload_;
+  std::string continue_;
+
+  std::string request_id_, method_, target_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  std::chrono::steady_clock::time_point started_;
+
+  std::shared_ptr<event_source> events_;
+  std::optional<http::response<http::empty_body>> events_head_;
+  std::optional<http::response_serializer<http::empty_body>> events_serializer_;
+  std::string event_text_;
+  std::chrono::steady_clock::time_point last_event_ = std::chrono::steady_clock::now();
+};
+
+namespace {
+
+class listener : public std::enable_shared_from_this<listener> {
+ public:
+  listener(net::io_context& ioc, const tcp::endpoint& endpoint, std::shared_ptr<server_state> state)
+      : ioc_(ioc), acceptor_(net::make_strand(ioc)), state_(std::move(state)) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(net::socket_base::max_listen_connections);
+  }
+
+  tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+  void run() {
+    net::dispatch(acceptor_.get_executor(), [self = shared_from_this()] { self->do_accept(); });
+  }
+
+  void stop() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+ private:
+  void do_accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), beast::bind_front_handler(&listener::on_accept, shared_from_this()));
+  }
+
+  void on_accept(beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) {
+      return;
+    }
+    if (ec) {
+      spdlog::warn("accept failed: {}", ec.message());
+    } else if (state_->open.load() >= state_->settings.max_connections) {
+      // Closing at once is cheaper than a response and tells the client the same.
+      spdlog::warn("refusing a connection: {} connections open (max_connections)", state_->open.load());
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      ++state_->open;
+      std::make_shared<session>(std::move(socket), state_)->run();
+    }
+    do_accept();
+  }
+
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  std::shared_ptr<server_state> state_;
+};
+
+}  // namespace
+
+http_server::http_server(router& r, metrics& stats, http_settings settings)
+    : state_(std::make_shared<server_state>(r, stats, settings)), ioc_(static_cast<int>(settings.io_threads)) {}
+
+http_server::~http_server() {
+  stop();
+}
+
+tcp::endpoint http_server::start(const std::string& host, std::uint16_t port) {
+  const auto address = net::ip::make_address(host);
+  auto l = std::make_shared<listener>(ioc_, tcp::endpoint(address, port), state_);
+  const tcp::endpoint bound = l->local_endpoint();
+  l->run();
+  listener_ = l;
+  for (unsigned i = 0; i < std::max(1U, state_->settings.io_threads); ++i) {
+    threads_.emplace_back([this] { ioc_.run(); });
+  }
+  return bound;
+}
+
+void http_server::stop_accepting() {
+  if (auto l = std::static_pointer_cast<listener>(listener_)) {
+    l->stop();
+  }
+}
+
+void http_server::stop() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  stop_accepting();
+  std::vector<std::shared_ptr<session>> open;
+  {
+    std::lock_guard lock(state_->mutex);
+    for (auto& [ptr, weak] : state_->sessions) {
+      if (auto s = weak.lock()) {
+        open.push_back(std::move(s));
+      }
+    }
+  }
+  for (auto& s : open) {
+    s->close();
+  }
+  open.clear();
+  // Let the closes and their handlers run (partial uploads are removed as
+  // their sessions end), then end the loop.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (state_->open.load() > 0 && !threads_.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ioc_.stop();
+  for (auto& t : threads_) {
+    t.join();
+  }
+  threads_.clear();
+  listener_.reset();
+}
+
+}  // namespace borderscan::server

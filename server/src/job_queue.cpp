@@ -1,0 +1,155 @@
+#include "borderscan/server/job_queue.hpp"
+
+#include <chrono>
+
+namespace borderscan::server {
+
+void job_state::request_stop(stop_reason why) {
+  {
+    std::lock_guard lock(mutex_);
+    // A user's cancel wins over shutdown: it must not come back as queued.
+    if (reason_ != stop_reason::cancelled) {
+      reason_ = why;
+    }
+  }
+  cancel_.store(true);
+}
+
+stop_reason job_state::reason() const {
+  std::lock_guard lock(mutex_);
+  return reason_;
+}
+
+void job_state::set_progress(const scanner::scan_progress& p) {
+  std::lock_guard lock(mutex_);
+  progress_ = p;
+}
+
+scanner::scan_progress job_state::progress() const {
+  std::lock_guard lock(mutex_);
+  return progress_;
+}
+
+queue_slot& queue_slot::operator=(queue_slot&& o) noexcept {
+  if (this != &o) {
+    if (queue_ != nullptr) {
+      queue_->release_slot();
+    }
+    queue_ = std::exchange(o.queue_, nullptr);
+  }
+  return *this;
+}
+
+queue_slot::~queue_slot() {
+  if (queue_ != nullptr) {
+    queue_->release_slot();
+  }
+}
+
+job_queue::job_queue(report_store& store, const clock& clk, std::size_t capacity)
+    : store_(store), clock_(clk), capacity_(capacity), queued_(store.count(scan_status::queued)) {}
+
+queue_slot job_queue::reserve() {
+  std::lock_guard lock(mutex_);
+  if (queued_ + reserved_ >= capacity_) {
+    return {};
+  }
+  ++reserved_;
+  return queue_slot(this);
+}
+
+void job_queue::release_slot() {
+  std::lock_guard lock(mutex_);
+  --reserved_;
+}
+
+void job_queue::submit(queue_slot&& slot, scan_record& scan) {
+  {
+    std::lock_guard lock(mutex_);
+    store_.add_scan(scan);
+    ++queued_;
+    // The slot turns into the queued job: release it without the counter.
+    --reserved_;
+    slot.queue_ = nullptr;
+  }
+  wake_.notify_one();
+}
+
+std::shared_ptr<job_state> job_queue::next(std::stop_token stop) {
+  // The store is called under the queue's lock so that a job is never claimed
+  // in the store yet missing from running_ (cancel would not find it).
+  std::unique_lock lock(mutex_);
+  while (!stop.stop_requested()) {
+    if (queued_ > 0) {
+      std::optional<scan_record> scan = store_.claim_next(clock_.now_ms());
+      if (scan) {
+        --queued_;
+        auto state = std::make_shared<job_state>(std::move(*scan));
+        running_[state->scan().id] = state;
+        return state;
+      }
+      queued_ = store_.count(scan_status::queued);
+      continue;
+    }
+    // The timeout only guards against a missed wake-up; submit() notifies.
+    wake_.wait_for(lock, stop, std::chrono::seconds(1), [&] { return queued_ > 0; });
+  }
+  return nullptr;
+}
+
+void job_queue::finished(const std::shared_ptr<job_state>& job) {
+  std::lock_guard lock(mutex_);
+  // A re-queued job may already run again on another worker under the same id.
+  if (auto it = running_.find(job->scan().id); it != running_.end() && it->second == job) {
+    running_.erase(it);
+  }
+}
+
+void job_queue::requeue(const std::string& id, std::string_view reason, bool count_attempt) {
+  {
+    std::lock_guard lock(mutex_);
+    store_.requeue(id, reason, count_attempt);
+    ++queued_;
+  }
+  wake_.notify_one();
+}
+
+cancel_result job_queue::cancel(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  if (auto it = running_.find(id); it != running_.end()) {
+    it->second->request_stop(stop_reason::cancelled);
+    return cancel_result::stopping;
+  }
+  if (store_.cancel_queued(id, clock_.now_ms())) {
+    queued_ = queued_ > 0 ? queued_ - 1 : 0;
+    return cancel_result::cancelled;
+  }
+  return cancel_result::not_active;
+}
+
+void job_queue::stop_all(stop_reason why) {
+  std::lock_guard lock(mutex_);
+  for (auto& [id, state] : running_) {
+    state->request_stop(why);
+  }
+}
+
+std::optional<scanner::scan_progress> job_queue::progress(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  if (auto it = running_.find(id); it != running_.end()) {
+    return it->second->progress();
+  }
+  return std::nullopt;
+}
+
+std::size_t job_queue::queued() const {
+  std::lock_guard lock(mutex_);
+  return queued_;
+}
+
+std::size_t job_queue::running() const {
+  std::lock_guard lock(mutex_);
+  return running_.size();
+}
+
+}  // namespace borderscan::server

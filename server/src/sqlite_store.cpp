@@ -1,0 +1,577 @@
+#include "borderscan/server/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <sstream>
+#include <stdexcept>
+
+namespace borderscan::server {
+namespace {
+
+// Each entry moves the schema from version i to i + 1. Never edit a shipped
+// entry: append a new one.
+constexpr const char* migrations[] = {
+    R"sql(
+CREATE TABLE scans (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  station TEXT NOT NULL DEFAULT '',
+  label TEXT NOT NULL DEFAULT '',
+  case_ref TEXT NOT NULL DEFAULT '',
+  filename TEXT NOT NULL DEFAULT '',
+  image_sha256 TEXT NOT NULL,
+  image_size INTEGER NOT NULL,
+  spool_path TEXT NOT NULL,
+  submitted_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  verdict TEXT,
+  score INTEGER,
+  ruleset_digest TEXT NOT NULL DEFAULT '',
+  review_state TEXT NOT NULL DEFAULT 'unreviewed',
+  files INTEGER NOT NULL DEFAULT 0,
+  flagged_files INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX scans_by_status ON scans(status, seq);
+CREATE INDEX scans_by_verdict ON scans(verdict, seq);
+CREATE INDEX scans_by_station ON scans(station, seq);
+CREATE INDEX scans_by_submitted ON scans(submitted_at);
+CREATE TABLE reports (
+  scan_seq INTEGER PRIMARY KEY REFERENCES scans(seq) ON DELETE CASCADE,
+  json TEXT NOT NULL
+);
+CREATE TABLE report_files (
+  scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  deleted INTEGER NOT NULL,
+  mime TEXT NOT NULL,
+  flagged INTEGER NOT NULL,
+  json TEXT NOT NULL,
+  PRIMARY KEY (scan_seq, idx)
+) WITHOUT ROWID;
+CREATE INDEX report_files_by_flagged ON report_files(scan_seq, flagged, idx);
+)sql",
+};
+
+[[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
+  throw std::runtime_error("sqlite: " + what + ": " + (db != nullptr ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+// A prepared statement, finalized on scope exit. Binding is 1-based.
+class statement {
+ public:
+  statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw_sqlite(db, "prepare");
+    }
+  }
+  ~statement() { sqlite3_finalize(stmt_); }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  statement& bind(int i, std::string_view v) {
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  statement& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
+  statement& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+  statement& bind(int i, std::int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  statement& bind(int i, std::optional<std::int64_t> v) {
+    check(v ? sqlite3_bind_int64(stmt_, i, *v) : sqlite3_bind_null(stmt_, i));
+    return *this;
+  }
+
+  // True while rows come; false when done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) {
+      return true;
+    }
+    if (rc == SQLITE_DONE) {
+      return false;
+    }
+    throw_sqlite(db_, "step");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  // Ready to bind and run again (batch inserts).
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::optional<std::int64_t> opt_integer(int col) const {
+    return is_null(col) ? std::nullopt : std::optional(integer(col));
+  }
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
+                                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+                        : std::string();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) {
+      throw_sqlite(db_, "bind");
+    }
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Commits on commit(), rolls back otherwise (an exception on the way).
+class transaction {
+ public:
+  explicit transaction(sqlite3* db) : db_(db) { exec("BEGIN IMMEDIATE"); }
+  ~transaction() {
+    if (!done_) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+  void commit() {
+    exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  void exec(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      throw_sqlite(db_, sql);
+    }
+  }
+  sqlite3* db_;
+  bool done_ = false;
+};
+
+constexpr const char* scan_columns =
+    "seq, id, status, station, label, case_ref, filename, image_sha256, image_size, spool_path, submitted_at, "
+    "started_at, finished_at, attempts, error, verdict, score, ruleset_digest, review_state, files, flagged_files";
+
+scan_record read_scan(const statement& s) {
+  scan_record r;
+  r.seq = s.integer(0);
+  r.id = s.text(1);
+  r.status = parse_scan_status(s.text(2)).value_or(scan_status::failed);
+  r.station = s.text(3);
+  r.label = s.text(4);
+  r.case_ref = s.text(5);
+  r.filename = s.text(6);
+  r.image_sha256 = s.text(7);
+  r.image_size = static_cast<std::uint64_t>(s.integer(8));
+  r.spool_path = s.text(9);
+  r.submitted_at = s.integer(10);
+  r.started_at = s.opt_integer(11);
+  r.finished_at = s.opt_integer(12);
+  r.attempts = static_cast<unsigned>(s.integer(13));
+  r.error = s.text(14);
+  if (!s.is_null(15)) {
+    r.verdict = s.text(15);
+  }
+  if (!s.is_null(16)) {
+    r.score = static_cast<int>(s.integer(16));
+  }
+  r.ruleset_digest = s.text(17);
+  r.review_state = s.text(18);
+  r.files = static_cast<std::uint64_t>(s.integer(19));
+  r.flagged_files = static_cast<std::uint64_t>(s.integer(20));
+  return r;
+}
+
+std::string select_scans(const char* where_and_order) {
+  return std::string("SELECT ") + scan_columns + " FROM scans " + where_and_order;
+}
+
+}  // namespace
+
+const char* to_string(scan_status s) noexcept {
+  switch (s) {
+    case scan_status::queued:
+      return "queued";
+    case scan_status::running:
+      return "running";
+    case scan_status::done:
+      return "done";
+    case scan_status::failed:
+      return "failed";
+  }
+  return "failed";
+}
+
+std::optional<scan_status> parse_scan_status(std::string_view text) noexcept {
+  for (auto s : {scan_status::queued, scan_status::running, scan_status::done, scan_status::failed}) {
+    if (text == to_string(s)) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+sqlite_report_store::sqlite_report_store(const std::filesystem::path& file) {
+  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error("cannot open database " + file.string() + ": " + why);
+  }
+  try {
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    // NORMAL is durable across process crashes in WAL mode; only a power
+    // loss can drop the last transactions.
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=ON");
+    migrate();
+  } catch (const std::exception& e) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::runtime_error("database " + file.string() + ": " + e.what());
+  }
+}
+
+sqlite_report_store::~sqlite_report_store() {
+  if (db_ != nullptr) {
+    sqlite3_close(db_);
+  }
+}
+
+int sqlite_report_store::schema_version() noexcept {
+  return static_cast<int>(std::size(migrations));
+}
+
+int sqlite_report_store::current_version() {
+  std::lock_guard lock(mutex_);
+  statement s(db_, "PRAGMA user_version");
+  return s.step() ? static_cast<int>(s.integer(0)) : 0;
+}
+
+void sqlite_report_store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string why = err != nullptr ? err : "unknown error";
+    sqlite3_free(err);
+    throw std::runtime_error(why);
+  }
+}
+
+void sqlite_report_store::migrate() {
+  int version = 0;
+  {
+    statement s(db_, "PRAGMA user_version");
+    version = s.step() ? static_cast<int>(s.integer(0)) : 0;
+  }
+  if (version > schema_version()) {
+    throw std::runtime_error("schema version " + std::to_string(version) + " is newer than this build knows (" +
+                             std::to_string(schema_version()) + "); refusing to touch it");
+  }
+  for (int v = version; v < schema_version(); ++v) {
+    transaction tx(db_);
+    exec(migrations[v]);
+    exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
+    tx.commit();
+  }
+}
+
+void sqlite_report_store::add_scan(scan_record& scan) {
+  std::lock_guard lock(mutex_);
+  statement s(db_,
+              "INSERT INTO scans (id, status, station, label, case_ref, filename, image_sha256, image_size, "
+              "spool_path, submitted_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
+  s.bind(1, scan.id)
+      .bind(2, to_string(scan_status::queued))
+      .bind(3, scan.station)
+      .bind(4, scan.label)
+      .bind(5, scan.case_ref)
+      .bind(6, scan.filename)
+      .bind(7, scan.image_sha256)
+      .bind(8, static_cast<std::int64_t>(scan.image_size))
+      .bind(9, scan.spool_path)
+      .bind(10, scan.submitted_at);
+  s.run();
+  scan.seq = sqlite3_last_insert_rowid(db_);
+  scan.status = scan_status::queued;
+}
+
+std::optional<scan_record> sqlite_report_store::find_scan(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  statement s(db_, select_scans("WHERE id = ?").c_str());
+  s.bind(1, id);
+  if (!s.step()) {
+    return std::nullopt;
+  }
+  return read_scan(s);
+}
+
+std::optional<scan_record> sqlite_report_store::claim_next(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db_);
+  std::optional<scan_record> out;
+  {
+    statement s(db_, select_scans("WHERE status = 'queued' ORDER BY seq LIMIT 1").c_str());
+    if (!s.step()) {
+      return std::nullopt;
+    }
+    out = read_scan(s);
+  }
+  statement u(db_, "UPDATE scans SET status = 'running', attempts = attempts + 1, started_at = ? WHERE seq = ?");
+  u.bind(1, now_ms).bind(2, out->seq).run();
+  tx.commit();
+  out->status = scan_status::running;
+  out->attempts += 1;
+  out->started_at = now_ms;
+  return out;
+}
+
+void sqlite_report_store::requeue(std::string_view id, std::string_view reason, bool count_attempt) {
+  std::lock_guard lock(mutex_);
+  statement s(db_, count_attempt ? "UPDATE scans SET status = 'queued', error = ? WHERE id = ?"
+                                 : "UPDATE scans SET status = 'queued', error = ?, attempts = MAX(attempts - 1, 0) "
+                                   "WHERE id = ?");
+  s.bind(1, reason).bind(2, id).run();
+}
+
+std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db_);
+  // A scan that was running when the daemon died may be what killed it: the
+  // attempt counts, and after max_attempts the scan fails for good.
+  statement f(db_,
+              "UPDATE scans SET status = 'failed', finished_at = ?, error = 'gave up after ' || attempts || "
+              "' attempts; last: the daemon stopped during the scan' WHERE status = 'running' AND attempts >= ?");
+  f.bind(1, now_ms).bind(2, static_cast<std::int64_t>(max_attempts)).run();
+  statement q(db_,
+              "UPDATE scans SET status = 'queued', error = 'the daemon stopped during the scan' WHERE status = "
+              "'running'");
+  q.run();
+  const auto queued = static_cast<std::size_t>(sqlite3_changes(db_));
+  tx.commit();
+  return queued;
+}
+
+void sqlite_report_store::complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
+                                   std::int64_t now_ms) {
+  // Serialise outside the lock (a large report takes a while), streaming so
+  // that the text is not built from a second, whole-document JSON tree.
+  std::ostringstream out;
+  scanner::write_report(out, report, false);
+  const std::string text = out.str();
+  std::lock_guard lock(mutex_);
+  transaction tx(db_);
+  std::int64_t seq = 0;
+  {
+    statement s(db_, "SELECT seq FROM scans WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) {
+      throw std::runtime_error("complete: unknown scan " + std::string(id));
+    }
+    seq = s.integer(0);
+  }
+  statement u(db_,
+              "UPDATE scans SET status = 'done', finished_at = ?, error = '', verdict = ?, score = ?, "
+              "ruleset_digest = ?, files = ?, flagged_files = ? WHERE seq = ?");
+  u.bind(1, now_ms)
+      .bind(2, scanner::to_string(report.result))
+      .bind(3, static_cast<std::int64_t>(report.score))
+      .bind(4, report.ruleset.digest)
+      .bind(5, static_cast<std::int64_t>(report.summary.files + report.summary.directories))
+      .bind(6, static_cast<std::int64_t>(report.summary.flagged_files))
+      .bind(7, seq)
+      .run();
+  statement r(db_, "INSERT OR REPLACE INTO reports (scan_seq, json) VALUES (?, ?)");
+  r.bind(1, seq).bind(2, text).run();
+  statement d(db_, "DELETE FROM report_files WHERE scan_seq = ?");
+  d.bind(1, seq).run();
+  statement f(db_,
+              "INSERT INTO report_files (scan_seq, idx, path, deleted, mime, flagged, json) VALUES (?,?,?,?,?,?,?)");
+  for (std::size_t i = 0; i < report.files.size(); ++i) {
+    const auto& entry = report.files[i];
+    bool flagged = false;
+    for (const auto& fi : entry.findings) {
+      flagged = flagged || fi.level >= flag_threshold;
+    }
+    f.bind(1, seq)
+        .bind(2, static_cast<std::int64_t>(i))
+        .bind(3, entry.path)
+        .bind(4, static_cast<std::int64_t>(entry.deleted))
+        .bind(5, entry.mime)
+        .bind(6, static_cast<std::int64_t>(flagged))
+        .bind(7, nlohmann::json(entry).dump());
+    f.run();
+    f.reset();
+  }
+  tx.commit();
+}
+
+void sqlite_report_store::fail(std::string_view id, std::string_view reason, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  statement s(db_, "UPDATE scans SET status = 'failed', error = ?, finished_at = ? WHERE id = ?");
+  s.bind(1, reason).bind(2, now_ms).bind(3, id).run();
+}
+
+bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  statement s(db_,
+              "UPDATE scans SET status = 'failed', error = 'cancelled', finished_at = ? WHERE id = ? AND status = "
+              "'queued'");
+  s.bind(1, now_ms).bind(2, id).run();
+  return sqlite3_changes(db_) > 0;
+}
+
+std::optional<std::string> sqlite_report_store::report_json(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  statement s(db_, "SELECT r.json FROM reports r JOIN scans s ON s.seq = r.scan_seq WHERE s.id = ?");
+  s.bind(1, id);
+  if (!s.step()) {
+    return std::nullopt;
+  }
+  return s.text(0);
+}
+
+report_page sqlite_report_store::list_reports(const report_filter& filter) {
+  std::string where = "WHERE status = 'done'";
+  if (filter.verdict) {
+    where += " AND verdict = ?";
+  }
+  if (filter.review) {
+    where += " AND review_state = ?";
+  }
+  if (filter.station) {
+    where += " AND station = ?";
+  }
+  if (filter.since) {
+    where += " AND submitted_at >= ?";
+  }
+  if (filter.until) {
+    where += " AND submitted_at < ?";
+  }
+  if (filter.before_seq) {
+    where += " AND seq < ?";
+  }
+  // One row more than asked tells whether another page follows.
+  where += " ORDER BY seq DESC LIMIT ?";
+  std::lock_guard lock(mutex_);
+  statement s(db_, select_scans(where.c_str()).c_str());
+  int i = 1;
+  if (filter.verdict) {
+    s.bind(i++, *filter.verdict);
+  }
+  if (filter.review) {
+    s.bind(i++, *filter.review);
+  }
+  if (filter.station) {
+    s.bind(i++, *filter.station);
+  }
+  if (filter.since) {
+    s.bind(i++, *filter.since);
+  }
+  if (filter.until) {
+    s.bind(i++, *filter.until);
+  }
+  if (filter.before_seq) {
+    s.bind(i++, *filter.before_seq);
+  }
+  s.bind(i++, static_cast<std::int64_t>(filter.limit) + 1);
+  report_page page;
+  while (s.step()) {
+    page.items.push_back(read_scan(s));
+  }
+  if (page.items.size() > filter.limit) {
+    page.items.pop_back();
+    page.next_seq = page.items.back().seq;
+  }
+  return page;
+}
+
+std::optional<file_page> sqlite_report_store::list_files(std::string_view id, const file_filter& filter) {
+  std::lock_guard lock(mutex_);
+  std::int64_t seq = 0;
+  {
+    statement s(db_, "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
+    s.bind(1, id);
+    if (!s.step()) {
+      return std::nullopt;
+    }
+    seq = s.integer(0);
+  }
+  std::string sql = "SELECT idx, json FROM report_files WHERE scan_seq = ?";
+  if (filter.flagged) {
+    sql += " AND flagged = ?";
+  }
+  if (filter.deleted) {
+    sql += " AND deleted = ?";
+  }
+  if (filter.mime) {
+    sql += " AND mime = ?";
+  }
+  if (filter.after_index) {
+    sql += " AND idx > ?";
+  }
+  sql += " ORDER BY idx LIMIT ?";
+  statement s(db_, sql.c_str());
+  int i = 1;
+  s.bind(i++, seq);
+  if (filter.flagged) {
+    s.bind(i++, static_cast<std::int64_t>(*filter.flagged));
+  }
+  if (filter.deleted) {
+    s.bind(i++, static_cast<std::int64_t>(*filter.deleted));
+  }
+  if (filter.mime) {
+    s.bind(i++, *filter.mime);
+  }
+  if (filter.after_index) {
+    s.bind(i++, *filter.after_index);
+  }
+  s.bind(i++, static_cast<std::int64_t>(filter.limit) + 1);
+  file_page page;
+  std::int64_t last = -1;
+  while (s.step()) {
+    if (page.items.size() == filter.limit) {
+      page.next_index = last;
+      break;
+    }
+    last = s.integer(0);
+    page.items.push_back(nlohmann::json::parse(s.text(1)));
+  }
+  return page;
+}
+
+std::size_t sqlite_report_store::count(scan_status status) {
+  std::lock_guard lock(mutex_);
+  statement s(db_, "SELECT COUNT(*) FROM scans WHERE status = ?");
+  s.bind(1, to_string(status));
+  return s.step() ? static_cast<std::size_t>(s.integer(0)) : 0;
+}
+
+std::vector<std::string> sqlite_report_store::live_spool_paths() {
+  std::lock_guard lock(mutex_);
+  statement s(db_, "SELECT spool_path FROM scans WHERE status IN ('queued', 'running')");
+  std::vector<std::string> out;
+  while (s.step()) {
+    out.push_back(s.text(0));
+  }
+  return out;
+}
+
+bool sqlite_report_store::writable() {
+  std::lock_guard lock(mutex_);
+  // BEGIN IMMEDIATE takes the write lock without changing anything.
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE; ROLLBACK;", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace borderscan::server

@@ -1,0 +1,113 @@
+#include "borderscan/server/worker_pool.hpp"
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+namespace borderscan::server {
+
+worker_pool::worker_pool(job_queue& queue, scan_runner& runner, report_store& store, metrics& stats, const clock& clk,
+                         worker_settings settings)
+    : queue_(queue), runner_(runner), store_(store), metrics_(stats), clock_(clk), settings_(settings) {}
+
+worker_pool::~worker_pool() {
+  drain(std::chrono::milliseconds(0));
+}
+
+void worker_pool::start() {
+  for (unsigned i = 0; i < settings_.workers; ++i) {
+    threads_.emplace_back([this, token = stop_.get_token()] { do_work(token); });
+  }
+}
+
+void worker_pool::drain(std::chrono::milliseconds grace) {
+  if (threads_.empty()) {
+    return;
+  }
+  stop_.request_stop();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  // Polling keeps the pool free of a second condition variable; drain runs once.
+  while (queue_.running() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (queue_.running() > 0) {
+    spdlog::warn("shutdown: {} scan(s) still running after the grace period; stopping them and queueing them again",
+                 queue_.running());
+    queue_.stop_all(stop_reason::shutdown);
+  }
+  threads_.clear();  // joins
+}
+
+void worker_pool::do_work(std::stop_token stop) {
+  while (std::shared_ptr<job_state> job = queue_.next(stop)) {
+    run_one(*job);
+    queue_.finished(job);
+  }
+}
+
+void worker_pool::remove_image(const scan_record& scan) const {
+  std::error_code ec;
+  std::filesystem::remove(scan.spool_path, ec);
+  if (ec) {
+    spdlog::warn("job={} cannot remove spooled image {}: {}", scan.id, scan.spool_path, ec.message());
+  }
+}
+
+void worker_pool::run_one(job_state& job) {
+  const scan_record& scan = job.scan();
+  spdlog::info("job={} state=running attempt={} station='{}' size={}", scan.id, scan.attempts, scan.station,
+               scan.image_size);
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    scanner::report report =
+        runner_.run({scan, job.cancel_flag(), [&job](const scanner::scan_progress& p) { job.set_progress(p); }});
+    switch (job.reason()) {
+      case stop_reason::cancelled:
+        store_.fail(scan.id, "cancelled", clock_.now_ms());
+        metrics_.on_scan_failed();
+        remove_image(scan);
+        spdlog::info("job={} state=failed reason=cancelled", scan.id);
+        return;
+      case stop_reason::shutdown:
+        queue_.requeue(scan.id, "interrupted by shutdown", false);
+        spdlog::info("job={} state=queued reason='interrupted by shutdown'", scan.id);
+        return;
+      case stop_reason::none:
+        break;
+    }
+    store_.complete(scan.id, report, runner_.flag_threshold(), clock_.now_ms());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    metrics_.on_scan_done(scanner::to_string(report.result), seconds, report.summary.files + report.summary.directories,
+                          report.summary.bytes);
+    if (!settings_.keep_images) {
+      remove_image(scan);
+    }
+    spdlog::info("job={} state=done verdict={} score={} files={} seconds={:.3f} ruleset={}", scan.id,
+                 scanner::to_string(report.result), report.score, report.summary.files, seconds, report.ruleset.digest);
+  } catch (const std::exception& e) {
+    try {
+      if (job.reason() == stop_reason::shutdown) {
+        queue_.requeue(scan.id, "interrupted by shutdown", false);
+      } else if (job.reason() == stop_reason::cancelled) {
+        store_.fail(scan.id, "cancelled", clock_.now_ms());
+        metrics_.on_scan_failed();
+        remove_image(scan);
+      } else if (scan.attempts >= settings_.max_attempts) {
+        const std::string reason = "gave up after " + std::to_string(scan.attempts) + " attempts; last: " + e.what();
+        store_.fail(scan.id, reason, clock_.now_ms());
+        metrics_.on_scan_failed();
+        remove_image(scan);
+        spdlog::error("job={} state=failed reason='{}'", scan.id, reason);
+      } else {
+        queue_.requeue(scan.id, e.what(), true);
+        metrics_.on_scan_retried();
+        spdlog::warn("job={} state=queued attempt={} failed: {}", scan.id, scan.attempts, e.what());
+      }
+    } catch (const std::exception& e2) {
+      // The store itself failed: the job stays `running` and start-up recovery re-queues it.
+      spdlog::error("job={} cannot record the outcome: {} (after: {})", scan.id, e2.what(), e.what());
+    }
+  }
+}
+
+}  // namespace borderscan::server
