@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
+#include <new>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -80,10 +82,37 @@ int check_sandbox() {
   return ok ? 0 : 1;
 }
 
+// Out of memory under RLIMIT_AS surfaces as std::bad_alloc, possibly on a
+// scanner thread: say so on the pipe, then end with exit code 3.
+[[noreturn]] void on_terminate() {
+  const char* line = R"json({"type":"error","code":"memory_limit","message":"out of memory (address-space limit)"})json"
+                     "\n";
+  bool oom = false;
+  if (const auto ep = std::current_exception()) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::bad_alloc&) {
+      oom = true;
+    } catch (...) {
+    }
+  }
+  if (oom) {
+    [[maybe_unused]] const auto n = ::write(STDOUT_FILENO, line, std::strlen(line));
+    ::_exit(3);
+  }
+  std::abort();
+}
+
 int run_worker(const worker_args& args) {
+  std::set_terminate(on_terminate);
   try {
     sandbox::resource_limits rl;
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer reserves terabytes of address space: RLIMIT_AS would stop it cold.
+    rl.address_space_bytes = 0;
+#else
     rl.address_space_bytes = args.memory_limit;
+#endif
     rl.cpu_seconds = args.cpu_limit;
     sandbox::apply_limits(rl);
     if (args.check_sandbox) {

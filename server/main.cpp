@@ -19,6 +19,7 @@
 #include "borderscan/server/job_queue.hpp"
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/router.hpp"
+#include "borderscan/server/process_runner.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/sqlite_store.hpp"
 #include "borderscan/server/system.hpp"
@@ -88,7 +89,32 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   server::rule_holder rule_holder(std::move(rules));
   server::metrics stats;
   server::job_queue queue(store, clock, config.jobs.queue_capacity);
-  server::in_process_runner runner(config.limits, rule_holder, config.jobs.effective_scan_threads());
+  server::in_process_runner in_process(config.limits, rule_holder, config.jobs.effective_scan_threads());
+  server::process_runner_settings fenced;
+  fenced.command = !config.worker.command.empty() ? config.worker.command
+                                                  : fs::read_symlink("/proc/self/exe").parent_path() / "borderscan";
+  fenced.rule_paths = sources.rule_paths;
+  for (const auto& [path, kind] : sources.hashsets) {
+    fenced.hashsets.push_back(path.string() + ":" + scanner::to_string(kind));
+  }
+  fenced.limits = config.limits;
+  fenced.scan_threads = config.jobs.effective_scan_threads();
+  fenced.memory_limit_bytes = config.worker.memory_limit_bytes;
+  fenced.cpu_limit_seconds = config.worker.cpu_limit_seconds;
+  fenced.timeout =
+      std::chrono::seconds(config.worker.timeout_seconds != 0 ? config.worker.timeout_seconds
+                                                              : std::uint64_t{config.limits.scan_timeout_seconds} + 60);
+  fenced.max_output_bytes = config.worker.max_output_bytes;
+  if (config.worker.isolation == "process" && !fs::exists(fenced.command)) {
+    spdlog::critical("worker.command {} does not exist", fenced.command.string());
+    return 2;
+  }
+  server::process_runner process(fenced);
+  server::scan_runner& runner = config.worker.isolation == "process" ? static_cast<server::scan_runner&>(process)
+                                                                     : static_cast<server::scan_runner&>(in_process);
+  spdlog::info("scans run {}", config.worker.isolation == "process"
+                                   ? "in fenced worker processes (" + fenced.command.string() + ")"
+                                   : std::string("inside the daemon (worker.isolation = \"none\")"));
   server::delayed_runner delayed(runner, std::chrono::milliseconds(debug_scan_delay_ms));
   server::scan_runner& chosen = debug_scan_delay_ms > 0 ? static_cast<server::scan_runner&>(delayed) : runner;
   server::worker_pool pool(queue, chosen, store, stats, clock,

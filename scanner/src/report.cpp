@@ -1,6 +1,8 @@
 #include "borderscan/scanner/report.hpp"
 
+#include <ctime>
 #include <ostream>
+#include <stdexcept>
 
 #include "borderscan/scanner/text.hpp"
 
@@ -245,6 +247,173 @@ void write_report(std::ostream& out, const report& r, bool pretty) {
     }
   }
   out << nl << "}";
+}
+
+}  // namespace borderscan::scanner
+
+// Reading a report back (the daemon receives it from its worker process).
+// Strict about types: a malformed document throws nlohmann::json::exception
+// or std::invalid_argument.
+namespace borderscan::scanner {
+namespace {
+
+std::optional<std::int64_t> parse_time(const nlohmann::json& j) {
+  if (j.is_null()) {
+    return std::nullopt;
+  }
+  const std::string s = j.get<std::string>();
+  std::tm tm{};
+  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) {
+    throw std::invalid_argument("bad timestamp: " + s);
+  }
+  std::int64_t ms = static_cast<std::int64_t>(timegm(&tm)) * 1000;
+  if (*rest == '.') {
+    ms += std::strtol(rest + 1, nullptr, 10);
+  }
+  return ms;
+}
+
+template <class T>
+std::optional<T> opt(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key) || j.at(key).is_null()) {
+    return std::nullopt;
+  }
+  return j.at(key).get<T>();
+}
+
+std::string str_or_empty(const nlohmann::json& j, const char* key) {
+  return j.contains(key) && !j.at(key).is_null() ? j.at(key).get<std::string>() : std::string();
+}
+
+}  // namespace
+
+void from_json(const nlohmann::json& j, finding& f) {
+  f.path = j.at("path").get<std::string>();
+  f.volume = opt<std::uint32_t>(j, "volume");
+  f.source = j.at("source").get<std::string>();
+  f.rule = j.at("rule").get<std::string>();
+  f.rule_namespace = j.at("namespace").get<std::string>();
+  const auto level = parse_severity(j.at("severity").get<std::string>());
+  if (!level) {
+    throw std::invalid_argument("bad severity");
+  }
+  f.level = *level;
+  f.tags = j.at("tags").get<std::vector<std::string>>();
+  f.meta = j.at("meta");
+}
+
+void from_json(const nlohmann::json& j, file_entry& f) {
+  f.path = j.at("path").get<std::string>();
+  f.volume = j.at("volume").get<std::uint32_t>();
+  f.inode = opt<std::uint64_t>(j, "inode");
+  f.size = opt<std::uint64_t>(j, "size");
+  f.deleted = j.at("deleted").get<bool>();
+  f.type = j.at("type").get<std::string>();
+  for (auto [key, slot] : {std::pair{"mtime", &f.times.mtime}, std::pair{"atime", &f.times.atime},
+                           std::pair{"ctime", &f.times.ctime}, std::pair{"crtime", &f.times.crtime}}) {
+    const auto ms = parse_time(j.at(key));
+    *slot = ms ? std::optional<std::int64_t>(*ms / 1000) : std::nullopt;
+  }
+  f.mime = str_or_empty(j, "mime");
+  f.description = str_or_empty(j, "description");
+  f.md5 = str_or_empty(j, "md5");
+  f.sha1 = str_or_empty(j, "sha1");
+  f.sha256 = str_or_empty(j, "sha256");
+  f.bytes_read = j.at("bytes_read").get<std::uint64_t>();
+  f.content_complete = j.at("content_complete").get<bool>();
+  f.skipped = opt<std::string>(j, "skipped");
+  f.known = j.at("known").get<std::vector<std::string>>();
+  f.extension_mismatch = j.at("extension_mismatch").get<bool>();
+  f.container = opt<std::string>(j, "container");
+  f.depth = j.at("depth").get<std::uint32_t>();
+  f.findings = j.at("findings").get<std::vector<finding>>();
+}
+
+void from_json(const nlohmann::json& j, volume_entry& v) {
+  v.index = j.at("index").get<std::uint32_t>();
+  v.scheme = j.at("scheme").get<std::string>();
+  v.offset = j.at("offset").get<std::uint64_t>();
+  v.length = j.at("length").get<std::uint64_t>();
+  v.description = j.at("description").get<std::string>();
+  v.filesystem = opt<std::string>(j, "filesystem");
+  v.label = opt<std::string>(j, "label");
+  v.error = opt<std::string>(j, "error");
+  v.notes = j.at("notes").get<std::vector<std::string>>();
+  v.files = j.at("files").get<std::uint64_t>();
+}
+
+void from_json(const nlohmann::json& j, error_entry& e) {
+  e.path = j.at("path").get<std::string>();
+  e.volume = opt<std::uint32_t>(j, "volume");
+  e.stage = j.at("stage").get<std::string>();
+  e.code = j.at("code").get<std::string>();
+  e.message = j.at("message").get<std::string>();
+  e.affects_verdict = j.at("affects_verdict").get<bool>();
+}
+
+void from_json(const nlohmann::json& j, limit_hit& l) {
+  l.limit = j.at("limit").get<std::string>();
+  l.value = j.at("value").get<std::string>();
+  l.path = j.at("path").get<std::string>();
+  l.volume = opt<std::uint32_t>(j, "volume");
+}
+
+void from_json(const nlohmann::json& j, report& r) {
+  if (j.at("schema") != report_schema_id) {
+    throw std::invalid_argument("not a borderscan.report/v1 document");
+  }
+  r.scan_id = j.at("scan_id").get<std::string>();
+  r.station = j.at("station").get<std::string>();
+  r.scanner_version = j.at("scanner_version").get<std::string>();
+  r.started_at = parse_time(j.at("started_at")).value_or(0);
+  r.finished_at = parse_time(j.at("finished_at")).value_or(0);
+  r.duration_ms = j.at("timings").at("duration_ms").get<std::int64_t>();
+  const auto& img = j.at("image");
+  r.image.name = img.at("name").get<std::string>();
+  r.image.size = img.at("size").get<std::uint64_t>();
+  r.image.sha256 = img.at("sha256").get<std::string>();
+  r.image.format = img.at("format").get<std::string>();
+  r.image.segments = img.at("segments").get<std::vector<std::string>>();
+  const auto& rs = j.at("ruleset");
+  r.ruleset.digest = rs.at("digest").get<std::string>();
+  r.ruleset.yara_rules = rs.at("yara_rules").get<std::uint64_t>();
+  r.ruleset.yara_files = rs.at("yara_files").get<std::vector<std::string>>();
+  for (const auto& h : rs.at("hashsets")) {
+    r.ruleset.hashsets.push_back(
+        {h.at("name").get<std::string>(), h.at("kind").get<std::string>(), h.at("entries").get<std::uint64_t>()});
+  }
+  r.volumes = j.at("volumes").get<std::vector<volume_entry>>();
+  r.files = j.at("files").get<std::vector<file_entry>>();
+  r.findings = j.at("findings").get<std::vector<finding>>();
+  r.errors = j.at("errors").get<std::vector<error_entry>>();
+  r.warnings = j.at("warnings").get<std::vector<std::string>>();
+  r.limits_hit = j.at("limits_hit").get<std::vector<limit_hit>>();
+  const auto& s = j.at("summary");
+  r.summary.files = s.at("files").get<std::uint64_t>();
+  r.summary.directories = s.at("directories").get<std::uint64_t>();
+  r.summary.deleted = s.at("deleted").get<std::uint64_t>();
+  r.summary.bytes = s.at("bytes").get<std::uint64_t>();
+  r.summary.flagged_files = s.at("flagged_files").get<std::uint64_t>();
+  r.summary.findings = s.at("findings").get<std::uint64_t>();
+  r.summary.errors = s.at("errors").get<std::uint64_t>();
+  r.summary.limits_hit = s.at("limits_hit").get<std::uint64_t>();
+  r.summary.by_mime = s.at("by_mime").get<std::map<std::string, std::uint64_t>>();
+  r.summary.by_type = s.at("by_type").get<std::map<std::string, std::uint64_t>>();
+  const std::string v = j.at("verdict").get<std::string>();
+  if (v == "clean") {
+    r.result = verdict::clean;
+  } else if (v == "flagged") {
+    r.result = verdict::flagged;
+  } else if (v == "incomplete") {
+    r.result = verdict::incomplete;
+  } else if (v == "error") {
+    r.result = verdict::error;
+  } else {
+    throw std::invalid_argument("bad verdict: " + v);
+  }
+  r.verdict_reason = j.at("verdict_reason").get<std::string>();
+  r.score = j.at("score").get<int>();
 }
 
 }  // namespace borderscan::scanner

@@ -204,6 +204,18 @@ void read_limits(table_reader& r, scanner::limits& l) {
   r.boolean("skip_known_good", l.skip_yara_for_known_good);
 }
 
+void read_worker(table_reader& r, worker_config& c) {
+  r.string("isolation", c.isolation);
+  if (c.isolation != "process" && c.isolation != "none") {
+    throw config_error("worker.isolation must be \"process\" or \"none\"; got '" + c.isolation + "'");
+  }
+  r.path("command", c.command);
+  r.integer("memory_limit_bytes", c.memory_limit_bytes, 0, max_i64);
+  r.integer("cpu_limit_seconds", c.cpu_limit_seconds, 0, max_u32);
+  r.integer("timeout_seconds", c.timeout_seconds, 0, max_u32);
+  r.integer("max_output_bytes", c.max_output_bytes, 4096, max_i64);
+}
+
 void read_log(table_reader& r, log_config& c) {
   r.string("level", c.level);
   static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -290,6 +302,7 @@ server_config parse_config(std::string_view toml_text, std::string_view origin) 
   section(top, "jobs", origin, [&](table_reader& r) { read_jobs(r, config.jobs); });
   section(top, "rules", origin, [&](table_reader& r) { read_rules(r, config.rules); });
   section(top, "limits", origin, [&](table_reader& r) { read_limits(r, config.limits); });
+  section(top, "worker", origin, [&](table_reader& r) { read_worker(r, config.worker); });
   section(top, "log", origin, [&](table_reader& r) { read_log(r, config.log); });
   top.finish();
   return config;
@@ -357,10 +370,19 @@ std::string to_toml(const server_config& c) {
       {"flag_severity", std::string(scanner::to_string(l.flag_threshold))},
       {"skip_known_good", l.skip_yara_for_known_good},
   };
+  toml::table worker{
+      {"isolation", c.worker.isolation},
+      {"command", c.worker.command.string()},
+      {"memory_limit_bytes", i64(c.worker.memory_limit_bytes)},
+      {"cpu_limit_seconds", i64(c.worker.cpu_limit_seconds)},
+      {"timeout_seconds", i64(c.worker.timeout_seconds)},
+      {"max_output_bytes", i64(c.worker.max_output_bytes)},
+  };
   toml::table log{{"level", c.log.level}};
   toml::table root{
       {"http", std::move(http)},   {"storage", std::move(storage)}, {"jobs", std::move(jobs)},
-      {"rules", std::move(rules)}, {"limits", std::move(limits)},   {"log", std::move(log)},
+      {"rules", std::move(rules)}, {"limits", std::move(limits)},   {"worker", std::move(worker)},
+      {"log", std::move(log)},
   };
   std::ostringstream out;
   out << "# effective borderscand configuration (workers = 0 means " << c.jobs.effective_workers()

@@ -88,10 +88,19 @@ void worker_pool::run_one(job_state& job) {
     try {
       if (job.reason() == stop_reason::shutdown) {
         queue_.requeue(scan.id, "interrupted by shutdown", false);
+        spdlog::info("job={} state=queued reason='interrupted by shutdown'", scan.id);
       } else if (job.reason() == stop_reason::cancelled) {
         store_.fail(scan.id, "cancelled", clock_.now_ms());
         metrics_.on_scan_failed();
         remove_image(scan);
+      } else if (dynamic_cast<const scan_failed*>(&e) != nullptr) {
+        store_.fail(scan.id, e.what(), clock_.now_ms());
+        metrics_.on_scan_failed();
+        if (!settings_.keep_images) {
+          remove_image(scan);
+        }
+        spdlog::error("job={} state=failed reason='{}' (kept for examination: {})", scan.id, e.what(),
+                      settings_.keep_images ? "yes" : "no");
       } else if (scan.attempts >= settings_.max_attempts) {
         const std::string reason = "gave up after " + std::to_string(scan.attempts) + " attempts; last: " + e.what();
         store_.fail(scan.id, reason, clock_.now_ms());

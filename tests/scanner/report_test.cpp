@@ -148,3 +148,28 @@ TEST(Report, StreamedWriterGivesTheSameDocument) {
   sc::write_report(out, empty, true);
   EXPECT_EQ(nlohmann::json::parse(out.str()), nlohmann::json(empty));
 }
+
+TEST(Report, ReadsBackWhatItWrites) {
+  sc::report r;
+  r.image.sha256 = std::string(64, 'b');
+  r.started_at = 1577934246123;
+  r.finished_at = 1577934247456;
+  auto f = file("/x.jpg");
+  f.times.mtime = 1577934246;
+  f.findings.push_back(finding_of("/x.jpg", sc::severity::critical));
+  f.container = "/a.zip";
+  f.depth = 1;
+  r.files.push_back(f);
+  r.limits_hit.push_back({"max_depth", "8", "/a.zip", 0});
+  r.errors.push_back({"/y", std::nullopt, "read", "short_read", "short", false});
+  sc::finalize(r, sc::severity::medium);
+  const nlohmann::json j = r;
+  const auto back = j.get<sc::report>();
+  EXPECT_EQ(nlohmann::json(back), j);
+  nlohmann::json broken = j;
+  broken["verdict"] = "ok";
+  EXPECT_THROW(broken.get<sc::report>(), std::invalid_argument);
+  broken = j;
+  broken["files"][0]["size"] = "big";
+  EXPECT_THROW(broken.get<sc::report>(), nlohmann::json::exception);
+}

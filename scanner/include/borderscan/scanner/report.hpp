@@ -146,6 +146,14 @@ void to_json(nlohmann::json& j, const image_info& i);
 void to_json(nlohmann::json& j, const scan_summary& s);
 void to_json(nlohmann::json& j, const report& r);
 
+// Reading a report back (strict about types; throws on a malformed document).
+void from_json(const nlohmann::json& j, finding& f);
+void from_json(const nlohmann::json& j, file_entry& f);
+void from_json(const nlohmann::json& j, volume_entry& v);
+void from_json(const nlohmann::json& j, error_entry& e);
+void from_json(const nlohmann::json& j, limit_hit& l);
+void from_json(const nlohmann::json& j, report& r);
+
 // Writes the same JSON document as to_json(report), streaming the files and
 // findings one at a time so that memory does not hold the whole document
 // twice (once as a JSON tree, once as text). pretty: one file or finding per

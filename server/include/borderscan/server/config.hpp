@@ -70,6 +70,16 @@ struct rules_config {
   std::vector<std::filesystem::path> known_good;
 };
 
+// How scans are fenced from the daemon.
+struct worker_config {
+  std::string isolation = "process";              // process: `borderscan worker` per scan; none: in the daemon
+  std::filesystem::path command;                  // empty: `borderscan` next to borderscand
+  std::uint64_t memory_limit_bytes = 4ULL << 30;  // RLIMIT_AS of the worker; 0 = none
+  std::uint64_t cpu_limit_seconds = 0;            // RLIMIT_CPU of the worker; 0 = none
+  std::uint32_t timeout_seconds = 0;              // wall clock; 0 = limits.scan_timeout_seconds + 60
+  std::uint64_t max_output_bytes = 512ULL << 20;  // largest worker output accepted (the report)
+};
+
 struct log_config {
   std::string level = "info";  // trace|debug|info|warn|error|critical|off
 };
@@ -80,6 +90,7 @@ struct server_config {
   jobs_config jobs;
   rules_config rules;
   scanner::limits limits = default_scan_limits();
+  worker_config worker;
   log_config log;
 
   // The daemon bounds every scan by default; the scanner library does not.

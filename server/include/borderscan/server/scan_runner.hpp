@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 
 #include "borderscan/scanner/engine.hpp"
 #include "borderscan/server/report_store.hpp"
@@ -31,6 +32,14 @@ class rule_holder {
  private:
   mutable std::mutex mutex_;
   std::shared_ptr<const scanner::rule_set> rules_;
+};
+
+// A scan that ended for good (the worker crashed, ran out of time or memory,
+// wrote garbage): the pool records it as `failed` at once, with this reason,
+// instead of retrying an image that will fail the same way again.
+class scan_failed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 struct scan_request {
