@@ -53,7 +53,8 @@ void daemon::start() {
     out << "[jobs]\nworkers = " << options_.workers
         << "\nscan_threads = 1\nqueue_capacity = " << options_.queue_capacity
         << "\nshutdown_grace_seconds = " << options_.shutdown_grace_seconds << "\n"
-        << "[log]\nlevel = \"debug\"\n";
+        << "[log]\nlevel = \"debug\"\n"
+        << options_.extra_config;
   }
   const fs::path port_file = data_dir_.parent_path() / "port";
   fs::remove(port_file);

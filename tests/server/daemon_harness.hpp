@@ -23,6 +23,7 @@ struct daemon_options {
   std::uint64_t max_image_bytes = 0;  // 0: the default
   unsigned shutdown_grace_seconds = 30;
   unsigned debug_scan_delay_ms = 0;
+  std::string extra_config = {};  // TOML appended to the generated file (whole tables)
 };
 
 class daemon {

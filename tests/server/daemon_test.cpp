@@ -366,5 +366,38 @@ TEST(DaemonStartup, RefusesRulesThatDoNotCompile) {
   EXPECT_NE(r.err.find("broken.yar"), std::string::npos) << r.err;
 }
 
+TEST_F(Daemon, MisbehavingWorkersFailTheirScansWhileOthersCompleteAndHealthStaysGreen) {
+  // A stand-in worker command that misbehaves for some stations and runs the
+  // real worker for the others.
+  const std::filesystem::path script = scratch_ / "worker.sh";
+  std::ofstream(script) << "#!/bin/sh\n"
+                        << "case \"$*\" in\n"
+                        << "  *'--station crasher'*) kill -SEGV $$ ;;\n"
+                        << "  *'--station sleeper'*) exec sleep 600 ;;\n"
+                        << "  *'--station garbage'*) echo garbage; exit 0 ;;\n"
+                        << "esac\n"
+                        << "exec '" << BORDERSCAN_CLI << "' \"$@\"\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  auto& d =
+      start({.workers = 4, .extra_config = "[worker]\ncommand = \"" + script.string() + "\"\ntimeout_seconds = 3\n"});
+  const std::string image = fat_image();
+  const std::string crasher = submit(d, image, "crasher");
+  const std::string sleeper = submit(d, image, "sleeper");
+  const std::string garbage = submit(d, image, "garbage");
+  const std::string normal = submit(d, image, "kiosk-1");
+  EXPECT_EQ(http_get(d.port(), "/healthz").status, 200U);
+  ASSERT_TRUE(reaches(d, normal, "done")) << d.log();
+  EXPECT_EQ(fetch_report(d, normal).at("verdict"), "flagged");
+  ASSERT_TRUE(reaches(d, crasher, "failed")) << d.log();
+  EXPECT_EQ(scan_status(d, crasher).at("error"), "crashed: SIGSEGV");
+  ASSERT_TRUE(reaches(d, garbage, "failed")) << d.log();
+  EXPECT_EQ(scan_status(d, garbage).at("error"), "malformed worker output: a line that is not a JSON message");
+  ASSERT_TRUE(reaches(d, sleeper, "failed")) << d.log();
+  EXPECT_EQ(scan_status(d, sleeper).at("error"), "timed out after 3 s");
+  EXPECT_EQ(scan_status(d, crasher).at("attempts"), 1) << "a crash is not retried";
+  EXPECT_EQ(http_get(d.port(), "/healthz").status, 200U);
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 }  // namespace
 }  // namespace borderscan::server

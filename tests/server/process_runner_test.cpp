@@ -1,0 +1,204 @@
+#include "borderscan/server/process_runner.hpp"
+
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "support/test_support.hpp"
+
+namespace fs = std::filesystem;
+using namespace borderscan;
+
+namespace {
+
+// A stand-in worker: a shell script that misbehaves on purpose.
+fs::path script(const test::scratch_dir& dir, const std::string& name, const std::string& body) {
+  const fs::path p = dir / name;
+  std::ofstream(p) << "#!/bin/sh\n" << body << "\n";
+  fs::permissions(p, fs::perms::owner_all);
+  return p;
+}
+
+server::process_runner_settings settings_for(const fs::path& command) {
+  server::process_runner_settings s;
+  s.command = command;
+  s.rule_paths = {test::rules_dir()};
+  s.timeout = std::chrono::seconds(60);
+  return s;
+}
+
+server::scan_record record_for(const fs::path& image) {
+  server::scan_record r;
+  r.id = "scan-test";
+  r.station = "kiosk-1";
+  r.spool_path = image.string();
+  return r;
+}
+
+// The failure reason a run ends with ("" when it returned a report).
+std::string failure_of(server::process_runner& runner, const server::scan_record& record,
+                       const std::atomic<bool>& cancel) {
+  try {
+    runner.run({record, cancel, {}});
+    return "";
+  } catch (const server::scan_failed& e) {
+    return std::string("failed: ") + e.what();
+  } catch (const std::exception& e) {
+    return std::string("error: ") + e.what();
+  }
+}
+
+// No child of this process may be left behind, zombie or running.
+void expect_no_children() {
+  int status = 0;
+  errno = 0;
+  EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+}
+
+const fs::path fat_image() {
+  return test::fixture_dir() / "fat-simple.img";
+}
+
+}  // namespace
+
+TEST(ProcessRunner, RealWorkerReturnsTheReport) {
+  server::process_runner runner(settings_for(BORDERSCAN_CLI));
+  std::atomic<bool> cancel{false};
+  std::vector<scanner::scan_progress> seen;
+  const auto report = runner.run({record_for(fat_image()), cancel, [&](const auto& p) { seen.push_back(p); }});
+  EXPECT_EQ(report.result, scanner::verdict::flagged);
+  EXPECT_EQ(report.scan_id, "scan-test");
+  EXPECT_EQ(report.station, "kiosk-1");
+  EXPECT_FALSE(seen.empty());
+  test::validate_report(nlohmann::json(report));
+  expect_no_children();
+}
+
+TEST(ProcessRunner, MisbehavingWorkersEndWithPreciseReasons) {
+  test::scratch_dir dir;
+  struct misbehaviour {
+    std::string name, body, expected;
+  };
+  const std::vector<misbehaviour> cases = {
+      {"crash.sh", "kill -SEGV $$", "failed: crashed: SIGSEGV"},
+      {"abort.sh", "kill -ABRT $$", "failed: crashed: SIGABRT"},
+      {"garbage.sh", "echo 'this is not json'; exit 0",
+       "failed: malformed worker output: a line that is not a JSON message"},
+      {"silent.sh", "exit 0", "failed: malformed worker output: exited with code 0 without a report"},
+      {"partial.sh", "printf '{\"type\":\"report\",\"report\":{'; exit 0",
+       "failed: malformed worker output: output ends in the middle of a line"},
+      {"badreport.sh", "echo '{\"type\":\"report\",\"report\":{\"schema\":\"borderscan.report/v1\"}}'",
+       "failed: malformed worker output: the report does not parse"},
+      {"error.sh", "echo '{\"type\":\"error\",\"code\":\"rules_invalid\",\"message\":\"x.yar:1: boom\"}'; exit 2",
+       "failed: worker error: x.yar:1: boom"},
+      {"oom.sh", "echo '{\"type\":\"error\",\"code\":\"memory_limit\",\"message\":\"out of memory\"}'; exit 3",
+       "failed: memory limit 1048576 bytes exceeded"},
+      {"cpu.sh", "kill -XCPU $$", "failed: CPU time limit 7 s exceeded"},
+  };
+  for (const auto& c : cases) {
+    auto s = settings_for(script(dir, c.name, c.body));
+    s.memory_limit_bytes = 1 << 20;
+    s.cpu_limit_seconds = 7;
+    server::process_runner runner(s);
+    std::atomic<bool> cancel{false};
+    const std::string got = failure_of(runner, record_for(fat_image()), cancel);
+    EXPECT_EQ(got.substr(0, c.expected.size()), c.expected) << c.name << ": " << got;
+  }
+  expect_no_children();
+}
+
+TEST(ProcessRunner, OutputIsBounded) {
+  test::scratch_dir dir;
+  auto s = settings_for(script(dir, "flood.sh", "yes '{\"type\":\"progress\"}' | head -c 50000000"));
+  s.max_output_bytes = 1 << 20;
+  server::process_runner runner(s);
+  std::atomic<bool> cancel{false};
+  EXPECT_EQ(failure_of(runner, record_for(fat_image()), cancel),
+            "failed: malformed worker output: output larger than 1048576 bytes");
+  expect_no_children();
+}
+
+TEST(ProcessRunner, HangingWorkerIsKilledAtTheDeadline) {
+  test::scratch_dir dir;
+  auto s = settings_for(script(dir, "hang.sh", "exec sleep 600"));
+  s.timeout = std::chrono::seconds(1);
+  server::process_runner runner(s);
+  std::atomic<bool> cancel{false};
+  EXPECT_EQ(failure_of(runner, record_for(fat_image()), cancel), "failed: timed out after 1 s");
+  expect_no_children();
+}
+
+TEST(ProcessRunner, CancelKillsAndReapsTheWorker) {
+  test::scratch_dir dir;
+  server::process_runner runner(settings_for(script(dir, "hang.sh", "exec sleep 600")));
+  std::atomic<bool> cancel{false};
+  auto outcome = std::async(std::launch::async, [&] { return failure_of(runner, record_for(fat_image()), cancel); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  cancel = true;
+  ASSERT_EQ(outcome.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(outcome.get(), "error: cancelled");  // not a scan failure: the pool records "cancelled"
+  expect_no_children();
+}
+
+TEST(ProcessRunner, WorkerSeesACleanEnvironmentAndNoDaemonDescriptors) {
+  test::scratch_dir dir;
+  ::setenv("BORDERSCAN_SECRET_TOKEN", "hunter2", 1);
+  const fs::path out = dir / "env.txt";
+  // Lists its environment and open descriptors, then reports a clean failure.
+  server::process_runner runner(settings_for(
+      script(dir, "env.sh", "env > '" + out.string() + "'; ls /proc/$$/fd >> '" + out.string() + "'; exit 0")));
+  std::atomic<bool> cancel{false};
+  const int extra = ::open("/dev/null", O_RDONLY);  // a descriptor the daemon holds, without CLOEXEC
+  failure_of(runner, record_for(fat_image()), cancel);
+  ::close(extra);
+  ::unsetenv("BORDERSCAN_SECRET_TOKEN");
+  std::ifstream in(out);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+  EXPECT_NE(text.find("PATH=/usr/bin:/bin"), std::string::npos) << text;
+  EXPECT_EQ(text.find("\n" + std::to_string(extra) + "\n"), std::string::npos) << "descriptor leaked: " << text;
+}
+
+TEST(ProcessRunner, EveryHostileImageEndsDoneOrFailedNeverHung) {
+  test::scratch_dir tmp;
+  auto s = settings_for(BORDERSCAN_CLI);
+  s.timeout = std::chrono::seconds(60);
+  server::process_runner runner(s);
+  std::vector<fs::path> images;
+  for (const auto& e : fs::directory_iterator(test::corpus_dir() / "hostile")) {
+    const auto name = e.path().filename().string();
+    if (name.ends_with(".img")) {
+      images.push_back(e.path());
+    } else if (name.ends_with(".img.gz")) {
+      images.push_back(test::gunzip_to(e.path(), tmp.path()));
+    }
+  }
+  // And the image found by fuzzing on which libtsk itself never returns.
+  images.push_back(test::source_dir() / "tests" / "fuzz" / "hangs" / "ext3-indirect-run-hang.img");
+  ASSERT_GE(images.size(), 11u);
+  for (const auto& image : images) {
+    auto hang_settings = s;
+    if (image.filename() == "ext3-indirect-run-hang.img") {
+      hang_settings.timeout = std::chrono::seconds(3);
+    }
+    server::process_runner r(hang_settings);
+    std::atomic<bool> cancel{false};
+    try {
+      const auto report = r.run({record_for(image), cancel, {}});
+      // Done: a schema-valid report; loop images end clean with their loops in `warnings`.
+      test::validate_report(nlohmann::json(report));
+      EXPECT_TRUE(report.result != scanner::verdict::clean || !report.warnings.empty() ||
+                  image.filename() == "fatcat-infinite-file.img")
+          << image;
+    } catch (const server::scan_failed& e) {
+      EXPECT_FALSE(std::string(e.what()).empty()) << image;
+      EXPECT_EQ(image.filename(), "ext3-indirect-run-hang.img") << image << ": " << e.what();
+    }
+  }
+  expect_no_children();
+}
