@@ -344,14 +344,22 @@ class fs_walker {
     sink_.item({std::move(e), content_ref{content_ref::kind::file_stream, inode, default_id, 0}});
   }
 
+  // A loop means a corrupt or crafted file system: everything reachable is
+  // listed, but the tree is not what a sound volume would hold, so the scan
+  // is not reported as clean.
+  void report_loop(const std::string& path, const std::string& target) {
+    const std::string msg = "directory loop: " + path + " leads back to " + target + "; not descended again";
+    sink_.warning("volume " + std::to_string(volume_.entry.index) + ": " + msg);
+    error(path, "directory_loop", msg, true);
+  }
+
   void descend(TSK_FS_FILE* f, const std::string& path, bool deleted, std::vector<ancestor>& ancestors) {
     const dir_key key = key_of(f);
     for (const auto& a : ancestors) {
       const bool same_inode = a.key.inode == key.inode;
       const bool same_block = a.key.first_block && key.first_block && *a.key.first_block == *key.first_block;
       if (same_inode || same_block) {
-        sink_.warning("directory loop: " + path + " (volume " + std::to_string(volume_.entry.index) +
-                      ") leads back to " + a.path + "; not descended again");
+        report_loop(path, a.path);
         return;
       }
     }
@@ -369,8 +377,7 @@ class fs_walker {
       tsk_error_reset();
       for (const auto& a : ancestors) {
         if (a.key.first_block && key.first_block && *a.key.first_block == *key.first_block) {
-          sink_.warning("directory loop: " + path + " (volume " + std::to_string(volume_.entry.index) +
-                        ") leads back to /; not descended again");
+          report_loop(path, "/");
           return;
         }
       }

@@ -74,7 +74,9 @@ INSTANTIATE_TEST_SUITE_P(SharedCorpus, HostileImage,
                                            hostile_case{"fat16-chains.img", "incomplete"},
                                            hostile_case{"mbr-ebr-loop.img", "incomplete"},
                                            hostile_case{"mbr-out-of-range.img", "incomplete"},
-                                           hostile_case{"gpt-huge-entry-count.img", "incomplete"}),
+                                           hostile_case{"gpt-huge-entry-count.img", "incomplete"},
+                                           hostile_case{"fat12-dirloop.img", "incomplete"},
+                                           hostile_case{"fatcat-directory-loop.img.gz", "incomplete"}),
                          [](const auto& info) {
                            std::string name = info.param.file.substr(0, info.param.file.find('.'));
                            for (char& ch : name) {
@@ -88,7 +90,7 @@ TEST(HostileDetails, DirectoryLoopsAreCutAndWarned) {
   for (const std::string name : {"fat12-dirloop.img", "fatcat-directory-loop.img.gz"}) {
     int rc = 0;
     const json r = scan_with_cli(materialise(name, tmp.path()), &rc);
-    EXPECT_EQ(r.at("verdict"), "clean") << name;
+    EXPECT_EQ(r.at("verdict"), "incomplete") << name;
     int loops = 0;
     for (const auto& w : r.at("warnings")) {
       loops += w.get<std::string>().find("directory loop") != std::string::npos ? 1 : 0;

@@ -302,3 +302,24 @@ TEST(ObjectScanner, CacheKeepsFilesApartWhenRulesReadExternals) {
   EXPECT_EQ(counts, (std::vector<std::size_t>{1, 0}));
   EXPECT_EQ(cache.hits(), 0u);
 }
+
+TEST(ObjectScanner, YaraTimeoutIsRecordedNotFatal) {
+  scratch_dir tmp;
+  sc::limits lim;
+  lim.yara_timeout_seconds = 1;
+  // A condition that walks every byte many times: far more than a second.
+  sc::object_scanner scanner(lim,
+                             rules_from(tmp,
+                                        "rule slow { condition: for all i in (0..filesize-1) : "
+                                        "(for all j in (0..1000) : (uint8(i) + j != 300)) }"),
+                             64 << 20, 1 << 10);
+  const std::vector<std::byte> data(16 << 20);
+  sc::memory_source src(data);
+  auto e = entry_for("/slow.bin", data.size());
+  const auto out = scanner.scan(e, src);
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_EQ(out.errors[0].code, "yara_timeout");
+  EXPECT_TRUE(out.errors[0].affects_verdict);
+  EXPECT_TRUE(e.content_complete);  // the hashes still cover the whole file
+  EXPECT_FALSE(e.sha256.empty());
+}
