@@ -112,8 +112,9 @@ fi
 # time is what other people's processes used meanwhile: the machine is shared.
 busy=0
 read_busy() {
-  local cpu u n s i w q sq st rest
-  read -r cpu u n s i w q sq st rest </proc/stat
+  local u n s q sq st
+  # cpu user nice system idle iowait irq softirq steal ...
+  read -r _ u n s _ _ q sq st _ </proc/stat
   busy=$((u + n + s + q + sq + st))
 }
 clk_tck=$(getconf CLK_TCK)
@@ -140,9 +141,9 @@ timed() {
 }
 
 if [[ "$peer_parallel" == 1 ]]; then
-  xargs_opts="-0 -P $jobs -n 64"
+  xargs_opts="-0 -r -P $jobs -n 64"
 else
-  xargs_opts="-0"
+  xargs_opts="-0 -r"
 fi
 
 # --- contenders ----------------------------------------------------------------------------
@@ -170,10 +171,12 @@ run_peer() {
   rm -rf "$dir"
   timed "$round" "$p:tsk_recover" 0 tsk_recover -e "$image" "$dir" >"$tmp/logs/$p.tsk_recover.out"
   timed "$round" "$p:yara" 0 yara -C -r -p "$jobs" "$tmp/$set.yarc" "$dir" >"$tmp/out/$p.yara.$round.txt"
+  # shellcheck disable=SC2016 # $1 is expanded by the inner bash
   timed "$round" "$p:file" 0 bash -c 'set -o pipefail; find "$1" -type f -print0 | xargs '"$xargs_opts"' file' _ "$dir" \
     >"$tmp/out/$p.file.$round.txt"
   local h
   for h in md5sum sha1sum sha256sum; do
+    # shellcheck disable=SC2016 # $1 is expanded by the inner bash
     timed "$round" "$p:$h" 0 bash -c 'set -o pipefail; find "$1" -type f -print0 | xargs '"$xargs_opts"' '"$h" _ "$dir" \
       >"$tmp/out/$p.$h.$round.txt"
   done

@@ -248,18 +248,25 @@ def main():
     for s in sets:
         add("yarac, %s rules (not counted in peer or bound)" % s, stats(rows["yarac-%s" % s]))
 
+    all_others = [v[3] / v[0] for lab in rows for v in rows[lab].values() if v[0] >= 0.5]
+    others_med = statistics.median(all_others) if all_others else 0.0
+    if others_med >= 0.2:
+        shared = ("**shared: other users' jobs took %.2f of the %d cores** (median over the "
+                  "commands; see the last column)" % (others_med, nproc))
+    else:
+        shared = ("shared with other users, but quiet during this run (their jobs took %.2f "
+                  "cores, median over the commands)" % others_med)
     name = os.path.basename(meta["image"])
     out = []
     out.append("<!-- compare.sh result begin -->")
     out.append("### %s: %.0f MB, %d files in borderscan's report, %d recovered by tsk_recover" % (
         name, mb, det[sets[0]]["files"], peer_files[sets[0]]))
     out.append("")
-    out.append("Measured %s to %s with `%s`. Machine: %s cores (%s), %.1f GiB RAM, **shared with "
-               "other users' compile jobs while measured** (load average %s at the start, %s at the "
-               "end). %s rounds, contenders alternating (odd rounds forward, even rounds reversed); "
+    out.append("Measured %s to %s with `%s`. Machine: %s cores (%s), %.1f GiB RAM, %s "
+               "(load average %s at the start, %s at the end). %s rounds, contenders alternating (odd rounds forward, even rounds reversed); "
                "jobs %s; peer hashing/file %s. Tools: %s; %s; %s; %s; %s." % (
                    meta["started"], meta["finished"], meta.get("cmdline", "bench/compare.sh"),
-                   meta["nproc"], meta["cpu"], int(meta["mem_total_kb"]) / 1048576,
+                   meta["nproc"], meta["cpu"], int(meta["mem_total_kb"]) / 1048576, shared,
                    meta["load_start"], meta["load_end"], meta["runs"], jobs,
                    "with xargs -P %s -n 64" % jobs if meta["peer_parallel"] == "1" else "one process at a time (xargs -0)",
                    meta["borderscan_version"], meta["yara_version"] and "yara " + meta["yara_version"],
