@@ -20,6 +20,7 @@
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/router.hpp"
 #include "borderscan/server/process_runner.hpp"
+#include "borderscan/server/retention.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/sqlite_store.hpp"
 #include "borderscan/server/system.hpp"
@@ -81,7 +82,13 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   server::system_clock clock;
   server::random_id_generator ids;
   server::sqlite_report_store store(config.storage.database_path());
-  if (const auto n = store.recover_running(config.jobs.max_attempts, clock.now_ms()); n > 0) {
+  server::retention_policy retention;
+  retention.keep_all = config.storage.keep_images;
+  retention.keep_flagged_ms = std::int64_t{config.storage.keep_flagged_days} * 86'400'000;
+  retention.keep_failed_ms = std::int64_t{config.storage.keep_failed_hours} * 3'600'000;
+  if (const auto n = store.recover_running(config.jobs.max_attempts, clock.now_ms(),
+                                           retention.keep_all ? 0 : retention.keep_failed_ms);
+      n > 0) {
     spdlog::warn("recovered {} scan(s) left running by the previous process; queued again", n);
   }
   sweep_spool(spool, store, config.storage.keep_images);
@@ -118,7 +125,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   server::delayed_runner delayed(runner, std::chrono::milliseconds(debug_scan_delay_ms));
   server::scan_runner& chosen = debug_scan_delay_ms > 0 ? static_cast<server::scan_runner&>(delayed) : runner;
   server::worker_pool pool(queue, chosen, store, stats, clock,
-                           {config.jobs.effective_workers(), config.jobs.max_attempts, config.storage.keep_images});
+                           {config.jobs.effective_workers(), config.jobs.max_attempts, retention});
+  server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
   server::router routes(store, queue, stats, rule_holder, clock, ids,
                         {spool, config.storage.max_image_bytes, config.storage.min_free_spool_bytes, 30});
   server::http_settings http;
@@ -130,13 +138,17 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   http.read_timeout = std::chrono::seconds(config.http.read_timeout_seconds);
   http.idle_timeout = std::chrono::seconds(config.http.idle_timeout_seconds);
   http.event_interval = std::chrono::milliseconds(config.http.event_interval_ms);
+  http.tls_certificate = config.http.tls_certificate;
+  http.tls_private_key = config.http.tls_private_key;
   server::http_server server(routes, stats, http);
 
   pool.start();
+  sweeper.start();
   const auto endpoint = server.start(config.http.listen.host, config.http.listen.port);
-  spdlog::info("borderscand {} listening on http://{}:{} (workers {}, queue {} queued of {}, data {})",
-               BORDERSCAN_VERSION, endpoint.address().to_string(), endpoint.port(), config.jobs.effective_workers(),
-               queue.queued(), config.jobs.queue_capacity, config.storage.data_dir.string());
+  spdlog::info("borderscand {} listening on {}://{}:{} (workers {}, queue {} queued of {}, data {})",
+               BORDERSCAN_VERSION, config.http.tls_enabled() ? "https" : "http", endpoint.address().to_string(),
+               endpoint.port(), config.jobs.effective_workers(), queue.queued(), config.jobs.queue_capacity,
+               config.storage.data_dir.string());
   if (!port_file.empty()) {
     write_port_file(port_file, endpoint.port());
   }
@@ -152,6 +164,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   server.stop_accepting();
   pool.drain(std::chrono::seconds(config.jobs.shutdown_grace_seconds));
   server.stop();
+  sweeper.stop();
   spdlog::info("stopped cleanly");
   return 0;
 }

@@ -154,6 +154,11 @@ void read_http(table_reader& r, http_config& c) {
   r.integer("read_timeout_seconds", c.read_timeout_seconds, 1, 3600);
   r.integer("idle_timeout_seconds", c.idle_timeout_seconds, 1, 3600);
   r.integer("event_interval_ms", c.event_interval_ms, 10, 10'000);
+  r.path("tls_certificate", c.tls_certificate);
+  r.path("tls_private_key", c.tls_private_key);
+  if (c.tls_certificate.empty() != c.tls_private_key.empty()) {
+    throw config_error("http.tls_certificate and http.tls_private_key must be set together (TLS) or both left empty");
+  }
 }
 
 void read_storage(table_reader& r, storage_config& c) {
@@ -166,6 +171,9 @@ void read_storage(table_reader& r, storage_config& c) {
   r.integer("max_image_bytes", c.max_image_bytes, 1, max_i64);
   r.integer("min_free_spool_bytes", c.min_free_spool_bytes, 0, max_i64);
   r.boolean("keep_images", c.keep_images);
+  r.integer("keep_flagged_days", c.keep_flagged_days, 0, 36'500);
+  r.integer("keep_failed_hours", c.keep_failed_hours, 0, 876'000);
+  r.integer("retention_sweep_seconds", c.retention_sweep_seconds, 1, 86'400);
 }
 
 void read_jobs(table_reader& r, jobs_config& c) {
@@ -333,6 +341,8 @@ std::string to_toml(const server_config& c) {
       {"read_timeout_seconds", i64(c.http.read_timeout_seconds)},
       {"idle_timeout_seconds", i64(c.http.idle_timeout_seconds)},
       {"event_interval_ms", i64(c.http.event_interval_ms)},
+      {"tls_certificate", c.http.tls_certificate.string()},
+      {"tls_private_key", c.http.tls_private_key.string()},
   };
   toml::table storage{
       {"data_dir", c.storage.data_dir.string()},
@@ -341,6 +351,9 @@ std::string to_toml(const server_config& c) {
       {"max_image_bytes", i64(c.storage.max_image_bytes)},
       {"min_free_spool_bytes", i64(c.storage.min_free_spool_bytes)},
       {"keep_images", c.storage.keep_images},
+      {"keep_flagged_days", i64(c.storage.keep_flagged_days)},
+      {"keep_failed_hours", i64(c.storage.keep_failed_hours)},
+      {"retention_sweep_seconds", i64(c.storage.retention_sweep_seconds)},
   };
   toml::table jobs{
       {"workers", i64(c.jobs.workers)},

@@ -17,6 +17,8 @@ constexpr std::string_view upload_route = "/api/v1/scans";
 
 const std::set<std::string, std::less<>> verdicts = {"clean", "flagged", "incomplete", "error"};
 const std::set<std::string, std::less<>> review_states = {"unreviewed", "cleared", "confirmed", "escalated"};
+const std::set<std::string, std::less<>> audit_events = {"scan_submitted", "scan_done", "scan_failed", "image_kept",
+                                                         "image_deleted"};
 
 [[noreturn]] void bad_request(const std::string& detail) {
   throw http_error(http::status::bad_request, "bad-request", detail);
@@ -67,6 +69,7 @@ json scan_json(const scan_record& s, const std::optional<scanner::scan_progress>
       {"started_at", time_or_null(s.started_at)},
       {"finished_at", time_or_null(s.finished_at)},
       {"error", s.error.empty() ? json(nullptr) : json(s.error)},
+      {"image_kept_until", time_or_null(s.image_kept_until)},
   };
   return j;
 }
@@ -314,6 +317,7 @@ const std::vector<route_info>& router::routes() {
       {http::verb::get, "/api/v1/scans/{id}/events"},
       {http::verb::get, "/api/v1/reports"},
       {http::verb::get, "/api/v1/reports/{id}/files"},
+      {http::verb::get, "/api/v1/audit"},
   };
   return table;
 }
@@ -445,6 +449,30 @@ response router::dispatch(const request& req, std::string_view request_id) {
       json items = json::array();
       for (const auto& s : page.items) {
         items.push_back(summary_json(s));
+      }
+      return json_response(http::status::ok, {{"items", items}, {"next_cursor", cursor_json(page.next_seq)}}, pattern);
+    }
+
+    if (pattern == "/api/v1/audit") {
+      query q(url, {"scan", "event", "since", "until", "limit", "cursor"});
+      audit_filter f;
+      f.scan_id = q.text("scan", 64);
+      if (f.scan_id && !is_valid_scan_id(*f.scan_id)) {
+        bad_request("query parameter 'scan' is not a scan id");
+      }
+      f.event = q.one_of("event", audit_events);
+      f.since = q.time("since");
+      f.until = q.time("until");
+      f.limit = static_cast<unsigned>(q.integer("limit", 1, 1000).value_or(100));
+      f.before_seq = q.cursor();
+      const audit_page page = store_.list_audit(f);
+      json items = json::array();
+      for (const auto& e : page.items) {
+        items.push_back({{"seq", e.seq},
+                         {"at", format_time(e.at)},
+                         {"event", e.event},
+                         {"scan_id", e.scan_id},
+                         {"detail", e.detail}});
       }
       return json_response(http::status::ok, {{"items", items}, {"next_cursor", cursor_json(page.next_seq)}}, pattern);
     }

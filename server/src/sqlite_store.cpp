@@ -5,6 +5,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "borderscan/server/system.hpp"
+#include "borderscan/server/upload.hpp"
+
 namespace borderscan::server {
 namespace {
 
@@ -54,6 +57,20 @@ CREATE TABLE report_files (
   PRIMARY KEY (scan_seq, idx)
 ) WITHOUT ROWID;
 CREATE INDEX report_files_by_flagged ON report_files(scan_seq, flagged, idx);
+)sql",
+    // 2: retention of spooled images after their scan, and the audit log.
+    R"sql(
+ALTER TABLE scans ADD COLUMN image_kept_until INTEGER;
+CREATE INDEX scans_by_kept_until ON scans(image_kept_until) WHERE image_kept_until IS NOT NULL;
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  scan_id TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX audit_by_scan ON audit_log(scan_id, seq);
+CREATE INDEX audit_by_event ON audit_log(event, seq);
 )sql",
 };
 
@@ -157,7 +174,8 @@ class transaction {
 
 constexpr const char* scan_columns =
     "seq, id, status, station, label, case_ref, filename, image_sha256, image_size, spool_path, submitted_at, "
-    "started_at, finished_at, attempts, error, verdict, score, ruleset_digest, review_state, files, flagged_files";
+    "started_at, finished_at, attempts, error, verdict, score, ruleset_digest, review_state, files, flagged_files, "
+    "image_kept_until";
 
 scan_record read_scan(const statement& s) {
   scan_record r;
@@ -186,6 +204,7 @@ scan_record read_scan(const statement& s) {
   r.review_state = s.text(18);
   r.files = static_cast<std::uint64_t>(s.integer(19));
   r.flagged_files = static_cast<std::uint64_t>(s.integer(20));
+  r.image_kept_until = s.opt_integer(21);
   return r;
 }
 
@@ -283,8 +302,15 @@ void sqlite_report_store::migrate() {
   }
 }
 
+void sqlite_report_store::audit(std::int64_t at, std::string_view event, std::string_view scan_id,
+                                const nlohmann::json& detail) {
+  statement s(db_, "INSERT INTO audit_log (at, event, scan_id, detail) VALUES (?,?,?,?)");
+  s.bind(1, at).bind(2, event).bind(3, scan_id).bind(4, detail.dump()).run();
+}
+
 void sqlite_report_store::add_scan(scan_record& scan) {
   std::lock_guard lock(mutex_);
+  transaction tx(db_);
   statement s(db_,
               "INSERT INTO scans (id, status, station, label, case_ref, filename, image_sha256, image_size, "
               "spool_path, submitted_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
@@ -299,7 +325,16 @@ void sqlite_report_store::add_scan(scan_record& scan) {
       .bind(9, scan.spool_path)
       .bind(10, scan.submitted_at);
   s.run();
-  scan.seq = sqlite3_last_insert_rowid(db_);
+  const std::int64_t seq = sqlite3_last_insert_rowid(db_);
+  audit(scan.submitted_at, "scan_submitted", scan.id,
+        {{"station", scan.station},
+         {"image_sha256", scan.image_sha256},
+         {"size", scan.image_size},
+         {"label", scan.label},
+         {"case_ref", scan.case_ref},
+         {"filename", scan.filename}});
+  tx.commit();
+  scan.seq = seq;
   scan.status = scan_status::queued;
 }
 
@@ -341,15 +376,34 @@ void sqlite_report_store::requeue(std::string_view id, std::string_view reason, 
   s.bind(1, reason).bind(2, id).run();
 }
 
-std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int64_t now_ms) {
+std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int64_t now_ms,
+                                                 std::int64_t keep_failed_ms) {
   std::lock_guard lock(mutex_);
   transaction tx(db_);
   // A scan that was running when the daemon died may be what killed it: the
   // attempt counts, and after max_attempts the scan fails for good.
-  statement f(db_,
-              "UPDATE scans SET status = 'failed', finished_at = ?, error = 'gave up after ' || attempts || "
-              "' attempts; last: the daemon stopped during the scan' WHERE status = 'running' AND attempts >= ?");
-  f.bind(1, now_ms).bind(2, static_cast<std::int64_t>(max_attempts)).run();
+  std::vector<std::pair<std::string, std::string>> given_up;
+  {
+    statement s(db_, "SELECT id, attempts FROM scans WHERE status = 'running' AND attempts >= ?");
+    s.bind(1, static_cast<std::int64_t>(max_attempts));
+    while (s.step()) {
+      given_up.emplace_back(s.text(0),
+                            "gave up after " + s.text(1) + " attempts; last: the daemon stopped during the scan");
+    }
+  }
+  for (const auto& [id, reason] : given_up) {
+    statement f(db_,
+                "UPDATE scans SET status = 'failed', finished_at = ?, error = ?, image_kept_until = ? WHERE id = ?");
+    f.bind(1, now_ms)
+        .bind(2, reason)
+        .bind(3, keep_failed_ms > 0 ? std::optional(now_ms + keep_failed_ms) : std::nullopt)
+        .bind(4, id)
+        .run();
+    audit(now_ms, "scan_failed", id, {{"reason", reason}});
+    if (keep_failed_ms > 0) {
+      audit(now_ms, "image_kept", id, {{"until", format_time(now_ms + keep_failed_ms)}});
+    }
+  }
   statement q(db_,
               "UPDATE scans SET status = 'queued', error = 'the daemon stopped during the scan' WHERE status = "
               "'running'");
@@ -366,6 +420,10 @@ void sqlite_report_store::complete(std::string_view id, const scanner::report& r
   std::ostringstream out;
   scanner::write_report(out, report, false);
   const std::string text = out.str();
+  // The audit log pins the stored report: a later edit of the row shows.
+  sha256_hasher hasher;
+  hasher.update(text.data(), text.size());
+  const std::string report_sha256 = hasher.hex_digest();
   std::lock_guard lock(mutex_);
   transaction tx(db_);
   std::int64_t seq = 0;
@@ -410,22 +468,118 @@ void sqlite_report_store::complete(std::string_view id, const scanner::report& r
     f.run();
     f.reset();
   }
+  audit(now_ms, "scan_done", id,
+        {{"verdict", scanner::to_string(report.result)},
+         {"score", report.score},
+         {"ruleset_digest", report.ruleset.digest},
+         {"report_sha256", report_sha256}});
   tx.commit();
 }
 
 void sqlite_report_store::fail(std::string_view id, std::string_view reason, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
+  transaction tx(db_);
   statement s(db_, "UPDATE scans SET status = 'failed', error = ?, finished_at = ? WHERE id = ?");
   s.bind(1, reason).bind(2, now_ms).bind(3, id).run();
+  if (sqlite3_changes(db_) > 0) {
+    audit(now_ms, "scan_failed", id, {{"reason", reason}});
+  }
+  tx.commit();
 }
 
 bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
+  transaction tx(db_);
   statement s(db_,
               "UPDATE scans SET status = 'failed', error = 'cancelled', finished_at = ? WHERE id = ? AND status = "
               "'queued'");
   s.bind(1, now_ms).bind(2, id).run();
-  return sqlite3_changes(db_) > 0;
+  const bool cancelled = sqlite3_changes(db_) > 0;
+  if (cancelled) {
+    audit(now_ms, "scan_failed", id, {{"reason", "cancelled"}});
+  }
+  tx.commit();
+  return cancelled;
+}
+
+void sqlite_report_store::keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db_);
+  statement s(db_, "UPDATE scans SET image_kept_until = ? WHERE id = ?");
+  s.bind(1, until_ms).bind(2, id).run();
+  if (sqlite3_changes(db_) > 0) {
+    audit(now_ms, "image_kept", id, {{"until", format_time(until_ms)}});
+  }
+  tx.commit();
+}
+
+std::vector<scan_record> sqlite_report_store::expired_images(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  statement s(db_, select_scans("WHERE image_kept_until IS NOT NULL AND image_kept_until <= ? ORDER BY seq").c_str());
+  s.bind(1, now_ms);
+  std::vector<scan_record> out;
+  while (s.step()) {
+    out.push_back(read_scan(s));
+  }
+  return out;
+}
+
+void sqlite_report_store::image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db_);
+  statement s(db_, "UPDATE scans SET image_kept_until = NULL WHERE id = ?");
+  s.bind(1, id).run();
+  audit(now_ms, "image_deleted", id, {{"reason", reason}});
+  tx.commit();
+}
+
+audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
+  std::string sql = "SELECT seq, at, event, scan_id, detail FROM audit_log WHERE 1 = 1";
+  if (filter.scan_id) {
+    sql += " AND scan_id = ?";
+  }
+  if (filter.event) {
+    sql += " AND event = ?";
+  }
+  if (filter.since) {
+    sql += " AND at >= ?";
+  }
+  if (filter.until) {
+    sql += " AND at < ?";
+  }
+  if (filter.before_seq) {
+    sql += " AND seq < ?";
+  }
+  sql += " ORDER BY seq DESC LIMIT ?";
+  std::lock_guard lock(mutex_);
+  statement s(db_, sql.c_str());
+  int i = 1;
+  for (const auto* text : {&filter.scan_id, &filter.event}) {
+    if (*text) {
+      s.bind(i++, **text);
+    }
+  }
+  for (const auto* number : {&filter.since, &filter.until, &filter.before_seq}) {
+    if (*number) {
+      s.bind(i++, **number);
+    }
+  }
+  s.bind(i++, static_cast<std::int64_t>(filter.limit) + 1);
+  audit_page page;
+  while (s.step()) {
+    audit_entry e;
+    e.seq = s.integer(0);
+    e.at = s.integer(1);
+    e.event = s.text(2);
+    e.scan_id = s.text(3);
+    e.detail = nlohmann::json::parse(s.text(4), nullptr, false);
+    page.items.push_back(std::move(e));
+  }
+  if (page.items.size() > filter.limit) {
+    page.items.pop_back();
+    page.next_seq = page.items.back().seq;
+  }
+  return page;
 }
 
 std::optional<std::string> sqlite_report_store::report_json(std::string_view id) {
@@ -556,7 +710,8 @@ std::size_t sqlite_report_store::count(scan_status status) {
 
 std::vector<std::string> sqlite_report_store::live_spool_paths() {
   std::lock_guard lock(mutex_);
-  statement s(db_, "SELECT spool_path FROM scans WHERE status IN ('queued', 'running')");
+  statement s(db_,
+              "SELECT spool_path FROM scans WHERE status IN ('queued', 'running') OR image_kept_until IS NOT NULL");
   std::vector<std::string> out;
   while (s.step()) {
     out.push_back(s.text(0));

@@ -45,11 +45,14 @@ void worker_pool::do_work(std::stop_token stop) {
   }
 }
 
-void worker_pool::remove_image(const scan_record& scan) const {
-  std::error_code ec;
-  std::filesystem::remove(scan.spool_path, ec);
-  if (ec) {
-    spdlog::warn("job={} cannot remove spooled image {}: {}", scan.id, scan.spool_path, ec.message());
+void worker_pool::retire(const scan_record& scan, scan_outcome outcome,
+                         const std::optional<std::string>& verdict) const {
+  try {
+    retire_image(store_, clock_, settings_.retention, scan, outcome, verdict);
+  } catch (const std::exception& e) {
+    // Not recording the retention leaves the image on the spool: the start-up
+    // sweep deletes it, never a report.
+    spdlog::error("job={} cannot record the image's retention: {}", scan.id, e.what());
   }
 }
 
@@ -65,7 +68,7 @@ void worker_pool::run_one(job_state& job) {
       case stop_reason::cancelled:
         store_.fail(scan.id, "cancelled", clock_.now_ms());
         metrics_.on_scan_failed();
-        remove_image(scan);
+        retire(scan, scan_outcome::cancelled);
         spdlog::info("job={} state=failed reason=cancelled", scan.id);
         return;
       case stop_reason::shutdown:
@@ -79,9 +82,7 @@ void worker_pool::run_one(job_state& job) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     metrics_.on_scan_done(scanner::to_string(report.result), seconds, report.summary.files + report.summary.directories,
                           report.summary.bytes);
-    if (!settings_.keep_images) {
-      remove_image(scan);
-    }
+    retire(scan, scan_outcome::done, std::string(scanner::to_string(report.result)));
     spdlog::info("job={} state=done verdict={} score={} files={} seconds={:.3f} ruleset={}", scan.id,
                  scanner::to_string(report.result), report.score, report.summary.files, seconds, report.ruleset.digest);
   } catch (const std::exception& e) {
@@ -92,21 +93,18 @@ void worker_pool::run_one(job_state& job) {
       } else if (job.reason() == stop_reason::cancelled) {
         store_.fail(scan.id, "cancelled", clock_.now_ms());
         metrics_.on_scan_failed();
-        remove_image(scan);
+        retire(scan, scan_outcome::cancelled);
       } else if (dynamic_cast<const scan_failed*>(&e) != nullptr) {
         store_.fail(scan.id, e.what(), clock_.now_ms());
         metrics_.on_scan_failed();
-        if (!settings_.keep_images) {
-          remove_image(scan);
-        }
-        spdlog::error("job={} state=failed reason='{}' (kept for examination: {})", scan.id, e.what(),
-                      settings_.keep_images ? "yes" : "no");
+        spdlog::error("job={} state=failed reason='{}'", scan.id, e.what());
+        retire(scan, scan_outcome::failed);
       } else if (scan.attempts >= settings_.max_attempts) {
         const std::string reason = "gave up after " + std::to_string(scan.attempts) + " attempts; last: " + e.what();
         store_.fail(scan.id, reason, clock_.now_ms());
         metrics_.on_scan_failed();
-        remove_image(scan);
         spdlog::error("job={} state=failed reason='{}'", scan.id, reason);
+        retire(scan, scan_outcome::failed);
       } else {
         queue_.requeue(scan.id, e.what(), true);
         metrics_.on_scan_retried();

@@ -46,7 +46,8 @@ void daemon::start() {
   {
     std::ofstream out(config);
     out << "[http]\nlisten = \"127.0.0.1:0\"\nevent_interval_ms = 50\n"
-        << "[storage]\ndata_dir = \"" << data_dir_.string() << "\"\nmin_free_spool_bytes = 0\n";
+        << options_.http_extra << "\n[storage]\ndata_dir = \"" << data_dir_.string() << "\"\nmin_free_spool_bytes = 0\n"
+        << options_.storage_extra << "\n";
     if (options_.max_image_bytes != 0) {
       out << "max_image_bytes = " << options_.max_image_bytes << "\n";
     }

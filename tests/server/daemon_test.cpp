@@ -396,6 +396,65 @@ TEST_F(Daemon, MisbehavingWorkersFailTheirScansWhileOthersCompleteAndHealthStays
   EXPECT_EQ(scan_status(d, sleeper).at("error"), "timed out after 3 s");
   EXPECT_EQ(scan_status(d, crasher).at("attempts"), 1) << "a crash is not retried";
   EXPECT_EQ(http_get(d.port(), "/healthz").status, 200U);
+
+  // Each failure is audited, and its image kept for examination (72 h by
+  // default) while the finished scan's image is gone.
+  const auto failures = http_get(d.port(), "/api/v1/audit?event=scan_failed");
+  ASSERT_EQ(failures.status, 200U) << failures.body;
+  std::map<std::string, std::string> reasons;
+  const json failure_list = failures.json();
+  for (const auto& e : failure_list.at("items")) {
+    reasons[e.at("scan_id")] = e.at("detail").at("reason");
+  }
+  EXPECT_EQ(reasons,
+            (std::map<std::string, std::string>{{crasher, "crashed: SIGSEGV"},
+                                                {garbage, "malformed worker output: a line that is not a JSON message"},
+                                                {sleeper, "timed out after 3 s"}}));
+  for (const auto& id : {crasher, garbage, sleeper}) {
+    EXPECT_TRUE(scan_status(d, id).at("image_kept_until").is_string()) << id;
+    EXPECT_TRUE(std::filesystem::exists(d.spool_dir() / (id + ".img"))) << id;
+  }
+  EXPECT_TRUE(scan_status(d, normal).at("image_kept_until").is_null());
+  EXPECT_FALSE(std::filesystem::exists(d.spool_dir() / (normal + ".img")));
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+
+  // The start-up sweep of leftovers spares kept images.
+  d.start();
+  EXPECT_TRUE(std::filesystem::exists(d.spool_dir() / (crasher + ".img"))) << d.log();
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+TEST_F(Daemon, KeepsFlaggedImagesForTheConfiguredDaysAndAuditsTheirLife) {
+  auto& d = start({.storage_extra = "keep_flagged_days = 2\n"});
+  const std::string flagged = submit(d, fat_image());
+  const std::string clean = submit(d, clean_image());
+  ASSERT_TRUE(reaches(d, flagged, "done")) << d.log();
+  ASSERT_TRUE(reaches(d, clean, "done")) << d.log();
+  EXPECT_EQ(fetch_report(d, flagged).at("verdict"), "flagged");
+  EXPECT_EQ(fetch_report(d, clean).at("verdict"), "clean");
+
+  const json kept = scan_status(d, flagged);
+  ASSERT_TRUE(kept.at("image_kept_until").is_string()) << kept.dump();
+  std::int64_t until = 0, finished = 0;
+  ASSERT_TRUE(parse_time(kept.at("image_kept_until").get<std::string>(), until));
+  ASSERT_TRUE(parse_time(kept.at("finished_at").get<std::string>(), finished));
+  EXPECT_NEAR(static_cast<double>(until - finished), 2 * 86'400'000.0, 60'000.0);
+  EXPECT_TRUE(std::filesystem::exists(d.spool_dir() / (flagged + ".img")));
+  EXPECT_TRUE(scan_status(d, clean).at("image_kept_until").is_null());
+  EXPECT_FALSE(std::filesystem::exists(d.spool_dir() / (clean + ".img")));
+
+  const auto audit = http_get(d.port(), "/api/v1/audit?scan=" + flagged);
+  ASSERT_EQ(audit.status, 200U) << audit.body;
+  const json entries = audit.json().at("items");
+  std::vector<std::string> events;
+  for (const auto& e : entries) {
+    events.insert(events.begin(), e.at("event").get<std::string>());
+  }
+  ASSERT_EQ(events, (std::vector<std::string>{"scan_submitted", "scan_done", "image_kept"}));
+  const json done = entries.at(1);
+  EXPECT_EQ(done.at("detail").at("verdict"), "flagged");
+  expect_problem(http_get(d.port(), "/api/v1/audit?event=nonsense"), 400, "unknown audit event");
+  expect_problem(http_get(d.port(), "/api/v1/audit?scan=../etc"), 400, "bad scan id");
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 

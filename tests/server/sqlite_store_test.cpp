@@ -1,5 +1,7 @@
 #include "borderscan/server/sqlite_store.hpp"
 
+#include <sqlite3.h>
+
 #include <gtest/gtest.h>
 
 #include "support/test_support.hpp"
@@ -60,6 +62,108 @@ TEST(SqliteStore, MigratesANewFileToTheLatestVersionAndReopens) {
   EXPECT_TRUE(again.writable());
 }
 
+TEST(SqliteStore, MigratesAVersionOneFileKeepingItsScans) {
+  test::scratch_dir dir;
+  const auto file = dir / "v1.sqlite";
+  {
+    // The schema as version 1 shipped it, with one scan in it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    const char* v1 =
+        "CREATE TABLE scans (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, "
+        "station TEXT NOT NULL DEFAULT '', label TEXT NOT NULL DEFAULT '', case_ref TEXT NOT NULL DEFAULT '', "
+        "filename TEXT NOT NULL DEFAULT '', image_sha256 TEXT NOT NULL, image_size INTEGER NOT NULL, spool_path TEXT "
+        "NOT NULL, submitted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL "
+        "DEFAULT 0, error TEXT NOT NULL DEFAULT '', verdict TEXT, score INTEGER, ruleset_digest TEXT NOT NULL DEFAULT "
+        "'', review_state TEXT NOT NULL DEFAULT 'unreviewed', files INTEGER NOT NULL DEFAULT 0, flagged_files INTEGER "
+        "NOT NULL DEFAULT 0);"
+        "CREATE TABLE reports (scan_seq INTEGER PRIMARY KEY REFERENCES scans(seq) ON DELETE CASCADE, json TEXT NOT "
+        "NULL);"
+        "CREATE TABLE report_files (scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE, idx INTEGER "
+        "NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL, mime TEXT NOT NULL, flagged INTEGER NOT NULL, json "
+        "TEXT NOT NULL, PRIMARY KEY (scan_seq, idx)) WITHOUT ROWID;"
+        "INSERT INTO scans (id, status, image_sha256, image_size, spool_path, submitted_at) VALUES "
+        "('00000000000000000000000000000001', 'queued', 'aa', 1, '/spool/1.img', 5);"
+        "PRAGMA user_version=1;";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  sqlite_report_store store(file);
+  EXPECT_EQ(store.current_version(), sqlite_report_store::schema_version());
+  const auto old = store.find_scan(id_n(1));
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->status, scan_status::queued);
+  EXPECT_FALSE(old->image_kept_until);
+  EXPECT_TRUE(store.list_audit({}).items.empty());
+}
+
+TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  auto a = make_scan(id_n(1), 1000, "kiosk-7");
+  auto b = make_scan(id_n(2), 1100);
+  store.add_scan(a);
+  store.add_scan(b);
+  store.claim_next(1200);
+  store.complete(a.id, make_report(scanner::verdict::flagged, true), scanner::severity::medium, 1300);
+  store.keep_image(a.id, 1300 + 86'400'000, 1300);
+  EXPECT_TRUE(store.cancel_queued(b.id, 1400));
+
+  const auto all = store.list_audit({});
+  ASSERT_EQ(all.items.size(), 5U);
+  std::vector<std::string> events;
+  for (const auto& e : all.items) {
+    events.push_back(e.event + ":" + e.scan_id.substr(31));
+  }
+  EXPECT_EQ(events, (std::vector<std::string>{"scan_failed:2", "image_kept:1", "scan_done:1", "scan_submitted:2",
+                                              "scan_submitted:1"}));
+  EXPECT_EQ(all.items[0].detail.at("reason"), "cancelled");
+  EXPECT_EQ(all.items[1].detail.at("until"), "1970-01-02T00:00:01.300Z");
+  EXPECT_EQ(all.items[2].detail.at("verdict"), "flagged");
+  EXPECT_EQ(all.items[2].detail.at("report_sha256").get<std::string>().size(), 64U);
+  EXPECT_EQ(all.items[4].detail.at("station"), "kiosk-7");
+  EXPECT_EQ(all.items[4].at, 1000);
+
+  audit_filter only_a;
+  only_a.scan_id = a.id;
+  only_a.limit = 2;
+  const auto first = store.list_audit(only_a);
+  ASSERT_EQ(first.items.size(), 2U);
+  ASSERT_TRUE(first.next_seq);
+  only_a.before_seq = first.next_seq;
+  const auto second = store.list_audit(only_a);
+  ASSERT_EQ(second.items.size(), 1U);
+  EXPECT_EQ(second.items[0].event, "scan_submitted");
+  EXPECT_FALSE(second.next_seq);
+
+  audit_filter failures;
+  failures.event = "scan_failed";
+  EXPECT_EQ(store.list_audit(failures).items.size(), 1U);
+}
+
+TEST(SqliteStore, KeptImagesStayNeededUntilTheirTimeThenAreListedAsExpired) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  auto a = make_scan(id_n(1), 1000);
+  store.add_scan(a);
+  store.claim_next(1000);
+  store.fail(a.id, "crashed: SIGSEGV", 2000);
+  EXPECT_TRUE(store.live_spool_paths().empty());
+  store.keep_image(a.id, 5000, 2000);
+  EXPECT_EQ(store.find_scan(a.id)->image_kept_until, 5000);
+  EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
+  EXPECT_TRUE(store.expired_images(4999).empty());
+  ASSERT_EQ(store.expired_images(5000).size(), 1U);
+  store.image_deleted(a.id, "retention period ended", 5000);
+  EXPECT_TRUE(store.expired_images(9000).empty());
+  EXPECT_TRUE(store.live_spool_paths().empty());
+  audit_filter deleted;
+  deleted.event = "image_deleted";
+  const auto page = store.list_audit(deleted);
+  ASSERT_EQ(page.items.size(), 1U);
+  EXPECT_EQ(page.items[0].detail.at("reason"), "retention period ended");
+}
+
 TEST(SqliteStore, ClaimsOldestQueuedFirstAndCountsAttempts) {
   test::scratch_dir dir;
   sqlite_report_store store(dir / "db.sqlite");
@@ -86,11 +190,27 @@ TEST(SqliteStore, RecoversRunningScansUntilAttemptsRunOut) {
   store.add_scan(a);
   for (unsigned attempt = 1; attempt <= 3; ++attempt) {
     ASSERT_TRUE(store.claim_next(1000));
-    EXPECT_EQ(store.recover_running(3, 2000), attempt < 3 ? 1U : 0U);
+    EXPECT_EQ(store.recover_running(3, 2000, 0), attempt < 3 ? 1U : 0U);
   }
   const auto gone = store.find_scan(a.id);
   EXPECT_EQ(gone->status, scan_status::failed);
   EXPECT_NE(gone->error.find("gave up after 3 attempts"), std::string::npos) << gone->error;
+  EXPECT_FALSE(gone->image_kept_until);
+  audit_filter failures;
+  failures.event = "scan_failed";
+  ASSERT_EQ(store.list_audit(failures).items.size(), 1U);
+  EXPECT_EQ(store.list_audit(failures).items[0].detail.at("reason"), gone->error);
+}
+
+TEST(SqliteStore, RecoveryKeepsTheImageOfAScanItGivesUpOn) {
+  test::scratch_dir dir;
+  sqlite_report_store store(dir / "db.sqlite");
+  auto a = make_scan(id_n(1), 1000);
+  store.add_scan(a);
+  ASSERT_TRUE(store.claim_next(1000));
+  EXPECT_EQ(store.recover_running(1, 2000, 3'600'000), 0U);
+  EXPECT_EQ(store.find_scan(a.id)->image_kept_until, 2000 + 3'600'000);
+  EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
 }
 
 TEST(SqliteStore, CancelsOnlyQueuedScans) {

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "borderscan/server/retention.hpp"
 #include "server_test_support.hpp"
 
 namespace borderscan::server {
@@ -59,7 +60,7 @@ bool wait_until(Pred pred) {
 TEST(WorkerPool, RetriesAFailingScanThenFailsItAfterMaxAttempts) {
   wired w;
   scripted_runner runner([](const scan_request&) -> scanner::report { throw std::runtime_error("boom"); });
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {2, 3, false});
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {2, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::failed; }));
@@ -73,7 +74,7 @@ TEST(WorkerPool, RetriesAFailingScanThenFailsItAfterMaxAttempts) {
 TEST(WorkerPool, StoresTheReportOfARealScan) {
   wired w;
   in_process_runner runner({}, w.rules, 1);
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, false});
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const auto image = w.spool / "img.img";
   std::filesystem::copy_file(test::fixture_dir() / "fat-simple.img", image);
@@ -94,7 +95,7 @@ TEST(WorkerPool, StoresTheReportOfARealScan) {
 TEST(WorkerPool, CancelStopsARunningScanAsFailed) {
   wired w;
   scripted_runner runner(wait_for_cancel);
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, false});
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.queue.running() == 1; }));
@@ -106,7 +107,7 @@ TEST(WorkerPool, CancelStopsARunningScanAsFailed) {
 TEST(WorkerPool, DrainPutsScansPastTheGracePeriodBackInTheQueue) {
   wired w;
   scripted_runner runner(wait_for_cancel);
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, false});
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.queue.running() == 1; }));
@@ -123,12 +124,112 @@ TEST(WorkerPool, DrainLetsScansWithinTheGracePeriodFinish) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return scanner::report{};
   });
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, false});
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.queue.running() == 1; }));
   pool.drain(std::chrono::seconds(60));
   EXPECT_EQ(w.store.find_scan(id)->status, scan_status::done);
+}
+
+scanner::report report_with(scanner::verdict v) {
+  scanner::report r;
+  r.result = v;
+  return r;
+}
+
+std::vector<std::string> audit_events(sqlite_report_store& store, const std::string& id) {
+  audit_filter f;
+  f.scan_id = id;
+  std::vector<std::string> out;
+  for (const auto& e : store.list_audit(f).items) {
+    out.insert(out.begin(), e.event);  // oldest first
+  }
+  return out;
+}
+
+TEST(WorkerPool, KeepsTheImageOfAFencedFailureForExaminationAndAuditsIt) {
+  wired w;
+  scripted_runner runner([](const scan_request&) -> scanner::report { throw scan_failed("crashed: SIGSEGV"); });
+  worker_settings settings{1, 3, {}};
+  settings.retention.keep_failed_ms = 3'600'000;
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, settings);
+  pool.start();
+  const std::string id = submit(w);
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::failed; }));
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->image_kept_until.has_value(); }));
+  const auto s = w.store.find_scan(id);
+  EXPECT_EQ(s->error, "crashed: SIGSEGV");
+  EXPECT_EQ(runner.calls.load(), 1);  // a fenced failure is not retried
+  EXPECT_EQ(*s->image_kept_until, w.clk.now + 3'600'000);
+  EXPECT_TRUE(std::filesystem::exists(s->spool_path));
+  EXPECT_EQ(audit_events(w.store, id), (std::vector<std::string>{"scan_submitted", "scan_failed", "image_kept"}));
+}
+
+TEST(WorkerPool, DeletesAFailedImageAtOnceWhenNothingIsKept) {
+  wired w;
+  scripted_runner runner([](const scan_request&) -> scanner::report { throw scan_failed("timed out after 5 s"); });
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
+  pool.start();
+  const std::string id = submit(w);
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::failed; }));
+  ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(w.store.find_scan(id)->spool_path); }));
+  EXPECT_FALSE(w.store.find_scan(id)->image_kept_until);
+}
+
+TEST(WorkerPool, KeepsFlaggedImagesOnlyAndTheSweepDeletesThemWhenTheirTimeComes) {
+  wired w;
+  std::atomic<int> n{0};
+  scripted_runner runner(
+      [&](const scan_request&) { return report_with(n++ == 0 ? scanner::verdict::flagged : scanner::verdict::clean); });
+  worker_settings settings{1, 3, {}};
+  settings.retention.keep_flagged_ms = 86'400'000;
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, settings);
+  pool.start();
+  const auto submit_named = [&](const std::string& name) {
+    const auto path = w.spool / name;
+    std::ofstream(path) << "image";
+    scan_record s;
+    s.id = w.ids.next();
+    s.image_sha256 = std::string(64, 'a');
+    s.spool_path = path.string();
+    w.queue.submit(w.queue.reserve(), s);
+    return s.id;
+  };
+  const std::string flagged = submit_named("flagged.img");
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(flagged)->image_kept_until.has_value(); }));
+  const std::string clean = submit_named("clean.img");
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(clean)->status == scan_status::done; }));
+  ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(w.spool / "clean.img"); }));
+  EXPECT_FALSE(w.store.find_scan(clean)->image_kept_until);
+  EXPECT_TRUE(std::filesystem::exists(w.spool / "flagged.img"));
+
+  retention_sweeper sweeper(w.store, w.clk, std::chrono::hours(1));
+  w.clk.now += 86'400'000 - 1;
+  EXPECT_EQ(sweeper.sweep_once(), 0U);
+  EXPECT_TRUE(std::filesystem::exists(w.spool / "flagged.img"));
+  w.clk.now += 1;
+  EXPECT_EQ(sweeper.sweep_once(), 1U);
+  EXPECT_FALSE(std::filesystem::exists(w.spool / "flagged.img"));
+  EXPECT_FALSE(w.store.find_scan(flagged)->image_kept_until);
+  EXPECT_EQ(audit_events(w.store, flagged),
+            (std::vector<std::string>{"scan_submitted", "scan_done", "image_kept", "image_deleted"}));
+  EXPECT_EQ(sweeper.sweep_once(), 0U);
+}
+
+TEST(WorkerPool, KeepAllLeavesEveryImageAndMarksNone) {
+  wired w;
+  scripted_runner runner([](const scan_request&) { return report_with(scanner::verdict::flagged); });
+  worker_settings settings{1, 3, {}};
+  settings.retention.keep_all = true;
+  settings.retention.keep_flagged_ms = 1000;
+  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, settings);
+  pool.start();
+  const std::string id = submit(w);
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::done; }));
+  pool.drain(std::chrono::seconds(60));
+  EXPECT_TRUE(std::filesystem::exists(w.store.find_scan(id)->spool_path));
+  EXPECT_FALSE(w.store.find_scan(id)->image_kept_until);
 }
 
 }  // namespace

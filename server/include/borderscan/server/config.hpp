@@ -39,6 +39,10 @@ struct http_config {
   std::uint32_t read_timeout_seconds = 60;    // longest silence while a body is being received
   std::uint32_t idle_timeout_seconds = 60;    // keep-alive connection with no request
   std::uint32_t event_interval_ms = 250;      // SSE progress polling
+  // TLS on the same listener when both are set (PEM files); plain HTTP when both are empty.
+  std::filesystem::path tls_certificate;  // certificate chain, leaf first
+  std::filesystem::path tls_private_key;
+  bool tls_enabled() const { return !tls_certificate.empty(); }
 };
 
 struct storage_config {
@@ -47,7 +51,10 @@ struct storage_config {
   std::filesystem::path spool_dir;  // empty: <data_dir>/spool
   std::uint64_t max_image_bytes = 64ULL << 30;
   std::uint64_t min_free_spool_bytes = 1ULL << 30;  // /readyz fails below this
-  bool keep_images = false;                         // keep the spooled image after its scan ends
+  bool keep_images = false;                         // keep every spooled image after its scan ends, forever
+  std::uint32_t keep_flagged_days = 0;              // keep images of flagged scans this long; 0 = delete at once
+  std::uint32_t keep_failed_hours = 72;             // keep images of failed scans (not cancelled) this long
+  std::uint32_t retention_sweep_seconds = 3600;     // how often expired images are deleted
 
   std::filesystem::path database_path() const { return database.empty() ? data_dir / "borderscan.db" : database; }
   std::filesystem::path spool_path() const { return spool_dir.empty() ? data_dir / "spool" : spool_dir; }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +29,9 @@ struct http_settings {
   std::chrono::milliseconds read_timeout{60'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds event_interval{250};
+  // Both set: every connection is TLS (PEM files, read by start()). Both empty: plain HTTP.
+  std::filesystem::path tls_certificate;
+  std::filesystem::path tls_private_key;
 };
 
 struct server_state;

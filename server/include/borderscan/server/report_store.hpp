@@ -38,6 +38,31 @@ struct scan_record {
   std::string ruleset_digest;
   std::string review_state = "unreviewed";
   std::uint64_t files = 0, flagged_files = 0;
+  // Set while the spooled image is kept after the scan ended (retention);
+  // the sweep deletes it at this time (Unix ms).
+  std::optional<std::int64_t> image_kept_until;
+};
+
+// One line of the audit log: what happened to a scan and its evidence.
+// Written in the same transaction as the state change it records.
+struct audit_entry {
+  std::int64_t seq = 0;
+  std::int64_t at = 0;  // Unix ms
+  std::string event;    // scan_submitted, scan_done, scan_failed, image_kept, image_deleted
+  std::string scan_id;
+  nlohmann::json detail = nlohmann::json::object();
+};
+
+struct audit_filter {
+  std::optional<std::string> scan_id, event;
+  std::optional<std::int64_t> since, until;  // at, Unix ms, inclusive / exclusive
+  std::optional<std::int64_t> before_seq;    // cursor
+  unsigned limit = 100;
+};
+
+struct audit_page {
+  std::vector<audit_entry> items;
+  std::optional<std::int64_t> next_seq;
 };
 
 struct report_filter {
@@ -68,7 +93,7 @@ class report_store {
  public:
   virtual ~report_store() = default;
 
-  // A new scan in state queued; seq is assigned.
+  // A new scan in state queued; seq is assigned. Audited (scan_submitted).
   virtual void add_scan(scan_record& scan) = 0;
   virtual std::optional<scan_record> find_scan(std::string_view id) = 0;
   // Oldest queued scan becomes running (attempts + 1, started_at = now).
@@ -76,22 +101,33 @@ class report_store {
   // Back to queued; the attempt is given back when it was not the job's fault.
   virtual void requeue(std::string_view id, std::string_view reason, bool count_attempt) = 0;
   // Start-up: scans left running by a previous process are queued again, or
-  // failed when they have used up max_attempts. Returns how many were queued.
-  virtual std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms) = 0;
+  // failed when they have used up max_attempts (audited; their image kept for
+  // keep_failed_ms when that is not 0). Returns how many were queued.
+  virtual std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) = 0;
   // Stores the report and its summary columns; status done. A file entry is
-  // `flagged` when one of its findings is at or above flag_threshold.
+  // `flagged` when one of its findings is at or above flag_threshold. Audited.
   virtual void complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
                         std::int64_t now_ms) = 0;
+  // Status failed with the reason. Audited (scan_failed).
   virtual void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
   // queued -> failed("cancelled") atomically; false if the scan was not queued.
   virtual bool cancel_queued(std::string_view id, std::int64_t now_ms) = 0;
+
+  // Retention of spooled images after their scan ended. keep_image records
+  // until when (image_kept); expired_images lists those due at now;
+  // image_deleted clears the mark once the file is gone (image_deleted).
+  virtual void keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) = 0;
+  virtual std::vector<scan_record> expired_images(std::int64_t now_ms) = 0;
+  virtual void image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
+  virtual audit_page list_audit(const audit_filter& filter) = 0;
 
   virtual std::optional<std::string> report_json(std::string_view id) = 0;
   virtual report_page list_reports(const report_filter& filter) = 0;
   virtual std::optional<file_page> list_files(std::string_view id, const file_filter& filter) = 0;
 
   virtual std::size_t count(scan_status status) = 0;
-  // Every spool path still referenced by a queued or running scan.
+  // Every spool path still needed: queued or running scans, and images kept
+  // for retention.
   virtual std::vector<std::string> live_spool_paths() = 0;
   // A cheap write probe for /readyz.
   virtual bool writable() = 0;

@@ -28,11 +28,15 @@ class sqlite_report_store final : public report_store {
   std::optional<scan_record> find_scan(std::string_view id) override;
   std::optional<scan_record> claim_next(std::int64_t now_ms) override;
   void requeue(std::string_view id, std::string_view reason, bool count_attempt) override;
-  std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms) override;
+  std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) override;
   void complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
                 std::int64_t now_ms) override;
   void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
   bool cancel_queued(std::string_view id, std::int64_t now_ms) override;
+  void keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) override;
+  std::vector<scan_record> expired_images(std::int64_t now_ms) override;
+  void image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
+  audit_page list_audit(const audit_filter& filter) override;
   std::optional<std::string> report_json(std::string_view id) override;
   report_page list_reports(const report_filter& filter) override;
   std::optional<file_page> list_files(std::string_view id, const file_filter& filter) override;
@@ -43,6 +47,8 @@ class sqlite_report_store final : public report_store {
  private:
   void migrate();
   void exec(const char* sql);
+  // Caller holds mutex_ (and usually a transaction).
+  void audit(std::int64_t at, std::string_view event, std::string_view scan_id, const nlohmann::json& detail);
 
   std::mutex mutex_;
   sqlite3* db_ = nullptr;

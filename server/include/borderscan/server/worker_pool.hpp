@@ -12,6 +12,7 @@
 #include "borderscan/server/job_queue.hpp"
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/report_store.hpp"
+#include "borderscan/server/retention.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/system.hpp"
 
@@ -20,7 +21,7 @@ namespace borderscan::server {
 struct worker_settings {
   unsigned workers = 1;
   unsigned max_attempts = 3;
-  bool keep_images = false;
+  retention_policy retention;
 };
 
 class worker_pool {
@@ -39,7 +40,7 @@ class worker_pool {
  private:
   void do_work(std::stop_token stop);
   void run_one(job_state& job);
-  void remove_image(const scan_record& scan) const;
+  void retire(const scan_record& scan, scan_outcome outcome, const std::optional<std::string>& verdict = {}) const;
 
   job_queue& queue_;
   scan_runner& runner_;
