@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -72,11 +73,11 @@ void hashset_db::load(const std::filesystem::path& file, hashset_kind kind, std:
   sets_.push_back({set_name.empty() ? set_name_of(file) : std::move(set_name), kind, 0, file});
 
   // Reserve from the file size (a SHA-256 line is at least 65 bytes) so the
-  // tables do not double, and memory does not spike, while they fill.
+  // buckets do not double, and memory does not spike, while they fill.
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(file, ec);
   if (!ec) {
-    sha256_.reserve(sha256_.size() + bytes / 65 + 1);
+    sha256_.reserve_more(bytes / 65);
   }
 
   std::uint64_t line_no = 0;
@@ -84,6 +85,15 @@ void hashset_db::load(const std::filesystem::path& file, hashset_kind kind, std:
   std::uint32_t last_name = 0;
   auto parse_line = [&](std::string_view text) {
     ++line_no;
+    // The common line of a big set: a bare SHA-256 (optionally CRLF).
+    if ((text.size() == 64 || (text.size() == 65 && text[64] == '\r')) && text[0] != '#' && !is_space(text[0])) {
+      entry<32> e{{}, label_for(set_id, 0)};
+      if (from_hex(text.substr(0, 64), e.digest)) {
+        sha256_.add(e);
+        ++count;
+        return;
+      }
+    }
     text = trim(text);
     if (text.empty() || text.front() == '#') {
       return;
@@ -107,19 +117,19 @@ void hashset_db::load(const std::filesystem::path& file, hashset_kind kind, std:
       case 32: {
         entry<16> e{{}, lbl};
         ok = from_hex(hex, e.digest);
-        if (ok) md5_.push_back(e);
+        if (ok) md5_.add(e);
         break;
       }
       case 40: {
         entry<20> e{{}, lbl};
         ok = from_hex(hex, e.digest);
-        if (ok) sha1_.push_back(e);
+        if (ok) sha1_.add(e);
         break;
       }
       case 64: {
         entry<32> e{{}, lbl};
         ok = from_hex(hex, e.digest);
-        if (ok) sha256_.push_back(e);
+        if (ok) sha256_.add(e);
         break;
       }
       default:
@@ -140,11 +150,10 @@ void hashset_db::load(const std::filesystem::path& file, hashset_kind kind, std:
     have += n;
     const bool eof = n == 0;
     std::size_t start = 0;
-    for (std::size_t i = 0; i < have; ++i) {
-      if (buf[i] == '\n') {
-        parse_line(std::string_view(buf.data() + start, i - start));
-        start = i + 1;
-      }
+    while (const void* nl = std::memchr(buf.data() + start, '\n', have - start)) {
+      const auto i = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data());
+      parse_line(std::string_view(buf.data() + start, i - start));
+      start = i + 1;
     }
     if (eof) {
       if (start < have) {
@@ -179,74 +188,83 @@ bool digest_less(const Entry& a, const Entry& b) {
   return std::memcmp(a.digest.data() + 8, b.digest.data() + 8, a.digest.size() - 8) < 0;
 }
 
-// Sorts in place: one radix pass on the first byte (American flag sort),
-// then the 256 buckets on two threads. Millions of entries sort several
-// times faster than with one std::sort.
-template <class Entry>
-void sort_table(std::vector<Entry>& table) {
-  if (table.size() < 100'000) {
-    std::sort(table.begin(), table.end(), digest_less<Entry>);
-    return;
+}  // namespace
+
+template <std::size_t N>
+void hashset_db::table<N>::reserve_more(std::uint64_t expected) {
+  // Random digests spread evenly: the mean per bucket plus four standard
+  // deviations rarely overflows, and wastes only a few percent.
+  const double per_bucket = static_cast<double>(size + expected) / 256.0;
+  const auto want = static_cast<std::size_t>(per_bucket + 4.0 * std::sqrt(per_bucket) + 16.0);
+  for (auto& b : buckets) {
+    b.reserve(want);
   }
-  std::array<std::size_t, 257> start{};
-  for (const auto& e : table) {
-    ++start[e.digest[0] + 1];
-  }
-  for (std::size_t b = 1; b < start.size(); ++b) {
-    start[b] += start[b - 1];
-  }
-  std::array<std::size_t, 256> next{};
-  std::copy(start.begin(), start.end() - 1, next.begin());
-  for (std::size_t b = 0; b < 256; ++b) {
-    while (next[b] < start[b + 1]) {
-      const std::uint8_t home = table[next[b]].digest[0];
-      if (home == b) {
-        ++next[b];
-      } else {
-        std::swap(table[next[b]], table[next[home]++]);
+}
+
+template <std::size_t N>
+void hashset_db::table<N>::seal() {
+  auto sort_buckets = [this](std::size_t first) {
+    std::vector<entry<N>> scratch;
+    for (std::size_t b = first; b < buckets.size(); b += 2) {
+      auto& bucket = buckets[b];
+      // Shrinking copies the bucket: only worth it when much is unused.
+      if (bucket.capacity() > bucket.size() + bucket.size() / 8 + 64) {
+        bucket.shrink_to_fit();
       }
-    }
-  }
-  auto sort_buckets = [&](std::size_t first_bucket) {
-    for (std::size_t b = first_bucket; b < 256; b += 2) {
-      std::sort(table.begin() + static_cast<std::ptrdiff_t>(start[b]),
-                table.begin() + static_cast<std::ptrdiff_t>(start[b + 1]), digest_less<Entry>);
+      if (bucket.size() < 4096) {
+        std::sort(bucket.begin(), bucket.end(), digest_less<entry<N>>);
+        continue;
+      }
+      // A counting sort on the second byte through a cache-sized scratch
+      // buffer, then tiny sorts: much cheaper than one std::sort of
+      // 36-byte entries.
+      std::array<std::size_t, 257> start{};
+      for (const auto& e : bucket) {
+        ++start[e.digest[1] + 1];
+      }
+      for (std::size_t i = 1; i < start.size(); ++i) {
+        start[i] += start[i - 1];
+      }
+      scratch.resize(bucket.size());
+      std::array<std::size_t, 256> next{};
+      std::copy(start.begin(), start.end() - 1, next.begin());
+      for (const auto& e : bucket) {
+        scratch[next[e.digest[1]]++] = e;
+      }
+      for (std::size_t i = 0; i < 256; ++i) {
+        std::sort(scratch.begin() + static_cast<std::ptrdiff_t>(start[i]),
+                  scratch.begin() + static_cast<std::ptrdiff_t>(start[i + 1]), digest_less<entry<N>>);
+      }
+      std::copy(scratch.begin(), scratch.end(), bucket.begin());
     }
   };
+  if (size < 100'000) {
+    sort_buckets(0);
+    sort_buckets(1);
+    return;
+  }
   std::thread odd(sort_buckets, 1);
   sort_buckets(0);
   odd.join();
 }
 
-template <class Entry>
-void trim_capacity(std::vector<Entry>& table) {
-  // Shrinking copies the table: only worth it when much is unused.
-  if (table.capacity() > table.size() + table.size() / 8 + 1024) {
-    table.shrink_to_fit();
-  }
-}
-
-}  // namespace
-
 void hashset_db::seal() {
-  trim_capacity(md5_);
-  trim_capacity(sha1_);
-  trim_capacity(sha256_);
-  sort_table(md5_);
-  sort_table(sha1_);
-  sort_table(sha256_);
+  md5_.seal();
+  sha1_.seal();
+  sha256_.seal();
 }
 
 std::uint64_t hashset_db::size() const noexcept {
-  return md5_.size() + sha1_.size() + sha256_.size();
+  return md5_.size + sha1_.size + sha256_.size;
 }
 
 template <std::size_t N>
-void hashset_db::collect(const std::vector<entry<N>>& table, std::span<const std::uint8_t, N> key,
-                         const char* algorithm, std::vector<hashset_hit>& out) const {
+void hashset_db::collect(const table<N>& t, std::span<const std::uint8_t, N> key, const char* algorithm,
+                         std::vector<hashset_hit>& out) const {
   entry<N> probe{};
   std::copy(key.begin(), key.end(), probe.digest.begin());
-  auto [first, last] = std::equal_range(table.begin(), table.end(), probe, digest_less<entry<N>>);
+  const auto& bucket = t.buckets[key[0]];
+  auto [first, last] = std::equal_range(bucket.begin(), bucket.end(), probe, digest_less<entry<N>>);
   for (auto it = first; it != last; ++it) {
     const label& l = labels_[it->label];
     const auto& set = sets_[l.set];
@@ -258,9 +276,9 @@ std::vector<hashset_hit> hashset_db::lookup(std::span<const std::uint8_t, 16> md
                                             std::span<const std::uint8_t, 20> sha1,
                                             std::span<const std::uint8_t, 32> sha256) const {
   std::vector<hashset_hit> hits;
-  if (!sha256_.empty()) collect<32>(sha256_, sha256, "sha256", hits);
-  if (!sha1_.empty()) collect<20>(sha1_, sha1, "sha1", hits);
-  if (!md5_.empty()) collect<16>(md5_, md5, "md5", hits);
+  if (sha256_.size != 0) collect<32>(sha256_, sha256, "sha256", hits);
+  if (sha1_.size != 0) collect<20>(sha1_, sha1, "sha1", hits);
+  if (md5_.size != 0) collect<16>(md5_, md5, "md5", hits);
   return hits;
 }
 

@@ -94,15 +94,16 @@ bool from_hex(std::string_view hex, std::span<std::uint8_t> out) {
     for (int c = 'A'; c <= 'F'; ++c) t[c] = static_cast<std::int8_t>(c - 'A' + 10);
     return t;
   }();
+  // One check at the end instead of a branch per digit: invalid digits are
+  // negative, so their sign bit survives the OR.
+  int bad = 0;
   for (std::size_t i = 0; i < out.size(); ++i) {
     const int hi = table[static_cast<unsigned char>(hex[2 * i])];
     const int lo = table[static_cast<unsigned char>(hex[2 * i + 1])];
-    if (hi < 0 || lo < 0) {
-      return false;
-    }
-    out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+    bad |= hi | lo;
+    out[i] = static_cast<std::uint8_t>((hi << 4) | (lo & 0xF));
   }
-  return true;
+  return bad >= 0;
 }
 
 std::string iso8601(std::int64_t unix_seconds) {

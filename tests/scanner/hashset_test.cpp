@@ -4,6 +4,8 @@
 
 #include <array>
 #include <fstream>
+#include <random>
+#include <vector>
 
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
@@ -96,4 +98,54 @@ TEST(HashSet, ParsesCommandLineKind) {
   EXPECT_EQ(sc::parse_hashset_arg("a.txt:known-good").second, sc::hashset_kind::known_good);
   EXPECT_EQ(sc::parse_hashset_arg("a.txt:known-good").first, "a.txt");
   EXPECT_EQ(sc::parse_hashset_arg("/x/a.txt:known-bad").first, "/x/a.txt");
+}
+
+TEST(HashSet, FindsEveryEntryOfARandomSetWithCrlfLinesAndDuplicates) {
+  // Spread over every bucket and large enough for the threaded, two-level
+  // sort; CRLF endings take the bare-digest fast path.
+  scratch_dir tmp;
+  std::mt19937_64 rng(11);
+  std::vector<std::string> lines;
+  for (unsigned i = 0; i < 300'000; ++i) {
+    const std::array<std::uint64_t, 4> words{rng(), rng(), rng(), rng()};
+    char line[80];
+    std::snprintf(line, sizeof line, "%016llx%016llx%016llx%016llx", static_cast<unsigned long long>(words[0]),
+                  static_cast<unsigned long long>(words[1]), static_cast<unsigned long long>(words[2]),
+                  static_cast<unsigned long long>(words[3]));
+    lines.emplace_back(line);
+  }
+  {
+    std::ofstream out(tmp / "random.txt", std::ios::binary);
+    for (const auto& l : lines) {
+      out << l << "\r\n";
+    }
+    out << lines[7] << "\r\n";  // a duplicate: both lines are entries
+  }
+  sc::hashset_db db;
+  db.load(tmp / "random.txt", sc::hashset_kind::known_bad);
+  db.seal();
+  EXPECT_EQ(db.size(), lines.size() + 1);
+  const auto md5 = digest<16>(std::string(32, '0'));
+  const auto sha1 = digest<20>(std::string(40, '0'));
+  std::size_t found = 0;
+  for (const auto& l : lines) {
+    found += db.lookup(md5, sha1, digest<32>(l)).empty() ? 0 : 1;
+  }
+  EXPECT_EQ(found, lines.size());
+  EXPECT_EQ(db.lookup(md5, sha1, digest<32>(lines[7])).size(), 2u);
+  std::string absent = lines[3];
+  absent[63] = absent[63] == '0' ? '1' : '0';
+  EXPECT_TRUE(db.lookup(md5, sha1, digest<32>(absent)).empty());
+}
+
+TEST(HashSet, RejectsA64CharacterLineThatIsNotHex) {
+  scratch_dir tmp;
+  std::ofstream(tmp / "bad.txt") << empty_sha256 << "\n" << std::string(63, 'a') << "g\n";
+  sc::hashset_db db;
+  try {
+    db.load(tmp / "bad.txt", sc::hashset_kind::known_bad);
+    FAIL() << "expected an error";
+  } catch (const sc::scan_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.txt:2:"), std::string::npos) << e.what();
+  }
 }

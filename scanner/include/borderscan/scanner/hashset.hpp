@@ -1,7 +1,9 @@
 #pragma once
-// Hash sets: sorted binary digests, looked up by binary search. Compact enough
-// for tens of millions of entries: one digest plus one 32-bit label per entry
-// (36 bytes for SHA-256); labels (set, name) are shared between entries.
+// Hash sets: binary digests in 256 buckets by their first byte, each sorted
+// and looked up by binary search. Compact enough for tens of millions of
+// entries: one digest plus one 32-bit label per entry (36 bytes for SHA-256);
+// labels (set, name) are shared between entries. Bucketing while loading
+// leaves only small, cache-sized sorts for seal().
 
 #include <array>
 #include <cstdint>
@@ -60,13 +62,24 @@ class hashset_db {
     std::uint32_t name;  // index into names_, 0 = unnamed
   };
   template <std::size_t N>
-  void collect(const std::vector<entry<N>>& table, std::span<const std::uint8_t, N> key, const char* algorithm,
+  struct table {
+    std::array<std::vector<entry<N>>, 256> buckets;  // by digest[0]
+    std::uint64_t size = 0;
+    void add(const entry<N>& e) {
+      buckets[e.digest[0]].push_back(e);
+      ++size;
+    }
+    void reserve_more(std::uint64_t expected);
+    void seal();
+  };
+  template <std::size_t N>
+  void collect(const table<N>& t, std::span<const std::uint8_t, N> key, const char* algorithm,
                std::vector<hashset_hit>& out) const;
   std::uint32_t label_for(std::uint32_t set, std::uint32_t name);
 
-  std::vector<entry<16>> md5_;
-  std::vector<entry<20>> sha1_;
-  std::vector<entry<32>> sha256_;
+  table<16> md5_;
+  table<20> sha1_;
+  table<32> sha256_;
   std::vector<std::string> names_{std::string{}};
   std::vector<label> labels_;
   std::vector<set_info> sets_;
