@@ -2,7 +2,7 @@
 # Builds Borderscan's benchmark workload: deterministic device images made by real tools, without
 # mounting anything and without root.
 #
-#   bench/make-workload.sh [--small] [--keep-tree] OUTDIR
+#   bench/make-workload.sh [--small|--large] [--keep-tree] OUTDIR
 #
 # Writes into OUTDIR (created if missing; existing images are overwritten):
 #   fat32.img        FAT32, no partition table (mkfs.vfat, files copied with mtools `mcopy -s`,
@@ -16,12 +16,12 @@
 #   tree/            the source tree (only with --keep-tree)
 #
 # Default: ~1 GiB images with ~3 000 files (~800 MB of content). --small: ~50 MiB images with
-# ~320 files, the same mix scaled down. Content comes from bench/workload_gen.py with fixed seeds;
+# ~320 files, the same mix scaled down; --large: ~4 GiB images with ~12 000 files. Content comes from bench/workload_gen.py with fixed seeds;
 # see bench/README.md for the mix.
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 [--small] [--keep-tree] OUTDIR" >&2
+  echo "usage: $0 [--small|--large] [--keep-tree] OUTDIR" >&2
   exit 2
 }
 
@@ -30,6 +30,7 @@ keep_tree=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --small) scale=small; shift ;;
+    --large) scale=large; shift ;;
     --keep-tree) keep_tree=1; shift ;;
     -h|--help) usage ;;
     -*) usage ;;
@@ -52,11 +53,11 @@ out=$(cd "$1" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-if [[ "$scale" == full ]]; then
-  img_size=1024M
-else
-  img_size=50M
-fi
+case "$scale" in
+  full) img_size=1024M ;;
+  large) img_size=4096M ;;
+  *) img_size=50M ;;
+esac
 
 # Determinism: fixed clock, zone, locale, umask and tool configuration.
 umask 022

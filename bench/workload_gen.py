@@ -50,12 +50,16 @@ assert hashlib.md5(EICAR).hexdigest() == EICAR_MD5, "EICAR literal damaged"
 
 # ----------------------------------------------------------------------------------------------
 # Scales. "full" gives ~3 000 files and ~800 MB of content (for a 1 GiB image), "small" the same
-# mix scaled down (~330 files, ~35 MB, for a 50 MiB image).
+# mix scaled down (~330 files, ~35 MB, for a 50 MiB image), "large" four times "full" (~12 000
+# files, ~3.2 GB, for a 4 GiB image: the memory-flatness check).
 
 SCALES = {
     "full": dict(txt=1100, csv=250, json=250, log=100, pdf=120, jpg=600, png=180,
                  dup_photos=160, dup_docs=40, elf=40, zip=40, targz=30, nested=6,
                  jpg_kb=(60, 1000), blobs_mb=[100, 64, 48, 32, 20], deleted=60),
+    "large": dict(txt=4400, csv=1000, json=1000, log=400, pdf=480, jpg=2400, png=720,
+                  dup_photos=640, dup_docs=160, elf=40, zip=160, targz=120, nested=24,
+                  jpg_kb=(60, 1000), blobs_mb=[100, 64, 48, 32, 20] * 4, deleted=240),
     "small": dict(txt=110, csv=25, json=25, log=10, pdf=12, jpg=60, png=18,
                   dup_photos=16, dup_docs=4, elf=8, zip=4, targz=3, nested=2,
                   jpg_kb=(40, 300), blobs_mb=[6, 3], deleted=8),
