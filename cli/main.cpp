@@ -1,9 +1,30 @@
 // borderscan: offline scan of a device image, and (later) the kiosk client.
+#include <clocale>
 #include <iostream>
 
 #include "commands.hpp"
 
+namespace {
+
+// Names inside images and archives are UTF-8 far more often than not, and
+// libarchive converts them to the LC_CTYPE locale: the "C" locale loses every
+// non-ASCII name. Only LC_CTYPE changes, and never from the environment, so
+// the output does not depend on the caller's locale; LC_NUMERIC and the rest
+// stay "C", so numbers in the report keep their locale-independent form.
+void use_utf8_ctype() {
+  for (const char* name : {"C.UTF-8", "C.utf8", "en_US.UTF-8"}) {
+    if (std::setlocale(LC_CTYPE, name) != nullptr) {
+      return;
+    }
+  }
+  // None installed: stay in "C". Archive members whose names cannot be
+  // converted are then listed under synthetic names, with libarchive's warning.
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  use_utf8_ctype();
   CLI::App app{"Borderscan: scan storage-device images for the border checkpoint"};
   app.require_subcommand(1);
   app.set_version_flag("--version", BORDERSCAN_VERSION);

@@ -2,11 +2,14 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <locale.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <cwchar>
 #include <exception>
+#include <optional>
 
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
@@ -77,6 +80,90 @@ namespace {
 using detail::expansion_meter;
 
 using archive_ptr = std::unique_ptr<archive, detail::c_deleter<&archive_read_free>>;
+
+// libarchive converts member names between the charset they are stored in
+// (UTF-8 flag in zip, UTF-16 in 7z and Joliet, pax hdrcharset) and the calling
+// thread's LC_CTYPE. In the "C" locale every non-ASCII name fails to convert
+// and libarchive keeps no form of it. Names are therefore read under a UTF-8
+// LC_CTYPE, on this thread only and whatever the process locale is (the CLI
+// sets one, but the daemon's in-process runner and the tests may not).
+locale_t utf8_ctype() {
+  static const locale_t loc = [] {
+    for (const char* name : {"C.UTF-8", "C.utf8", "en_US.UTF-8"}) {
+      if (const locale_t l = newlocale(LC_CTYPE_MASK, name, locale_t{}); l != locale_t{}) {
+        return l;  // never freed: shared by every thread for the life of the process
+      }
+    }
+    return locale_t{};
+  }();
+  return loc;
+}
+
+// Switches this thread to utf8_ctype() for a scope. Only libarchive's header
+// and name calls run inside it; libmagic and YARA keep the process locale.
+class utf8_names_scope {
+ public:
+  utf8_names_scope() : previous_(utf8_ctype() != locale_t{} ? uselocale(utf8_ctype()) : locale_t{}) {}
+  ~utf8_names_scope() {
+    if (previous_ != locale_t{}) {
+      uselocale(previous_);
+    }
+  }
+  utf8_names_scope(const utf8_names_scope&) = delete;
+  utf8_names_scope& operator=(const utf8_names_scope&) = delete;
+
+ private:
+  locale_t previous_;
+};
+
+static_assert(sizeof(wchar_t) == 4, "wide names are taken to be UTF-32");
+
+// A wide-character name as UTF-8, or nullopt if it holds a value that is no
+// Unicode scalar (a lone surrogate, past U+10FFFF).
+std::optional<std::string> wide_to_utf8(const wchar_t* wide) {
+  std::string out;
+  for (; *wide != L'\0'; ++wide) {
+    const auto cp = static_cast<std::uint32_t>(*wide);
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return std::nullopt;
+    }
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  return out;
+}
+
+// The member's name, unescaped: libarchive's UTF-8 form, else its wide form,
+// else the bytes as stored (possibly not UTF-8: the caller escapes them).
+// Empty when libarchive has no usable form of the name at all.
+std::string member_name(archive_entry* entry) {
+  const utf8_names_scope utf8_names;
+  if (const char* utf8 = archive_entry_pathname_utf8(entry); utf8 != nullptr && *utf8 != '\0') {
+    return utf8;
+  }
+  if (const wchar_t* wide = archive_entry_pathname_w(entry); wide != nullptr && *wide != L'\0') {
+    if (auto converted = wide_to_utf8(wide)) {
+      return *std::move(converted);
+    }
+  }
+  if (const char* stored = archive_entry_pathname(entry); stored != nullptr) {
+    return stored;
+  }
+  return {};
+}
 
 bool mime_is_any(std::string_view mime, std::initializer_list<std::string_view> list) {
   return std::find(list.begin(), list.end(), mime) != list.end();
@@ -381,7 +468,12 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
   archive_read_set_seek_callback(a.get(), &container_reader::on_seek);
   archive_read_set_skip_callback(a.get(), &container_reader::on_skip);
   archive_read_set_callback_data(a.get(), &reader);
-  if (archive_read_open1(a.get()) != ARCHIVE_OK) {
+  int open_rc = ARCHIVE_OK;
+  {
+    const utf8_names_scope utf8_names;
+    open_rc = archive_read_open1(a.get());
+  }
+  if (open_rc != ARCHIVE_OK) {
     const char* why = archive_error_string(a.get());
     add_error(parent.path, "archive_unreadable",
               std::string("cannot open as a container: ") + escape_name(why != nullptr ? why : "unknown format"));
@@ -399,7 +491,11 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
       break;
     }
     archive_entry* entry = nullptr;
-    const int rc = archive_read_next_header(a.get(), &entry);
+    int rc = ARCHIVE_OK;
+    {
+      const utf8_names_scope utf8_names;  // the format readers convert names here
+      rc = archive_read_next_header(a.get(), &entry);
+    }
     if (rc == ARCHIVE_EOF) {
       break;
     }
@@ -410,28 +506,36 @@ std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_
                     " member(s): " + escape_name(why != nullptr ? why : "unknown error"));
       break;
     }
+    std::string warning;
     if (rc == ARCHIVE_WARN) {
       const char* why = archive_error_string(a.get());
-      sink.error({parent.path, parent.volume, "archive", "archive_warning",
-                  escape_name(why != nullptr ? why : "warning"), false});
+      warning = escape_name(why != nullptr ? why : "warning");
+      sink.error({parent.path, parent.volume, "archive", "archive_warning", warning, false});
     }
     if (++members > limits_.max_members) {
       sink.limit({"max_members", std::to_string(limits_.max_members), parent.path, parent.volume});
       break;
     }
-    const char* raw_name = archive_entry_pathname_utf8(entry);
-    if (raw_name == nullptr) {
-      raw_name = archive_entry_pathname(entry);
-    }
-    std::string name = escape_name(raw_name != nullptr && *raw_name != '\0' ? raw_name : "data");
-    while (name.size() > 1 && name.back() == '/') {
-      name.pop_back();  // directories: "inner/" -> "inner"
-    }
+    std::string name;
     if (archive_format(a.get()) == ARCHIVE_FORMAT_RAW) {
       // A raw stream has no name of its own: use the container's, less the compression suffix.
       const std::string base = parent.path.substr(parent.path.find_last_of("/!") + 1);
       const auto dot = base.find_last_of('.');
       name = dot != std::string::npos && dot > 0 ? base.substr(0, dot) : base + ".data";
+    } else {
+      name = escape_name(member_name(entry));  // stored bytes that are not UTF-8 become \xNN
+      while (name.size() > 1 && name.back() == '/') {
+        name.pop_back();  // directories: "inner/" -> "inner"
+      }
+    }
+    if (name.empty()) {
+      // No form of the name survived: a synthetic one, unique in this container
+      // (the ordinal counts every entry), and an entry saying why.
+      name = "member-" + std::to_string(members);
+      sink.error({parent.path + "!" + name, parent.volume, "archive", "archive_member_unnamed",
+                  "entry " + std::to_string(members) + " of the container has no readable name" +
+                      (warning.empty() ? std::string() : " (" + warning + ")") + "; listed as " + name,
+                  false});
     }
 
     file_entry child;

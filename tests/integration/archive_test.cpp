@@ -37,6 +37,83 @@ fs::path make_ext4(const scratch_dir& tmp, const fs::path& content, const std::s
   return img;
 }
 
+// Runs a Python script (written to a file in tmp) with `dir` as working directory.
+void python(const scratch_dir& tmp, const fs::path& dir, const std::string& script) {
+  const fs::path file = tmp / "make_archives.py";
+  std::ofstream(file) << script;
+  sh("cd " + shell_quote(dir.string()) + " && python3 " + shell_quote(file.string()));
+}
+
+// Errors of a report with `code`, or whose message contains `text`.
+std::vector<json> errors_where(const json& r, const std::string& code, const std::string& text = "") {
+  std::vector<json> out;
+  for (const auto& e : r.at("errors")) {
+    const std::string message = e.at("message");
+    if (e.at("code") == code || (!text.empty() && message.find(text) != std::string::npos)) {
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+// UTF-8 member names: Latin accents, Cyrillic (also as a directory), CJK.
+const std::vector<std::string> utf8_member_names = {"résumé.txt", "файл.txt", "日本語.txt", "папка/отчёт.txt"};
+
+// An ext4 image holding names.zip (Python's zipfile sets the zip UTF-8 flag),
+// names.tar (pax: UTF-8 path records) and names.7z (UTF-16 names), each with
+// utf8_member_names; every member holds "content of <name>\n".
+fs::path make_utf8_names_image(const scratch_dir& tmp) {
+  const fs::path w = tmp / "work";
+  const fs::path content = tmp / "content";
+  fs::create_directories(w / "src");
+  fs::create_directories(content);
+  python(tmp, w, R"py(
+import io, os, tarfile, zipfile
+names = ["r\u00e9sum\u00e9.txt", "\u0444\u0430\u0439\u043b.txt", "\u65e5\u672c\u8a9e.txt",
+         "\u043f\u0430\u043f\u043a\u0430/\u043e\u0442\u0447\u0451\u0442.txt"]
+def body(n):
+    return ("content of " + n + "\n").encode("utf-8")
+with zipfile.ZipFile("names.zip", "w") as z:
+    for n in names:
+        z.writestr(n, body(n))
+with tarfile.open("names.tar", "w", format=tarfile.PAX_FORMAT) as t:
+    for n in names:
+        info = tarfile.TarInfo(n)
+        info.size = len(body(n))
+        t.addfile(info, io.BytesIO(body(n)))
+for n in names:
+    path = os.path.join(b"src", n.encode("utf-8"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(body(n))
+)py");
+  sh("cd " + shell_quote((w / "src").string()) + " && LC_ALL=C.UTF-8 7z a -bd -bso0 -bsp0 ../names.7z *");
+  for (const char* f : {"names.zip", "names.tar", "names.7z"}) {
+    fs::copy_file(w / f, content / f);
+  }
+  return make_ext4(tmp, content, "8M");
+}
+
+// The members of make_utf8_names_image() carry their exact names, and no
+// name was lost to a charset conversion.
+void expect_utf8_names_kept(const json& r) {
+  for (const char* archive : {"names.zip", "names.tar", "names.7z"}) {
+    for (const auto& name : utf8_member_names) {
+      const std::string path = std::string("/") + archive + "!" + name;
+      const json* member = find_file(r, 0, path);
+      if (member == nullptr) {
+        ADD_FAILURE() << path << " missing; members:\n" << r.at("files").dump(1).substr(0, 4000);
+        continue;
+      }
+      EXPECT_EQ(member->at("size"), std::string("content of " + name + "\n").size()) << path;
+      EXPECT_EQ(member->at("container"), std::string("/") + archive);
+    }
+    EXPECT_EQ(find_file(r, 0, std::string("/") + archive + "!data"), nullptr) << archive;
+  }
+  EXPECT_TRUE(errors_where(r, "archive_member_unnamed", "converted").empty()) << r.at("errors").dump(2);
+  EXPECT_TRUE(errors_where(r, "archive_warning").empty()) << r.at("errors").dump(2);
+}
+
 bool limit_hit(const json& r, const std::string& limit) {
   for (const auto& l : r.at("limits_hit")) {
     if (l.at("limit") == limit) return true;
@@ -308,5 +385,114 @@ TEST(Archives, OpensEveryPackagedFormat) {
       }
     }
     EXPECT_TRUE(found) << "no EICAR member found inside " << f;
+  }
+}
+
+// libarchive converts member names to the thread's LC_CTYPE; in the "C" locale
+// (this test binary never calls setlocale) every UTF-8 name used to be lost as
+// "data" with a "cannot be converted" warning.
+TEST(Archives, Utf8MemberNamesAreKeptWhateverTheProcessLocale) {
+  scratch_dir tmp;
+  const json r = borderscan::test::scan_image(make_utf8_names_image(tmp));
+  expect_utf8_names_kept(r);
+  EXPECT_EQ(r.at("verdict"), "clean");
+}
+
+TEST(Archives, CliKeepsUtf8MemberNamesUnderACLocaleEnvironment) {
+  scratch_dir tmp;
+  const fs::path image = make_utf8_names_image(tmp);
+  const auto res =
+      run_command("env LC_ALL=C LANG=C " + shell_quote(BORDERSCAN_CLI) + " scan -q " + shell_quote(image.string()));
+  ASSERT_EQ(res.exit_code, 0) << res.err;
+  const json r = json::parse(res.out);
+  borderscan::test::validate_report(r);
+  expect_utf8_names_kept(r);
+}
+
+// Stored names that are not UTF-8 (latin-1 bytes in a GNU tar, and in a zip
+// without the UTF-8 flag) keep their bytes, escaped as \xNN, and the report
+// is still valid UTF-8 JSON.
+TEST(Archives, NonUtf8MemberNamesAreEscapedIntoValidUtf8) {
+  scratch_dir tmp;
+  const fs::path w = tmp / "work";
+  fs::create_directories(w);
+  fs::create_directories(tmp / "content");
+  python(tmp, w, R"py(
+import io, tarfile, zipfile
+with tarfile.open("latin1.tar", "w", format=tarfile.GNU_FORMAT, encoding="latin-1") as t:
+    for n in ["r\u00e9sum\u00e9.txt", "na\u00efve/caf\u00e9.txt"]:
+        info = tarfile.TarInfo(n)
+        info.size = 6
+        t.addfile(info, io.BytesIO(b"latin\n"))
+with zipfile.ZipFile("latin1.zip", "w") as z:
+    z.writestr("rXsumX.txt", b"latin\n")  # ASCII, so no UTF-8 flag; then patched to latin-1
+data = open("latin1.zip", "rb").read()
+assert data.count(b"rXsumX") == 2
+open("latin1.zip", "wb").write(data.replace(b"rXsumX", b"r\xe9sum\xe9"))
+)py");
+  for (const char* f : {"latin1.tar", "latin1.zip"}) {
+    fs::copy_file(w / f, tmp / "content" / f);
+  }
+  const fs::path image = make_ext4(tmp, tmp / "content", "8M");
+  const json r = borderscan::test::scan_image(image);
+  EXPECT_NO_THROW((void)r.dump()) << "the report must be valid UTF-8";
+  for (const char* path :
+       {R"(/latin1.tar!r\xe9sum\xe9.txt)", R"(/latin1.tar!na\xefve/caf\xe9.txt)", R"(/latin1.zip!r\xe9sum\xe9.txt)"}) {
+    const json* member = find_file(r, 0, path);
+    ASSERT_NE(member, nullptr) << path << " missing; members:\n" << r.at("files").dump(1).substr(0, 4000);
+    EXPECT_EQ(member->at("size"), 6) << path;
+  }
+  EXPECT_TRUE(errors_where(r, "archive_member_unnamed").empty()) << r.at("errors").dump(2);
+
+  // The CLI's output parses: nlohmann's parser rejects invalid UTF-8.
+  const auto res = run_command(shell_quote(BORDERSCAN_CLI) + " scan -q " + shell_quote(image.string()));
+  ASSERT_EQ(res.exit_code, 0) << res.err;
+  json cli_report;
+  ASSERT_NO_THROW(cli_report = json::parse(res.out));
+  EXPECT_NE(find_file(cli_report, 0, R"(/latin1.tar!r\xe9sum\xe9.txt)"), nullptr);
+}
+
+// A zip whose UTF-8 flag is set on names that are not UTF-8: libarchive keeps
+// no form of them. Each gets its own synthetic name from its ordinal (they
+// used to share "data"), its content is still scanned, and the warnings stay.
+TEST(Archives, MembersWithoutAReadableNameGetDistinctSyntheticNames) {
+  scratch_dir tmp;
+  const fs::path w = tmp / "work";
+  fs::create_directories(w);
+  fs::create_directories(tmp / "content");
+  python(tmp, w, R"py(
+import zipfile
+with zipfile.ZipFile("bad-names.zip", "w") as z:
+    z.writestr("AA\u00e91.txt", b"one")  # non-ASCII, so the UTF-8 flag is set
+    z.writestr("ok.txt", b"fine")
+    z.writestr("AA\u00e92.txt", b"two")
+data = open("bad-names.zip", "rb").read()
+assert data.count("AA\u00e9".encode()) == 4
+open("bad-names.zip", "wb").write(data.replace("AA\u00e9".encode(), b"A\xff\xfe\xfd"))
+)py");
+  fs::copy_file(w / "bad-names.zip", tmp / "content" / "bad-names.zip");
+  const json r = borderscan::test::scan_image(make_ext4(tmp, tmp / "content", "8M"));
+  EXPECT_NO_THROW((void)r.dump());
+  for (const auto& [path, sha256] :
+       {std::pair{"/bad-names.zip!member-1", "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"},
+        std::pair{"/bad-names.zip!member-3", "3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3"}}) {
+    const json* member = find_file(r, 0, path);
+    ASSERT_NE(member, nullptr) << path << " missing; members:\n" << r.at("files").dump(1);
+    EXPECT_EQ(member->at("sha256"), sha256) << path;
+  }
+  EXPECT_NE(find_file(r, 0, "/bad-names.zip!ok.txt"), nullptr);
+  EXPECT_EQ(find_file(r, 0, "/bad-names.zip!data"), nullptr);
+  std::vector<std::string> unnamed_paths;
+  for (const auto& e : errors_where(r, "archive_member_unnamed")) {
+    unnamed_paths.push_back(e.at("path"));
+    EXPECT_FALSE(e.at("affects_verdict").get<bool>());
+    EXPECT_NE(e.at("message").get<std::string>().find("cannot be converted"), std::string::npos) << e.dump();
+  }
+  EXPECT_EQ(unnamed_paths, (std::vector<std::string>{"/bad-names.zip!member-1", "/bad-names.zip!member-3"}));
+  // libarchive's own warnings are kept too: reports are evidence.
+  const auto warnings = errors_where(r, "archive_warning");
+  EXPECT_EQ(warnings.size(), 2u) << r.at("errors").dump(2);
+  for (const auto& e : warnings) {
+    EXPECT_EQ(e.at("path"), "/bad-names.zip");
   }
 }
