@@ -123,6 +123,63 @@ void BM_ObjectPublicRules(benchmark::State& state) {
 BENCHMARK(BM_ObjectShippedRules)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ObjectPublicRules)->Unit(benchmark::kMillisecond);
 
+// The fixed cost of one object: a tiny file, so neither hashing nor matching
+// bytes count. With the public set this is mostly libyara loading the `pe`
+// module for every scan (it builds the module's object tree and sets a few
+// hundred constants by name each time, whatever the content).
+void run_tiny_object(benchmark::State& state, std::shared_ptr<const sc::rule_set> rules) {
+  if (!rules) {
+    state.SkipWithError("public rule set not found");
+    return;
+  }
+  const std::byte one[1] = {std::byte{'x'}};
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules);
+  for (auto _ : state) {
+    sc::memory_source src(one);
+    sc::file_entry e;
+    e.path = "/tiny.bin";
+    e.size = 1;
+    e.type = "regular";
+    benchmark::DoNotOptimize(scanner.scan(e, src));
+  }
+}
+void BM_TinyObjectShippedRules(benchmark::State& state) {
+  run_tiny_object(state, shipped());
+}
+void BM_TinyObjectPublicRules(benchmark::State& state) {
+  run_tiny_object(state, community());
+}
+BENCHMARK(BM_TinyObjectShippedRules)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TinyObjectPublicRules)->Unit(benchmark::kMicrosecond);
+
+// A copy of content already seen in the same scan (duplicate files, archive
+// members that are copies of files): the shared cache answers libmagic and
+// YARA, only the digests are computed again.
+void BM_DuplicateTextObject(benchmark::State& state) {
+  auto rules = state.range(0) == 0 ? shipped() : community();
+  if (!rules) {
+    state.SkipWithError("public rule set not found");
+    return;
+  }
+  std::vector<std::byte> data(16 << 10);
+  const std::string text = "The quick brown fox jumps over the lazy dog. 12345\n";
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(text[i % text.size()]);
+  sc::limits lim;
+  sc::yara_result_cache cache;
+  sc::object_scanner scanner(lim, rules, 4 << 20, 64 << 10, &cache);
+  for (auto _ : state) {
+    sc::memory_source src(data);
+    sc::file_entry e;
+    e.path = "/copy.txt";
+    e.size = data.size();
+    e.type = "regular";
+    benchmark::DoNotOptimize(scanner.scan(e, src));
+  }
+  state.SetLabel(state.range(0) == 0 ? "shipped rules, 16 KiB text" : "public rules, 16 KiB text");
+}
+BENCHMARK(BM_DuplicateTextObject)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
 long max_rss_kib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);

@@ -104,6 +104,35 @@ std::uint64_t yara_result_cache::hits() const {
   return hits_;
 }
 
+std::size_t yara_result_cache::digest_hash::operator()(const sha256_digest& d) const noexcept {
+  std::size_t h = 0;
+  std::memcpy(&h, d.data(), sizeof h);  // a cryptographic digest is already well mixed
+  return h;
+}
+
+std::optional<yara_result_cache::content_type> yara_result_cache::find_type(const sha256_digest& sha256) const {
+  std::lock_guard lock(mutex_);
+  const auto it = types_.find(sha256);
+  if (it == types_.end()) {
+    return std::nullopt;
+  }
+  ++type_hits_;
+  return content_type{it->second->first, it->second->second};
+}
+
+void yara_result_cache::store_type(const sha256_digest& sha256, const content_type& type) {
+  std::lock_guard lock(mutex_);
+  if (types_.size() < max_entries_) {
+    const auto name = type_names_.emplace(type.mime, type.description).first;
+    types_.emplace(sha256, &*name);
+  }
+}
+
+std::uint64_t yara_result_cache::type_hits() const {
+  std::lock_guard lock(mutex_);
+  return type_hits_;
+}
+
 std::size_t memory_source::read_at(std::uint64_t offset, std::span<std::byte> out) {
   if (offset >= data_.size()) {
     return 0;
@@ -358,13 +387,27 @@ struct object_scanner::impl {
     }
   }
 
-  void classify_prefix(std::span<const std::byte> prefix) {
+  // digests: of the whole content, when known, so that a copy of content
+  // already classified in this scan reuses the answer.
+  void classify_prefix(std::span<const std::byte> prefix, const detail::digests* digests = nullptr) {
+    const bool use_cache = cache != nullptr && digests != nullptr;
+    if (use_cache) {
+      if (auto known = cache->find_type(digests->sha256)) {
+        cur.entry->mime = std::move(known->mime);
+        cur.entry->description = std::move(known->description);
+        return;
+      }
+    }
     try {
       auto m = magic.classify(prefix.first(std::min<std::size_t>(prefix.size(), lim.magic_bytes)));
       cur.entry->mime = std::move(m.mime);
       cur.entry->description = escape_name(m.description);
     } catch (const scan_error& e) {
       add_error("magic", scan_errc::magic_failed, e.what());
+      return;
+    }
+    if (use_cache) {
+      cache->store_type(digests->sha256, {cur.entry->mime, cur.entry->description});
     }
   }
 
@@ -460,12 +503,12 @@ struct object_scanner::impl {
       cur.cached_size = n;
       feed(0, std::span(buffer).first(n));
       const auto data = std::span<const std::byte>(buffer).first(n);
-      classify_prefix(data);
       bool skip_yara = false;
       const bool whole = !cur.failed && !truncated_by_limit;
       if ((can_skip_known || cache != nullptr) && whole) {
         early_digests = hasher.finish();
       }
+      classify_prefix(data, early_digests ? &*early_digests : nullptr);
       if (can_skip_known && early_digests) {
         skip_yara =
             known_good_only(rules->hashsets().lookup(early_digests->md5, early_digests->sha1, early_digests->sha256));
@@ -491,7 +534,12 @@ struct object_scanner::impl {
       // Large object: read the first block for libmagic, then let YARA pull
       // overlapping blocks while the hashes are fed in order.
       bool skip_yara = false;
-      if (can_skip_known && !truncated_by_limit) {
+      // Hashing first means reading twice. A streamed archive member can be
+      // read only once, front to back: top-level files (from the image) and
+      // members held in memory can be read again; for anything else YARA runs
+      // whatever the hash (reading it again would fail and lose the content).
+      const bool can_reread = entry.depth == 0 || dynamic_cast<const memory_source*>(&source) != nullptr;
+      if (can_skip_known && !truncated_by_limit && can_reread) {
         // Knowing the hash first costs a separate pass, which only this option asks for.
         read_rest();
         if (!cur.failed) {

@@ -50,26 +50,100 @@ void on_compiler_message(int error_level, const char* file_name, int line_number
   (error_level == YARA_ERROR_LEVEL_ERROR ? out->errors : out->warnings).push_back(std::move(text));
 }
 
-// A textual check, on the safe side: a mention in a comment or string also counts.
-bool mentions_external(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (const char* name : string_externals) {
-    const std::string_view n(name);
-    for (auto pos = text.find(n); pos != std::string::npos; pos = text.find(n, pos + 1)) {
-      auto is_ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-      const bool start_ok = pos == 0 || !is_ident(text[pos - 1]);
-      const bool end_ok = pos + n.size() >= text.size() || !is_ident(text[pos + n.size()]);
-      if (start_ok && end_ok) {
+bool is_ident_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+
+}  // namespace
+
+namespace detail {
+
+// A lexical check, on the safe side: it skips only what cannot be a reference
+// to an external variable, and answers "yes" whenever in doubt.
+//  - comments (// and /* */), text strings ("..." with escapes) and regular
+//    expressions (/.../: YARA has no '/' operator, division is '\');
+//  - identifiers after '$', '#', '@' or '!' (string identifiers) and after a
+//    single '.' (a module or structure field, e.g. pe.owner);
+//  - identifiers followed by a single '=' (meta keys such as `filetype = "PE"`:
+//    a condition has no assignment).
+// Everything else named like an external counts, including rule names, tags
+// and loop variables. An `include` counts too: the included file is not read.
+bool yara_source_mentions_external(std::string_view text) {
+  // Most files never spell any of the names (nor "include"): no need to lex them.
+  const bool spelled = std::any_of(std::begin(string_externals), std::end(string_externals),
+                                   [&](const char* e) { return text.find(e) != std::string_view::npos; }) ||
+                       text.find("include") != std::string_view::npos;
+  if (!spelled) {
+    return false;
+  }
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  auto prev_significant = [&](std::size_t pos) -> std::size_t {  // index of the last non-space before pos, or npos
+    while (pos > 0) {
+      --pos;
+      if (!std::isspace(static_cast<unsigned char>(text[pos]))) {
+        return pos;
+      }
+    }
+    return std::string_view::npos;
+  };
+  while (i < n) {
+    const char c = text[i];
+    if (c == '/' && i + 1 < n && text[i + 1] == '/') {
+      while (i < n && text[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && text[i + 1] == '*') {
+      const auto end = text.find("*/", i + 2);
+      i = end == std::string_view::npos ? n : end + 2;
+    } else if (c == '"' || c == '/') {
+      // A text string or a regular expression: up to the closing quote or
+      // slash that is not escaped. Neither spans lines.
+      ++i;
+      while (i < n && text[i] != c && text[i] != '\n') {
+        i += text[i] == '\\' && i + 1 < n ? 2 : 1;
+      }
+      ++i;
+    } else if (is_ident_char(c) && !std::isdigit(static_cast<unsigned char>(c))) {
+      const std::size_t start = i;
+      while (i < n && is_ident_char(text[i])) ++i;
+      const std::string_view word = text.substr(start, i - start);
+      if (start > 0 && std::strchr("$#@!", text[start - 1]) != nullptr) {
+        continue;  // $filename, #filename, ...: a string identifier
+      }
+      if (word == "include") {
         return true;
       }
+      const bool external = std::any_of(std::begin(string_externals), std::end(string_externals),
+                                        [&](const char* e) { return word == e; });
+      if (!external) {
+        continue;
+      }
+      const std::size_t before = prev_significant(start);
+      if (before != std::string_view::npos && text[before] == '.' && (before == 0 || text[before - 1] != '.')) {
+        continue;  // module.field
+      }
+      std::size_t after = i;
+      while (after < n && std::isspace(static_cast<unsigned char>(text[after]))) ++after;
+      if (after < n && text[after] == '=' && (after + 1 >= n || text[after + 1] != '=')) {
+        continue;  // meta key
+      }
+      return true;
+    } else if (std::isdigit(static_cast<unsigned char>(c))) {
+      while (i < n && is_ident_char(text[i])) ++i;  // numbers such as 10MB or 0x4d5a
+    } else {
+      ++i;
     }
   }
   return false;
 }
 
-// Adds a file's path and bytes to the rule-set digest.
-void digest_file(detail::sha256_hasher& h, const std::string& label, const fs::path& file) {
+}  // namespace detail
+
+namespace {
+
+// Adds a file's path and bytes to the rule-set digest. If text is given, the
+// bytes are also kept there.
+void digest_file(detail::sha256_hasher& h, const std::string& label, const fs::path& file,
+                 std::string* text = nullptr) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     throw scan_error(scan_errc::rules_invalid, file.string() + ": cannot read");
@@ -78,7 +152,11 @@ void digest_file(detail::sha256_hasher& h, const std::string& label, const fs::p
   std::vector<char> buf(1 << 16);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h.update(std::as_bytes(std::span(buf.data(), static_cast<std::size_t>(in.gcount()))));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    h.update(std::as_bytes(std::span(buf.data(), n)));
+    if (text != nullptr) {
+      text->append(buf.data(), n);
+    }
   }
 }
 
@@ -151,8 +229,9 @@ std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources) {
       yr_compiler_define_string_variable(compiler.get(), name, "");
     }
     for (const auto& [label, path] : yara_files) {
-      digest_file(digest, "yara:" + label, path);
-      set->uses_externals_ = set->uses_externals_ || mentions_external(path);
+      std::string text;
+      digest_file(digest, "yara:" + label, path, set->uses_externals_ ? nullptr : &text);
+      set->uses_externals_ = set->uses_externals_ || detail::yara_source_mentions_external(text);
       file_ptr f(std::fopen(path.c_str(), "rb"));
       if (!f) {
         throw scan_error(scan_errc::rules_invalid, path.string() + ": cannot open: " + std::strerror(errno));

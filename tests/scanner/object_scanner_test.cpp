@@ -323,3 +323,101 @@ TEST(ObjectScanner, YaraTimeoutIsRecordedNotFatal) {
   EXPECT_TRUE(e.content_complete);  // the hashes still cover the whole file
   EXPECT_FALSE(e.sha256.empty());
 }
+
+TEST(ObjectScanner, RulesThatOnlyMentionExternalsShareCachedResults) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::yara_result_cache cache;
+  // "filename" appears in a comment, a meta key, a string and a string identifier: none reads it.
+  sc::object_scanner scanner(lim, rules_from(tmp, R"(
+// keyed by filename? no
+rule marker {
+  meta:
+    filename = "not an external"
+  strings:
+    $filename = "filename=BORDERSCAN"
+  condition:
+    $filename
+})"),
+                             1 << 20, 1 << 10, &cache);
+  const auto data = bytes_of("Content-Disposition: filename=BORDERSCAN");
+  for (const char* path : {"/a/one.txt", "/b/two.bin"}) {
+    sc::memory_source src(data);
+    auto e = entry_for(path, data.size());
+    scanner.scan(e, src);
+    ASSERT_EQ(e.findings.size(), 1u) << path;
+    EXPECT_EQ(e.findings[0].path, path);
+  }
+  EXPECT_EQ(cache.hits(), 1u);
+}
+
+TEST(ObjectScanner, DuplicateContentIsClassifiedOnceThroughTheCache) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::yara_result_cache cache;
+  sc::object_scanner scanner(lim, rules_from(tmp, "rule never { condition: false }"), 1 << 20, 1 << 10, &cache);
+  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde", 33);
+  const std::string script = "#!/bin/sh\necho hello\n";
+  std::vector<std::pair<std::string, std::string>> seen;
+  for (const auto& [path, text] : std::vector<std::pair<std::string, std::string>>{
+           {"/a.png", png}, {"/run.sh", script}, {"/copy/b.dat", png}, {"/copy/run", script}}) {
+    const auto data = bytes_of(text);
+    sc::memory_source src(data);
+    auto e = entry_for(path, data.size());
+    scanner.scan(e, src);
+    seen.emplace_back(e.mime, e.description);
+  }
+  EXPECT_EQ(seen[0].first, "image/png");
+  EXPECT_EQ(seen[1].first, "text/x-shellscript");
+  EXPECT_NE(seen[0].second.find("PNG image data"), std::string::npos) << seen[0].second;
+  EXPECT_EQ(seen[2], seen[0]);
+  EXPECT_EQ(seen[3], seen[1]);
+  EXPECT_EQ(cache.type_hits(), 2u);
+
+  // Incomplete content is classified afresh and never stands in for a copy.
+  truncated_source src(10000, 6000);
+  auto e = entry_for("/short", 10000);
+  scanner.scan(e, src);
+  EXPECT_EQ(cache.type_hits(), 2u);
+}
+
+// A source that can only be read front to back, like a streamed archive member.
+class forward_only_source final : public sc::content_source {
+ public:
+  explicit forward_only_source(std::span<const std::byte> data) : data_(data) {}
+  std::uint64_t size() const override { return data_.size(); }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    if (offset < pos_) {
+      throw sc::scan_error(sc::scan_errc::read_failed, "cannot be read backwards");
+    }
+    if (offset >= data_.size()) return 0;
+    const std::size_t n = std::min<std::uint64_t>(out.size(), data_.size() - offset);
+    std::memcpy(out.data(), data_.data() + offset, n);
+    pos_ = offset + n;
+    return n;
+  }
+
+ private:
+  std::span<const std::byte> data_;
+  std::uint64_t pos_ = 0;
+};
+
+TEST(ObjectScanner, SkipKnownGoodNeverRereadsAForwardOnlySource) {
+  scratch_dir tmp;
+  sc::limits lim;
+  lim.skip_yara_for_known_good = true;
+  // A hash set (of something else) makes the scanner want the hash before YARA.
+  const std::string other = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  sc::object_scanner scanner(lim, rules_from(tmp, marker_rule, other, sc::hashset_kind::known_good), 4096, 512);
+  std::string text(20000, 'z');
+  text.replace(9000, 40, "xx BORDERSCAN-STRADDLE-MARKER-0123456789");
+  const auto data = bytes_of(text);
+  forward_only_source src(data);
+  auto e = entry_for("/member", data.size());
+  e.depth = 1;
+  const auto out = scanner.scan(e, src);
+  EXPECT_TRUE(out.errors.empty()) << out.errors.front().message;
+  EXPECT_TRUE(e.content_complete);
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_EQ(e.findings[0].rule, "straddle_marker");
+}

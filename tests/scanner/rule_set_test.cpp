@@ -79,3 +79,62 @@ TEST(RuleSet, CommunityRuleSetWithExternalsCompiles) {
   const auto rules = sc::rule_set::load(src);
   EXPECT_GT(rules->info().yara_rules, 5000u);
 }
+
+TEST(RuleSet, ExternalReferencesAreFoundLexically) {
+  using sc::detail::yara_source_mentions_external;
+  // References in conditions.
+  EXPECT_TRUE(yara_source_mentions_external(R"(rule a { condition: filename == "x.exe" })"));
+  EXPECT_TRUE(yara_source_mentions_external("rule a {\n condition:\n  extension matches /\\.jpe?g$/ }"));
+  EXPECT_TRUE(
+      yara_source_mentions_external("rule a { condition: uint16(0) == 0x5a4d and not (filepath contains \"x\") }"));
+  EXPECT_TRUE(yara_source_mentions_external("rule a { condition: owner!=\"root\" }"));
+  EXPECT_TRUE(yara_source_mentions_external("rule a { condition: filetype\n== \"PE\" }"));
+  EXPECT_TRUE(yara_source_mentions_external("rule a { condition: for any i in (1..filename) : (true) }"));
+  // When in doubt, yes: an include (not read), a rule or tag with the name, a comment left open.
+  EXPECT_TRUE(yara_source_mentions_external("include \"other.yar\"\nrule a { condition: true }"));
+  EXPECT_TRUE(yara_source_mentions_external("rule filename { condition: true }"));
+  EXPECT_TRUE(yara_source_mentions_external("rule a : owner { condition: true }"));
+  // Not references: comments, text strings, regular expressions, string
+  // identifiers, module fields, meta keys.
+  EXPECT_FALSE(yara_source_mentions_external(R"(
+// the filename is not used here
+/* nor the extension,
+   nor the owner */
+import "pe"
+rule a {
+  meta:
+    filetype = "PE"
+    owner="someone"
+    description = "checks filename \"and\" extension"
+  strings:
+    $filename = "filename=" ascii
+    $re = /filepath\/owner [^"]+ extension/ nocase
+    $hex = { 4D 5A [2-4] ?? 00 } // filename
+  condition:
+    pe.owner == 1 and #filename > 2 and @filename[1] < 100 and !filename[1] == 9 and $re and $hex
+    and filesize < 10MB and pe.number_of_sections \ 2 == 1
+})"));
+  // A quote inside a regular expression does not open a string that hides what follows.
+  EXPECT_TRUE(yara_source_mentions_external("rule a { strings: $r = /[^\"]+/ condition: $r and filename == \"a\" }"));
+  // ... and an escaped quote does not close one.
+  EXPECT_FALSE(yara_source_mentions_external(R"(rule a { strings: $s = "a \" filename" condition: $s })"));
+}
+
+TEST(RuleSet, ExternalsAreNotedOnlyWhenRulesReadThem) {
+  // The shipped rules only mention "extension" in a comment.
+  EXPECT_FALSE(borderscan::test::shipped_rules()->uses_externals());
+  const fs::path base = borderscan::test::corpus_dir() / "yara-community" / "signature-base";
+  // compile-noext.txt lists the files that compile without the externals; compile-together.txt adds
+  // those that need them.
+  for (const auto& [list, expected] :
+       {std::pair{"compile-noext.txt", false}, std::pair{"compile-together.txt", true}}) {
+    std::ifstream in(base / list);
+    ASSERT_TRUE(in) << list << " missing";
+    sc::rule_sources src;
+    for (std::string line; std::getline(in, line);) {
+      line.erase(line.find_last_not_of(" \t\r") + 1);
+      if (!line.empty()) src.rule_paths.push_back(base / line);
+    }
+    EXPECT_EQ(sc::rule_set::load(src)->uses_externals(), expected) << list;
+  }
+}

@@ -4,15 +4,18 @@
 // One object_scanner per thread: it owns a magic cookie, a YARA scanner and
 // its buffers. Not thread-safe; the rule_set it uses is shared and immutable.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "borderscan/scanner/limits.hpp"
@@ -49,22 +52,43 @@ struct object_outcome {
   std::vector<limit_hit> limits;
 };
 
-// YARA results of content already scanned in this scan, keyed by SHA-256
-// (plus the per-file externals when the rules read them), so duplicated
-// files are matched once. Shared by the threads of one scan; thread-safe.
-// Bounded: past max_entries it stops remembering.
+// What this scan already knows about content it has seen, so duplicated
+// files (and archive members that are copies of files) are examined once:
+//  - YARA results, keyed by SHA-256 (plus the per-file externals when the
+//    rules read them);
+//  - libmagic's MIME type and description, keyed by SHA-256 (libmagic sees
+//    only the bytes, so the same bytes get the same answer).
+// Shared by the threads of one scan; thread-safe. Bounded: past max_entries
+// (per kind) it stops remembering.
 class yara_result_cache {
  public:
+  struct content_type {
+    std::string mime;
+    std::string description;
+  };
+
   explicit yara_result_cache(std::size_t max_entries = 200'000) : max_entries_(max_entries) {}
   std::optional<std::vector<finding>> find(const std::string& key) const;
   void store(std::string key, std::vector<finding> findings);
-  std::uint64_t hits() const;
+  std::uint64_t hits() const;  // YARA results reused
+
+  using sha256_digest = std::array<std::uint8_t, 32>;
+  std::optional<content_type> find_type(const sha256_digest& sha256) const;
+  void store_type(const sha256_digest& sha256, const content_type& type);
+  std::uint64_t type_hits() const;  // libmagic results reused
 
  private:
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::vector<finding>> entries_;
+  struct digest_hash {
+    std::size_t operator()(const sha256_digest& d) const noexcept;
+  };
+  // Few distinct answers, many files: each (mime, description) is kept once.
+  std::set<std::pair<std::string, std::string>> type_names_;
+  std::unordered_map<sha256_digest, const std::pair<std::string, std::string>*, digest_hash> types_;
   std::size_t max_entries_;
   mutable std::uint64_t hits_ = 0;
+  mutable std::uint64_t type_hits_ = 0;
 };
 
 class object_scanner {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "borderscan/scanner/hashset.hpp"
@@ -57,6 +58,14 @@ class rule_set {
   ruleset_info info_;
   bool uses_externals_ = false;
 };
+
+namespace detail {
+// Whether YARA source text may refer to one of the external variables the
+// object scanner sets (filename, filepath, extension, filetype, owner).
+// Conservative: comments, strings, regular expressions, string identifiers,
+// module fields and meta keys do not count; anything else named so does.
+bool yara_source_mentions_external(std::string_view yara_source);
+}  // namespace detail
 
 // The rules directory shipped with the product: $BORDERSCAN_RULES, then
 // <exe>/../share/borderscan/rules, then the source tree's rules/.
