@@ -5,6 +5,8 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
+#include <type_traits>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -14,6 +16,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 namespace borderscan::server {
@@ -21,8 +27,15 @@ namespace borderscan::server {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
+namespace ssl = net::ssl;
 
-class session;
+// What the server knows of an open connection, whatever its stream type.
+class connection {
+ public:
+  virtual ~connection() = default;
+  // From any thread: ends the connection soon (server stop).
+  virtual void close() = 0;
+};
 
 // What every session needs, shared so that it outlives the server object
 // while the last handlers unwind.
@@ -40,9 +53,11 @@ struct server_state {
   std::string prefix;
   std::atomic<std::uint64_t> counter{0};
   std::atomic<std::size_t> open{0};
+  // Set by start() when TLS is configured; every connection is then TLS.
+  std::unique_ptr<ssl::context> tls;
 
   std::mutex mutex;
-  std::map<const session*, std::weak_ptr<session>> sessions;
+  std::map<const connection*, std::weak_ptr<connection>> sessions;
 };
 
 namespace {
@@ -64,25 +79,85 @@ bool usable_request_id(std::string_view id) {
 
 bool quiet_close(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted ||
-         ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::broken_pipe;
+         ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+         ec == ssl::error::stream_truncated;
+}
+
+// The OpenSSL reason of a failed load ("No such file or directory", "key
+// values mismatch", "no start line", ...).
+std::string tls_reason(const beast::error_code& ec) {
+  std::string reason = ec.message();
+  return reason.empty() ? std::string("unknown OpenSSL error") : reason;
+}
+
+// Loads the certificate chain and key into a server context: TLS 1.2 and later,
+// no renegotiation. Throws std::runtime_error naming the file and the reason.
+std::unique_ptr<ssl::context> make_tls_context(const std::filesystem::path& certificate,
+                                               const std::filesystem::path& private_key) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  if (SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1) {
+    throw std::runtime_error("TLS: cannot set the minimum protocol version to TLS 1.2");
+  }
+  SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Never prompt for a passphrase (OpenSSL would ask on the terminal): an
+  // encrypted key fails to load instead.
+  ctx->set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); });
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(certificate.string(), ec);
+  if (ec) {
+    throw std::runtime_error("TLS: cannot load the certificate chain " + certificate.string() +
+                             " (http.tls_certificate): " + tls_reason(ec));
+  }
+  ctx->use_private_key_file(private_key.string(), ssl::context::pem, ec);
+  const bool mismatch = ec && ec.category() == net::error::get_ssl_category() &&
+                        ERR_GET_LIB(static_cast<unsigned long>(ec.value())) == ERR_LIB_X509 &&
+                        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
+  if (mismatch || (!ec && SSL_CTX_check_private_key(ctx->native_handle()) != 1)) {
+    throw std::runtime_error("TLS: the private key " + private_key.string() +
+                             " (http.tls_private_key) does not match the certificate " + certificate.string());
+  }
+  if (ec) {
+    throw std::runtime_error(
+        "TLS: cannot load the private key " + private_key.string() + " (http.tls_private_key): " + tls_reason(ec) +
+        (ec.category() == net::error::get_ssl_category() ? " (an unencrypted PEM key is expected)" : ""));
+  }
+  return ctx;
 }
 
 }  // namespace
 
-class session : public std::enable_shared_from_this<session> {
+// One connection. `Stream` is beast::tcp_stream (plain HTTP) or
+// beast::ssl_stream<beast::tcp_stream> (TLS); everything above the stream is
+// the same code. Deadlines are set on the TCP layer, so they bound the TLS
+// records (and the handshake) as well.
+template <class Stream>
+class session : public connection, public std::enable_shared_from_this<session<Stream>> {
+  static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using std::enable_shared_from_this<session<Stream>>::shared_from_this;
+  using std::enable_shared_from_this<session<Stream>>::weak_from_this;
+
  public:
-  session(tcp::socket&& socket, std::shared_ptr<server_state> state)
+  session(tcp::socket&& socket, std::shared_ptr<server_state> state) requires(!is_tls)
       : stream_(std::move(socket)),
         state_(std::move(state)),
         buffer_(state_->settings.header_limit_bytes + 64 * 1024),
-        timer_(stream_.get_executor()) {
-    beast::error_code ec;
-    const auto ep = stream_.socket().remote_endpoint(ec);
-    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-    state_->stats.on_connection_opened();
+        timer_(stream_.get_executor()),
+        stop_timer_(stream_.get_executor()) {
+    init();
   }
 
-  ~session() {
+  session(tcp::socket&& socket, std::shared_ptr<server_state> state, ssl::context& ctx) requires(is_tls)
+      : stream_(std::move(socket), ctx),
+        state_(std::move(state)),
+        buffer_(state_->settings.header_limit_bytes + 64 * 1024),
+        timer_(stream_.get_executor()),
+        stop_timer_(stream_.get_executor()) {
+    init();
+  }
+
+  ~session() override {
     state_->stats.on_connection_closed();
     --state_->open;
     std::lock_guard lock(state_->mutex);
@@ -94,28 +169,80 @@ class session : public std::enable_shared_from_this<session> {
       std::lock_guard lock(state_->mutex);
       state_->sessions[this] = weak_from_this();
     }
-    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::do_read_header, shared_from_this()));
+    // header_timeout runs from here: it covers the TLS handshake and the first
+    // request head together.
+    first_deadline_ = std::chrono::steady_clock::now() + settings().header_timeout;
+    if constexpr (is_tls) {
+      net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_handshake(); });
+    } else {
+      net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::do_read_header, shared_from_this()));
+    }
   }
 
-  // From any thread: ends the connection at once (server stop).
-  void close() {
+  // From any thread: ends the connection (server stop). Plain: at once. TLS:
+  // pending I/O is cancelled and a close_notify sent, bounded in time.
+  void close() override {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       beast::error_code ec;
+      self->stopping_ = true;
       self->timer_.cancel();
-      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-      self->stream_.close();
+      if constexpr (is_tls) {
+        // The cancelled operation's handler ends in do_close(), which sends
+        // the close_notify; this timer closes the socket whatever happens.
+        self->stop_timer_.expires_after(std::chrono::milliseconds(1500));
+        self->stop_timer_.async_wait([weak = self->weak_from_this()](beast::error_code wait_ec) {
+          if (auto s = weak.lock(); s && !wait_ec) {
+            s->lowest().close();
+          }
+        });
+        self->lowest().cancel();
+      } else {
+        self->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->lowest().close();
+      }
     });
   }
 
  private:
+  void init() {
+    beast::error_code ec;
+    const auto ep = lowest().socket().remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+    state_->stats.on_connection_opened();
+  }
+
   const http_settings& settings() const { return state_->settings; }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void do_handshake() {
+    lowest().expires_at(first_deadline_);
+    stream_.async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        if (ec != beast::error::timeout && ec != net::error::operation_aborted) {
+          spdlog::debug("connection {}: TLS handshake failed: {}", self->remote_, ec.message());
+        }
+        self->closing_ = true;
+        return self->lowest().close();
+      }
+      self->handshake_done_ = true;
+      self->do_read_header();
+    });
+  }
 
   void do_read_header() {
+    if (stopping_) {
+      return do_close(net::error::operation_aborted);
+    }
     head_parser_.emplace();
     head_parser_->header_limit(settings().header_limit_bytes);
     // The body limit depends on the route; each body parser sets its own.
     head_parser_->body_limit(boost::none);
-    stream_.expires_after(first_request_ ? settings().header_timeout : settings().idle_timeout);
+    request_read_ = false;
+    if (first_request_) {
+      lowest().expires_at(first_deadline_);
+    } else {
+      lowest().expires_after(settings().idle_timeout);
+    }
     http::async_read_header(stream_, buffer_, *head_parser_,
                             beast::bind_front_handler(&session::on_read_header, shared_from_this()));
   }
@@ -150,7 +277,7 @@ class session : public std::enable_shared_from_this<session> {
   void do_read_body() {
     body_parser_.emplace(std::move(*head_parser_));
     body_parser_->body_limit(settings().body_limit_bytes);
-    stream_.expires_after(settings().read_timeout);
+    lowest().expires_after(settings().read_timeout);
     http::async_read(stream_, buffer_, *body_parser_,
                      beast::bind_front_handler(&session::on_read_body, shared_from_this()));
   }
@@ -168,6 +295,7 @@ class session : public std::enable_shared_from_this<session> {
       }
       return do_close(ec);
     }
+    request_read_ = true;
     send(state_->routes.handle(body_parser_->release(), request_id_));
   }
 
@@ -190,7 +318,7 @@ class session : public std::enable_shared_from_this<session> {
     if (expects_continue) {
       // curl and kiosks wait for this before sending a large body.
       continue_ = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(settings().read_timeout);
+      lowest().expires_after(settings().read_timeout);
       return net::async_write(stream_, net::buffer(continue_),
                               [self = shared_from_this()](beast::error_code ec, std::size_t) {
                                 if (ec) {
@@ -205,7 +333,7 @@ class session : public std::enable_shared_from_this<session> {
   void do_read_upload() {
     // The deadline restarts with every read: a slow but steady client is fine,
     // a silent one is cut off after read_timeout.
-    stream_.expires_after(settings().read_timeout);
+    lowest().expires_after(settings().read_timeout);
     http::async_read_some(stream_, buffer_, *upload_parser_,
                           beast::bind_front_handler(&session::on_read_upload, shared_from_this()));
   }
@@ -221,6 +349,7 @@ class session : public std::enable_shared_from_this<session> {
     if (!upload_parser_->is_done()) {
       return do_read_upload();
     }
+    request_read_ = true;
     send(state_->routes.finish_upload(std::move(upload_), request_id_));
   }
 
@@ -260,7 +389,7 @@ class session : public std::enable_shared_from_this<session> {
     msg.prepare_payload();
     keep_alive_ = msg.keep_alive();
     log_request(msg.result_int(), msg.body().size(), res.route);
-    stream_.expires_after(settings().read_timeout);
+    lowest().expires_after(settings().read_timeout);
     beast::async_write(stream_, http::message_generator(std::move(msg)),
                        beast::bind_front_handler(&session::on_write, shared_from_this()));
   }
@@ -270,6 +399,12 @@ class session : public std::enable_shared_from_this<session> {
       return do_close(ec);
     }
     if (!keep_alive_) {
+      if constexpr (is_tls) {
+        // The whole request was read: nothing to discard, close_notify at once.
+        if (request_read_) {
+          return do_close({});
+        }
+      }
       return do_linger();
     }
     do_read_header();
@@ -277,13 +412,17 @@ class session : public std::enable_shared_from_this<session> {
 
   // Lingering close (as nginx does): after answering a request whose body we
   // did not read, stop sending and discard what the client still sends for a
-  // short while, so it reads our answer instead of a connection reset.
+  // short while, so it reads our answer instead of a connection reset. With
+  // TLS the close_notify comes after the discarding (OpenSSL fails on data
+  // that arrives after it), so the client sees the end of the stream later.
   void do_linger() {
     timer_.cancel();
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if constexpr (!is_tls) {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
     linger_buffer_ = std::make_unique<char[]>(linger_chunk);
-    stream_.expires_after(std::chrono::seconds(2));
+    lowest().expires_after(std::chrono::seconds(2));
     do_linger_read();
   }
 
@@ -292,7 +431,15 @@ class session : public std::enable_shared_from_this<session> {
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->lingered_ += n;
                               if (!ec && self->lingered_ < max_linger_bytes) {
-                                self->do_linger_read();
+                                return self->do_linger_read();
+                              }
+                              if constexpr (is_tls) {
+                                // eof: the client's close_notify; answer it. Else just close.
+                                if (ec == net::error::eof) {
+                                  return self->do_close({});
+                                }
+                                self->closing_ = true;
+                                self->lowest().close();
                               }
                             });
   }
@@ -310,7 +457,7 @@ class session : public std::enable_shared_from_this<session> {
     events_head_->chunked(true);
     events_serializer_.emplace(*events_head_);
     log_request(200, 0, res.route);
-    stream_.expires_after(settings().read_timeout);
+    lowest().expires_after(settings().read_timeout);
     http::async_write_header(stream_, *events_serializer_,
                              [self = shared_from_this()](beast::error_code ec, std::size_t) {
                                if (ec) {
@@ -338,12 +485,14 @@ class session : public std::enable_shared_from_this<session> {
       return timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (!ec) {
           self->do_next_event();
+        } else if (self->stopping_) {
+          self->do_close(ec);
         }
       });
     }
     last_event_ = now;
     event_text_ = std::move(text);
-    stream_.expires_after(settings().read_timeout);
+    lowest().expires_after(settings().read_timeout);
     net::async_write(stream_, http::make_chunk(net::buffer(event_text_)),
                      [self = shared_from_this(), done](beast::error_code ec, std::size_t) {
                        if (ec) {
@@ -354,6 +503,8 @@ class session : public std::enable_shared_from_this<session> {
                          return self->timer_.async_wait([self](beast::error_code ec2) {
                            if (!ec2) {
                              self->do_next_event();
+                           } else if (self->stopping_) {
+                             self->do_close(ec2);
                            }
                          });
                        }
@@ -370,21 +521,43 @@ class session : public std::enable_shared_from_this<session> {
       spdlog::debug("connection {} closed: {}", remote_, ec.message());
     }
     timer_.cancel();
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if constexpr (is_tls) {
+      if (closing_) {
+        return;
+      }
+      closing_ = true;
+      // A clean end (or a server stop) gets a close_notify, bounded in time;
+      // after a timeout, a reset or a TLS error the socket is just closed.
+      const bool clean =
+          !ec || ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted;
+      if (!handshake_done_ || !clean) {
+        return lowest().close();
+      }
+      lowest().expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->lowest().close(); });
+    } else {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
   }
 
   static constexpr std::size_t linger_chunk = 64 * 1024;
   static constexpr std::uint64_t max_linger_bytes = 256ULL << 20;
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   std::shared_ptr<server_state> state_;
   std::unique_ptr<char[]> linger_buffer_;
   std::uint64_t lingered_ = 0;
   beast::flat_buffer buffer_;
   net::steady_timer timer_;
+  net::steady_timer stop_timer_;  // TLS: bounds the close at server stop
   std::string remote_;
   bool first_request_ = true;
+  std::chrono::steady_clock::time_point first_deadline_;
+  bool request_read_ = false;    // the current request was read whole
+  bool handshake_done_ = false;  // TLS
+  bool closing_ = false;         // TLS: close_notify sent or socket closed
+  bool stopping_ = false;        // close() was called
 
   std::optional<http::request_parser<http::empty_body>> head_parser_;
   std::optional<http::request_parser<http::string_body>> body_parser_;
@@ -447,7 +620,11 @@ class listener : public std::enable_shared_from_this<listener> {
       socket.close(ignored);
     } else {
       ++state_->open;
-      std::make_shared<session>(std::move(socket), state_)->run();
+      if (state_->tls) {
+        std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), state_, *state_->tls)->run();
+      } else {
+        std::make_shared<session<beast::tcp_stream>>(std::move(socket), state_)->run();
+      }
     }
     do_accept();
   }
@@ -467,6 +644,13 @@ http_server::~http_server() {
 }
 
 tcp::endpoint http_server::start(const std::string& host, std::uint16_t port) {
+  const auto& s = state_->settings;
+  if (!s.tls_certificate.empty() || !s.tls_private_key.empty()) {
+    if (s.tls_certificate.empty() || s.tls_private_key.empty()) {
+      throw std::runtime_error("TLS needs both http.tls_certificate and http.tls_private_key");
+    }
+    state_->tls = make_tls_context(s.tls_certificate, s.tls_private_key);
+  }
   const auto address = net::ip::make_address(host);
   auto l = std::make_shared<listener>(ioc_, tcp::endpoint(address, port), state_);
   const tcp::endpoint bound = l->local_endpoint();
@@ -490,7 +674,7 @@ void http_server::stop() {
   }
   stopped_ = true;
   stop_accepting();
-  std::vector<std::shared_ptr<session>> open;
+  std::vector<std::shared_ptr<connection>> open;
   {
     std::lock_guard lock(state_->mutex);
     for (auto& [ptr, weak] : state_->sessions) {

@@ -1,6 +1,8 @@
 #pragma once
 // The transport: a listener accepting on a strand, one session per
 // connection (kept alive by shared_from_this), each calling the router.
+// With TLS configured every connection is TLS; the same session code serves
+// both (a template over the stream type).
 // Upload bodies stream to the spool; SSE responses are chunked. I/O runs on
 // `io_threads` threads of its own; nothing here blocks on a scan.
 
@@ -43,8 +45,10 @@ class http_server {
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
 
-  // Binds, listens and starts the I/O threads. Port 0 picks an ephemeral
-  // port; the bound endpoint is returned. Throws std::system_error.
+  // Loads the TLS certificate and key when both are set, then binds, listens
+  // and starts the I/O threads. Port 0 picks an ephemeral port; the bound
+  // endpoint is returned. Throws std::system_error (bind, listen) or
+  // std::runtime_error (TLS files, naming the file and the OpenSSL reason).
   boost::asio::ip::tcp::endpoint start(const std::string& host, std::uint16_t port);
   // No new connections; open ones keep being served (drain).
   void stop_accepting();
