@@ -315,6 +315,9 @@ class session : public connection, public std::enable_shared_from_this<session<S
     upload_parser_.emplace(std::move(*head_parser_));
     upload_parser_->body_limit(state_->routes.max_image_bytes());
     upload_parser_->get().body() = &upload_->file();
+    // Beast reads max(512, free capacity) per read_some: without room, a
+    // multi-GiB body arrives in 512-byte reads (0.06x the speed of cat).
+    buffer_.reserve(buffer_.max_size());
     if (expects_continue) {
       // curl and kiosks wait for this before sending a large body.
       continue_ = "HTTP/1.1 100 Continue\r\n\r\n";
