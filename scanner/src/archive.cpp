@@ -237,6 +237,7 @@ class member_stream final : public content_source {
       : archive_(a), size_(size), meter_(meter) {}
   std::uint64_t size() const override { return size_.value_or(0); }
   bool size_known() const override { return size_.has_value(); }
+  bool forward_only() const override { return true; }
   std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
     if (offset < pos_) {
       throw scan_error(scan_errc::read_failed, "streamed archive member cannot be read backwards");

@@ -534,12 +534,9 @@ struct object_scanner::impl {
       // Large object: read the first block for libmagic, then let YARA pull
       // overlapping blocks while the hashes are fed in order.
       bool skip_yara = false;
-      // Hashing first means reading twice. A streamed archive member can be
-      // read only once, front to back: top-level files (from the image) and
-      // members held in memory can be read again; for anything else YARA runs
-      // whatever the hash (reading it again would fail and lose the content).
-      const bool can_reread = entry.depth == 0 || dynamic_cast<const memory_source*>(&source) != nullptr;
-      if (can_skip_known && !truncated_by_limit && can_reread) {
+      // Hashing first means reading twice: a forward-only source gets YARA
+      // whatever its hash (reading it again would fail and lose the content).
+      if (can_skip_known && !truncated_by_limit && !source.forward_only()) {
         // Knowing the hash first costs a separate pass, which only this option asks for.
         read_rest();
         if (!cur.failed) {

@@ -22,12 +22,12 @@ bool remove_spooled(const scan_record& scan) {
 }  // namespace
 
 void retire_image(report_store& store, const clock& clk, const retention_policy& policy, const scan_record& scan,
-                  scan_outcome outcome, const std::optional<std::string>& verdict) {
+                  scan_outcome outcome) {
   if (policy.keep_all) {
     return;
   }
   std::int64_t keep_ms = 0;
-  if (outcome == scan_outcome::done && verdict == std::string("flagged")) {
+  if (outcome == scan_outcome::flagged) {
     keep_ms = policy.keep_flagged_ms;
   } else if (outcome == scan_outcome::failed) {
     keep_ms = policy.keep_failed_ms;

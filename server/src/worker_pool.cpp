@@ -45,10 +45,9 @@ void worker_pool::do_work(std::stop_token stop) {
   }
 }
 
-void worker_pool::retire(const scan_record& scan, scan_outcome outcome,
-                         const std::optional<std::string>& verdict) const {
+void worker_pool::retire(const scan_record& scan, scan_outcome outcome) const {
   try {
-    retire_image(store_, clock_, settings_.retention, scan, outcome, verdict);
+    retire_image(store_, clock_, settings_.retention, scan, outcome);
   } catch (const std::exception& e) {
     // Not recording the retention leaves the image on the spool: the start-up
     // sweep deletes it, never a report.
@@ -82,7 +81,7 @@ void worker_pool::run_one(job_state& job) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     metrics_.on_scan_done(scanner::to_string(report.result), seconds, report.summary.files + report.summary.directories,
                           report.summary.bytes);
-    retire(scan, scan_outcome::done, std::string(scanner::to_string(report.result)));
+    retire(scan, report.result == scanner::verdict::flagged ? scan_outcome::flagged : scan_outcome::done);
     spdlog::info("job={} state=done verdict={} score={} files={} seconds={:.3f} ruleset={}", scan.id,
                  scanner::to_string(report.result), report.score, report.summary.files, seconds, report.ruleset.digest);
   } catch (const std::exception& e) {

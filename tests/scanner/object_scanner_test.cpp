@@ -386,6 +386,7 @@ class forward_only_source final : public sc::content_source {
  public:
   explicit forward_only_source(std::span<const std::byte> data) : data_(data) {}
   std::uint64_t size() const override { return data_.size(); }
+  bool forward_only() const override { return true; }
   std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
     if (offset < pos_) {
       throw sc::scan_error(sc::scan_errc::read_failed, "cannot be read backwards");

@@ -146,12 +146,15 @@ http_result http_call(std::uint16_t port, http::verb method, const std::string& 
   http::response_parser<http::string_body> parser;
   parser.body_limit(256 << 20);
   http::read(stream, buffer, parser, ec);
-  http_result out;
   if (ec) {
     ADD_FAILURE() << "no response to " << target << ": " << ec.message();
-    return out;
+    return {};
   }
-  const auto& res = parser.get();
+  return to_result(parser.get());
+}
+
+http_result to_result(const http::response<http::string_body>& res) {
+  http_result out;
   out.status = res.result_int();
   for (const auto& f : res) {
     std::string name(f.name_string());

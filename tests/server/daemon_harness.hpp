@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
@@ -67,6 +69,9 @@ struct http_result {
     return it == headers.end() ? std::string() : it->second;
   }
 };
+
+// A parsed response as http_result (header names lower-cased).
+http_result to_result(const boost::beast::http::response<boost::beast::http::string_body>& res);
 
 // One request on a fresh connection. Body write errors are ignored (the
 // server may answer before reading the body) and the response is read.

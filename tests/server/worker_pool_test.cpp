@@ -34,8 +34,8 @@ scanner::report wait_for_cancel(const scan_request& r) {
   return {};
 }
 
-std::string submit(wired& w) {
-  const auto path = w.spool / "x.img";
+std::string submit(wired& w, const std::string& file_name = "x.img") {
+  const auto path = w.spool / file_name;
   std::ofstream(path) << "image";
   scan_record s;
   s.id = w.ids.next();
@@ -186,19 +186,9 @@ TEST(WorkerPool, KeepsFlaggedImagesOnlyAndTheSweepDeletesThemWhenTheirTimeComes)
   settings.retention.keep_flagged_ms = 86'400'000;
   worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, settings);
   pool.start();
-  const auto submit_named = [&](const std::string& name) {
-    const auto path = w.spool / name;
-    std::ofstream(path) << "image";
-    scan_record s;
-    s.id = w.ids.next();
-    s.image_sha256 = std::string(64, 'a');
-    s.spool_path = path.string();
-    w.queue.submit(w.queue.reserve(), s);
-    return s.id;
-  };
-  const std::string flagged = submit_named("flagged.img");
+  const std::string flagged = submit(w, "flagged.img");
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(flagged)->image_kept_until.has_value(); }));
-  const std::string clean = submit_named("clean.img");
+  const std::string clean = submit(w, "clean.img");
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(clean)->status == scan_status::done; }));
   ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(w.spool / "clean.img"); }));
   EXPECT_FALSE(w.store.find_scan(clean)->image_kept_until);

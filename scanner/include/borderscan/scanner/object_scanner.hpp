@@ -33,6 +33,9 @@ class content_source {
   // False for streams whose length is only known at their end (a raw .gz
   // member): size() is then meaningless and reading stops at the end.
   virtual bool size_known() const { return true; }
+  // True for streams that can be read only once, front to back (a streamed
+  // archive member): reading them again to hash first would lose the content.
+  virtual bool forward_only() const { return false; }
   virtual std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) = 0;
 };
 

@@ -22,12 +22,12 @@ struct retention_policy {
   std::int64_t keep_failed_ms = 0;   // 0: failed images go when their scan ends
 };
 
-enum class scan_outcome { done, failed, cancelled };
+enum class scan_outcome { done, flagged, failed, cancelled };  // flagged: done with verdict flagged
 
 // Deletes the spooled image of a scan that just ended, or marks it kept
 // according to the policy. Never throws for a file-system error (logged).
 void retire_image(report_store& store, const clock& clk, const retention_policy& policy, const scan_record& scan,
-                  scan_outcome outcome, const std::optional<std::string>& verdict);
+                  scan_outcome outcome);
 
 class retention_sweeper {
  public:

@@ -40,7 +40,7 @@ class worker_pool {
  private:
   void do_work(std::stop_token stop);
   void run_one(job_state& job);
-  void retire(const scan_record& scan, scan_outcome outcome, const std::optional<std::string>& verdict = {}) const;
+  void retire(const scan_record& scan, scan_outcome outcome) const;
 
   job_queue& queue_;
   scan_runner& runner_;
