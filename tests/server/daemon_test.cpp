@@ -424,6 +424,66 @@ TEST_F(Daemon, MisbehavingWorkersFailTheirScansWhileOthersCompleteAndHealthStays
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+// Processes whose command line names `needle` (a worker left behind would
+// still name its spool image).
+std::vector<std::string> processes_naming(const std::string& needle) {
+  std::vector<std::string> found;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const auto pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::ifstream in(e.path() / "cmdline");
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(needle) != std::string::npos) {
+      found.push_back(pid);
+    }
+  }
+  return found;
+}
+
+TEST_F(Daemon, EveryHostileImageEndsDoneOrFailedWithAReasonNeverHung) {
+  const auto images = test::hostile_images(scratch_.path());
+  ASSERT_GE(images.size(), 11U);
+
+  auto& d = start({.workers = 2, .queue_capacity = 32, .extra_config = "[worker]\ntimeout_seconds = 10\n"});
+  std::vector<std::pair<std::string, std::filesystem::path>> scans;
+  for (const auto& image : images) {
+    if (std::filesystem::file_size(image) == 0) {
+      // Nothing to scan: refused at the door with a reason, not queued.
+      expect_problem(http_call(d.port(), http::verb::post, "/api/v1/scans", ""), 400, image.string());
+      continue;
+    }
+    scans.emplace_back(submit(d, read_file(image), "hostile"), image);
+  }
+  for (const auto& [id, image] : scans) {
+    ASSERT_FALSE(id.empty()) << image;
+    std::string status;
+    ASSERT_TRUE(eventually(
+        [&] {
+          status = scan_status(d, id).value("status", "");
+          return status == "done" || status == "failed";
+        },
+        std::chrono::seconds(120)))
+        << image << " is still " << status << "\n"
+        << d.log();
+    const json record = scan_status(d, id);
+    if (status == "done") {
+      const json report = fetch_report(d, id);
+      EXPECT_TRUE(report.at("verdict") != "clean" || !report.at("warnings").empty() ||
+                  image.filename() == "fatcat-infinite-file.img")
+          << image << ": a hostile image ended clean without a word\n"
+          << report.dump(1);
+    } else {
+      EXPECT_EQ(image.filename(), test::libtsk_hang_image) << image << ": " << record.dump();
+      EXPECT_EQ(record.at("error"), "timed out after 10 s") << record.dump();
+    }
+    EXPECT_EQ(http_get(d.port(), "/healthz").status, 200U) << image;
+  }
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  EXPECT_EQ(processes_naming(d.spool_dir().string()), std::vector<std::string>{}) << "a worker outlived the daemon";
+}
+
 TEST_F(Daemon, KeepsFlaggedImagesForTheConfiguredDaysAndAuditsTheirLife) {
   auto& d = start({.storage_extra = "keep_flagged_days = 2\n"});
   const std::string flagged = submit(d, fat_image());

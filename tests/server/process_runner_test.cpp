@@ -169,21 +169,11 @@ TEST(ProcessRunner, EveryHostileImageEndsDoneOrFailedNeverHung) {
   auto s = settings_for(BORDERSCAN_CLI);
   s.timeout = std::chrono::seconds(60);
   server::process_runner runner(s);
-  std::vector<fs::path> images;
-  for (const auto& e : fs::directory_iterator(test::corpus_dir() / "hostile")) {
-    const auto name = e.path().filename().string();
-    if (name.ends_with(".img")) {
-      images.push_back(e.path());
-    } else if (name.ends_with(".img.gz")) {
-      images.push_back(test::gunzip_to(e.path(), tmp.path()));
-    }
-  }
-  // And the image found by fuzzing on which libtsk itself never returns.
-  images.push_back(test::source_dir() / "tests" / "fuzz" / "hangs" / "ext3-indirect-run-hang.img");
+  const auto images = test::hostile_images(tmp.path());
   ASSERT_GE(images.size(), 11u);
   for (const auto& image : images) {
     auto hang_settings = s;
-    if (image.filename() == "ext3-indirect-run-hang.img") {
+    if (image.filename() == test::libtsk_hang_image) {
       hang_settings.timeout = std::chrono::seconds(3);
     }
     server::process_runner r(hang_settings);
@@ -197,7 +187,7 @@ TEST(ProcessRunner, EveryHostileImageEndsDoneOrFailedNeverHung) {
           << image;
     } catch (const server::scan_failed& e) {
       EXPECT_FALSE(std::string(e.what()).empty()) << image;
-      EXPECT_EQ(image.filename(), "ext3-indirect-run-hang.img") << image << ": " << e.what();
+      EXPECT_EQ(image.filename(), test::libtsk_hang_image) << image << ": " << e.what();
     }
   }
   expect_no_children();

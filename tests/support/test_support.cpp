@@ -83,6 +83,20 @@ fs::path gunzip_to(const fs::path& gz, const fs::path& dir) {
   return out;
 }
 
+std::vector<fs::path> hostile_images(const fs::path& dir) {
+  std::vector<fs::path> images;
+  for (const auto& e : fs::directory_iterator(corpus_dir() / "hostile")) {
+    const auto name = e.path().filename().string();
+    if (name.ends_with(".img")) {
+      images.push_back(e.path());
+    } else if (name.ends_with(".img.gz")) {
+      images.push_back(gunzip_to(e.path(), dir));
+    }
+  }
+  images.push_back(source_dir() / "tests" / "fuzz" / "hangs" / libtsk_hang_image);
+  return images;
+}
+
 namespace {
 
 std::string read_file(const fs::path& p) {

@@ -34,6 +34,11 @@ class scratch_dir {
 // Decompresses a .gz from the corpus into dir; returns the new path.
 std::filesystem::path gunzip_to(const std::filesystem::path& gz, const std::filesystem::path& dir);
 
+// Every image of the corpus's hostile/ folder (.gz ones decompressed into
+// dir), plus the fuzzer's image on which libtsk itself never returns.
+std::vector<std::filesystem::path> hostile_images(const std::filesystem::path& dir);
+inline constexpr const char* libtsk_hang_image = "ext3-indirect-run-hang.img";
+
 // Adds a gtest failure for every schema violation; returns true if valid.
 bool validate_report(const nlohmann::json& report);
 
