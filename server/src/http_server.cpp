@@ -312,12 +312,21 @@ class session : public connection, public std::enable_shared_from_this<session<S
     }
     upload_ = std::get<std::unique_ptr<upload>>(std::move(begun));
     const bool expects_continue = beast::iequals(head_parser_->get()[http::field::expect], "100-continue");
-    upload_parser_.emplace(std::move(*head_parser_));
-    upload_parser_->body_limit(state_->routes.max_image_bytes());
-    upload_parser_->get().body() = &upload_->file();
-    // Beast reads max(512, free capacity) per read_some: without room, a
-    // multi-GiB body arrives in 512-byte reads (0.06x the speed of cat).
-    buffer_.reserve(buffer_.max_size());
+    if (length && !head_parser_->chunked()) {
+      // A body of known length is plain bytes: read it straight from the
+      // stream in large pieces. Beast's parser reads at most 64 KiB at a time
+      // with a handler and a timer each, which costs a multi-GiB upload
+      // about a third of its speed.
+      upload_remaining_ = *length;
+      upload_buffer_ = std::make_unique<char[]>(upload_read_bytes);
+    } else {
+      upload_parser_.emplace(std::move(*head_parser_));
+      upload_parser_->body_limit(state_->routes.max_image_bytes());
+      upload_parser_->get().body() = &upload_->file();
+      // Beast reads max(512, free capacity) per read_some: without room, a
+      // multi-GiB body arrives in 512-byte reads (0.06x the speed of cat).
+      buffer_.reserve(buffer_.max_size());
+    }
     if (expects_continue) {
       // curl and kiosks wait for this before sending a large body.
       continue_ = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -334,11 +343,62 @@ class session : public connection, public std::enable_shared_from_this<session<S
   }
 
   void do_read_upload() {
+    if (upload_buffer_) {
+      // Body bytes that arrived with the header go first.
+      const auto early = std::min<std::uint64_t>(buffer_.size(), upload_remaining_);
+      const bool written = write_upload(static_cast<const char*>(buffer_.data().data()), early);
+      buffer_.consume(early);
+      if (written) {
+        read_raw_upload();
+      }
+      return;
+    }
     // The deadline restarts with every read: a slow but steady client is fine,
     // a silent one is cut off after read_timeout.
     lowest().expires_after(settings().read_timeout);
     http::async_read_some(stream_, buffer_, *upload_parser_,
                           beast::bind_front_handler(&session::on_read_upload, shared_from_this()));
+  }
+
+  void read_raw_upload() {
+    if (upload_remaining_ == 0) {
+      return end_upload();
+    }
+    lowest().expires_after(settings().read_timeout);
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(upload_read_bytes, upload_remaining_));
+    stream_.async_read_some(net::buffer(upload_buffer_.get(), want),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (!self->write_upload(self->upload_buffer_.get(), n)) {
+                                return;
+                              }
+                              if (ec) {
+                                return self->abandon_upload(ec);  // the client left mid-body
+                              }
+                              self->read_raw_upload();
+                            });
+  }
+
+  // Appends to the spool file; on a write error answers (507) and returns false.
+  bool write_upload(const char* data, std::size_t size) {
+    if (size == 0) {
+      return true;
+    }
+    beast::error_code ec;
+    upload_->file().write(data, size, ec);
+    upload_remaining_ -= size;
+    if (ec) {
+      keep_alive_ = false;
+      upload_buffer_.reset();
+      send(state_->routes.upload_failed(std::move(upload_), ec, request_id_));
+      return false;
+    }
+    return true;
+  }
+
+  void end_upload() {
+    upload_buffer_.reset();
+    request_read_ = true;
+    send(state_->routes.finish_upload(std::move(upload_), request_id_));
   }
 
   void on_read_upload(beast::error_code ec, std::size_t) {
@@ -352,14 +412,14 @@ class session : public connection, public std::enable_shared_from_this<session<S
     if (!upload_parser_->is_done()) {
       return do_read_upload();
     }
-    request_read_ = true;
-    send(state_->routes.finish_upload(std::move(upload_), request_id_));
+    end_upload();
   }
 
   void abandon_upload(beast::error_code ec) {
     spdlog::warn("request={} {} {} {} upload abandoned after {} bytes ({}); nothing kept", request_id_, remote_,
                  method_, target_, upload_ ? upload_->file().size() : 0, ec.message());
     upload_.reset();
+    upload_buffer_.reset();
     do_close(ec);
   }
 
@@ -545,6 +605,8 @@ class session : public connection, public std::enable_shared_from_this<session<S
   }
 
   static constexpr std::size_t linger_chunk = 64 * 1024;
+  // One read of an upload body; held only while the body is read.
+  static constexpr std::size_t upload_read_bytes = 1 << 20;
   static constexpr std::uint64_t max_linger_bytes = 256ULL << 20;
 
   Stream stream_;
@@ -566,6 +628,8 @@ class session : public connection, public std::enable_shared_from_this<session<S
   std::optional<http::request_parser<http::string_body>> body_parser_;
   std::optional<http::request_parser<spool_body>> upload_parser_;
   std::unique_ptr<upload> upload_;
+  std::unique_ptr<char[]> upload_buffer_;  // set while a body of known length is read raw
+  std::uint64_t upload_remaining_ = 0;
   std::string continue_;
 
   std::string request_id_, method_, target_;

@@ -21,6 +21,8 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+constexpr std::uint64_t write_behind_bytes = 8 << 20;
+
 [[noreturn]] void bad_digest(const std::string& why) {
   throw http_error(http::status::bad_request, "malformed-digest", why);
 }
@@ -111,6 +113,13 @@ void spool_file::write(const void* data, std::size_t size, boost::beast::error_c
     size_ += static_cast<std::uint64_t>(n);
   }
   ec = {};
+  // Start write-back as the data arrives rather than all of it at the
+  // fdatasync before the 202, which would otherwise take as long again as a
+  // large upload. Failures here surface at that fdatasync.
+  if (size_ - flushed_ >= write_behind_bytes) {
+    ::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(size_ - flushed_), SYNC_FILE_RANGE_WRITE);
+    flushed_ = size_;
+  }
 }
 
 std::string spool_file::finish(boost::beast::error_code& ec) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +77,13 @@ void daemon::start() {
     const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    if (options_.file_size_limit_bytes > 0) {
+      // Ignored, SIGXFSZ turns a write past the limit into EFBIG, as a full
+      // disk would give ENOSPC.
+      const rlimit limit{options_.file_size_limit_bytes, options_.file_size_limit_bytes};
+      ::setrlimit(RLIMIT_FSIZE, &limit);
+      ::signal(SIGXFSZ, SIG_IGN);
+    }
     execv(argv[0], argv.data());
     _exit(127);
   }

@@ -257,6 +257,55 @@ TEST_F(Daemon, EchoesRequestIdsAndKeepsConnectionsAlive) {
   EXPECT_NE(d.log().find("request=kiosk-req-2"), std::string::npos);
 }
 
+TEST_F(Daemon, SpoolWriteFailuresAnswer507AndKeepNothing) {
+  // Writes past 4 MiB fail in the daemon, as they would on a full disk.
+  auto& d = start({.file_size_limit_bytes = 4 << 20});
+  const std::string too_big(6 << 20, 'x');
+  for (const bool chunked : {false, true}) {
+    const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", too_big,
+                               {{"Content-Type", "application/octet-stream"}}, chunked);
+    expect_problem(res, 507, chunked ? "chunked upload" : "upload of known length");
+    EXPECT_EQ(res.json().value("type", ""), "urn:borderscan:problem:spool-full");
+    EXPECT_EQ(spool_files(d), 0U);
+  }
+  EXPECT_TRUE(http_get(d.port(), "/api/v1/reports").json().at("items").empty());
+  EXPECT_EQ(metric(d, "borderscan_queue_depth"), 0);
+  // An image that fits still goes through.
+  const std::string id = submit(d, fat_image());
+  ASSERT_TRUE(reaches(d, id, "done")) << d.log();
+}
+
+TEST_F(Daemon, ReadsUploadBodiesExactlySoPipelinedRequestsFollow) {
+  auto& d = start();
+  const std::string image = fat_image();
+  // A chunked upload (no length known in advance) is stored whole.
+  const auto chunked = http_call(d.port(), http::verb::post, "/api/v1/scans", image,
+                                 {{"Content-Type", "application/octet-stream"}}, true);
+  ASSERT_EQ(chunked.status, 202U) << chunked.body;
+  EXPECT_EQ(chunked.json().at("image_sha256"), sha256_hex(image));
+  EXPECT_EQ(chunked.json().at("size"), image.size());
+
+  // An upload of known length and a request behind it, sent in one write.
+  net::io_context ioc;
+  boost::beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(60));
+  stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), d.port()));
+  const std::string pipelined =
+      "POST /api/v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+      "Content-Length: " +
+      std::to_string(image.size()) + "\r\n\r\n" + image + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  net::write(stream, net::buffer(pipelined));
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> uploaded, health;
+  http::read(stream, buffer, uploaded);
+  EXPECT_EQ(uploaded.result_int(), 202U) << uploaded.body();
+  EXPECT_EQ(json::parse(uploaded.body()).at("image_sha256"), sha256_hex(image));
+  http::read(stream, buffer, health);
+  EXPECT_EQ(health.result_int(), 200U) << health.body();
+  EXPECT_TRUE(health.keep_alive());
+  ASSERT_TRUE(reaches(d, json::parse(uploaded.body()).at("id"), "done")) << d.log();
+}
+
 TEST_F(Daemon, ClientDisconnectMidUploadKeepsNothing) {
   auto& d = start();
   {

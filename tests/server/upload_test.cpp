@@ -25,6 +25,50 @@ TEST(Upload, HashesWhatItWrites) {
   EXPECT_EQ(f.size(), 5U);
 }
 
+TEST(Upload, BackgroundHashMatchesTheDirectHashAcrossChunkEdges) {
+  // Small chunks and a short queue so the thread starts, the queue fills and
+  // buffers are reused; pieces of odd sizes straddle every chunk edge.
+  std::string data(10'000, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    data[i] = static_cast<char>(i * 131 + (i >> 7));
+  }
+  for (const std::size_t total : {std::size_t{0}, std::size_t{1}, std::size_t{63}, std::size_t{64}, std::size_t{65},
+                                  std::size_t{640}, data.size()}) {
+    for (const std::size_t piece : {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{1000}}) {
+      sha256_hasher direct;
+      direct.update(data.data(), total);
+      background_sha256 background(64, 2);
+      for (std::size_t at = 0; at < total; at += piece) {
+        background.update(data.data() + at, std::min(piece, total - at));
+      }
+      EXPECT_EQ(background.hex_digest(), direct.hex_digest()) << total << " bytes in pieces of " << piece;
+    }
+  }
+}
+
+TEST(Upload, BackgroundHashStopsCleanlyWhenAbandoned) {
+  std::string data(100'000, 'x');
+  background_sha256 abandoned(64, 2);
+  abandoned.update(data.data(), data.size());
+}  // the destructor joins the thread without a digest
+
+TEST(Upload, WritesLargeFilesWholeWithWriteBehind) {
+  test::scratch_dir dir;
+  spool_file f(dir / "big.part");
+  std::string block(1 << 20, '\0');
+  sha256_hasher expected;
+  boost::beast::error_code ec;
+  for (int i = 0; i < 20; ++i) {
+    std::fill(block.begin(), block.end(), static_cast<char>('a' + i));
+    f.write(block.data(), block.size(), ec);
+    ASSERT_FALSE(ec);
+    expected.update(block.data(), block.size());
+  }
+  EXPECT_EQ(f.finish(ec), expected.hex_digest());
+  ASSERT_FALSE(ec);
+  EXPECT_EQ(std::filesystem::file_size(dir / "big.part"), 20U << 20);
+}
+
 TEST(Upload, RemovesUncommittedFileAndKeepsCommittedOne) {
   test::scratch_dir dir;
   {

@@ -34,6 +34,24 @@ class sha256_hasher {
   std::unique_ptr<impl> impl_;
 };
 
+// SHA-256 of a stream, computed on a thread of its own once the stream passes
+// one chunk, so hashing an upload overlaps receiving and writing it (SHA-256
+// alone runs at about the speed of the disk). Memory is bounded: at most
+// `max_queued` chunks wait, and update() blocks while they do.
+class background_sha256 {
+ public:
+  explicit background_sha256(std::size_t chunk_bytes = 256 * 1024, std::size_t max_queued = 4);
+  ~background_sha256();
+  background_sha256(const background_sha256&) = delete;
+  background_sha256& operator=(const background_sha256&) = delete;
+  void update(const void* data, std::size_t size);
+  std::string hex_digest();  // waits for the queue, finalises; call once
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
 // Lower-case hex of bytes; base64 (RFC 4648 §4, padding required) to bytes.
 std::string to_hex(std::string_view bytes);
 std::optional<std::string> base64_decode(std::string_view text);
@@ -67,7 +85,8 @@ class spool_file {
   int fd_ = -1;
   bool committed_ = false;
   std::uint64_t size_ = 0;
-  sha256_hasher hash_;
+  std::uint64_t flushed_ = 0;  // bytes handed to write-back so far
+  background_sha256 hash_;
 };
 
 // A Beast body whose reader streams into a spool_file owned elsewhere.
