@@ -112,6 +112,11 @@ int run_scan(const scan_args& args) {
   sc::scan_options opts;
   opts.jobs = args.jobs;
   opts.station = args.station;
+  std::string spill_error;
+  opts.spill = sc::file_spill::open_in({}, spill_error);
+  if (!opts.spill) {
+    std::cerr << "borderscan: report entries stay in memory: " << spill_error << "\n";
+  }
   const bool show_progress = !args.quiet && ::isatty(STDERR_FILENO) != 0;
   if (show_progress) {
     opts.on_progress = [](const sc::scan_progress& p) {

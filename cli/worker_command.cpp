@@ -30,6 +30,7 @@ struct worker_args {
   std::vector<std::string> hashsets;
   std::string limits_json;
   std::string scan_id, station, image_sha256, display_name;
+  std::string spill_dir;
   unsigned jobs = 0;
   std::uint64_t memory_limit = 0;
   std::uint64_t cpu_limit = 0;
@@ -105,6 +106,12 @@ int check_sandbox() {
 
 int run_worker(const worker_args& args) {
   std::set_terminate(on_terminate);
+  // Opened before the filter, which forbids opening files for writing.
+  std::string spill_error;
+  const auto spill = sc::file_spill::open_in(args.spill_dir, spill_error);
+  if (!spill) {
+    std::fprintf(stderr, "borderscan worker: report entries stay in memory: %s\n", spill_error.c_str());
+  }
   try {
     sandbox::resource_limits rl;
 #if defined(__SANITIZE_ADDRESS__)
@@ -114,6 +121,8 @@ int run_worker(const worker_args& args) {
     rl.address_space_bytes = args.memory_limit;
 #endif
     rl.cpu_seconds = args.cpu_limit;
+    // The spill file holds what memory would otherwise: the same budget bounds it.
+    rl.file_size_bytes = args.memory_limit;
     sandbox::apply_limits(rl);
     if (args.check_sandbox) {
       return check_sandbox();
@@ -157,6 +166,7 @@ int run_worker(const worker_args& args) {
   opts.station = args.station;
   opts.image_sha256 = args.image_sha256;
   opts.display_name = args.display_name;
+  opts.spill = spill;
   opts.on_progress = [](const sc::scan_progress& p) {
     emit({{"type", "progress"},
           {"files_done", p.files_done},
@@ -190,6 +200,8 @@ command_runner add_worker_command(CLI::App& app) {
   cmd->add_option("--image-sha256", args->image_sha256, "SHA-256 taken while the image was received");
   cmd->add_option("--name", args->display_name, "Image name recorded in the report");
   cmd->add_option("-j,--jobs", args->jobs, "Worker threads (default: number of cores)");
+  cmd->add_option("--spill-dir", args->spill_dir,
+                  "Folder for the unlinked temporary file that holds report entries (default: $TMPDIR or /tmp)");
   cmd->add_option("--memory-limit", args->memory_limit, "Address-space limit in bytes (RLIMIT_AS; 0 = none)");
   cmd->add_option("--cpu-limit", args->cpu_limit, "CPU-time limit in seconds (RLIMIT_CPU; 0 = none)");
   cmd->add_flag("--no-seccomp", args->no_seccomp, "Do not install the seccomp filter (debugging only)");

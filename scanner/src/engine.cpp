@@ -222,6 +222,30 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     return true;
   };
 
+  r.spilled_files = options.spill;
+  // Called with result_mutex held.
+  auto keep_file = [&](file_entry&& f) {
+    if (r.spilled_files) {
+      try {
+        r.spilled_files->add(f);
+        return;
+      } catch (const std::exception& e) {
+        // Back to memory, the entries spilled so far included: nothing is
+        // lost, and the report says why memory grew.
+        r.warnings.push_back(std::string("report entries kept in memory from here on: ") + e.what());
+        try {
+          r.files = r.spilled_files->load();
+        } catch (const std::exception& lost) {
+          r.errors.push_back(
+              {"", std::nullopt, "engine", "report_entries_lost",
+               std::string("file entries written to the spill file could not be read back: ") + lost.what(), true});
+        }
+        r.spilled_files.reset();
+      }
+    }
+    r.files.push_back(std::move(f));
+  };
+
   detail::walk_sink sink;
   sink.error = [&](error_entry&& e) {
     std::lock_guard lock(result_mutex);
@@ -261,7 +285,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
       ++files_found;
       ++files_done;
       std::lock_guard lock(result_mutex);
-      r.files.push_back(std::move(m));
+      keep_file(std::move(m));
     };
     members.error = [&](error_entry&& e) {
       std::lock_guard lock(result_mutex);
@@ -307,7 +331,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
       ++files_done;
       {
         std::lock_guard lock(result_mutex);
-        r.files.push_back(std::move(entry));
+        keep_file(std::move(entry));
         for (auto& e : errors) {
           r.errors.push_back(std::move(e));
         }
@@ -332,7 +356,7 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     } else {
       ++files_done;
       std::lock_guard lock(result_mutex);
-      r.files.push_back(std::move(item.entry));
+      keep_file(std::move(item.entry));
     }
   };
 
@@ -361,6 +385,9 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
 
   // Per-volume counts and the volume table.
   for (auto& v : volumes) {
+    if (r.spilled_files) {
+      v.entry.files += r.spilled_files->files_in_volume(v.entry.index);
+    }
     for (const auto& f : r.files) {
       v.entry.files += f.volume == v.entry.index ? 1 : 0;
     }

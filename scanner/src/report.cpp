@@ -4,6 +4,7 @@
 #include <ostream>
 #include <stdexcept>
 
+#include "borderscan/scanner/file_spill.hpp"
 #include "borderscan/scanner/text.hpp"
 
 namespace borderscan::scanner {
@@ -183,7 +184,7 @@ void to_json(nlohmann::json& j, const report& r) {
                      {"verdict_reason", r.verdict_reason},
                      {"score", r.score},
                      {"findings", r.findings},
-                     {"files", r.files},
+                     {"files", r.spilled_files ? r.spilled_files->load() : r.files},
                      {"errors", r.errors},
                      {"warnings", r.warnings},
                      {"limits_hit", r.limits_hit},
@@ -193,6 +194,10 @@ void to_json(nlohmann::json& j, const report& r) {
 }  // namespace borderscan::scanner
 
 namespace borderscan::scanner {
+
+std::string report_element_text(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 void write_report(std::ostream& out, const report& r, bool pretty) {
   // The small part as a tree; the large arrays are spliced in element by element.
@@ -217,20 +222,26 @@ void write_report(std::ostream& out, const report& r, bool pretty) {
     shell.score = r.score;
     head = shell;
   }
-  const auto dump = [](const nlohmann::json& j) {
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  };
+  const auto dump = report_element_text;
   const char* nl = pretty ? "\n" : "";
   const char* indent = pretty ? "  " : "";
   const char* item_indent = pretty ? "    " : "";
-  auto stream_array = [&](const auto& items) {
+  // for_each_text(emit) calls emit with the JSON text of each element.
+  auto stream = [&](const auto& for_each_text) {
     out << "[";
     bool first = true;
-    for (const auto& item : items) {
-      out << (first ? "" : ",") << nl << item_indent << dump(nlohmann::json(item));
+    for_each_text([&](std::string_view text) {
+      out << (first ? "" : ",") << nl << item_indent << text;
       first = false;
-    }
+    });
     out << (first ? "" : nl) << (first ? "" : indent) << "]";
+  };
+  auto stream_array = [&](const auto& items) {
+    stream([&](const auto& emit) {
+      for (const auto& item : items) {
+        emit(dump(nlohmann::json(item)));
+      }
+    });
   };
   // Keys in the order nlohmann::json (a sorted map) writes them.
   out << "{" << nl;
@@ -238,7 +249,9 @@ void write_report(std::ostream& out, const report& r, bool pretty) {
   for (const auto& [key, value] : head.items()) {
     out << (first ? "" : ",") << (first ? "" : nl) << indent << dump(key) << ":" << (pretty ? " " : "");
     first = false;
-    if (key == "files") {
+    if (key == "files" && r.spilled_files) {
+      stream([&](const auto& emit) { r.spilled_files->for_each_text(emit); });
+    } else if (key == "files") {
       stream_array(r.files);
     } else if (key == "findings") {
       stream_array(r.findings);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "borderscan/scanner/file_spill.hpp"
 #include "borderscan/scanner/report.hpp"
 
 namespace borderscan::scanner {
@@ -29,10 +30,22 @@ auto volume_key(const std::optional<std::uint32_t>& v) {
 
 }  // namespace
 
+void tally_file(const file_entry& f, scan_summary& s, std::vector<finding>& findings) {
+  if (f.type == "directory") {
+    ++s.directories;
+  } else {
+    ++s.files;
+  }
+  s.deleted += f.deleted ? 1 : 0;
+  s.bytes += f.bytes_read;
+  if (!f.mime.empty()) {
+    ++s.by_mime[f.mime];
+  }
+  ++s.by_type[f.type];
+  findings.insert(findings.end(), f.findings.begin(), f.findings.end());
+}
+
 void finalize(report& r, severity flag_threshold) {
-  std::sort(r.files.begin(), r.files.end(), [](const file_entry& a, const file_entry& b) {
-    return std::tie(a.volume, a.path, a.inode) < std::tie(b.volume, b.path, b.inode);
-  });
   std::stable_sort(r.errors.begin(), r.errors.end(), [](const error_entry& a, const error_entry& b) {
     return std::make_tuple(volume_key(a.volume), a.path) < std::make_tuple(volume_key(b.volume), b.path);
   });
@@ -43,28 +56,26 @@ void finalize(report& r, severity flag_threshold) {
     all.push_back(std::move(f));
   }
   scan_summary s;
+  if (r.spilled_files) {
+    r.spilled_files->sort();
+    s = r.spilled_files->tally();
+    s.flagged_files = r.spilled_files->files_at_or_above(flag_threshold);
+    all.insert(all.end(), r.spilled_files->findings().begin(), r.spilled_files->findings().end());
+  }
+  std::sort(r.files.begin(), r.files.end(), [](const file_entry& a, const file_entry& b) {
+    return std::tie(a.volume, a.path, a.inode) < std::tie(b.volume, b.path, b.inode);
+  });
   for (const auto& f : r.files) {
-    if (f.type == "directory") {
-      ++s.directories;
-    } else {
-      ++s.files;
-    }
-    s.deleted += f.deleted ? 1 : 0;
-    s.bytes += f.bytes_read;
-    if (!f.mime.empty()) {
-      ++s.by_mime[f.mime];
-    }
-    ++s.by_type[f.type];
-    bool flagged = false;
-    for (const auto& fi : f.findings) {
-      all.push_back(fi);
-      flagged = flagged || fi.level >= flag_threshold;
-    }
-    s.flagged_files += flagged ? 1 : 0;
+    tally_file(f, s, all);
+    s.flagged_files +=
+        std::any_of(f.findings.begin(), f.findings.end(), [&](const finding& fi) { return fi.level >= flag_threshold; })
+            ? 1
+            : 0;
   }
   std::stable_sort(all.begin(), all.end(), [](const finding& a, const finding& b) {
-    return std::make_tuple(volume_key(a.volume), a.path, a.rule) <
-           std::make_tuple(volume_key(b.volume), b.path, b.rule);
+    // Total enough that spilled entries, gathered in the order they finished, come out the same.
+    return std::make_tuple(volume_key(a.volume), a.path, a.rule, a.rule_namespace, a.level) <
+           std::make_tuple(volume_key(b.volume), b.path, b.rule, b.rule_namespace, b.level);
   });
   r.findings = std::move(all);
   s.findings = r.findings.size();

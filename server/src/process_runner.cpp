@@ -106,6 +106,8 @@ scanner::report process_runner::run(const scan_request& request) {
   if (!scan.image_sha256.empty()) {
     args.insert(args.end(), {"--image-sha256", scan.image_sha256});
   }
+  // The report's file entries wait on the spool disk, which is sized for images, not in memory.
+  args.insert(args.end(), {"--spill-dir", std::filesystem::path(scan.spool_path).parent_path().string()});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

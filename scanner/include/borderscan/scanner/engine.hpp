@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "borderscan/scanner/limits.hpp"
+#include "borderscan/scanner/file_spill.hpp"
 #include "borderscan/scanner/report.hpp"
 #include "borderscan/scanner/rule_set.hpp"
 
@@ -35,6 +36,9 @@ struct scan_options {
   const std::atomic<bool>* cancel = nullptr;
   // Called from scanner threads, at most every ~100 ms and once at the end.
   std::function<void(const scan_progress&)> on_progress;
+  // If set, file entries are written there as they finish rather than kept in
+  // report::files, so memory does not grow with the number of files.
+  std::shared_ptr<file_spill> spill;
 };
 
 class engine {

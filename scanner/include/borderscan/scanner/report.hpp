@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -116,6 +117,8 @@ struct scan_summary {
   std::map<std::string, std::uint64_t> by_type;
 };
 
+class file_spill;
+
 struct report {
   std::string scan_id;
   std::string station;
@@ -126,6 +129,9 @@ struct report {
   ruleset_info ruleset;
   std::vector<volume_entry> volumes;
   std::vector<file_entry> files;
+  // When set, the file entries are there instead of in `files` (see
+  // scan_options::spill); JSON output and finalize() read them from it.
+  std::shared_ptr<file_spill> spilled_files;
   std::vector<finding> findings;  // all findings, each with its path
   std::vector<error_entry> errors;
   std::vector<std::string> warnings;  // anomalies that did not stop anything
