@@ -113,7 +113,7 @@ int run_scan(const scan_args& args) {
   opts.jobs = args.jobs;
   opts.station = args.station;
   std::string spill_error;
-  opts.spill = sc::file_spill::open_in({}, spill_error);
+  opts.spill = sc::file_spill::open_in({}, 0, spill_error);
   if (!opts.spill) {
     std::cerr << "borderscan: report entries stay in memory: " << spill_error << "\n";
   }

@@ -108,7 +108,8 @@ int run_worker(const worker_args& args) {
   std::set_terminate(on_terminate);
   // Opened before the filter, which forbids opening files for writing.
   std::string spill_error;
-  const auto spill = sc::file_spill::open_in(args.spill_dir, spill_error);
+  // It holds what memory would otherwise: the same budget bounds it.
+  const auto spill = sc::file_spill::open_in(args.spill_dir, args.memory_limit, spill_error);
   if (!spill) {
     std::fprintf(stderr, "borderscan worker: report entries stay in memory: %s\n", spill_error.c_str());
   }
@@ -121,8 +122,6 @@ int run_worker(const worker_args& args) {
     rl.address_space_bytes = args.memory_limit;
 #endif
     rl.cpu_seconds = args.cpu_limit;
-    // The spill file holds what memory would otherwise: the same budget bounds it.
-    rl.file_size_bytes = args.memory_limit;
     sandbox::apply_limits(rl);
     if (args.check_sandbox) {
       return check_sandbox();

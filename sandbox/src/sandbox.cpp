@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <seccomp.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -72,10 +71,6 @@ void apply_limits(const resource_limits& limits) {
   }
   if (limits.open_files != 0) {
     set_limit(RLIMIT_NOFILE, limits.open_files, "RLIMIT_NOFILE");
-  }
-  if (limits.file_size_bytes != 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    set_limit(RLIMIT_FSIZE, limits.file_size_bytes, "RLIMIT_FSIZE");
   }
 }
 

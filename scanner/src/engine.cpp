@@ -8,6 +8,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "borderscan/scanner/archive.hpp"
@@ -222,25 +223,23 @@ report engine::scan(const std::vector<std::filesystem::path>& segments, const sc
     return true;
   };
 
+  if (options.spill && options.spill->size() != 0) {
+    throw std::invalid_argument("scan_options::spill must be a fresh spill for each scan");
+  }
   r.spilled_files = options.spill;
   // Called with result_mutex held.
+  bool spill_failed = false;
   auto keep_file = [&](file_entry&& f) {
-    if (r.spilled_files) {
+    if (r.spilled_files && !spill_failed) {
       try {
         r.spilled_files->add(f);
         return;
       } catch (const std::exception& e) {
-        // Back to memory, the entries spilled so far included: nothing is
-        // lost, and the report says why memory grew.
+        // Later entries stay in memory; the spilled ones stay where they are
+        // and the report merges both. Nothing is lost, and the report says
+        // why memory grew.
+        spill_failed = true;
         r.warnings.push_back(std::string("report entries kept in memory from here on: ") + e.what());
-        try {
-          r.files = r.spilled_files->load();
-        } catch (const std::exception& lost) {
-          r.errors.push_back(
-              {"", std::nullopt, "engine", "report_entries_lost",
-               std::string("file entries written to the spill file could not be read back: ") + lost.what(), true});
-        }
-        r.spilled_files.reset();
       }
     }
     r.files.push_back(std::move(f));

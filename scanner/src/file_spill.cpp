@@ -17,16 +17,17 @@ namespace {
 
 }  // namespace
 
-file_spill::file_spill(const std::filesystem::path& dir) {
+file_spill::file_spill(const std::filesystem::path& dir, std::uint64_t max_bytes) : max_bytes_(max_bytes) {
   fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     fail("cannot create a temporary file for report entries in " + dir.string());
   }
 }
 
-std::shared_ptr<file_spill> file_spill::open_in(const std::filesystem::path& dir, std::string& why) noexcept {
+std::shared_ptr<file_spill> file_spill::open_in(const std::filesystem::path& dir, std::uint64_t max_bytes,
+                                                std::string& why) noexcept {
   try {
-    return std::make_shared<file_spill>(dir.empty() ? std::filesystem::temp_directory_path() : dir);
+    return std::make_shared<file_spill>(dir.empty() ? std::filesystem::temp_directory_path() : dir, max_bytes);
   } catch (const std::exception& e) {
     why = e.what();
     return nullptr;
@@ -41,6 +42,10 @@ file_spill::~file_spill() {
 
 void file_spill::add(const file_entry& entry) {
   const std::string text = report_element_text(nlohmann::json(entry));
+  if (max_bytes_ != 0 && end_ + text.size() > max_bytes_) {
+    errno = EFBIG;
+    fail("the report entries outgrew their temporary file's limit of " + std::to_string(max_bytes_) + " bytes");
+  }
   std::size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::pwrite(fd_, text.data() + done, text.size() - done, static_cast<off_t>(end_ + done));
@@ -63,7 +68,7 @@ void file_spill::add(const file_entry& entry) {
 }
 
 void file_spill::sort() {
-  std::sort(index_.begin(), index_.end(), [](const slot& a, const slot& b) {
+  std::stable_sort(index_.begin(), index_.end(), [](const slot& a, const slot& b) {
     return std::tie(a.volume, a.path, a.inode) < std::tie(b.volume, b.path, b.inode);
   });
 }
@@ -84,18 +89,27 @@ std::string file_spill::read_text(const slot& s) const {
   return text;
 }
 
-void file_spill::for_each_text(const std::function<void(std::string_view)>& fn) const {
+void file_spill::for_each_text(const std::vector<file_entry>& others,
+                               const std::function<void(std::string_view)>& fn) const {
+  auto other = others.begin();
   for (const auto& s : index_) {
+    // Equal keys: the spilled entry first, as it was added first.
+    for (; other != others.end() &&
+           std::tie(other->volume, other->path, other->inode) < std::tie(s.volume, s.path, s.inode);
+         ++other) {
+      fn(report_element_text(nlohmann::json(*other)));
+    }
     fn(read_text(s));
+  }
+  for (; other != others.end(); ++other) {
+    fn(report_element_text(nlohmann::json(*other)));
   }
 }
 
-std::vector<file_entry> file_spill::load() const {
+std::vector<file_entry> file_spill::load(const std::vector<file_entry>& others) const {
   std::vector<file_entry> out;
-  out.reserve(index_.size());
-  for (const auto& s : index_) {
-    out.push_back(nlohmann::json::parse(read_text(s)).get<file_entry>());
-  }
+  out.reserve(index_.size() + others.size());
+  for_each_text(others, [&](std::string_view text) { out.push_back(nlohmann::json::parse(text).get<file_entry>()); });
   return out;
 }
 

@@ -184,7 +184,7 @@ void to_json(nlohmann::json& j, const report& r) {
                      {"verdict_reason", r.verdict_reason},
                      {"score", r.score},
                      {"findings", r.findings},
-                     {"files", r.spilled_files ? r.spilled_files->load() : r.files},
+                     {"files", r.spilled_files ? r.spilled_files->load(r.files) : r.files},
                      {"errors", r.errors},
                      {"warnings", r.warnings},
                      {"limits_hit", r.limits_hit},
@@ -250,7 +250,7 @@ void write_report(std::ostream& out, const report& r, bool pretty) {
     out << (first ? "" : ",") << (first ? "" : nl) << indent << dump(key) << ":" << (pretty ? " " : "");
     first = false;
     if (key == "files" && r.spilled_files) {
-      stream([&](const auto& emit) { r.spilled_files->for_each_text(emit); });
+      stream([&](const auto& emit) { r.spilled_files->for_each_text(r.files, emit); });
     } else if (key == "files") {
       stream_array(r.files);
     } else if (key == "findings") {

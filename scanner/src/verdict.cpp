@@ -1,5 +1,6 @@
 // Verdict, score and summary of a finished report.
 #include <algorithm>
+#include <functional>
 #include <tuple>
 
 #include "borderscan/scanner/file_spill.hpp"
@@ -29,6 +30,10 @@ auto volume_key(const std::optional<std::uint32_t>& v) {
 }
 
 }  // namespace
+
+bool file_order(const file_entry& a, const file_entry& b) {
+  return std::tie(a.volume, a.path, a.inode) < std::tie(b.volume, b.path, b.inode);
+}
 
 void tally_file(const file_entry& f, scan_summary& s, std::vector<finding>& findings) {
   if (f.type == "directory") {
@@ -62,9 +67,7 @@ void finalize(report& r, severity flag_threshold) {
     s.flagged_files = r.spilled_files->files_at_or_above(flag_threshold);
     all.insert(all.end(), r.spilled_files->findings().begin(), r.spilled_files->findings().end());
   }
-  std::sort(r.files.begin(), r.files.end(), [](const file_entry& a, const file_entry& b) {
-    return std::tie(a.volume, a.path, a.inode) < std::tie(b.volume, b.path, b.inode);
-  });
+  std::stable_sort(r.files.begin(), r.files.end(), file_order);
   for (const auto& f : r.files) {
     tally_file(f, s, all);
     s.flagged_files +=
@@ -73,9 +76,16 @@ void finalize(report& r, severity flag_threshold) {
             : 0;
   }
   std::stable_sort(all.begin(), all.end(), [](const finding& a, const finding& b) {
-    // Total enough that spilled entries, gathered in the order they finished, come out the same.
-    return std::make_tuple(volume_key(a.volume), a.path, a.rule, a.rule_namespace, a.level) <
-           std::make_tuple(volume_key(b.volume), b.path, b.rule, b.rule_namespace, b.level);
+    // Findings arrive in the order files finished: order by everything a
+    // finding shows, so that reports come out the same run after run.
+    const auto key = [](const finding& f) {
+      return std::make_tuple(volume_key(f.volume), std::cref(f.path), std::cref(f.rule), std::cref(f.rule_namespace),
+                             f.level, std::cref(f.source), std::cref(f.tags));
+    };
+    if (key(a) != key(b)) {
+      return key(a) < key(b);
+    }
+    return a.meta.dump() < b.meta.dump();
   });
   r.findings = std::move(all);
   s.findings = r.findings.size();

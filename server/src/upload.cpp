@@ -98,7 +98,14 @@ spool_file::~spool_file() {
 
 void spool_file::write(const void* data, std::size_t size, boost::beast::error_code& ec) {
   const char* p = static_cast<const char*>(data);
-  hash_.update(p, size);
+  try {
+    hash_.update(p, size);
+  } catch (const std::exception&) {
+    // The hash queue could not grow: an error for this upload (500), never
+    // an exception through an I/O thread.
+    ec = boost::beast::error_code(ENOMEM, boost::system::generic_category());
+    return;
+  }
   while (size > 0) {
     const ssize_t n = ::write(fd_, p, size);
     if (n < 0) {

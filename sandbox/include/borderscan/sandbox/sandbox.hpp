@@ -24,11 +24,7 @@ struct resource_limits {
   std::uint64_t address_space_bytes = 0;  // RLIMIT_AS; 0 = leave as is
   std::uint64_t cpu_seconds = 0;          // RLIMIT_CPU; 0 = leave as is
   std::uint64_t open_files = 256;         // RLIMIT_NOFILE
-  // RLIMIT_FSIZE; 0 = leave as is. Bounds what the worker can write to its
-  // report-entry spill file; SIGXFSZ is ignored, so a write past it fails
-  // with EFBIG instead of killing the process.
-  std::uint64_t file_size_bytes = 0;
-  bool no_core_dumps = true;  // RLIMIT_CORE = 0
+  bool no_core_dumps = true;              // RLIMIT_CORE = 0
 };
 
 // Applies the limits to the calling process. Throws std::system_error.
