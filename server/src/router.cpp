@@ -49,7 +49,10 @@ json scan_json(const scan_record& s, const std::optional<scanner::scan_progress>
                 {"bytes_done", live->bytes_done},
                 {"bytes_total", live->bytes_total}};
   } else if (s.status == scan_status::done) {
-    progress = {{"files_done", s.files}, {"files_found", s.files}, {"bytes_done", 0}, {"bytes_total", 0}};
+    progress = {{"files_done", s.files},
+                {"files_found", s.files},
+                {"bytes_done", s.bytes_scanned},
+                {"bytes_total", s.bytes_scanned}};
   }
   json j = {
       {"id", s.id},

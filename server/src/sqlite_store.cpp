@@ -72,6 +72,10 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_by_scan ON audit_log(scan_id, seq);
 CREATE INDEX audit_by_event ON audit_log(event, seq);
 )sql",
+    // 3: bytes scanned, so a finished scan's progress still says how much was read.
+    R"sql(
+ALTER TABLE scans ADD COLUMN bytes_scanned INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 [[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
@@ -175,7 +179,7 @@ class transaction {
 constexpr const char* scan_columns =
     "seq, id, status, station, label, case_ref, filename, image_sha256, image_size, spool_path, submitted_at, "
     "started_at, finished_at, attempts, error, verdict, score, ruleset_digest, review_state, files, flagged_files, "
-    "image_kept_until";
+    "image_kept_until, bytes_scanned";
 
 scan_record read_scan(const statement& s) {
   scan_record r;
@@ -205,6 +209,7 @@ scan_record read_scan(const statement& s) {
   r.files = static_cast<std::uint64_t>(s.integer(19));
   r.flagged_files = static_cast<std::uint64_t>(s.integer(20));
   r.image_kept_until = s.opt_integer(21);
+  r.bytes_scanned = static_cast<std::uint64_t>(s.integer(22));
   return r;
 }
 
@@ -437,14 +442,15 @@ void sqlite_report_store::complete(std::string_view id, const scanner::report& r
   }
   statement u(db_,
               "UPDATE scans SET status = 'done', finished_at = ?, error = '', verdict = ?, score = ?, "
-              "ruleset_digest = ?, files = ?, flagged_files = ? WHERE seq = ?");
+              "ruleset_digest = ?, files = ?, flagged_files = ?, bytes_scanned = ? WHERE seq = ?");
   u.bind(1, now_ms)
       .bind(2, scanner::to_string(report.result))
       .bind(3, static_cast<std::int64_t>(report.score))
       .bind(4, report.ruleset.digest)
       .bind(5, static_cast<std::int64_t>(report.summary.files + report.summary.directories))
       .bind(6, static_cast<std::int64_t>(report.summary.flagged_files))
-      .bind(7, seq)
+      .bind(7, static_cast<std::int64_t>(report.summary.bytes))
+      .bind(8, seq)
       .run();
   statement r(db_, "INSERT OR REPLACE INTO reports (scan_seq, json) VALUES (?, ?)");
   r.bind(1, seq).bind(2, text).run();

@@ -123,6 +123,13 @@ TEST_F(Daemon, UploadsAFixtureAndServesASchemaValidReport) {
   const json status = scan_status(d, id);
   EXPECT_EQ(status.at("verdict"), "flagged");
   EXPECT_EQ(status.at("ruleset_digest"), report.at("ruleset").at("digest"));
+  // A finished scan's progress is the report's totals, not zeros.
+  const json& summary = report.at("summary");
+  EXPECT_EQ(status.at("progress").at("files_done"),
+            summary.at("files").get<std::uint64_t>() + summary.at("directories").get<std::uint64_t>());
+  EXPECT_EQ(status.at("progress").at("bytes_done"), summary.at("bytes"));
+  EXPECT_GT(status.at("progress").at("bytes_done").get<std::uint64_t>(), 0U);
+  EXPECT_EQ(status.at("progress").at("bytes_total"), summary.at("bytes"));
   EXPECT_TRUE(eventually([&] { return spool_files(d) == 0; }));  // image deleted once scanned
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }

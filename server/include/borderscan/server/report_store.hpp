@@ -38,6 +38,7 @@ struct scan_record {
   std::string ruleset_digest;
   std::string review_state = "unreviewed";
   std::uint64_t files = 0, flagged_files = 0;
+  std::uint64_t bytes_scanned = 0;  // content bytes read, archive members included (done scans)
   // Set while the spooled image is kept after the scan ended (retention);
   // the sweep deletes it at this time (Unix ms).
   std::optional<std::int64_t> image_kept_until;
