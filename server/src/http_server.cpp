@@ -195,7 +195,12 @@ class session : public connection, public std::enable_shared_from_this<session<S
             s->lowest().close();
           }
         });
-        self->lowest().cancel();
+        if (!self->events_) {
+          self->lowest().cancel();
+        }
+        // An event stream is not cancelled: that could cut a TLS record in
+        // half mid-write, and the client would see a truncated stream. Its
+        // timer was cancelled above, and its write handlers see stopping_.
       } else {
         self->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
         self->lowest().close();
@@ -531,6 +536,11 @@ class session : public connection, public std::enable_shared_from_this<session<S
   }
 
   void do_next_event() {
+    if (stopping_) {
+      // close() cancelled nothing if its timer had already fired: end here,
+      // after a whole chunk, with a close_notify on TLS.
+      return do_close({});
+    }
     bool done = false;
     std::string text;
     try {
@@ -562,6 +572,9 @@ class session : public connection, public std::enable_shared_from_this<session<S
                          return self->do_close(ec);
                        }
                        if (!done) {
+                         if (self->stopping_) {
+                           return self->do_close({});
+                         }
                          self->timer_.expires_after(self->settings().event_interval);
                          return self->timer_.async_wait([self](beast::error_code ec2) {
                            if (!ec2) {
