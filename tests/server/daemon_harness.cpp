@@ -131,12 +131,8 @@ void daemon::kill_hard() {
   pid_ = -1;
 }
 
-http_result http_call(std::uint16_t port, http::verb method, const std::string& target, const std::string& body,
-                      const std::map<std::string, std::string>& headers, bool chunked) {
-  net::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  stream.expires_after(std::chrono::seconds(120));
-  stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+http::request<http::string_body> make_request(http::verb method, const std::string& target, const std::string& body,
+                                              const std::map<std::string, std::string>& headers, bool chunked) {
   http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, "127.0.0.1");
   for (const auto& [k, v] : headers) {
@@ -148,6 +144,16 @@ http_result http_call(std::uint16_t port, http::verb method, const std::string& 
   } else {
     req.prepare_payload();
   }
+  return req;
+}
+
+http_result http_call(std::uint16_t port, http::verb method, const std::string& target, const std::string& body,
+                      const std::map<std::string, std::string>& headers, bool chunked) {
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(120));
+  stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  const auto req = make_request(method, target, body, headers, chunked);
   beast::error_code ec;
   http::write(stream, req, ec);  // may fail when the server refuses early; the answer is still there
   beast::flat_buffer buffer;

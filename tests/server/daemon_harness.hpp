@@ -76,6 +76,11 @@ http_result to_result(const boost::beast::http::response<boost::beast::http::str
 
 // One request on a fresh connection. Body write errors are ignored (the
 // server may answer before reading the body) and the response is read.
+// A request to 127.0.0.1 with the body sized (Content-Length) or chunked.
+boost::beast::http::request<boost::beast::http::string_body> make_request(
+    boost::beast::http::verb method, const std::string& target, const std::string& body = {},
+    const std::map<std::string, std::string>& headers = {}, bool chunked = false);
+
 http_result http_call(std::uint16_t port, boost::beast::http::verb method, const std::string& target,
                       const std::string& body = {}, const std::map<std::string, std::string>& headers = {},
                       bool chunked = false);

@@ -118,17 +118,7 @@ class tls_client {
 
   http_result request(http::verb method, const std::string& target, const std::string& body = {},
                       const std::map<std::string, std::string>& headers = {}, bool chunked = false) {
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    for (const auto& [k, v] : headers) {
-      req.set(k, v);
-    }
-    req.body() = body;
-    if (chunked) {
-      req.chunked(true);
-    } else {
-      req.prepare_payload();
-    }
+    const auto req = make_request(method, target, body, headers, chunked);
     tcp().expires_after(120s);
     // May fail when the server refuses early; the answer is still there.
     await(ioc_, [&](auto handler) { http::async_write(stream_, req, std::move(handler)); });
