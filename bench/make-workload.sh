@@ -15,7 +15,7 @@
 #   manifest.tsv     every file: path, size, sha256, kind, deleted (0/1), note
 #   tree/            the source tree (only with --keep-tree)
 #
-# Default: ~1 GiB images with ~3 000 files (~800 MB of content). --small: ~50 MiB images with
+# Default: ~1 GiB images with ~3 000 files (~870 MB of content). --small: ~96 MiB images with
 # ~320 files, the same mix scaled down; --large: ~4 GiB images with ~12 000 files. Content comes from bench/workload_gen.py with fixed seeds;
 # see bench/README.md for the mix.
 set -euo pipefail
@@ -56,7 +56,7 @@ trap 'rm -rf "$tmp"' EXIT
 case "$scale" in
   full) img_size=1024M ;;
   large) img_size=4096M ;;
-  *) img_size=50M ;;
+  *) img_size=96M ;;
 esac
 
 # Determinism: fixed clock, zone, locale, umask and tool configuration.

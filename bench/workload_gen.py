@@ -56,13 +56,14 @@ assert hashlib.md5(EICAR).hexdigest() == EICAR_MD5, "EICAR literal damaged"
 SCALES = {
     "full": dict(txt=1100, csv=250, json=250, log=100, pdf=120, jpg=600, png=180,
                  dup_photos=160, dup_docs=40, elf=40, zip=40, targz=30, nested=6,
-                 jpg_kb=(60, 1000), blobs_mb=[100, 64, 48, 32, 20], deleted=60),
+                 jpg_kb=(60, 1000), blobs_mb=[100, 64, 48, 32, 20], big_members_mb=[64], deleted=60),
     "large": dict(txt=4400, csv=1000, json=1000, log=400, pdf=480, jpg=2400, png=720,
                   dup_photos=640, dup_docs=160, elf=40, zip=160, targz=120, nested=24,
-                  jpg_kb=(60, 1000), blobs_mb=[100, 64, 48, 32, 20] * 4, deleted=240),
+                  jpg_kb=(60, 1000), blobs_mb=[100, 64, 48, 32, 20] * 4, big_members_mb=[64] * 4,
+                  deleted=240),
     "small": dict(txt=110, csv=25, json=25, log=10, pdf=12, jpg=60, png=18,
                   dup_photos=16, dup_docs=4, elf=8, zip=4, targz=3, nested=2,
-                  jpg_kb=(40, 300), blobs_mb=[6, 3], deleted=8),
+                  jpg_kb=(40, 300), blobs_mb=[6, 3], big_members_mb=[33], deleted=8),
 }
 
 WORDS = (
@@ -537,6 +538,15 @@ def main():
         data = R("blob%d" % i).randbytes(mb * 1024 * 1024)
         tree.add("Backup/raw/blob_%02d_%dMB.bin" % (i, mb), data, "blob")
         del data
+
+    # --- phone backups: zips whose video member is larger than the scanner holds in memory -----
+    # (limits.member_memory_bytes, 32 MiB), so it is streamed once through every classifier.
+    for i, mb in enumerate(S["big_members_mb"]):
+        video = R("bigmember%d" % i).randbytes(mb * 1024 * 1024)
+        members = [("DCIM/VID_%04d.dat" % (i + 1), video), ("backup.json", make_json(R("bigjson%d" % i), 5))]
+        tree.add("Backup/phone/backup_%02d.zip" % i, zip_bytes(members), "zip-big",
+                 "a %d MiB member" % mb)
+        del video, members
 
     # --- deletions: the fixed targets plus a seeded sample of ordinary files -------------------
     rng = R("delete")

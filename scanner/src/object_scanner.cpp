@@ -151,6 +151,9 @@ struct object_scanner::impl {
   detail::multi_hasher hasher;
   yr_scanner_ptr yara;
   std::vector<std::byte> buffer;
+  // Block 0 of a large object, kept while YARA runs: rule conditions and
+  // modules read headers (uint16(0), pe, elf) after the blocks went past.
+  std::vector<std::byte> head;
   yara_result_cache* cache;
 
   // State of the object being scanned; valid during scan() only.
@@ -166,6 +169,9 @@ struct object_scanner::impl {
     bool unknown_size = false;    // the length is found by reading to the end
     std::uint64_t cached_base = UINT64_MAX;
     std::size_t cached_size = 0;
+    std::size_t head_size = 0;  // bytes of block 0 kept in `head` (large objects only)
+    bool scan_pass_started = false;
+    bool replaying = false;  // YARA walks the blocks again to evaluate conditions and modules
     YR_MEMORY_BLOCK block{};
     std::exception_ptr callback_error;
   } cur;
@@ -196,7 +202,9 @@ struct object_scanner::impl {
     cur.outcome->errors.push_back(std::move(e));
   }
 
-  // Reads [offset, offset+out.size()) fully, or records why not. Returns bytes read.
+  // Reads [offset, offset+out.size()) fully, or records why not. Returns bytes
+  // read. Only the first read problem of an object is recorded: later attempts
+  // (YARA walking the blocks again) would only repeat it.
   std::size_t read_fully(std::uint64_t offset, std::span<std::byte> out) {
     std::size_t done = 0;
     try {
@@ -208,9 +216,11 @@ struct object_scanner::impl {
         done += n;
       }
     } catch (const scan_error& e) {
+      if (!cur.failed) {
+        add_error("read", scan_errc::read_failed,
+                  "read failed at offset " + std::to_string(offset + done) + ": " + e.what());
+      }
       cur.failed = true;
-      add_error("read", scan_errc::read_failed,
-                "read failed at offset " + std::to_string(offset + done) + ": " + e.what());
       return done;
     }
     if (done < out.size() && cur.unknown_size) {
@@ -220,10 +230,12 @@ struct object_scanner::impl {
       return done;
     }
     if (done < out.size()) {
+      if (!cur.failed) {
+        add_error(
+            "read", scan_errc::short_read,
+            "short read: content ends at byte " + std::to_string(offset + done) + " of " + std::to_string(cur.total));
+      }
       cur.failed = true;
-      add_error(
-          "read", scan_errc::short_read,
-          "short read: content ends at byte " + std::to_string(offset + done) + " of " + std::to_string(cur.total));
     }
     return done;
   }
@@ -244,9 +256,19 @@ struct object_scanner::impl {
   // --- YARA block iterator over the source: blocks of block_size that overlap
   // by `overlap` bytes, so a match shorter than the overlap that straddles a
   // boundary lies wholly inside the next block.
+  //
+  // YARA walks the blocks once to match strings (the scan pass), then again,
+  // from the first, whenever a condition reads data (uint16(0)) or a module
+  // looks for its header (pe, elf, math, hash): the replays. Block 0 and the
+  // last block are held in memory, so replays cost no reads for them. Middle
+  // blocks are read again from a random-access source; a forward-only source
+  // (a streamed archive member) cannot go back, so replays skip its middle
+  // blocks and YARA treats data there as undefined.
   static YR_MEMORY_BLOCK* iter_first(YR_MEMORY_BLOCK_ITERATOR* it) {
     auto* self = static_cast<impl*>(it->context);
     it->last_error = ERROR_SUCCESS;
+    self->cur.replaying = self->cur.scan_pass_started;
+    self->cur.scan_pass_started = true;
     return self->block_at(0);
   }
   static YR_MEMORY_BLOCK* iter_next(YR_MEMORY_BLOCK_ITERATOR* it) {
@@ -256,13 +278,21 @@ struct object_scanner::impl {
     if (prev_end >= self->cur.total || self->cur.failed) {
       return nullptr;
     }
-    return self->block_at(self->cur.block.base + (self->block_size - self->overlap));
+    std::uint64_t next = self->cur.block.base + (self->block_size - self->overlap);
+    if (self->cur.replaying && self->cur.source->forward_only() && next < self->cur.cached_base) {
+      next = self->cur.cached_base;  // the blocks in between went past and are gone
+    }
+    return self->block_at(next);
   }
   static uint64_t iter_size(YR_MEMORY_BLOCK_ITERATOR* it) { return static_cast<impl*>(it->context)->cur.total; }
   static const uint8_t* fetch(YR_MEMORY_BLOCK* block) {
     auto* self = static_cast<impl*>(block->context);
     try {
-      return self->load_block(block->base, block->size);
+      const uint8_t* data = self->load_block(block->base, block->size);
+      // A stream that ended inside this block, or a failed read: YARA sees
+      // only the bytes that exist, never a zero-filled tail.
+      block->size = std::min(block->size, self->held_bytes_at(block->base));
+      return data;
     } catch (...) {
       self->cur.callback_error = std::current_exception();
       return nullptr;
@@ -280,9 +310,26 @@ struct object_scanner::impl {
     return &cur.block;
   }
 
+  // Bytes held in memory from `base` on (block 0 or the current window).
+  std::size_t held_bytes_at(std::uint64_t base) const {
+    if (base == 0 && cur.head_size > 0) {
+      return cur.head_size;
+    }
+    return base == cur.cached_base ? cur.cached_size : 0;
+  }
+
+  // The bytes of block [base, base+size), from memory when held, else read.
+  // Null when they went past and the source cannot be read backwards.
   const uint8_t* load_block(std::uint64_t base, std::size_t size) {
-    if (base == cur.cached_base && size <= cur.cached_size) {
+    if (base == 0 && cur.head_size > 0) {
+      return reinterpret_cast<const uint8_t*>(head.data());
+    }
+    if (base == cur.cached_base) {
+      // Held already; a shorter window means the content ended or failed there.
       return reinterpret_cast<const uint8_t*>(buffer.data());
+    }
+    if (cur.cached_base != UINT64_MAX && base < cur.cached_base && cur.source->forward_only()) {
+      return nullptr;
     }
     std::size_t have = 0;
     // Sequential step: keep the overlap already in the buffer.
@@ -292,13 +339,15 @@ struct object_scanner::impl {
     }
     const std::size_t got = have < size ? read_fully(base + have, std::span(buffer).subspan(have, size - have)) : 0;
     const std::size_t valid = have + got;
-    if (valid < size) {
-      // Zero the unread tail so YARA never sees stale bytes.
-      std::memset(buffer.data() + valid, 0, size - valid);
-    }
     cur.cached_base = base;
     cur.cached_size = valid;
     feed(base, std::span(buffer).first(valid));
+    if (base == 0 && cur.total > block_size) {
+      // Large object: keep block 0 for YARA's replays (and libmagic's prefix).
+      head.resize(block_size);
+      std::memcpy(head.data(), buffer.data(), valid);
+      cur.head_size = valid;
+    }
     return reinterpret_cast<const uint8_t*>(buffer.data());
   }
 

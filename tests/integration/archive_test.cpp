@@ -7,6 +7,7 @@
 #include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
+using borderscan::test::eicar;
 using borderscan::test::find_file;
 using borderscan::test::has_finding;
 using borderscan::test::run_command;
@@ -15,15 +16,6 @@ using borderscan::test::shell_quote;
 using nlohmann::json;
 
 namespace {
-
-// The EICAR string, kept ROT13-encoded so this source is not itself a test file.
-std::string eicar() {
-  std::string s = "K5B!C%@NC[4\\CMK54(C^)7PP)7}$RVPNE-FGNAQNEQ-NAGVIVEHF-GRFG-SVYR!$U+U*";
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>('A' + (c - 'A' + 13) % 26);
-  }
-  return s;
-}
 
 void sh(const std::string& cmd) {
   const auto res = run_command(cmd);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -421,4 +422,157 @@ TEST(ObjectScanner, SkipKnownGoodNeverRereadsAForwardOnlySource) {
   EXPECT_TRUE(e.content_complete);
   ASSERT_EQ(e.findings.size(), 1u);
   EXPECT_EQ(e.findings[0].rule, "straddle_marker");
+}
+
+namespace {
+
+// Counts every byte handed out, so a test can prove content is read once.
+class counting_source final : public sc::content_source {
+ public:
+  explicit counting_source(std::span<const std::byte> data) : inner_(data) {}
+  std::uint64_t size() const override { return inner_.size(); }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    const std::size_t n = inner_.read_at(offset, out);
+    bytes_read += n;
+    return n;
+  }
+  std::uint64_t bytes_read = 0;
+
+ private:
+  sc::memory_source inner_;
+};
+
+// Rules whose conditions make YARA walk the blocks again after its string
+// pass: reads at the start and at the end of the content.
+const char* const replay_rules = R"(
+rule straddle_marker {
+  strings: $m = "BORDERSCAN-STRADDLE-MARKER-0123456789"
+  condition: $m
+}
+rule head_marker { condition: uint32be(0) == 0x424F5244 and uint16(4) == 0x0A0A }
+rule tail_marker { condition: uint32be(filesize - 4) == 0x5343414E }
+rule sized { condition: filesize == 50000 }
+)";
+
+// 50000 bytes over 4096-byte blocks: "BORD" starts it, "SCAN" ends it, and the
+// marker straddles the end of the fourth block.
+std::vector<std::byte> replay_content() {
+  std::string text(50000, 'q');
+  text.replace(0, 6, "BORD\n\n");
+  text.replace(text.size() - 4, 4, "SCAN");
+  text.replace(3 * (4096 - 512) + 4096 - 12, 37, "BORDERSCAN-STRADDLE-MARKER-0123456789");
+  return bytes_of(text);
+}
+
+std::vector<std::string> rule_names(const sc::file_entry& e) {
+  std::vector<std::string> out;
+  for (const auto& f : e.findings) out.push_back(f.rule);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST(ObjectScanner, ForwardOnlySourceIsReadOnceAndConditionsSeeItsFirstAndLastBlock) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, replay_rules), 4096, 512);
+  const auto data = replay_content();
+  forward_only_source src(data);
+  auto e = entry_for("/a.zip!big.bin", data.size());
+  e.depth = 1;
+  const auto out = scanner.scan(e, src);
+  EXPECT_TRUE(out.errors.empty()) << out.errors.front().message;
+  EXPECT_TRUE(e.content_complete);
+  EXPECT_EQ(e.bytes_read, data.size());
+  EXPECT_EQ(rule_names(e), (std::vector<std::string>{"head_marker", "sized", "straddle_marker", "tail_marker"}));
+
+  // The same bytes from memory give the same hashes and the same findings.
+  sc::memory_source again(data);
+  auto e2 = entry_for("/big.bin", data.size());
+  scanner.scan(e2, again);
+  EXPECT_EQ(e.sha256, e2.sha256);
+  EXPECT_EQ(e.md5, e2.md5);
+  EXPECT_EQ(rule_names(e), rule_names(e2));
+}
+
+TEST(ObjectScanner, ConditionsOnTheFirstAndLastBlockCostNoSecondRead) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, replay_rules), 4096, 512);
+  const auto data = replay_content();
+  counting_source src(data);
+  auto e = entry_for("/big.bin", data.size());
+  scanner.scan(e, src);
+  EXPECT_EQ(rule_names(e), (std::vector<std::string>{"head_marker", "sized", "straddle_marker", "tail_marker"}));
+  EXPECT_EQ(src.bytes_read, data.size()) << "every byte read exactly once";
+}
+
+TEST(ObjectScanner, StreamOfUnknownLengthEndingInsideABlockIsScannedToItsEndOnly) {
+  scratch_dir tmp;
+  sc::limits lim;
+  // "zeros at the end" would match if YARA saw the zero-filled rest of the last block.
+  sc::object_scanner scanner(lim, rules_from(tmp, std::string(replay_rules) + R"(
+rule zeros_past_end { strings: $z = { 00 00 00 00 00 00 00 00 } condition: $z })"),
+                             4096, 512);
+  const auto data = replay_content();
+  class unknown_length final : public sc::content_source {
+   public:
+    explicit unknown_length(std::span<const std::byte> d) : inner_(d) {}
+    std::uint64_t size() const override { return 0; }
+    bool size_known() const override { return false; }
+    bool forward_only() const override { return true; }
+    std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override { return inner_.read_at(offset, out); }
+
+   private:
+    forward_only_source inner_;
+  } src(data);
+  sc::file_entry e;
+  e.path = "/x.gz!x";
+  e.type = "regular";
+  e.depth = 1;
+  const auto out = scanner.scan(e, src);
+  EXPECT_TRUE(out.errors.empty()) << out.errors.front().message;
+  ASSERT_TRUE(e.size.has_value());
+  EXPECT_EQ(*e.size, data.size());
+  EXPECT_TRUE(e.content_complete);
+  EXPECT_EQ(rule_names(e), (std::vector<std::string>{"head_marker", "sized", "straddle_marker", "tail_marker"}));
+}
+
+TEST(ObjectScanner, ReadFailureIsOneErrorHoweverOftenYaraWalksTheBlocks) {
+  scratch_dir tmp;
+  sc::limits lim;
+  // Several conditions reading the first block and the middle: YARA walks the
+  // blocks again for each of them.
+  sc::object_scanner scanner(lim, rules_from(tmp, std::string(replay_rules) + R"(
+rule middle_a { condition: uint32(20000) == 0x71717171 and uint8(1) == 0x4F }
+rule middle_b { condition: uint16(30000) == 0x7171 and uint8(2) == 0x52 }
+rule middle_c { condition: uint16(25000) == 0x7171 and uint8(3) == 0x44 })"),
+                             4096, 512);
+  // A failing device: every range reads once, then errors when read again.
+  class fails_when_read_again final : public sc::content_source {
+   public:
+    explicit fails_when_read_again(std::span<const std::byte> d) : inner_(d) {}
+    std::uint64_t size() const override { return inner_.size(); }
+    std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+      if (offset < high_water_) {
+        throw sc::scan_error(sc::scan_errc::read_failed, "device error");
+      }
+      const std::size_t n = inner_.read_at(offset, out);
+      high_water_ = offset + n;
+      return n;
+    }
+
+   private:
+    sc::memory_source inner_;
+    std::uint64_t high_water_ = 0;
+  };
+  const auto data = replay_content();
+  fails_when_read_again src(data);
+  auto e = entry_for("/flaky.bin", data.size());
+  const auto out = scanner.scan(e, src);
+  ASSERT_EQ(out.errors.size(), 1u) << out.errors.back().message;
+  EXPECT_EQ(out.errors[0].code, "read_failed");
+  EXPECT_NE(out.errors[0].message.find("device error"), std::string::npos);
+  EXPECT_FALSE(e.content_complete) << "YARA could not see all it asked for";
 }

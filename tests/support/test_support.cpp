@@ -182,6 +182,16 @@ command_result run_command(const std::string& command_line) {
   return r;
 }
 
+std::string eicar() {
+  std::string s = "K5B!C%@NC[4\\CMK54(C^)7PP)7}$RVPNE-FGNAQNEQ-NAGVIVEHF-GRFG-SVYR!$U+U*";
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>('A' + (c - 'A' + 13) % 26);
+    }
+  }
+  return s;
+}
+
 const nlohmann::json* find_file(const nlohmann::json& report, int volume, const std::string& path) {
   for (const auto& f : report.at("files")) {
     if (f.at("volume") == volume && f.at("path") == path) {

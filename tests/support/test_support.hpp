@@ -60,6 +60,9 @@ struct command_result {
 command_result run_command(const std::string& command_line);
 std::string shell_quote(const std::string& s);
 
+// The EICAR test string (stored ROT13-encoded so no source file is itself one).
+std::string eicar();
+
 // Entries of a report by (volume, path).
 const nlohmann::json* find_file(const nlohmann::json& report, int volume, const std::string& path);
 bool has_finding(const nlohmann::json& file, const std::string& rule);
