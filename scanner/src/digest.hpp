@@ -1,5 +1,6 @@
 #pragma once
 // MD5, SHA-1 and SHA-256 computed together over one stream (OpenSSL EVP).
+// SHA-256 alone: borderscan/scanner/digest.hpp.
 
 #include <array>
 #include <cstdint>
@@ -24,21 +25,6 @@ class multi_hasher {
   void reset();
   void update(std::span<const std::byte> block);
   digests finish();
-
- private:
-  struct impl;
-  std::unique_ptr<impl> impl_;
-};
-
-// SHA-256 of one stream (image files, rule sources).
-class sha256_hasher {
- public:
-  sha256_hasher();
-  ~sha256_hasher();
-  sha256_hasher(const sha256_hasher&) = delete;
-  sha256_hasher& operator=(const sha256_hasher&) = delete;
-  void update(std::span<const std::byte> block);
-  std::array<std::uint8_t, 32> finish();
 
  private:
   struct impl;

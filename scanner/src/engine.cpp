@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "borderscan/scanner/archive.hpp"
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/object_scanner.hpp"
 #include "borderscan/scanner/text.hpp"
@@ -30,7 +31,7 @@ std::int64_t now_ms() {
 
 // Hashes the image file(s) as stored, in segment order.
 std::string hash_segments(const std::vector<std::filesystem::path>& segments) {
-  detail::sha256_hasher h;
+  sha256_hasher h;
   std::vector<char> buf(1 << 20);
   for (const auto& s : segments) {
     std::ifstream in(s, std::ios::binary);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/extension.hpp"
 #include "borderscan/scanner/text.hpp"

@@ -10,6 +10,7 @@
 #include <iterator>
 #include <unistd.h>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "c_handle.hpp"
@@ -142,8 +143,7 @@ namespace {
 
 // Adds a file's path and bytes to the rule-set digest. If text is given, the
 // bytes are also kept there.
-void digest_file(detail::sha256_hasher& h, const std::string& label, const fs::path& file,
-                 std::string* text = nullptr) {
+void digest_file(sha256_hasher& h, const std::string& label, const fs::path& file, std::string* text = nullptr) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     throw scan_error(scan_errc::rules_invalid, file.string() + ": cannot read");
@@ -215,7 +215,7 @@ std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources) {
   }
 
   std::shared_ptr<rule_set> set(new rule_set());
-  detail::sha256_hasher digest;
+  sha256_hasher digest;
 
   if (!yara_files.empty()) {
     YR_COMPILER* raw = nullptr;

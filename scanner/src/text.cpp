@@ -72,15 +72,6 @@ std::string escape_name(std::string_view raw) {
   return out;
 }
 
-std::string to_hex(std::span<const std::uint8_t> bytes) {
-  std::string out(bytes.size() * 2, '0');
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    out[2 * i] = hex_digits[bytes[i] >> 4];
-    out[2 * i + 1] = hex_digits[bytes[i] & 0xF];
-  }
-  return out;
-}
-
 bool from_hex(std::string_view hex, std::span<std::uint8_t> out) {
   if (hex.size() != out.size() * 2) {
     return false;

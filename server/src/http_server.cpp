@@ -22,6 +22,8 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include "borderscan/scanner/digest.hpp"
+
 namespace borderscan::server {
 
 namespace net = boost::asio;
@@ -42,7 +44,9 @@ class connection {
 struct server_state {
   server_state(router& r, metrics& m, http_settings s) : routes(r), stats(m), settings(s) {
     std::random_device rd;
-    prefix = to_hex(std::string{static_cast<char>(rd()), static_cast<char>(rd()), static_cast<char>(rd())});
+    const std::array<std::uint8_t, 3> random{static_cast<std::uint8_t>(rd()), static_cast<std::uint8_t>(rd()),
+                                             static_cast<std::uint8_t>(rd())};
+    prefix = scanner::to_hex(random);
   }
 
   std::string next_request_id() { return prefix + "-" + std::to_string(++counter); }

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/upload.hpp"
 
@@ -426,9 +427,7 @@ void sqlite_report_store::complete(std::string_view id, const scanner::report& r
   scanner::write_report(out, report, false);
   const std::string text = out.str();
   // The audit log pins the stored report: a later edit of the row shows.
-  sha256_hasher hasher;
-  hasher.update(text.data(), text.size());
-  const std::string report_sha256 = hasher.hex_digest();
+  const std::string report_sha256 = scanner::sha256_hex(text);
   std::lock_guard lock(mutex_);
   transaction tx(db_);
   std::int64_t seq = 0;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/server/problem.hpp"
 
 namespace borderscan::server {
@@ -52,11 +53,11 @@ std::optional<std::string> content_digest_sha256(std::string_view field) {
     if (key != "sha-256") {
       continue;  // other algorithms may be ignored (RFC 9530 §2)
     }
-    const auto bytes = base64_decode(value.substr(1, value.size() - 2));
+    const auto bytes = scanner::base64_decode(value.substr(1, value.size() - 2));
     if (!bytes || bytes->size() != 32) {
       bad_digest("Content-Digest sha-256 must be the base64 of 32 bytes");
     }
-    out = to_hex(*bytes);
+    out = scanner::to_hex(*bytes);
   }
   return out;
 }

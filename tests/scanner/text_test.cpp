@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "borderscan/scanner/digest.hpp"
+
 namespace sc = borderscan::scanner;
 
 TEST(EscapeName, KeepsValidUtf8) {

@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/server/upload.hpp"
 
 namespace borderscan::server::test_support {
@@ -193,34 +194,11 @@ bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit) {
 }
 
 std::string sha256_hex(const std::string& data) {
-  sha256_hasher h;
-  h.update(data.data(), data.size());
-  return h.hex_digest();
+  return scanner::sha256_hex(data);
 }
 
 std::string base64(const std::string& bytes) {
-  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                       static_cast<unsigned char>(bytes[i + 2]);
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += table[(v >> 6) & 63];
-    out += table[v & 63];
-  }
-  if (i < bytes.size()) {
-    unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) {
-      v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    }
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? table[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
+  return scanner::base64_encode(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace borderscan::server::test_support

@@ -13,7 +13,6 @@ namespace borderscan::scanner {
 // sequence becomes "\xHH". The mapping is reversible.
 std::string escape_name(std::string_view raw);
 
-std::string to_hex(std::span<const std::uint8_t> bytes);
 // Parses lower/upper-case hex; false on odd length or a bad digit.
 bool from_hex(std::string_view hex, std::span<std::uint8_t> out);
 

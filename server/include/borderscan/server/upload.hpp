@@ -20,20 +20,6 @@
 
 namespace borderscan::server {
 
-class sha256_hasher {
- public:
-  sha256_hasher();
-  ~sha256_hasher();
-  sha256_hasher(const sha256_hasher&) = delete;
-  sha256_hasher& operator=(const sha256_hasher&) = delete;
-  void update(const void* data, std::size_t size);
-  std::string hex_digest();  // finalises; call once
-
- private:
-  struct impl;
-  std::unique_ptr<impl> impl_;
-};
-
 // SHA-256 of a stream, computed on a thread of its own once the stream passes
 // one chunk, so hashing an upload overlaps receiving and writing it (SHA-256
 // alone runs at about the speed of the disk). Memory is bounded: at most
@@ -51,10 +37,6 @@ class background_sha256 {
   struct impl;
   std::unique_ptr<impl> impl_;
 };
-
-// Lower-case hex of bytes; base64 (RFC 4648 §4, padding required) to bytes.
-std::string to_hex(std::string_view bytes);
-std::optional<std::string> base64_decode(std::string_view text);
 
 // The sha-256 member of an RFC 9530 Content-Digest field, as lower-case hex;
 // nullopt when the field names other algorithms only. Throws http_error 400
