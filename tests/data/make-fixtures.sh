@@ -8,6 +8,7 @@
 #   gpt-two-volumes.E01   the same disk as EWF (EnCase 6, deflate)
 #   split/gpt-two-volumes.img.001 ...  the same disk as split raw (3 MiB segments)
 #   fat-simple.img        FAT12, no partition table
+#   fat-clean.img         FAT12, no partition table, nothing any rule flags (a clean device)
 #   ext4-simple.img       ext4, no partition table
 #   exfat-simple.img      exFAT, formatted but empty (nothing can fill it without mounting)
 #   iso-simple.iso        ISO 9660 + Rock Ridge + Joliet
@@ -240,6 +241,23 @@ build_fat_simple() {
   mdel -i "$fat_simple" ::/secret.txt "::/subdir/deleted long name.txt"
 }
 
+# --- fat-clean.img: 1 MiB FAT12, ordinary files only: the clean device of the daemon tests --
+fat_clean=$out/fat-clean.img
+build_fat_clean() {
+  local src=$tmp/fat-clean-src
+  rm -rf "$src"
+  mkdir -p "$src/docs"
+  printf 'Borderscan clean FAT12 fixture\n' >"$src/README.TXT"
+  printf 'Dear customer,\nyour parcel is on its way.\n' >"$src/docs/letter.txt"
+  printf 'date,item,amount\n2024-05-01,tea,3.50\n' >"$src/docs/receipt.csv"
+  stamp_tree "$src"
+  new_fat "$fat_clean" 1M 12 0c1ea400 BSCLEAN
+  mmd -i "$fat_clean" ::/docs
+  fat_put "$fat_clean" "$src/README.TXT" /README.TXT
+  fat_put "$fat_clean" "$src/docs/letter.txt" /docs/letter.txt
+  fat_put "$fat_clean" "$src/docs/receipt.csv" /docs/receipt.csv
+}
+
 # --- ext4-simple.img: 4 MiB ext4, no partition table -------------------------------------
 ext4_simple=$out/ext4-simple.img
 build_ext4_simple() {
@@ -338,6 +356,7 @@ build_split() {
 
 build_gpt
 build_fat_simple
+build_fat_clean
 build_ext4_simple
 build_exfat_simple
 build_iso_simple
@@ -433,6 +452,9 @@ expect_files "$fat_simple" 0 'r/r README.TXT' 'r/r eicar.com' 'd/d subdir' 'r/r 
 expect_content "$fat_simple" 0 eicar.com "$eicar_sha256"
 expect_content "$fat_simple" 0 _ecret.txt "$deleted_sha256"
 expect_content "$fat_simple" 0 'subdir/deleted long name.txt' "$deleted_sha256"
+
+expect_fs "$fat_clean" 0 FAT12
+expect_files "$fat_clean" 0 'r/r README.TXT' 'd/d docs' 'r/r docs/letter.txt' 'r/r docs/receipt.csv'
 
 expect_fs "$ext4_simple" 0 Ext4
 expect_files "$ext4_simple" 0 'r/r readme.txt' 'r/r eicar.com' 'd/d docs/deep' \

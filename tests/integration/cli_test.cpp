@@ -19,8 +19,7 @@ std::string cli() {
 }  // namespace
 
 TEST(Cli, CleanImageExitsZeroWithReportOnStdout) {
-  const auto res = run_command(
-      cli() + " scan " + shell_quote((borderscan::test::corpus_dir() / "images" / "rustfatfs-fat12.img").string()));
+  const auto res = run_command(cli() + " scan " + shell_quote(borderscan::test::clean_image().string()));
   EXPECT_EQ(res.exit_code, 0) << res.err;
   const json r = json::parse(res.out);
   borderscan::test::validate_report(r);
@@ -42,14 +41,27 @@ TEST(Cli, FlaggedImageExitsOneAndWritesOutputFile) {
 }
 
 TEST(Cli, IncompleteImageExitsThree) {
-  const auto res = run_command(cli() + " scan -q " +
-                               shell_quote((borderscan::test::corpus_dir() / "hostile" / "random-256k.img").string()));
+  // 256 KiB of noise: no partition table, no file system.
+  borderscan::test::scratch_dir tmp;
+  const fs::path noise = tmp / "noise.img";
+  {
+    std::ofstream out(noise, std::ios::binary);
+    std::uint32_t x = 2463534242U;
+    for (int i = 0; i < 256 * 1024; ++i) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      out.put(static_cast<char>(x));
+    }
+  }
+  const auto res = run_command(cli() + " scan -q " + shell_quote(noise.string()));
   EXPECT_EQ(res.exit_code, 3) << res.err;
 }
 
 TEST(Cli, UnusableImageOrBadArgumentsExitTwoWithOneLineReason) {
-  const auto empty = run_command(cli() + " scan -q " +
-                                 shell_quote((borderscan::test::corpus_dir() / "hostile" / "empty.img").string()));
+  borderscan::test::scratch_dir tmp;
+  std::ofstream(tmp / "empty.img").flush();
+  const auto empty = run_command(cli() + " scan -q " + shell_quote((tmp / "empty.img").string()));
   EXPECT_EQ(empty.exit_code, 2);
   EXPECT_NE(empty.err.find("image is empty"), std::string::npos) << empty.err;
 

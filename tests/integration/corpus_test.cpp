@@ -52,6 +52,7 @@ std::string basename_of(const std::string& path) {
 class CorpusImage : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CorpusImage, ListsEveryRequiredFile) {
+  BORDERSCAN_REQUIRE_CORPUS();
   const fs::path images = corpus_dir() / "images";
   std::ifstream in(images / GetParam());
   ASSERT_TRUE(in) << "cannot open " << (images / GetParam());

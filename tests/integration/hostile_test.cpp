@@ -53,6 +53,7 @@ fs::path materialise(const std::string& name, const fs::path& tmp) {
 class HostileImage : public ::testing::TestWithParam<hostile_case> {};
 
 TEST_P(HostileImage, EndsWithClearErrorOrPartialReport) {
+  BORDERSCAN_REQUIRE_CORPUS();
   borderscan::test::scratch_dir tmp;
   const auto& c = GetParam();
   int rc = 0;
@@ -85,7 +86,8 @@ INSTANTIATE_TEST_SUITE_P(SharedCorpus, HostileImage,
                            return name;
                          });
 
-TEST(HostileDetails, DirectoryLoopsAreCutAndWarned) {
+TEST(CorpusHostileDetails, DirectoryLoopsAreCutAndWarned) {
+  BORDERSCAN_REQUIRE_CORPUS();
   borderscan::test::scratch_dir tmp;
   for (const std::string name : {"fat12-dirloop.img", "fatcat-directory-loop.img.gz"}) {
     int rc = 0;
@@ -110,7 +112,8 @@ TEST(HostileDetails, DirectoryLoopsAreCutAndWarned) {
   }
 }
 
-TEST(HostileDetails, InfiniteFileEndsQuickly) {
+TEST(CorpusHostileDetails, InfiniteFileEndsQuickly) {
+  BORDERSCAN_REQUIRE_CORPUS();
   borderscan::test::scratch_dir tmp;
   int rc = 0;
   const json r = scan_with_cli(materialise("fatcat-infinite-file.img.gz", tmp.path()), &rc);
@@ -124,7 +127,8 @@ TEST(HostileDetails, InfiniteFileEndsQuickly) {
   EXPECT_NE(find_file(r, 0, "/.BigMamma.swp"), nullptr);
 }
 
-TEST(HostileDetails, TruncatedFat32IsReadAsFarAsItGoes) {
+TEST(CorpusHostileDetails, TruncatedFat32IsReadAsFarAsItGoes) {
+  BORDERSCAN_REQUIRE_CORPUS();
   int rc = 0;
   const json r = scan_with_cli(borderscan::test::corpus_dir() / "hostile" / "fat32-truncated.img", &rc);
   const json* big = find_file(r, 0, "/big.bin");
@@ -149,7 +153,8 @@ TEST(HostileDetails, TruncatedFat32IsReadAsFarAsItGoes) {
   EXPECT_EQ(r["volumes"][0]["notes"].size(), 1u) << "the image is shorter than the file system";
 }
 
-TEST(HostileDetails, BrokenFatChainsAreReportedNotSilentlyShortened) {
+TEST(CorpusHostileDetails, BrokenFatChainsAreReportedNotSilentlyShortened) {
+  BORDERSCAN_REQUIRE_CORPUS();
   int rc = 0;
   const json r = scan_with_cli(borderscan::test::corpus_dir() / "hostile" / "fat16-chains.img", &rc);
   const json* ok = find_file(r, 0, "/ok.txt");

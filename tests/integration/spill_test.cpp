@@ -33,7 +33,7 @@ TEST(Spill, SpilledReportsEqualInMemoryReports) {
       {test::fixture_dir() / "ext4-simple.img"},
       {test::fixture_dir() / "gpt-two-volumes.img"},
       {test::fixture_dir() / "iso-simple.iso"},
-      {test::corpus_dir() / "images" / "rustfatfs-fat12.img"},
+      {test::clean_image()},
   };
   const sc::engine eng({}, test::shipped_rules());
   for (const auto& segments : images) {

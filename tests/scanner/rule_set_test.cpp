@@ -65,7 +65,8 @@ TEST(RuleSet, MissingPathIsAClearError) {
   EXPECT_THROW(sc::rule_set::load(src), sc::scan_error);
 }
 
-TEST(RuleSet, CommunityRuleSetWithExternalsCompiles) {
+TEST(RuleSet, CorpusCommunityRuleSetWithExternalsCompiles) {
+  BORDERSCAN_REQUIRE_CORPUS();
   borderscan::test::shipped_rules();
   const fs::path base = borderscan::test::corpus_dir() / "yara-community" / "signature-base";
   std::ifstream list(base / "compile-together.txt");
@@ -120,9 +121,14 @@ rule a {
   EXPECT_FALSE(yara_source_mentions_external(R"(rule a { strings: $s = "a \" filename" condition: $s })"));
 }
 
-TEST(RuleSet, ExternalsAreNotedOnlyWhenRulesReadThem) {
+TEST(RuleSet, ShippedRulesReadNoExternals) {
   // The shipped rules only mention "extension" in a comment.
   EXPECT_FALSE(borderscan::test::shipped_rules()->uses_externals());
+}
+
+TEST(RuleSet, CorpusExternalsAreNotedOnlyWhenRulesReadThem) {
+  BORDERSCAN_REQUIRE_CORPUS();
+  borderscan::test::shipped_rules();
   const fs::path base = borderscan::test::corpus_dir() / "yara-community" / "signature-base";
   // compile-noext.txt lists the files that compile without the externals; compile-together.txt adds
   // those that need them.

@@ -24,12 +24,17 @@ fs::path source_dir() {
 
 fs::path corpus_dir() {
   const char* env = std::getenv("BORDERSCAN_CORPUS");
-  fs::path dir = env != nullptr && *env != '\0' ? fs::path(env) : fs::path(BORDERSCAN_DEFAULT_CORPUS);
-  if (!fs::is_directory(dir / "images")) {
-    ADD_FAILURE() << "shared corpus not found at " << dir
-                  << " (expected ../shared/corpus beside the repository, or set BORDERSCAN_CORPUS)";
-  }
-  return dir;
+  return env != nullptr && *env != '\0' ? fs::path(env) : fs::path(BORDERSCAN_DEFAULT_CORPUS);
+}
+
+bool corpus_available() {
+  std::error_code ec;
+  return fs::is_directory(corpus_dir() / "images", ec) && fs::is_directory(corpus_dir() / "hostile", ec);
+}
+
+std::string corpus_missing_message() {
+  return "shared corpus not found at " + corpus_dir().string() +
+         " (../shared/corpus beside the repository, or set BORDERSCAN_CORPUS): skipped";
 }
 
 fs::path fixture_dir() {
@@ -38,6 +43,10 @@ fs::path fixture_dir() {
     ADD_FAILURE() << "fixture images missing in " << dir << " (ctest runs make_fixtures first)";
   }
   return dir;
+}
+
+fs::path clean_image() {
+  return fixture_dir() / "fat-clean.img";
 }
 
 fs::path rules_dir() {

@@ -12,12 +12,25 @@
 
 #include "borderscan/scanner/engine.hpp"
 
+#define BORDERSCAN_REQUIRE_CORPUS()                               \
+  if (!::borderscan::test::corpus_available()) {                  \
+    GTEST_SKIP() << ::borderscan::test::corpus_missing_message(); \
+  }
+
 namespace borderscan::test {
 
 std::filesystem::path source_dir();
-std::filesystem::path corpus_dir();   // ../shared/corpus or $BORDERSCAN_CORPUS; fails the test if absent
+// The shared corpus: ../shared/corpus beside the repository, or $BORDERSCAN_CORPUS.
+// A clone of the repository alone has none: every test that reads it starts
+// with BORDERSCAN_REQUIRE_CORPUS(), has "Corpus" in its name (CTest gives
+// those the label `corpus`) and is skipped with a message when it is absent.
+std::filesystem::path corpus_dir();
+bool corpus_available();
+std::string corpus_missing_message();
 std::filesystem::path fixture_dir();  // built by tests/data/make-fixtures.sh
-std::filesystem::path rules_dir();    // the shipped rules/
+// tests/data/README.md "fat-clean.img": a small device on which nothing is flagged.
+std::filesystem::path clean_image();
+std::filesystem::path rules_dir();  // the shipped rules/
 
 // A fresh directory under the system temp dir, removed when destroyed.
 class scratch_dir {
