@@ -1,13 +1,16 @@
 // `borderscan scan`: the scanner library, directly, on a local image.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <system_error>
 
 #include "borderscan/scanner/engine.hpp"
 #include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/report_file.hpp"
 #include "commands.hpp"
 
 namespace borderscan::cli {
@@ -18,6 +21,7 @@ namespace sc = borderscan::scanner;
 struct scan_args {
   std::vector<std::string> rules;
   std::vector<std::string> hashsets;
+  std::string compiled_rules;
   std::string output = "-";
   unsigned jobs = 0;
   std::vector<std::string> image;
@@ -85,19 +89,13 @@ int run_scan(const scan_args& args) {
     return 2;
   }
   sc::yara_library yara;
-  sc::rule_sources sources;
-  if (args.rules.empty()) {
-    sources.rule_paths.push_back(sc::default_rules_dir());
-  }
-  for (const auto& p : args.rules) {
-    sources.rule_paths.emplace_back(p);
-  }
-  for (const auto& h : args.hashsets) {
-    sources.hashsets.push_back(sc::parse_hashset_arg(h));
-  }
   std::shared_ptr<const sc::rule_set> rules;
   try {
-    rules = sc::rule_set::load(sources);
+    sc::compiled_rules compiled;
+    if (!args.compiled_rules.empty()) {
+      compiled = {sc::compiled_rules::mode::cache, args.compiled_rules, {}};
+    }
+    rules = sc::rule_set::load(sc::rule_sources_for(args.rules, args.hashsets), compiled);
   } catch (const sc::scan_error& e) {
     std::cerr << "borderscan: cannot load rules:\n" << e.what() << "\n";
     return 2;
@@ -138,11 +136,18 @@ int run_scan(const scan_args& args) {
     sc::write_report(std::cout, r);
     std::cout << "\n" << std::flush;
   } else {
-    std::ofstream out(args.output, std::ios::binary | std::ios::trunc);
-    sc::write_report(out, r);
-    out << "\n";
-    if (!out.flush()) {
-      std::cerr << "borderscan: cannot write " << args.output << "\n";
+    // The same bytes the daemon's worker stores.
+    const int fd = ::open(args.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    try {
+      if (fd < 0) {
+        throw std::system_error(errno, std::generic_category());
+      }
+      sc::write_report_file(fd, r);
+      if (::close(fd) != 0) {
+        throw std::system_error(errno, std::generic_category());
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "borderscan: cannot write " << args.output << ": " << e.what() << "\n";
       return 2;
     }
   }
@@ -165,6 +170,9 @@ command_runner add_scan_command(CLI::App& app) {
                   "Repeatable. Default: the shipped rules/ directory");
   cmd->add_option("--hashset", args->hashsets,
                   "Hash-set file, FILE[:known-good|:known-bad] (default known-bad). Repeatable");
+  cmd->add_option("--compiled-rules", args->compiled_rules,
+                  "Cache of the compiled YARA rules: used when it was made from the same rule sources, "
+                  "(re)written when not");
   cmd->add_option("-o,--output", args->output, "Write the report here ('-' = stdout)");
   cmd->add_option("-j,--jobs", args->jobs, "Worker threads (default: number of cores)");
   cmd->add_option("--station", args->station, "Station name recorded in the report");

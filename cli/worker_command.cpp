@@ -1,56 +1,51 @@
 // `borderscan worker`: one scan in its own fenced process, for the daemon.
-// It speaks newline-delimited JSON on stdout: "started", "progress" lines,
-// then one "report" line, or one "error" line (exit 2). Logs go to stderr.
+// It speaks borderscan/protocol/worker_protocol.hpp on stdout: `started`,
+// `progress` lines, then `report` (the report file it wrote) or `error`
+// (exit 2). Logs go to stderr.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <exception>
-#include <new>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <exception>
 #include <iostream>
 #include <mutex>
+#include <new>
 
+#include "borderscan/protocol/worker_protocol.hpp"
 #include "borderscan/sandbox/sandbox.hpp"
 #include "borderscan/scanner/engine.hpp"
 #include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/report_file.hpp"
 #include "commands.hpp"
 
 namespace borderscan::cli {
 namespace {
 
 namespace sc = borderscan::scanner;
-
-struct worker_args {
-  std::vector<std::string> image;
-  std::vector<std::string> rules;
-  std::vector<std::string> hashsets;
-  std::string limits_json;
-  std::string scan_id, station, image_sha256, display_name;
-  std::string spill_dir;
-  unsigned jobs = 0;
-  std::uint64_t memory_limit = 0;
-  std::uint64_t cpu_limit = 0;
-  bool no_seccomp = false;
-  bool check_sandbox = false;
-};
+namespace proto = borderscan::protocol;
 
 std::mutex out_mutex;
 
-// One JSON document per line; the daemon reads them as they come.
-void emit(const nlohmann::json& line) {
-  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+// One message per line; the daemon reads them as they come.
+void emit(const proto::message& m) {
+  const std::string text = proto::encode(m);
   std::lock_guard lock(out_mutex);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
 }
 
-int fail(const std::string& code, const std::string& message) {
-  emit({{"type", "error"}, {"code", code}, {"message", message}});
-  return 2;
+// Made before any scan: when memory runs out there is none left to make it.
+const std::string out_of_memory_line = proto::encode(
+    proto::error_message{std::string(proto::error_codes::memory_limit), "out of memory (address-space limit)"});
+
+int fail(std::string_view code, const std::string& message) {
+  emit(proto::error_message{std::string(code), message});
+  return static_cast<int>(proto::worker_exit::error);
 }
 
 std::string errno_name(int err) {
@@ -77,7 +72,8 @@ int check_sandbox() {
   char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
   const int e = ::execv("/bin/true", argv);
   result["exec"] = errno_name(e == 0 ? 0 : errno);
-  emit({{"type", "sandbox"}, {"result", result}});
+  // Not a protocol message: a diagnostic for people and tests.
+  std::cout << nlohmann::json{{"type", "sandbox"}, {"result", result}}.dump() << "\n" << std::flush;
   const bool ok = result["socket"] == "EPERM" && result["open_write"] == "EPERM" && result["exec"] == "EPERM" &&
                   result["open_read"] == "ok";
   return ok ? 0 : 1;
@@ -86,8 +82,6 @@ int check_sandbox() {
 // Out of memory under RLIMIT_AS surfaces as std::bad_alloc, possibly on a
 // scanner thread: say so on the pipe, then end with exit code 3.
 [[noreturn]] void on_terminate() {
-  const char* line = R"json({"type":"error","code":"memory_limit","message":"out of memory (address-space limit)"})json"
-                     "\n";
   bool oom = false;
   if (const auto ep = std::current_exception()) {
     try {
@@ -98,14 +92,48 @@ int check_sandbox() {
     }
   }
   if (oom) {
-    [[maybe_unused]] const auto n = ::write(STDOUT_FILENO, line, std::strlen(line));
-    ::_exit(3);
+    [[maybe_unused]] const auto n = ::write(STDOUT_FILENO, out_of_memory_line.data(), out_of_memory_line.size());
+    ::_exit(static_cast<int>(proto::worker_exit::out_of_memory));
   }
   std::abort();
 }
 
-int run_worker(const worker_args& args) {
+// The daemon may die at any moment (kill -9 included): the worker must not
+// scan on without it, or a restarted daemon would run a second worker on the
+// same image. The parent check closes the window before prctl took effect.
+bool tie_to_parent(std::int64_t parent_pid) {
+  if (parent_pid == 0) {
+    return true;
+  }
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  return ::getppid() == static_cast<pid_t>(parent_pid);
+}
+
+int install_fence(const proto::worker_invocation& args) {
+  sandbox::resource_limits rl;
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer reserves terabytes of address space: RLIMIT_AS would stop it cold.
+  rl.address_space_bytes = 0;
+#else
+  rl.address_space_bytes = args.memory_limit;
+#endif
+  rl.cpu_seconds = args.cpu_limit;
+  sandbox::apply_limits(rl);
+  if (args.check_sandbox) {
+    return check_sandbox();
+  }
+  if (!args.no_seccomp) {
+    // Everything from here on only reads files and writes to open descriptors.
+    sandbox::install_filter();
+  }
+  return -1;
+}
+
+int run_worker(const proto::worker_invocation& args) {
   std::set_terminate(on_terminate);
+  if (!tie_to_parent(args.parent_pid)) {
+    return fail(proto::error_codes::parent_gone, "the daemon that started this worker is gone");
+  }
   // Opened before the filter, which forbids opening files for writing.
   std::string spill_error;
   // It holds what memory would otherwise: the same budget bounds it.
@@ -113,51 +141,42 @@ int run_worker(const worker_args& args) {
   if (!spill) {
     std::fprintf(stderr, "borderscan worker: report entries stay in memory: %s\n", spill_error.c_str());
   }
+  const int report_fd =
+      args.report_path.empty() ? -1 : ::open(args.report_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (!args.report_path.empty() && report_fd < 0) {
+    return fail(proto::error_codes::report_failed, args.report_path + ": " + std::strerror(errno));
+  }
   try {
-    sandbox::resource_limits rl;
-#if defined(__SANITIZE_ADDRESS__)
-    // AddressSanitizer reserves terabytes of address space: RLIMIT_AS would stop it cold.
-    rl.address_space_bytes = 0;
-#else
-    rl.address_space_bytes = args.memory_limit;
-#endif
-    rl.cpu_seconds = args.cpu_limit;
-    sandbox::apply_limits(rl);
-    if (args.check_sandbox) {
-      return check_sandbox();
-    }
-    if (!args.no_seccomp) {
-      // Everything from here on only reads files and writes to stdout/stderr.
-      sandbox::install_filter();
+    if (const int rc = install_fence(args); rc >= 0) {
+      return rc;
     }
   } catch (const std::exception& e) {
-    return fail("sandbox_failed", e.what());
+    return fail(proto::error_codes::sandbox_failed, e.what());
   }
-  if (args.image.empty()) {
-    return fail("bad_arguments", "no image given");
+  if (args.image.empty() || report_fd < 0) {
+    return fail(proto::error_codes::bad_arguments, "--image and --report are required");
   }
   sc::limits lim;
   if (!args.limits_json.empty()) {
     try {
       lim = nlohmann::json::parse(args.limits_json).get<sc::limits>();
     } catch (const std::exception& e) {
-      return fail("bad_arguments", std::string("--limits: ") + e.what());
+      return fail(proto::error_codes::bad_arguments, std::string("--limits: ") + e.what());
     }
   }
   sc::yara_library yara;
-  sc::rule_sources sources;
-  if (args.rules.empty()) {
-    sources.rule_paths.push_back(sc::default_rules_dir());
-  }
-  for (const auto& p : args.rules) sources.rule_paths.emplace_back(p);
-  for (const auto& h : args.hashsets) sources.hashsets.push_back(sc::parse_hashset_arg(h));
   std::shared_ptr<const sc::rule_set> rules;
   try {
-    rules = sc::rule_set::load(sources);
+    sc::compiled_rules compiled;
+    if (!args.compiled_rules.empty()) {
+      compiled = {sc::compiled_rules::mode::require, args.compiled_rules, args.compiled_rules_sha256};
+    }
+    rules = sc::rule_set::load(sc::rule_sources_for(args.rule_paths, args.hashsets), compiled);
   } catch (const sc::scan_error& e) {
-    return fail("rules_invalid", e.what());
+    const bool mismatch = e.code() == sc::scan_errc::rules_mismatch;
+    return fail(mismatch ? proto::error_codes::rules_mismatch : proto::error_codes::rules_invalid, e.what());
   }
-  emit({{"type", "started"}, {"pid", ::getpid()}, {"ruleset", rules->info().digest}});
+  emit(proto::started_message{::getpid(), rules->info().digest});
 
   sc::scan_options opts;
   opts.jobs = args.jobs;
@@ -167,45 +186,26 @@ int run_worker(const worker_args& args) {
   opts.display_name = args.display_name;
   opts.spill = spill;
   opts.on_progress = [](const sc::scan_progress& p) {
-    emit({{"type", "progress"},
-          {"files_done", p.files_done},
-          {"files_found", p.files_found},
-          {"bytes_done", p.bytes_done},
-          {"bytes_total", p.bytes_total}});
+    emit(proto::progress_message{p.files_done, p.files_found, p.bytes_done, p.bytes_total});
   };
   const sc::engine eng(lim, rules);
   const sc::report r = eng.scan(std::vector<std::filesystem::path>(args.image.begin(), args.image.end()), opts);
-  {
-    // Streamed: the report line can be large, and is never held twice.
-    std::lock_guard lock(out_mutex);
-    std::cout << R"({"type":"report","report":)";
-    sc::write_report(std::cout, r, /*pretty=*/false);
-    std::cout << "}\n" << std::flush;
+  try {
+    const sc::report_file_info written = sc::write_report_file(report_fd, r, args.max_report_bytes);
+    ::close(report_fd);
+    emit(proto::report_message{args.report_path, written.size, written.sha256});
+  } catch (const std::exception& e) {
+    return fail(proto::error_codes::report_failed, args.report_path + ": " + e.what());
   }
-  return 0;
+  return static_cast<int>(proto::worker_exit::ok);
 }
 
 }  // namespace
 
 command_runner add_worker_command(CLI::App& app) {
-  auto args = std::make_shared<worker_args>();
+  auto args = std::make_shared<proto::worker_invocation>();
   CLI::App* cmd = app.add_subcommand("worker", "Run one scan fenced in this process (used by borderscand)");
-  cmd->add_option("--image", args->image, "Image file or segment, in order (repeatable)");
-  cmd->add_option("--rules", args->rules, "YARA rule file or directory (repeatable; default: shipped rules/)");
-  cmd->add_option("--hashset", args->hashsets, "Hash-set file FILE[:known-good|:known-bad] (repeatable)");
-  cmd->add_option("--limits", args->limits_json, "Scan limits as a JSON object");
-  cmd->add_option("--scan-id", args->scan_id, "Scan id recorded in the report");
-  cmd->add_option("--station", args->station, "Station recorded in the report");
-  cmd->add_option("--image-sha256", args->image_sha256, "SHA-256 taken while the image was received");
-  cmd->add_option("--name", args->display_name, "Image name recorded in the report");
-  cmd->add_option("-j,--jobs", args->jobs, "Worker threads (default: number of cores)");
-  cmd->add_option("--spill-dir", args->spill_dir,
-                  "Folder for the unlinked temporary file that holds report entries (default: $TMPDIR or /tmp)");
-  cmd->add_option("--memory-limit", args->memory_limit, "Address-space limit in bytes (RLIMIT_AS; 0 = none)");
-  cmd->add_option("--cpu-limit", args->cpu_limit, "CPU-time limit in seconds (RLIMIT_CPU; 0 = none)");
-  cmd->add_flag("--no-seccomp", args->no_seccomp, "Do not install the seccomp filter (debugging only)");
-  cmd->add_flag("--check-sandbox", args->check_sandbox,
-                "Install the filter, try a socket, an open for writing and an exec, print the results");
+  proto::add_options(*cmd, *args);
   return [args] { return run_worker(*args); };
 }
 

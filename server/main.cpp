@@ -37,7 +37,8 @@ void sweep_spool(const fs::path& spool, server::report_store& store, bool keep_i
   const auto live = store.live_spool_paths();
   for (const auto& entry : fs::directory_iterator(spool)) {
     const auto& p = entry.path();
-    const bool partial = p.extension() == ".part";
+    // Partial uploads, and reports of scans that were running: they run again.
+    const bool partial = p.extension() == ".part" || p.string().ends_with(".report.json");
     const bool orphan =
         p.extension() == ".img" && !keep_images && std::find(live.begin(), live.end(), p.string()) == live.end();
     if (partial || orphan) {
@@ -60,19 +61,21 @@ void write_port_file(const fs::path& file, unsigned port) {
 
 int serve(const server::server_config& config, const fs::path& port_file, unsigned debug_scan_delay_ms) {
   scanner::yara_library yara;
-  scanner::rule_sources sources;
-  sources.rule_paths = config.rules.paths;
-  if (sources.rule_paths.empty()) {
-    sources.rule_paths.push_back(scanner::default_rules_dir());
+  std::vector<std::string> rule_paths, hashsets;
+  for (const auto& p : config.rules.paths) {
+    rule_paths.push_back(p.string());
   }
   for (const auto& p : config.rules.known_bad) {
-    sources.hashsets.emplace_back(p, scanner::hashset_kind::known_bad);
+    hashsets.push_back(p.string() + ":known-bad");
   }
   for (const auto& p : config.rules.known_good) {
-    sources.hashsets.emplace_back(p, scanner::hashset_kind::known_good);
+    hashsets.push_back(p.string() + ":known-good");
   }
-  auto rules = scanner::rule_set::load(sources);
-  spdlog::info("rules: {} YARA rules, ruleset {}", rules->info().yara_rules, rules->info().digest);
+  const scanner::rule_sources sources = scanner::rule_sources_for(rule_paths, hashsets);
+  // Compiled once here; every worker loads the saved result and says which rule set it holds.
+  server::rules_snapshot rules = server::load_rules(sources, config.storage.compiled_rules_path());
+  spdlog::info("rules: {} YARA rules, ruleset {}, compiled to {}", rules.rules->info().yara_rules,
+               rules.rules->info().digest, rules.compiled.string());
 
   const fs::path spool = config.storage.spool_path();
   fs::create_directories(config.storage.data_dir);
@@ -81,7 +84,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
 
   server::system_clock clock;
   server::random_id_generator ids;
-  server::sqlite_report_store store(config.storage.database_path());
+  server::sqlite_report_store store(config.storage.database_path(), config.storage.reports_path());
   server::retention_policy retention;
   retention.keep_all = config.storage.keep_images;
   retention.keep_flagged_ms = std::int64_t{config.storage.keep_flagged_days} * 86'400'000;
@@ -101,9 +104,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   fenced.command = !config.worker.command.empty() ? config.worker.command
                                                   : fs::read_symlink("/proc/self/exe").parent_path() / "borderscan";
   fenced.rule_paths = sources.rule_paths;
-  for (const auto& [path, kind] : sources.hashsets) {
-    fenced.hashsets.push_back(path.string() + ":" + scanner::to_string(kind));
-  }
+  fenced.hashsets = hashsets;
+  fenced.rules = &rule_holder;
   fenced.limits = config.limits;
   fenced.scan_threads = config.jobs.effective_scan_threads();
   fenced.memory_limit_bytes = config.worker.memory_limit_bytes;
@@ -124,7 +126,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                                    : std::string("inside the daemon (worker.isolation = \"none\")"));
   server::delayed_runner delayed(runner, std::chrono::milliseconds(debug_scan_delay_ms));
   server::scan_runner& chosen = debug_scan_delay_ms > 0 ? static_cast<server::scan_runner&>(delayed) : runner;
-  server::worker_pool pool(queue, chosen, store, stats, clock,
+  server::report_ingest ingest(store, {config.storage.reports_path(), config.worker.max_output_bytes});
+  server::worker_pool pool(queue, chosen, store, ingest, stats, clock,
                            {config.jobs.effective_workers(), config.jobs.max_attempts, retention});
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
   server::router routes(store, queue, stats, rule_holder, clock, ids,

@@ -38,6 +38,8 @@ const char* to_string(scan_errc e) noexcept {
       return "cancelled";
     case scan_errc::internal:
       return "internal";
+    case scan_errc::rules_mismatch:
+      return "rules_mismatch";
   }
   return "unknown";
 }

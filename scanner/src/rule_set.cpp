@@ -8,8 +8,9 @@
 #include <cctype>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>
+#include <optional>
 
+#include "borderscan/scanner/atomic_file.hpp"
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
@@ -172,16 +173,25 @@ yara_library::~yara_library() {
   yr_finalize();
 }
 
-rule_set::~rule_set() {
-  if (yara_ != nullptr) {
-    yr_rules_destroy(yara_);
-  }
+void rule_set::yara_rules_deleter::operator()(YR_RULES* r) const noexcept {
+  yr_rules_destroy(r);
 }
 
-std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources) {
-  // Collect sources first, sorted, so the digest does not depend on directory order.
-  std::vector<std::pair<std::string, fs::path>> yara_files;  // label, path
-  std::vector<std::tuple<std::string, fs::path, hashset_kind>> hash_files;
+rule_set::~rule_set() = default;
+
+namespace {
+
+using yara_rules_ptr = std::unique_ptr<YR_RULES, detail::c_deleter<&yr_rules_destroy>>;
+
+// The rule files of a rule set, in the order that defines its digest.
+struct rule_files {
+  std::vector<std::pair<std::string, fs::path>> yara;  // label, path
+  std::vector<std::tuple<std::string, fs::path, hashset_kind>> hashsets;
+};
+
+rule_files collect(const rule_sources& sources) {
+  // Sorted, so the digest does not depend on directory order.
+  rule_files files;
   for (const auto& root : sources.rule_paths) {
     std::error_code ec;
     if (fs::is_directory(root, ec)) {
@@ -199,67 +209,176 @@ std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources) {
       for (const auto& p : found) {
         const std::string label = fs::relative(p, root).generic_string();
         if (is_yara_source(p)) {
-          yara_files.emplace_back(label, p);
+          files.yara.emplace_back(label, p);
         } else if (auto kind = hashset_kind_of(p)) {
-          hash_files.emplace_back(label, p, *kind);
+          files.hashsets.emplace_back(label, p, *kind);
         }
       }
     } else if (fs::is_regular_file(root, ec)) {
-      yara_files.emplace_back(root.filename().string(), root);
+      files.yara.emplace_back(root.filename().string(), root);
     } else {
       throw scan_error(scan_errc::rules_invalid, root.string() + ": no such rule file or directory");
     }
   }
   for (const auto& [path, kind] : sources.hashsets) {
-    hash_files.emplace_back(path.filename().string(), path, kind);
+    files.hashsets.emplace_back(path.filename().string(), path, kind);
   }
+  return files;
+}
 
-  std::shared_ptr<rule_set> set(new rule_set());
-  sha256_hasher digest;
-
-  if (!yara_files.empty()) {
-    YR_COMPILER* raw = nullptr;
-    if (yr_compiler_create(&raw) != ERROR_SUCCESS) {
-      throw scan_error(scan_errc::internal, "yr_compiler_create failed");
+yara_rules_ptr compile(const std::vector<std::pair<std::string, fs::path>>& sources) {
+  YR_COMPILER* raw = nullptr;
+  if (yr_compiler_create(&raw) != ERROR_SUCCESS) {
+    throw scan_error(scan_errc::internal, "yr_compiler_create failed");
+  }
+  compiler_ptr compiler(raw);
+  compile_messages messages;
+  yr_compiler_set_callback(compiler.get(), on_compiler_message, &messages);
+  for (const char* name : string_externals) {
+    yr_compiler_define_string_variable(compiler.get(), name, "");
+  }
+  for (const auto& [label, path] : sources) {
+    file_ptr f(std::fopen(path.c_str(), "rb"));
+    if (!f) {
+      throw scan_error(scan_errc::rules_invalid, path.string() + ": cannot open: " + std::strerror(errno));
     }
-    compiler_ptr compiler(raw);
-    compile_messages messages;
-    yr_compiler_set_callback(compiler.get(), on_compiler_message, &messages);
-    for (const char* name : string_externals) {
-      yr_compiler_define_string_variable(compiler.get(), name, "");
-    }
-    for (const auto& [label, path] : yara_files) {
+    // One namespace for all files: rules may refer to rules in other files.
+    // By file (not by string) so that `include` resolves beside the file.
+    if (yr_compiler_add_file(compiler.get(), f.get(), nullptr, path.c_str()) > 0) {
+      // A compiler that failed cannot take more sources: report this file's errors.
       std::string text;
-      digest_file(digest, "yara:" + label, path, set->uses_externals_ ? nullptr : &text);
-      set->uses_externals_ = set->uses_externals_ || detail::yara_source_mentions_external(text);
-      file_ptr f(std::fopen(path.c_str(), "rb"));
-      if (!f) {
-        throw scan_error(scan_errc::rules_invalid, path.string() + ": cannot open: " + std::strerror(errno));
+      for (const auto& e : messages.errors) {
+        text += (text.empty() ? "" : "\n") + e;
       }
-      // One namespace for all files: rules may refer to rules in other files.
-      const int errors = yr_compiler_add_file(compiler.get(), f.get(), nullptr, path.c_str());
-      if (errors > 0) {
-        // A compiler that failed cannot take more sources: report this file's errors.
-        std::string text;
-        for (const auto& e : messages.errors) {
-          text += (text.empty() ? "" : "\n") + e;
-        }
-        throw scan_error(scan_errc::rules_invalid, text);
-      }
-      set->info_.yara_files.push_back(label);
-    }
-    YR_RULES* rules = nullptr;
-    if (yr_compiler_get_rules(compiler.get(), &rules) != ERROR_SUCCESS) {
-      throw scan_error(scan_errc::rules_invalid, "YARA rules could not be finalised (out of memory?)");
-    }
-    set->yara_ = rules;
-    const YR_RULE* rule = nullptr;
-    yr_rules_foreach(rules, rule) {
-      ++set->info_.yara_rules;
+      throw scan_error(scan_errc::rules_invalid, text);
     }
   }
+  YR_RULES* rules = nullptr;
+  if (yr_compiler_get_rules(compiler.get(), &rules) != ERROR_SUCCESS) {
+    throw scan_error(scan_errc::rules_invalid, "YARA rules could not be finalised (out of memory?)");
+  }
+  return yara_rules_ptr(rules);
+}
 
-  for (const auto& [label, path, kind] : hash_files) {
+// A compiled-rules file: this header line, the rule-set digest line, then
+// libyara's own serialisation (yr_rules_save_stream).
+constexpr std::string_view compiled_magic = "borderscan compiled YARA rules 1\n";
+
+struct compiled_file {
+  std::string digest;  // the rule set it was made from
+  std::string yara;    // libyara's bytes
+  std::string sha256;  // of the whole file
+};
+
+// Reads a compiled-rules file whole (a few MB at most), so that what is
+// checked is exactly what is loaded. nullopt when it is missing or not one.
+std::optional<compiled_file> read_compiled(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    return std::nullopt;
+  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad() || !text.starts_with(compiled_magic)) {
+    return std::nullopt;
+  }
+  const auto digest_end = text.find('\n', compiled_magic.size());
+  if (digest_end == std::string::npos) {
+    return std::nullopt;
+  }
+  compiled_file out;
+  out.digest = text.substr(compiled_magic.size(), digest_end - compiled_magic.size());
+  out.yara = text.substr(digest_end + 1);
+  out.sha256 = sha256_hex(text);
+  return out;
+}
+
+struct memory_stream {
+  std::string_view data;
+  std::size_t pos = 0;
+  static size_t read(void* ptr, size_t size, size_t count, void* user_data) {
+    auto* self = static_cast<memory_stream*>(user_data);
+    if (size == 0 || self->pos + size * count > self->data.size()) {
+      return 0;
+    }
+    std::memcpy(ptr, self->data.data() + self->pos, size * count);
+    self->pos += size * count;
+    return count;
+  }
+};
+
+yara_rules_ptr load_yara_bytes(std::string_view bytes) {
+  memory_stream source{bytes};
+  YR_STREAM stream{};
+  stream.user_data = &source;
+  stream.read = &memory_stream::read;
+  YR_RULES* rules = nullptr;
+  if (yr_rules_load_stream(&stream, &rules) != ERROR_SUCCESS) {
+    return nullptr;
+  }
+  return yara_rules_ptr(rules);
+}
+
+struct obtained_yara {
+  yara_rules_ptr rules;
+  bool compiled_here = false;
+};
+
+// The YARA rules of a rule set with digest `digest`, as `compiled` asks.
+obtained_yara obtain_yara(const std::vector<std::pair<std::string, fs::path>>& sources, const std::string& digest,
+                          const compiled_rules& compiled) {
+  if (compiled.how == compiled_rules::mode::compile) {
+    return {compile(sources), true};
+  }
+  const auto file = read_compiled(compiled.file);
+  if (compiled.how == compiled_rules::mode::require) {
+    if (!file) {
+      throw scan_error(scan_errc::rules_mismatch, compiled.file.string() + ": no compiled rules there");
+    }
+    if (file->sha256 != compiled.sha256) {
+      throw scan_error(scan_errc::rules_mismatch, compiled.file.string() +
+                                                      ": compiled rules changed since written (sha256 " + file->sha256 +
+                                                      ", expected " + compiled.sha256 + ")");
+    }
+    if (file->digest != digest) {
+      throw scan_error(scan_errc::rules_mismatch, compiled.file.string() + ": compiled for rule set " + file->digest +
+                                                      ", but the rule sources are now " + digest);
+    }
+    auto rules = load_yara_bytes(file->yara);
+    if (!rules) {
+      throw scan_error(scan_errc::rules_mismatch,
+                       compiled.file.string() + ": libyara cannot load these compiled rules");
+    }
+    return {std::move(rules), false};
+  }
+  // A cache: anything unusable is rebuilt.
+  if (file && file->digest == digest) {
+    if (auto rules = load_yara_bytes(file->yara)) {
+      return {std::move(rules), false};
+    }
+  }
+  return {compile(sources), true};
+}
+
+size_t write_to_string(const void* ptr, size_t size, size_t count, void* user_data) {
+  static_cast<std::string*>(user_data)->append(static_cast<const char*>(ptr), size * count);
+  return count;
+}
+
+}  // namespace
+
+std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources, const compiled_rules& compiled) {
+  const rule_files files = collect(sources);
+  std::shared_ptr<rule_set> set(new rule_set());
+  // The digest covers every source's label and bytes, YARA first, then the
+  // hash sets: the same whether the YARA part is compiled here or loaded.
+  sha256_hasher digest;
+  for (const auto& [label, path] : files.yara) {
+    std::string text;
+    digest_file(digest, "yara:" + label, path, set->uses_externals_ ? nullptr : &text);
+    set->uses_externals_ = set->uses_externals_ || detail::yara_source_mentions_external(text);
+    set->info_.yara_files.push_back(label);
+  }
+  for (const auto& [label, path, kind] : files.hashsets) {
     digest_file(digest, std::string("hashset:") + to_string(kind) + ":" + label, path);
     set->hashsets_.load(path, kind);
   }
@@ -267,9 +386,53 @@ std::shared_ptr<const rule_set> rule_set::load(const rule_sources& sources) {
   for (const auto& s : set->hashsets_.sets()) {
     set->info_.hashsets.push_back({s.name, to_string(s.kind), s.entries});
   }
-  const auto d = digest.finish();
-  set->info_.digest = "sha256:" + to_hex(d);
+  set->info_.digest = "sha256:" + to_hex(digest.finish());
+
+  if (!files.yara.empty()) {
+    obtained_yara yara = obtain_yara(files.yara, set->info_.digest, compiled);
+    set->yara_.reset(yara.rules.release());
+    if (compiled.how == compiled_rules::mode::cache && yara.compiled_here) {
+      set->save_compiled(compiled.file);
+    }
+    const YR_RULE* rule = nullptr;
+    yr_rules_foreach(set->yara_.get(), rule) {
+      ++set->info_.yara_rules;
+    }
+  }
   return set;
+}
+
+std::string rule_set::save_compiled(const fs::path& file) const {
+  std::string bytes(compiled_magic);
+  bytes += info_.digest + "\n";
+  if (yara_) {
+    YR_STREAM stream{};
+    stream.user_data = &bytes;
+    stream.write = &write_to_string;
+    if (yr_rules_save_stream(yara_.get(), &stream) != ERROR_SUCCESS) {
+      throw scan_error(scan_errc::internal, file.string() + ": libyara cannot serialise the rules");
+    }
+  }
+  try {
+    write_file_atomically(file, bytes);
+  } catch (const std::system_error& e) {
+    throw scan_error(scan_errc::internal, e.what());
+  }
+  return sha256_hex(bytes);
+}
+
+rule_sources rule_sources_for(const std::vector<std::string>& rule_paths, const std::vector<std::string>& hashsets) {
+  rule_sources sources;
+  for (const auto& p : rule_paths) {
+    sources.rule_paths.emplace_back(p);
+  }
+  if (sources.rule_paths.empty()) {
+    sources.rule_paths.push_back(default_rules_dir());
+  }
+  for (const auto& h : hashsets) {
+    sources.hashsets.push_back(parse_hashset_arg(h));
+  }
+  return sources;
 }
 
 fs::path default_rules_dir() {

@@ -93,37 +93,45 @@ void finalize(report& r, severity flag_threshold) {
   s.limits_hit = r.limits_hit.size();
   r.summary = std::move(s);
 
-  int score = 0;
-  bool flagged = false;
-  int above_info = 0;
+  std::vector<severity> levels;
+  levels.reserve(r.findings.size());
   for (const auto& f : r.findings) {
-    score = std::max(score, severity_weight(f.level));
-    flagged = flagged || f.level >= flag_threshold;
-    above_info += f.level > severity::info ? 1 : 0;
+    levels.push_back(f.level);
   }
-  // More independent findings raise the score a little, never past 100.
-  r.score = std::min(100, score + std::max(0, above_info - 1));
-
-  const bool image_unusable = r.result == verdict::error;
   const bool unread =
       std::any_of(r.errors.begin(), r.errors.end(), [](const error_entry& e) { return e.affects_verdict; });
-  if (image_unusable) {
+  const judgement j = judge(levels, !r.limits_hit.empty(), unread, flag_threshold);
+  r.score = j.score;
+  if (r.result == verdict::error) {
     // verdict_reason was set where the image failed to open.
     return;
   }
-  if (flagged) {
-    r.result = verdict::flagged;
+  r.result = j.result;
+  if (j.result == verdict::flagged) {
     r.verdict_reason = "findings at or above severity " + std::string(to_string(flag_threshold));
   } else if (!r.limits_hit.empty()) {
-    r.result = verdict::incomplete;
     r.verdict_reason = "limit hit: " + r.limits_hit.front().limit;
   } else if (unread) {
-    r.result = verdict::incomplete;
     r.verdict_reason = "part of the image could not be read";
   } else {
-    r.result = verdict::clean;
     r.verdict_reason = "no findings at or above severity " + std::string(to_string(flag_threshold));
   }
+}
+
+judgement judge(const std::vector<severity>& finding_levels, bool limits_hit, bool unread, severity flag_threshold) {
+  int score = 0;
+  bool flagged = false;
+  int above_info = 0;
+  for (const severity level : finding_levels) {
+    score = std::max(score, severity_weight(level));
+    flagged = flagged || level >= flag_threshold;
+    above_info += level > severity::info ? 1 : 0;
+  }
+  judgement j;
+  // More independent findings raise the score a little, never past 100.
+  j.score = std::min(100, score + std::max(0, above_info - 1));
+  j.result = flagged ? verdict::flagged : limits_hit || unread ? verdict::incomplete : verdict::clean;
+  return j;
 }
 
 }  // namespace borderscan::scanner

@@ -14,9 +14,12 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "borderscan/protocol/worker_protocol.hpp"
+
 namespace borderscan::server {
 namespace {
 
+namespace proto = borderscan::protocol;
 using steady = std::chrono::steady_clock;
 
 struct fd_guard {
@@ -26,6 +29,34 @@ struct fd_guard {
       ::close(fd);
     }
   }
+};
+
+// A started worker: killed (if it still runs) and reaped on every way out of
+// the scope, so that no worker outlives its scan and none is left a zombie.
+class child_process {
+ public:
+  explicit child_process(pid_t pid) : pid_(pid) {}
+  ~child_process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait();
+    }
+  }
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  void kill() const { ::kill(pid_, SIGKILL); }
+  // Reaps the child; its wait status.
+  int wait() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_;
 };
 
 std::string signal_name(int sig) {
@@ -42,6 +73,15 @@ std::vector<std::string> clean_environment() {
     }
   }
   return env;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) {
+    out.push_back(s.data());
+  }
+  out.push_back(nullptr);
+  return out;
 }
 
 // Reads the child's output line by line, never more than `limit` bytes.
@@ -82,39 +122,65 @@ class line_reader {
   bool overflow_ = false;
 };
 
+// What the worker said, as far as it was believed.
+struct worker_output {
+  std::optional<std::string> loaded_ruleset;
+  std::optional<proto::report_message> report;
+  std::optional<proto::error_message> error;
+  std::string malformed;  // why its output cannot be trusted; empty: it can
+  std::string mismatch;   // the rule set it loaded is not the daemon's
+};
+
+// How the wait for the worker ended.
+enum class ending { exited, cancelled, timed_out, refused };
+
 }  // namespace
 
 process_runner::process_runner(process_runner_settings settings) : settings_(std::move(settings)) {}
 
-scanner::report process_runner::run(const scan_request& request) {
+report_file process_runner::run(const scan_request& request) {
   const scan_record& scan = request.scan;
   if (!std::filesystem::is_regular_file(scan.spool_path)) {
     throw std::runtime_error("spooled image is missing");
   }
-  std::vector<std::string> args = {settings_.command.string(), "worker", "--image", scan.spool_path};
+  // Taken once: the rule set of this scan, whatever reloads follow.
+  const rules_snapshot rules = settings_.rules != nullptr ? settings_.rules->snapshot() : rules_snapshot{};
+  const std::string expected_ruleset = rules.rules ? rules.rules->info().digest : std::string();
+  const std::filesystem::path report_path = report_path_for(scan);
+  std::error_code ignored;
+  std::filesystem::remove(report_path, ignored);  // an earlier attempt's
+
+  proto::worker_invocation w;
+  w.image = {scan.spool_path};
   for (const auto& p : settings_.rule_paths) {
-    args.insert(args.end(), {"--rules", p.string()});
+    w.rule_paths.push_back(p.string());
   }
-  for (const auto& h : settings_.hashsets) {
-    args.insert(args.end(), {"--hashset", h});
+  w.hashsets = settings_.hashsets;
+  if (!rules.compiled.empty()) {
+    w.compiled_rules = rules.compiled.string();
+    w.compiled_rules_sha256 = rules.compiled_sha256;
   }
-  args.insert(args.end(),
-              {"--limits", nlohmann::json(settings_.limits).dump(), "--scan-id", scan.id, "--station", scan.station,
-               "--name", scan.filename.empty() ? scan.id + ".img" : scan.filename, "--jobs",
-               std::to_string(settings_.scan_threads), "--memory-limit", std::to_string(settings_.memory_limit_bytes),
-               "--cpu-limit", std::to_string(settings_.cpu_limit_seconds)});
-  if (!scan.image_sha256.empty()) {
-    args.insert(args.end(), {"--image-sha256", scan.image_sha256});
-  }
+  w.limits_json = nlohmann::json(settings_.limits).dump();
+  w.scan_id = scan.id;
+  w.station = scan.station;
+  w.image_sha256 = scan.image_sha256;
+  w.display_name = scan.filename.empty() ? scan.id + ".img" : scan.filename;
   // The report's file entries wait on the spool disk, which is sized for images, not in memory.
-  args.insert(args.end(), {"--spill-dir", std::filesystem::path(scan.spool_path).parent_path().string()});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  w.spill_dir = std::filesystem::path(scan.spool_path).parent_path().string();
+  w.report_path = report_path.string();
+  w.max_report_bytes = settings_.max_output_bytes;
+  w.jobs = settings_.scan_threads;
+  w.memory_limit = settings_.memory_limit_bytes;
+  w.cpu_limit = settings_.cpu_limit_seconds;
+  w.parent_pid = ::getpid();
+
+  std::vector<std::string> args = {settings_.command.string(), "worker"};
+  for (auto& a : proto::to_arguments(w)) {
+    args.push_back(std::move(a));
+  }
+  std::vector<char*> argv = c_strings(args);
   std::vector<std::string> env = clean_environment();
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<char*> envp = c_strings(env);
 
   int out_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -133,104 +199,106 @@ scanner::report process_runner::run(const scan_request& request) {
   if (rc != 0) {
     throw std::runtime_error("cannot start the scan worker " + settings_.command.string() + ": " + std::strerror(rc));
   }
+  child_process child(pid);
   ::close(out_write.fd);
   out_write.fd = -1;
 
   const auto deadline = steady::now() + settings_.timeout;
   line_reader reader(out_read.fd, settings_.max_output_bytes);
-  std::optional<nlohmann::json> report_json;
-  std::string worker_error, malformed;
-  bool killed_for_deadline = false, killed_for_cancel = false, eof = false;
-  auto kill_child = [&] { ::kill(pid, SIGKILL); };
-
-  while (!eof) {
+  worker_output said;
+  ending how = ending::exited;
+  for (bool eof = false; !eof;) {
     if (request.cancel.load()) {
-      killed_for_cancel = true;
-      kill_child();
+      how = ending::cancelled;
       break;
     }
     if (steady::now() >= deadline) {
-      killed_for_deadline = true;
-      kill_child();
+      how = ending::timed_out;
       break;
     }
     pollfd p{out_read.fd, POLLIN, 0};
-    const int ready = ::poll(&p, 1, 200);
-    if (ready <= 0) {
+    if (::poll(&p, 1, 200) <= 0) {
       continue;
     }
     std::vector<std::string> lines;
     eof = !reader.read_some(lines);
     for (const auto& line : lines) {
-      // The worker parses hostile input: trust nothing it says.
-      nlohmann::json msg = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (msg.is_discarded() || !msg.is_object() || !msg.contains("type") || !msg["type"].is_string()) {
-        malformed = "a line that is not a JSON message";
-        continue;
-      }
-      const std::string type = msg["type"];
-      if (type == "progress") {
-        scanner::scan_progress prog;
-        prog.files_done = msg.value("files_done", std::uint64_t{0});
-        prog.files_found = msg.value("files_found", std::uint64_t{0});
-        prog.bytes_done = msg.value("bytes_done", std::uint64_t{0});
-        prog.bytes_total = msg.value("bytes_total", std::uint64_t{0});
-        if (request.on_progress) {
-          request.on_progress(prog);
+      const auto msg = proto::decode(line);
+      if (!msg) {
+        said.malformed = "a line that is not a JSON message";
+      } else if (const auto* started = std::get_if<proto::started_message>(&*msg)) {
+        said.loaded_ruleset = started->ruleset;
+        if (!expected_ruleset.empty() && started->ruleset != expected_ruleset) {
+          said.mismatch = "the worker loaded rule set " + started->ruleset + ", the daemon holds " + expected_ruleset;
         }
-      } else if (type == "report" && msg.contains("report")) {
-        report_json = std::move(msg["report"]);
-      } else if (type == "error") {
-        worker_error = msg.value("message", std::string("unknown error"));
+      } else if (const auto* progress = std::get_if<proto::progress_message>(&*msg)) {
+        if (request.on_progress) {
+          request.on_progress(
+              {progress->files_done, progress->files_found, progress->bytes_done, progress->bytes_total, false});
+        }
+      } else if (const auto* report = std::get_if<proto::report_message>(&*msg)) {
+        said.report = *report;
+      } else {
+        said.error = std::get<proto::error_message>(*msg);
       }
     }
+    if (!said.mismatch.empty()) {
+      how = ending::refused;  // a report from other rules must not be stored under these
+      break;
+    }
     if (reader.overflow()) {
-      malformed = "output larger than " + std::to_string(settings_.max_output_bytes) + " bytes";
-      kill_child();
+      said.malformed = "output larger than " + std::to_string(settings_.max_output_bytes) + " bytes";
+      how = ending::refused;
       break;
     }
   }
-  if (reader.has_partial_line() && malformed.empty() && !killed_for_cancel && !killed_for_deadline) {
-    malformed = "output ends in the middle of a line";
+  if (how != ending::exited) {
+    child.kill();
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  const int status = child.wait();
+  if (reader.has_partial_line() && said.malformed.empty() && how == ending::exited) {
+    said.malformed = "output ends in the middle of a line";
   }
 
-  if (killed_for_cancel) {
+  if (how == ending::cancelled) {
     throw std::runtime_error("cancelled");
   }
-  if (killed_for_deadline) {
+  if (how == ending::timed_out) {
     throw scan_failed("timed out after " + std::to_string(settings_.timeout.count()) + " s");
+  }
+  if (!said.mismatch.empty()) {
+    throw scan_failed("rule-set digest mismatch: " + said.mismatch);
   }
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     if (sig == SIGXCPU) {
       throw scan_failed("CPU time limit " + std::to_string(settings_.cpu_limit_seconds) + " s exceeded");
     }
-    if (!malformed.empty()) {
-      throw scan_failed("malformed worker output: " + malformed);
+    if (!said.malformed.empty()) {
+      throw scan_failed("malformed worker output: " + said.malformed);
     }
     throw scan_failed("crashed: " + signal_name(sig));
   }
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (!malformed.empty()) {
-    throw scan_failed("malformed worker output: " + malformed);
+  if (!said.malformed.empty()) {
+    throw scan_failed("malformed worker output: " + said.malformed);
   }
-  if (code != 0 || !report_json) {
-    if (code == 3) {
-      throw scan_failed("memory limit " + std::to_string(settings_.memory_limit_bytes) + " bytes exceeded");
+  if (code == static_cast<int>(proto::worker_exit::out_of_memory)) {
+    throw scan_failed("memory limit " + std::to_string(settings_.memory_limit_bytes) + " bytes exceeded");
+  }
+  if (said.error) {
+    if (said.error->code == proto::error_codes::rules_mismatch) {
+      throw scan_failed("rule-set digest mismatch: " + said.error->message);
     }
-    if (!worker_error.empty()) {
-      throw scan_failed("worker error: " + worker_error);
-    }
+    throw scan_failed("worker error: " + said.error->message);
+  }
+  if (code != static_cast<int>(proto::worker_exit::ok) || !said.report || !said.loaded_ruleset) {
     throw scan_failed("malformed worker output: exited with code " + std::to_string(code) + " without a report");
   }
-  try {
-    return report_json->get<scanner::report>();
-  } catch (const std::exception& e) {
-    throw scan_failed(std::string("malformed worker output: the report does not parse: ") + e.what());
+  if (said.report->path != report_path.string()) {
+    throw scan_failed("malformed worker output: a report at " + said.report->path + ", not where it was asked for");
   }
+  return {report_path, said.report->size, said.report->sha256, *said.loaded_ruleset};
 }
 
 }  // namespace borderscan::server

@@ -1,6 +1,7 @@
 #include "borderscan/server/router.hpp"
 
 #include <charconv>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -501,8 +502,17 @@ response router::dispatch(const request& req, std::string_view request_id) {
         }
         not_found("report");
       }
-      return json_response(http::status::ok, {{"items", page->items}, {"next_cursor", cursor_json(page->next_index)}},
-                           pattern);
+      // The rows are stored as JSON text: spliced in, not parsed again.
+      std::string body = "{\"items\":[";
+      for (std::size_t i = 0; i < page->items.size(); ++i) {
+        body += (i == 0 ? "" : ",") + page->items[i];
+      }
+      body += "],\"next_cursor\":" + cursor_json(page->next_index).dump() + "}";
+      response r;
+      r.message = response_message{http::status::ok, 11};
+      r.message.set(http::field::content_type, "application/json");
+      r.message.body() = std::move(body);
+      return with_route(std::move(r));
     }
 
     query(url, {});
@@ -543,14 +553,19 @@ response router::dispatch(const request& req, std::string_view request_id) {
                              (scan->status == scan_status::failed ? " (" + scan->error + ") and has no report"
                                                                   : "; the report is not ready yet"));
       }
-      auto text = store_.report_json(id);
-      if (!text) {
+      const auto stored = store_.find_report(id);
+      if (!stored) {
         throw std::runtime_error("scan " + id + " is done but has no stored report");
+      }
+      std::ifstream in(stored->path, std::ios::binary);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in.good() && !in.eof()) {
+        throw std::runtime_error("scan " + id + ": cannot read its report " + stored->path);
       }
       response r;
       r.message = response_message{http::status::ok, 11};
       r.message.set(http::field::content_type, "application/json");
-      r.message.body() = std::move(*text);
+      r.message.body() = std::move(text);
       return with_route(std::move(r));
     }
     if (pattern == "/api/v1/scans/{id}/events") {

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "borderscan/scanner/atomic_file.hpp"
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/upload.hpp"
@@ -76,6 +77,17 @@ CREATE INDEX audit_by_event ON audit_log(event, seq);
     // 3: bytes scanned, so a finished scan's progress still says how much was read.
     R"sql(
 ALTER TABLE scans ADD COLUMN bytes_scanned INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 4: report documents live in files (written once by the worker, served
+    // as streams); the database keeps where, how long and their SHA-256.
+    // move_reports_to_files() moves the documents of version 3 out first.
+    R"sql(
+CREATE TABLE report_documents (
+  scan_seq INTEGER PRIMARY KEY REFERENCES scans(seq) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL
+);
 )sql",
 };
 
@@ -243,15 +255,22 @@ std::optional<scan_status> parse_scan_status(std::string_view text) noexcept {
   return std::nullopt;
 }
 
-sqlite_report_store::sqlite_report_store(const std::filesystem::path& file) {
-  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw std::runtime_error("cannot open database " + file.string() + ": " + why);
+void sqlite_report_store::closer::operator()(sqlite3* db) const noexcept {
+  sqlite3_close(db);
+}
+
+sqlite_report_store::sqlite_report_store(const std::filesystem::path& file, std::filesystem::path reports_dir)
+    : reports_dir_(reports_dir.empty() ? file.parent_path() / "reports" : std::move(reports_dir)) {
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(file.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  handle_.reset(raw);  // closed on every path, also when opening failed
+  if (rc != SQLITE_OK) {
+    throw std::runtime_error("cannot open database " + file.string() + ": " +
+                             (raw != nullptr ? sqlite3_errmsg(raw) : "out of memory"));
   }
   try {
-    sqlite3_busy_timeout(db_, 5000);
+    sqlite3_busy_timeout(db(), 5000);
     exec("PRAGMA journal_mode=WAL");
     // NORMAL is durable across process crashes in WAL mode; only a power
     // loss can drop the last transactions.
@@ -259,17 +278,11 @@ sqlite_report_store::sqlite_report_store(const std::filesystem::path& file) {
     exec("PRAGMA foreign_keys=ON");
     migrate();
   } catch (const std::exception& e) {
-    sqlite3_close(db_);
-    db_ = nullptr;
     throw std::runtime_error("database " + file.string() + ": " + e.what());
   }
 }
 
-sqlite_report_store::~sqlite_report_store() {
-  if (db_ != nullptr) {
-    sqlite3_close(db_);
-  }
-}
+sqlite_report_store::~sqlite_report_store() = default;
 
 int sqlite_report_store::schema_version() noexcept {
   return static_cast<int>(std::size(migrations));
@@ -277,13 +290,13 @@ int sqlite_report_store::schema_version() noexcept {
 
 int sqlite_report_store::current_version() {
   std::lock_guard lock(mutex_);
-  statement s(db_, "PRAGMA user_version");
+  statement s(db(), "PRAGMA user_version");
   return s.step() ? static_cast<int>(s.integer(0)) : 0;
 }
 
 void sqlite_report_store::exec(const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  if (sqlite3_exec(db(), sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string why = err != nullptr ? err : "unknown error";
     sqlite3_free(err);
     throw std::runtime_error(why);
@@ -293,7 +306,7 @@ void sqlite_report_store::exec(const char* sql) {
 void sqlite_report_store::migrate() {
   int version = 0;
   {
-    statement s(db_, "PRAGMA user_version");
+    statement s(db(), "PRAGMA user_version");
     version = s.step() ? static_cast<int>(s.integer(0)) : 0;
   }
   if (version > schema_version()) {
@@ -301,23 +314,51 @@ void sqlite_report_store::migrate() {
                              std::to_string(schema_version()) + "); refusing to touch it");
   }
   for (int v = version; v < schema_version(); ++v) {
-    transaction tx(db_);
+    transaction tx(db());
     exec(migrations[v]);
+    if (v + 1 == 4) {
+      move_reports_to_files();
+    }
     exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
     tx.commit();
   }
 }
 
+void sqlite_report_store::move_reports_to_files() {
+  bool any = false;
+  {
+    statement s(db(), "SELECT r.scan_seq, s.id, r.json FROM reports r JOIN scans s ON s.seq = r.scan_seq");
+    statement add(db(), "INSERT INTO report_documents (scan_seq, path, size, sha256) VALUES (?,?,?,?)");
+    while (s.step()) {
+      if (!any) {
+        std::filesystem::create_directories(reports_dir_);
+        any = true;
+      }
+      // The stored text, byte for byte: the audit log's report_sha256 names it.
+      const std::string text = s.text(2);
+      const auto path = reports_dir_ / (s.text(1) + ".json");
+      scanner::write_file_atomically(path, text);
+      add.bind(1, s.integer(0))
+          .bind(2, path.string())
+          .bind(3, static_cast<std::int64_t>(text.size()))
+          .bind(4, scanner::sha256_hex(text))
+          .run();
+      add.reset();
+    }
+  }
+  exec("DROP TABLE reports");
+}
+
 void sqlite_report_store::audit(std::int64_t at, std::string_view event, std::string_view scan_id,
                                 const nlohmann::json& detail) {
-  statement s(db_, "INSERT INTO audit_log (at, event, scan_id, detail) VALUES (?,?,?,?)");
+  statement s(db(), "INSERT INTO audit_log (at, event, scan_id, detail) VALUES (?,?,?,?)");
   s.bind(1, at).bind(2, event).bind(3, scan_id).bind(4, detail.dump()).run();
 }
 
 void sqlite_report_store::add_scan(scan_record& scan) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
-  statement s(db_,
+  transaction tx(db());
+  statement s(db(),
               "INSERT INTO scans (id, status, station, label, case_ref, filename, image_sha256, image_size, "
               "spool_path, submitted_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, scan.id)
@@ -331,7 +372,7 @@ void sqlite_report_store::add_scan(scan_record& scan) {
       .bind(9, scan.spool_path)
       .bind(10, scan.submitted_at);
   s.run();
-  const std::int64_t seq = sqlite3_last_insert_rowid(db_);
+  const std::int64_t seq = sqlite3_last_insert_rowid(db());
   audit(scan.submitted_at, "scan_submitted", scan.id,
         {{"station", scan.station},
          {"image_sha256", scan.image_sha256},
@@ -346,7 +387,7 @@ void sqlite_report_store::add_scan(scan_record& scan) {
 
 std::optional<scan_record> sqlite_report_store::find_scan(std::string_view id) {
   std::lock_guard lock(mutex_);
-  statement s(db_, select_scans("WHERE id = ?").c_str());
+  statement s(db(), select_scans("WHERE id = ?").c_str());
   s.bind(1, id);
   if (!s.step()) {
     return std::nullopt;
@@ -356,16 +397,16 @@ std::optional<scan_record> sqlite_report_store::find_scan(std::string_view id) {
 
 std::optional<scan_record> sqlite_report_store::claim_next(std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
+  transaction tx(db());
   std::optional<scan_record> out;
   {
-    statement s(db_, select_scans("WHERE status = 'queued' ORDER BY seq LIMIT 1").c_str());
+    statement s(db(), select_scans("WHERE status = 'queued' ORDER BY seq LIMIT 1").c_str());
     if (!s.step()) {
       return std::nullopt;
     }
     out = read_scan(s);
   }
-  statement u(db_, "UPDATE scans SET status = 'running', attempts = attempts + 1, started_at = ? WHERE seq = ?");
+  statement u(db(), "UPDATE scans SET status = 'running', attempts = attempts + 1, started_at = ? WHERE seq = ?");
   u.bind(1, now_ms).bind(2, out->seq).run();
   tx.commit();
   out->status = scan_status::running;
@@ -376,21 +417,21 @@ std::optional<scan_record> sqlite_report_store::claim_next(std::int64_t now_ms) 
 
 void sqlite_report_store::requeue(std::string_view id, std::string_view reason, bool count_attempt) {
   std::lock_guard lock(mutex_);
-  statement s(db_, count_attempt ? "UPDATE scans SET status = 'queued', error = ? WHERE id = ?"
-                                 : "UPDATE scans SET status = 'queued', error = ?, attempts = MAX(attempts - 1, 0) "
-                                   "WHERE id = ?");
+  statement s(db(), count_attempt ? "UPDATE scans SET status = 'queued', error = ? WHERE id = ?"
+                                  : "UPDATE scans SET status = 'queued', error = ?, attempts = MAX(attempts - 1, 0) "
+                                    "WHERE id = ?");
   s.bind(1, reason).bind(2, id).run();
 }
 
 std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int64_t now_ms,
                                                  std::int64_t keep_failed_ms) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
+  transaction tx(db());
   // A scan that was running when the daemon died may be what killed it: the
   // attempt counts, and after max_attempts the scan fails for good.
   std::vector<std::pair<std::string, std::string>> given_up;
   {
-    statement s(db_, "SELECT id, attempts FROM scans WHERE status = 'running' AND attempts >= ?");
+    statement s(db(), "SELECT id, attempts FROM scans WHERE status = 'running' AND attempts >= ?");
     s.bind(1, static_cast<std::int64_t>(max_attempts));
     while (s.step()) {
       given_up.emplace_back(s.text(0),
@@ -398,7 +439,7 @@ std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int
     }
   }
   for (const auto& [id, reason] : given_up) {
-    statement f(db_,
+    statement f(db(),
                 "UPDATE scans SET status = 'failed', finished_at = ?, error = ?, image_kept_until = ? WHERE id = ?");
     f.bind(1, now_ms)
         .bind(2, reason)
@@ -410,83 +451,82 @@ std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int
       audit(now_ms, "image_kept", id, {{"until", format_time(now_ms + keep_failed_ms)}});
     }
   }
-  statement q(db_,
+  statement q(db(),
               "UPDATE scans SET status = 'queued', error = 'the daemon stopped during the scan' WHERE status = "
               "'running'");
   q.run();
-  const auto queued = static_cast<std::size_t>(sqlite3_changes(db_));
+  const auto queued = static_cast<std::size_t>(sqlite3_changes(db()));
   tx.commit();
   return queued;
 }
 
-void sqlite_report_store::complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
-                                   std::int64_t now_ms) {
-  // Serialise outside the lock (a large report takes a while), streaming so
-  // that the text is not built from a second, whole-document JSON tree.
-  std::ostringstream out;
-  scanner::write_report(out, report, false);
-  const std::string text = out.str();
-  // The audit log pins the stored report: a later edit of the row shows.
-  const std::string report_sha256 = scanner::sha256_hex(text);
-  std::lock_guard lock(mutex_);
-  transaction tx(db_);
-  std::int64_t seq = 0;
-  {
-    statement s(db_, "SELECT seq FROM scans WHERE id = ?");
-    s.bind(1, id);
-    if (!s.step()) {
-      throw std::runtime_error("complete: unknown scan " + std::string(id));
-    }
-    seq = s.integer(0);
+std::int64_t sqlite_report_store::seq_of(std::string_view id) {
+  statement s(db(), "SELECT seq FROM scans WHERE id = ?");
+  s.bind(1, id);
+  if (!s.step()) {
+    throw std::runtime_error("unknown scan " + std::string(id));
   }
-  statement u(db_,
-              "UPDATE scans SET status = 'done', finished_at = ?, error = '', verdict = ?, score = ?, "
-              "ruleset_digest = ?, files = ?, flagged_files = ?, bytes_scanned = ? WHERE seq = ?");
-  u.bind(1, now_ms)
-      .bind(2, scanner::to_string(report.result))
-      .bind(3, static_cast<std::int64_t>(report.score))
-      .bind(4, report.ruleset.digest)
-      .bind(5, static_cast<std::int64_t>(report.summary.files + report.summary.directories))
-      .bind(6, static_cast<std::int64_t>(report.summary.flagged_files))
-      .bind(7, static_cast<std::int64_t>(report.summary.bytes))
-      .bind(8, seq)
-      .run();
-  statement r(db_, "INSERT OR REPLACE INTO reports (scan_seq, json) VALUES (?, ?)");
-  r.bind(1, seq).bind(2, text).run();
-  statement d(db_, "DELETE FROM report_files WHERE scan_seq = ?");
-  d.bind(1, seq).run();
-  statement f(db_,
+  return s.integer(0);
+}
+
+void sqlite_report_store::begin_report(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  statement d(db(), "DELETE FROM report_files WHERE scan_seq = ?");
+  d.bind(1, seq_of(id)).run();
+}
+
+void sqlite_report_store::add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  const std::int64_t seq = seq_of(id);
+  statement f(db(),
               "INSERT INTO report_files (scan_seq, idx, path, deleted, mime, flagged, json) VALUES (?,?,?,?,?,?,?)");
-  for (std::size_t i = 0; i < report.files.size(); ++i) {
-    const auto& entry = report.files[i];
-    bool flagged = false;
-    for (const auto& fi : entry.findings) {
-      flagged = flagged || fi.level >= flag_threshold;
-    }
+  for (const auto& row : rows) {
     f.bind(1, seq)
-        .bind(2, static_cast<std::int64_t>(i))
-        .bind(3, entry.path)
-        .bind(4, static_cast<std::int64_t>(entry.deleted))
-        .bind(5, entry.mime)
-        .bind(6, static_cast<std::int64_t>(flagged))
-        .bind(7, nlohmann::json(entry).dump());
+        .bind(2, row.index)
+        .bind(3, row.path)
+        .bind(4, static_cast<std::int64_t>(row.deleted))
+        .bind(5, row.mime)
+        .bind(6, static_cast<std::int64_t>(row.flagged))
+        .bind(7, row.json);
     f.run();
     f.reset();
   }
+  tx.commit();
+}
+
+void sqlite_report_store::complete(std::string_view id, const stored_report& report, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  const std::int64_t seq = seq_of(id);
+  statement u(db(),
+              "UPDATE scans SET status = 'done', finished_at = ?, error = '', verdict = ?, score = ?, "
+              "ruleset_digest = ?, files = ?, flagged_files = ?, bytes_scanned = ? WHERE seq = ?");
+  u.bind(1, now_ms)
+      .bind(2, report.verdict)
+      .bind(3, static_cast<std::int64_t>(report.score))
+      .bind(4, report.ruleset_digest)
+      .bind(5, static_cast<std::int64_t>(report.files))
+      .bind(6, static_cast<std::int64_t>(report.flagged_files))
+      .bind(7, static_cast<std::int64_t>(report.bytes))
+      .bind(8, seq)
+      .run();
+  statement r(db(), "INSERT OR REPLACE INTO report_documents (scan_seq, path, size, sha256) VALUES (?, ?, ?, ?)");
+  r.bind(1, seq).bind(2, report.path).bind(3, static_cast<std::int64_t>(report.size)).bind(4, report.sha256).run();
   audit(now_ms, "scan_done", id,
-        {{"verdict", scanner::to_string(report.result)},
+        {{"verdict", report.verdict},
          {"score", report.score},
-         {"ruleset_digest", report.ruleset.digest},
-         {"report_sha256", report_sha256}});
+         {"ruleset_digest", report.ruleset_digest},
+         {"report_sha256", report.sha256}});
   tx.commit();
 }
 
 void sqlite_report_store::fail(std::string_view id, std::string_view reason, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
-  statement s(db_, "UPDATE scans SET status = 'failed', error = ?, finished_at = ? WHERE id = ?");
+  transaction tx(db());
+  statement s(db(), "UPDATE scans SET status = 'failed', error = ?, finished_at = ? WHERE id = ?");
   s.bind(1, reason).bind(2, now_ms).bind(3, id).run();
-  if (sqlite3_changes(db_) > 0) {
+  if (sqlite3_changes(db()) > 0) {
     audit(now_ms, "scan_failed", id, {{"reason", reason}});
   }
   tx.commit();
@@ -494,12 +534,12 @@ void sqlite_report_store::fail(std::string_view id, std::string_view reason, std
 
 bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
-  statement s(db_,
+  transaction tx(db());
+  statement s(db(),
               "UPDATE scans SET status = 'failed', error = 'cancelled', finished_at = ? WHERE id = ? AND status = "
               "'queued'");
   s.bind(1, now_ms).bind(2, id).run();
-  const bool cancelled = sqlite3_changes(db_) > 0;
+  const bool cancelled = sqlite3_changes(db()) > 0;
   if (cancelled) {
     audit(now_ms, "scan_failed", id, {{"reason", "cancelled"}});
   }
@@ -509,10 +549,10 @@ bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms
 
 void sqlite_report_store::keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
-  statement s(db_, "UPDATE scans SET image_kept_until = ? WHERE id = ?");
+  transaction tx(db());
+  statement s(db(), "UPDATE scans SET image_kept_until = ? WHERE id = ?");
   s.bind(1, until_ms).bind(2, id).run();
-  if (sqlite3_changes(db_) > 0) {
+  if (sqlite3_changes(db()) > 0) {
     audit(now_ms, "image_kept", id, {{"until", format_time(until_ms)}});
   }
   tx.commit();
@@ -520,7 +560,7 @@ void sqlite_report_store::keep_image(std::string_view id, std::int64_t until_ms,
 
 std::vector<scan_record> sqlite_report_store::expired_images(std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  statement s(db_, select_scans("WHERE image_kept_until IS NOT NULL AND image_kept_until <= ? ORDER BY seq").c_str());
+  statement s(db(), select_scans("WHERE image_kept_until IS NOT NULL AND image_kept_until <= ? ORDER BY seq").c_str());
   s.bind(1, now_ms);
   std::vector<scan_record> out;
   while (s.step()) {
@@ -531,8 +571,8 @@ std::vector<scan_record> sqlite_report_store::expired_images(std::int64_t now_ms
 
 void sqlite_report_store::image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
-  statement s(db_, "UPDATE scans SET image_kept_until = NULL WHERE id = ?");
+  transaction tx(db());
+  statement s(db(), "UPDATE scans SET image_kept_until = NULL WHERE id = ?");
   s.bind(1, id).run();
   audit(now_ms, "image_deleted", id, {{"reason", reason}});
   tx.commit();
@@ -557,7 +597,7 @@ audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
   }
   sql += " ORDER BY seq DESC LIMIT ?";
   std::lock_guard lock(mutex_);
-  statement s(db_, sql.c_str());
+  statement s(db(), sql.c_str());
   int i = 1;
   for (const auto* text : {&filter.scan_id, &filter.event}) {
     if (*text) {
@@ -587,14 +627,27 @@ audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
   return page;
 }
 
-std::optional<std::string> sqlite_report_store::report_json(std::string_view id) {
+std::optional<stored_report> sqlite_report_store::find_report(std::string_view id) {
   std::lock_guard lock(mutex_);
-  statement s(db_, "SELECT r.json FROM reports r JOIN scans s ON s.seq = r.scan_seq WHERE s.id = ?");
+  statement s(db(),
+              "SELECT d.path, d.size, d.sha256, s.verdict, s.score, s.ruleset_digest, s.files, s.flagged_files, "
+              "s.bytes_scanned FROM report_documents d JOIN scans s ON s.seq = d.scan_seq "
+              "WHERE s.id = ? AND s.status = 'done'");
   s.bind(1, id);
   if (!s.step()) {
     return std::nullopt;
   }
-  return s.text(0);
+  stored_report r;
+  r.path = s.text(0);
+  r.size = static_cast<std::uint64_t>(s.integer(1));
+  r.sha256 = s.text(2);
+  r.verdict = s.text(3);
+  r.score = static_cast<int>(s.integer(4));
+  r.ruleset_digest = s.text(5);
+  r.files = static_cast<std::uint64_t>(s.integer(6));
+  r.flagged_files = static_cast<std::uint64_t>(s.integer(7));
+  r.bytes = static_cast<std::uint64_t>(s.integer(8));
+  return r;
 }
 
 report_page sqlite_report_store::list_reports(const report_filter& filter) {
@@ -620,7 +673,7 @@ report_page sqlite_report_store::list_reports(const report_filter& filter) {
   // One row more than asked tells whether another page follows.
   where += " ORDER BY seq DESC LIMIT ?";
   std::lock_guard lock(mutex_);
-  statement s(db_, select_scans(where.c_str()).c_str());
+  statement s(db(), select_scans(where.c_str()).c_str());
   int i = 1;
   if (filter.verdict) {
     s.bind(i++, *filter.verdict);
@@ -656,7 +709,7 @@ std::optional<file_page> sqlite_report_store::list_files(std::string_view id, co
   std::lock_guard lock(mutex_);
   std::int64_t seq = 0;
   {
-    statement s(db_, "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
+    statement s(db(), "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
     s.bind(1, id);
     if (!s.step()) {
       return std::nullopt;
@@ -677,7 +730,7 @@ std::optional<file_page> sqlite_report_store::list_files(std::string_view id, co
     sql += " AND idx > ?";
   }
   sql += " ORDER BY idx LIMIT ?";
-  statement s(db_, sql.c_str());
+  statement s(db(), sql.c_str());
   int i = 1;
   s.bind(i++, seq);
   if (filter.flagged) {
@@ -701,21 +754,21 @@ std::optional<file_page> sqlite_report_store::list_files(std::string_view id, co
       break;
     }
     last = s.integer(0);
-    page.items.push_back(nlohmann::json::parse(s.text(1)));
+    page.items.push_back(s.text(1));
   }
   return page;
 }
 
 std::size_t sqlite_report_store::count(scan_status status) {
   std::lock_guard lock(mutex_);
-  statement s(db_, "SELECT COUNT(*) FROM scans WHERE status = ?");
+  statement s(db(), "SELECT COUNT(*) FROM scans WHERE status = ?");
   s.bind(1, to_string(status));
   return s.step() ? static_cast<std::size_t>(s.integer(0)) : 0;
 }
 
 std::vector<std::string> sqlite_report_store::live_spool_paths() {
   std::lock_guard lock(mutex_);
-  statement s(db_,
+  statement s(db(),
               "SELECT spool_path FROM scans WHERE status IN ('queued', 'running') OR image_kept_until IS NOT NULL");
   std::vector<std::string> out;
   while (s.step()) {
@@ -727,8 +780,8 @@ std::vector<std::string> sqlite_report_store::live_spool_paths() {
 bool sqlite_report_store::writable() {
   std::lock_guard lock(mutex_);
   // BEGIN IMMEDIATE takes the write lock without changing anything.
-  if (sqlite3_exec(db_, "BEGIN IMMEDIATE; ROLLBACK;", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (sqlite3_exec(db(), "BEGIN IMMEDIATE; ROLLBACK;", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    sqlite3_exec(db(), "ROLLBACK", nullptr, nullptr, nullptr);
     return false;
   }
   return true;

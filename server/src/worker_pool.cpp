@@ -6,9 +6,15 @@
 
 namespace borderscan::server {
 
-worker_pool::worker_pool(job_queue& queue, scan_runner& runner, report_store& store, metrics& stats, const clock& clk,
-                         worker_settings settings)
-    : queue_(queue), runner_(runner), store_(store), metrics_(stats), clock_(clk), settings_(settings) {}
+worker_pool::worker_pool(job_queue& queue, scan_runner& runner, report_store& store, report_ingest& ingest,
+                         metrics& stats, const clock& clk, worker_settings settings)
+    : queue_(queue),
+      runner_(runner),
+      store_(store),
+      ingest_(ingest),
+      metrics_(stats),
+      clock_(clk),
+      settings_(settings) {}
 
 worker_pool::~worker_pool() {
   drain(std::chrono::milliseconds(0));
@@ -57,11 +63,17 @@ void worker_pool::retire(const scan_record& scan, scan_outcome outcome) const {
 
 void worker_pool::run_one(job_state& job) {
   const scan_record& scan = job.scan();
+  // A report that was not stored (cancel, shutdown, failure) is not kept.
+  const auto leftover = [path = report_path_for(scan)](auto*) {
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+  };
+  const std::unique_ptr<const scan_record, decltype(leftover)> remove_leftover(&scan, leftover);
   spdlog::info("job={} state=running attempt={} station='{}' size={}", scan.id, scan.attempts, scan.station,
                scan.image_size);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    scanner::report report =
+    const report_file file =
         runner_.run({scan, job.cancel_flag(), [&job](const scanner::scan_progress& p) { job.set_progress(p); }});
     switch (job.reason()) {
       case stop_reason::cancelled:
@@ -77,13 +89,13 @@ void worker_pool::run_one(job_state& job) {
       case stop_reason::none:
         break;
     }
-    store_.complete(scan.id, report, runner_.flag_threshold(), clock_.now_ms());
+    const stored_report report = ingest_.ingest(scan, file, runner_.flag_threshold());
+    store_.complete(scan.id, report, clock_.now_ms());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    metrics_.on_scan_done(scanner::to_string(report.result), seconds, report.summary.files + report.summary.directories,
-                          report.summary.bytes);
-    retire(scan, report.result == scanner::verdict::flagged ? scan_outcome::flagged : scan_outcome::done);
-    spdlog::info("job={} state=done verdict={} score={} files={} seconds={:.3f} ruleset={}", scan.id,
-                 scanner::to_string(report.result), report.score, report.summary.files, seconds, report.ruleset.digest);
+    metrics_.on_scan_done(report.verdict, seconds, report.files, report.bytes);
+    retire(scan, report.verdict == "flagged" ? scan_outcome::flagged : scan_outcome::done);
+    spdlog::info("job={} state=done verdict={} score={} files={} seconds={:.3f} ruleset={} report_sha256={}", scan.id,
+                 report.verdict, report.score, report.files, seconds, report.ruleset_digest, report.sha256);
   } catch (const std::exception& e) {
     try {
       if (job.reason() == stop_reason::shutdown) {

@@ -1,8 +1,10 @@
 // `borderscan worker`: the fenced scan process the daemon runs.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <sstream>
 
+#include "borderscan/scanner/digest.hpp"
 #include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -19,6 +21,13 @@ std::vector<json> lines_of(const std::string& out) {
     lines.push_back(json::parse(line));  // every line must be one JSON document
   }
   return lines;
+}
+
+std::string read_whole(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
 }
 
 std::string worker() {
@@ -40,9 +49,12 @@ TEST(Worker, SeccompDeniesSocketOpenForWriteAndExecButNotReading) {
   EXPECT_FALSE(fs::exists("/tmp/borderscan-sandbox-probe"));
 }
 
-TEST(Worker, StreamsProgressThenOneSchemaValidReport) {
+TEST(Worker, StreamsProgressThenWritesOneSchemaValidReportFile) {
+  borderscan::test::scratch_dir tmp;
+  const fs::path report_file = tmp / "report.json";
   const auto res = run_command(worker() + " --scan-id s-1 --station kiosk-7 --limits '{\"max_depth\": 2}' --image " +
-                               shell_quote((borderscan::test::fixture_dir() / "gpt-two-volumes.img").string()));
+                               shell_quote((borderscan::test::fixture_dir() / "gpt-two-volumes.img").string()) +
+                               " --report " + shell_quote(report_file.string()));
   ASSERT_EQ(res.exit_code, 0) << res.err;
   const auto lines = lines_of(res.out);
   ASSERT_GE(lines.size(), 3u);
@@ -54,7 +66,12 @@ TEST(Worker, StreamsProgressThenOneSchemaValidReport) {
     last_done = lines[i].at("files_done");
   }
   ASSERT_EQ(lines.back().at("type"), "report");
-  const json& report = lines.back().at("report");
+  EXPECT_EQ(lines.back().at("path"), report_file.string());
+  EXPECT_EQ(lines.back().at("size"), fs::file_size(report_file));
+  EXPECT_EQ(lines.back().at("sha256"), borderscan::scanner::sha256_hex(read_whole(report_file)));
+  EXPECT_EQ(fs::status(report_file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  const json report = json::parse(read_whole(report_file));
+  EXPECT_EQ(report.at("ruleset").at("digest"), lines.front().at("ruleset"));
   borderscan::test::validate_report(report);
   EXPECT_EQ(report.at("scan_id"), "s-1");
   EXPECT_EQ(report.at("station"), "kiosk-7");
@@ -62,7 +79,9 @@ TEST(Worker, StreamsProgressThenOneSchemaValidReport) {
 }
 
 TEST(Worker, BadLimitsOrRulesEndWithAnErrorLine) {
-  const std::string image = shell_quote((borderscan::test::fixture_dir() / "fat-simple.img").string());
+  borderscan::test::scratch_dir tmp;
+  const std::string image = shell_quote((borderscan::test::fixture_dir() / "fat-simple.img").string()) + " --report " +
+                            shell_quote((tmp / "r.json").string());
   const auto bad_limit = run_command(worker() + " --limits '{\"max_dept\": 1}' --image " + image);
   EXPECT_EQ(bad_limit.exit_code, 2);
   const auto lines = lines_of(bad_limit.out);
@@ -70,16 +89,35 @@ TEST(Worker, BadLimitsOrRulesEndWithAnErrorLine) {
   EXPECT_EQ(lines[0].at("type"), "error");
   EXPECT_NE(lines[0].at("message").get<std::string>().find("max_dept"), std::string::npos);
 
+  fs::remove(tmp / "r.json");
   const auto no_rules = run_command(worker() + " --rules /nonexistent --image " + image);
   EXPECT_EQ(no_rules.exit_code, 2);
   EXPECT_EQ(lines_of(no_rules.out).at(0).at("code"), "rules_invalid");
+
+  // The report file is the worker's own: one that exists is never overwritten.
+  const auto exists = run_command(worker() + " --image " + image);
+  EXPECT_EQ(exists.exit_code, 2);
+  EXPECT_EQ(lines_of(exists.out).at(0).at("code"), "report_failed");
+}
+
+TEST(Worker, ExitsAtOnceWhenItsParentIsGone) {
+  borderscan::test::scratch_dir tmp;
+  // pid 1 is never the parent of a process this test starts.
+  const auto res =
+      run_command(worker() + " --parent-pid 1 --report " + shell_quote((tmp / "r.json").string()) + " --image " +
+                  shell_quote((borderscan::test::fixture_dir() / "fat-simple.img").string()));
+  EXPECT_EQ(res.exit_code, 2);
+  EXPECT_EQ(lines_of(res.out).at(0).at("code"), "parent_gone");
+  EXPECT_FALSE(fs::exists(tmp / "r.json"));
 }
 
 TEST(Worker, CpuLimitStopsAScanThatLibtskNeverFinishes) {
   // An image found by fuzzing on which libtsk 4.11 loops (tests/fuzz/README.md).
   const fs::path hang = borderscan::test::source_dir() / "tests" / "fuzz" / "hangs" / "ext3-indirect-run-hang.img";
-  const auto res = run_command("timeout -s KILL 60 " + worker() + " --cpu-limit 2 --image " +
-                               shell_quote(hang.string()) + "; echo \"exit=$?\" >&2");
+  borderscan::test::scratch_dir tmp;
+  const auto res =
+      run_command("timeout -s KILL 60 " + worker() + " --cpu-limit 2 --image " + shell_quote(hang.string()) +
+                  " --report " + shell_quote((tmp / "r.json").string()) + "; echo \"exit=$?\" >&2");
   // The shell reports death by signal as 128 + n: SIGXCPU is 24.
   EXPECT_NE(res.err.find("exit=152"), std::string::npos) << res.err;
   EXPECT_EQ(res.out.find("\"type\":\"report\""), std::string::npos);

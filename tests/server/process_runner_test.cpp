@@ -8,6 +8,8 @@
 #include <future>
 #include <thread>
 
+#include "borderscan/scanner/digest.hpp"
+#include "server_test_support.hpp"
 #include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -31,12 +33,23 @@ server::process_runner_settings settings_for(const fs::path& command) {
   return s;
 }
 
-server::scan_record record_for(const fs::path& image) {
+// A scan of `image` as the spool holds it: a link in a folder of the test's,
+// so the worker writes its report there.
+server::scan_record record_for(const fs::path& image, const fs::path& spool) {
   server::scan_record r;
   r.id = "scan-test";
   r.station = "kiosk-1";
-  r.spool_path = image.string();
+  const fs::path link = spool / ("scan-test-" + image.filename().string());
+  std::error_code ignored;
+  fs::remove(link, ignored);
+  fs::create_symlink(image, link);
+  r.spool_path = link.string();
   return r;
+}
+
+nlohmann::json report_of(const server::report_file& file) {
+  std::ifstream in(file.path);
+  return nlohmann::json::parse(in);
 }
 
 // The failure reason a run ends with ("" when it returned a report).
@@ -66,16 +79,62 @@ const fs::path fat_image() {
 
 }  // namespace
 
-TEST(ProcessRunner, RealWorkerReturnsTheReport) {
+TEST(ProcessRunner, RealWorkerWritesTheReportFileItNames) {
+  test::scratch_dir dir;
   server::process_runner runner(settings_for(BORDERSCAN_CLI));
   std::atomic<bool> cancel{false};
   std::vector<scanner::scan_progress> seen;
-  const auto report = runner.run({record_for(fat_image()), cancel, [&](const auto& p) { seen.push_back(p); }});
-  EXPECT_EQ(report.result, scanner::verdict::flagged);
-  EXPECT_EQ(report.scan_id, "scan-test");
-  EXPECT_EQ(report.station, "kiosk-1");
+  const auto scan = record_for(fat_image(), dir.path());
+  const auto file = runner.run({scan, cancel, [&](const auto& p) { seen.push_back(p); }});
+  EXPECT_EQ(file.path, server::report_path_for(scan));
+  EXPECT_EQ(file.size, fs::file_size(file.path));
+  EXPECT_EQ(file.sha256, scanner::sha256_hex(server::test_support::read_file(file.path)));
+  const auto report = report_of(file);
+  EXPECT_EQ(report.at("verdict"), "flagged");
+  EXPECT_EQ(report.at("scan_id"), "scan-test");
+  EXPECT_EQ(report.at("station"), "kiosk-1");
+  EXPECT_EQ(report.at("ruleset").at("digest"), file.ruleset_digest);
   EXPECT_FALSE(seen.empty());
-  test::validate_report(nlohmann::json(report));
+  test::validate_report(report);
+  expect_no_children();
+}
+
+TEST(ProcessRunner, WorkerLoadsTheDaemonsCompiledRulesAndRefusesChangedOnes) {
+  test::scratch_dir dir;
+  scanner::yara_library yara;
+  server::rule_holder rules(
+      server::load_rules(scanner::rule_sources_for({test::rules_dir().string()}, {}), dir / "compiled"));
+  auto s = settings_for(BORDERSCAN_CLI);
+  s.rules = &rules;
+  server::process_runner runner(s);
+  std::atomic<bool> cancel{false};
+  const auto file = runner.run({record_for(fat_image(), dir.path()), cancel, {}});
+  EXPECT_EQ(file.ruleset_digest, rules.current()->info().digest);
+  EXPECT_EQ(report_of(file).at("verdict"), "flagged") << "the compiled rules still find EICAR";
+
+  // The compiled file changed under the daemon: no worker may use it.
+  { std::ofstream(rules.snapshot().compiled, std::ios::app) << "tampered"; }
+  const std::string got = failure_of(runner, record_for(fat_image(), dir.path()), cancel);
+  EXPECT_EQ(got.rfind("failed: rule-set digest mismatch: ", 0), 0U) << got;
+  EXPECT_NE(got.find("compiled rules changed since written"), std::string::npos) << got;
+  expect_no_children();
+}
+
+TEST(ProcessRunner, AWorkerWithAnotherRuleSetIsStoppedAtOnce) {
+  test::scratch_dir dir;
+  scanner::yara_library yara;
+  server::rule_holder rules(test::shipped_rules());
+  // Says it loaded other rules, then would scan for ten minutes.
+  auto s = settings_for(script(dir, "other-rules.sh",
+                               "echo '{\"type\":\"started\",\"pid\":1,\"ruleset\":\"sha256:other\"}'; exec sleep 600"));
+  s.rules = &rules;
+  server::process_runner runner(s);
+  std::atomic<bool> cancel{false};
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(failure_of(runner, record_for(fat_image(), dir.path()), cancel),
+            "failed: rule-set digest mismatch: the worker loaded rule set sha256:other, the daemon holds " +
+                rules.current()->info().digest);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60));
   expect_no_children();
 }
 
@@ -90,10 +149,16 @@ TEST(ProcessRunner, MisbehavingWorkersEndWithPreciseReasons) {
       {"garbage.sh", "echo 'this is not json'; exit 0",
        "failed: malformed worker output: a line that is not a JSON message"},
       {"silent.sh", "exit 0", "failed: malformed worker output: exited with code 0 without a report"},
-      {"partial.sh", "printf '{\"type\":\"report\",\"report\":{'; exit 0",
+      {"partial.sh", "printf '{\"type\":\"report\",\"path\":'; exit 0",
        "failed: malformed worker output: output ends in the middle of a line"},
-      {"badreport.sh", "echo '{\"type\":\"report\",\"report\":{\"schema\":\"borderscan.report/v1\"}}'",
-       "failed: malformed worker output: the report does not parse"},
+      {"oldreport.sh", "echo '{\"type\":\"report\",\"report\":{\"schema\":\"borderscan.report/v1\"}}'",
+       "failed: malformed worker output: a line that is not a JSON message"},
+      {"nostart.sh", "echo '{\"type\":\"report\",\"path\":\"/x\",\"size\":1,\"sha256\":\"00\"}'",
+       "failed: malformed worker output: exited with code 0 without a report"},
+      {"elsewhere.sh",
+       "echo '{\"type\":\"started\",\"pid\":1,\"ruleset\":\"r\"}'; "
+       "echo '{\"type\":\"report\",\"path\":\"/etc/passwd\",\"size\":1,\"sha256\":\"00\"}'",
+       "failed: malformed worker output: a report at /etc/passwd, not where it was asked for"},
       {"error.sh", "echo '{\"type\":\"error\",\"code\":\"rules_invalid\",\"message\":\"x.yar:1: boom\"}'; exit 2",
        "failed: worker error: x.yar:1: boom"},
       {"oom.sh", "echo '{\"type\":\"error\",\"code\":\"memory_limit\",\"message\":\"out of memory\"}'; exit 3",
@@ -106,7 +171,7 @@ TEST(ProcessRunner, MisbehavingWorkersEndWithPreciseReasons) {
     s.cpu_limit_seconds = 7;
     server::process_runner runner(s);
     std::atomic<bool> cancel{false};
-    const std::string got = failure_of(runner, record_for(fat_image()), cancel);
+    const std::string got = failure_of(runner, record_for(fat_image(), dir.path()), cancel);
     EXPECT_EQ(got.substr(0, c.expected.size()), c.expected) << c.name << ": " << got;
   }
   expect_no_children();
@@ -118,7 +183,7 @@ TEST(ProcessRunner, OutputIsBounded) {
   s.max_output_bytes = 1 << 20;
   server::process_runner runner(s);
   std::atomic<bool> cancel{false};
-  EXPECT_EQ(failure_of(runner, record_for(fat_image()), cancel),
+  EXPECT_EQ(failure_of(runner, record_for(fat_image(), dir.path()), cancel),
             "failed: malformed worker output: output larger than 1048576 bytes");
   expect_no_children();
 }
@@ -129,7 +194,7 @@ TEST(ProcessRunner, HangingWorkerIsKilledAtTheDeadline) {
   s.timeout = std::chrono::seconds(1);
   server::process_runner runner(s);
   std::atomic<bool> cancel{false};
-  EXPECT_EQ(failure_of(runner, record_for(fat_image()), cancel), "failed: timed out after 1 s");
+  EXPECT_EQ(failure_of(runner, record_for(fat_image(), dir.path()), cancel), "failed: timed out after 1 s");
   expect_no_children();
 }
 
@@ -137,7 +202,8 @@ TEST(ProcessRunner, CancelKillsAndReapsTheWorker) {
   test::scratch_dir dir;
   server::process_runner runner(settings_for(script(dir, "hang.sh", "exec sleep 600")));
   std::atomic<bool> cancel{false};
-  auto outcome = std::async(std::launch::async, [&] { return failure_of(runner, record_for(fat_image()), cancel); });
+  auto outcome =
+      std::async(std::launch::async, [&] { return failure_of(runner, record_for(fat_image(), dir.path()), cancel); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   cancel = true;
   ASSERT_EQ(outcome.wait_for(std::chrono::seconds(10)), std::future_status::ready);
@@ -154,7 +220,7 @@ TEST(ProcessRunner, WorkerSeesACleanEnvironmentAndNoDaemonDescriptors) {
       script(dir, "env.sh", "env > '" + out.string() + "'; ls /proc/$$/fd >> '" + out.string() + "'; exit 0")));
   std::atomic<bool> cancel{false};
   const int extra = ::open("/dev/null", O_RDONLY);  // a descriptor the daemon holds, without CLOEXEC
-  failure_of(runner, record_for(fat_image()), cancel);
+  failure_of(runner, record_for(fat_image(), dir.path()), cancel);
   ::close(extra);
   ::unsetenv("BORDERSCAN_SECRET_TOKEN");
   std::ifstream in(out);
@@ -164,7 +230,8 @@ TEST(ProcessRunner, WorkerSeesACleanEnvironmentAndNoDaemonDescriptors) {
   EXPECT_EQ(text.find("\n" + std::to_string(extra) + "\n"), std::string::npos) << "descriptor leaked: " << text;
 }
 
-TEST(ProcessRunner, EveryHostileImageEndsDoneOrFailedNeverHung) {
+TEST(ProcessRunner, CorpusEveryHostileImageEndsDoneOrFailedNeverHung) {
+  BORDERSCAN_REQUIRE_CORPUS();
   test::scratch_dir tmp;
   auto s = settings_for(BORDERSCAN_CLI);
   s.timeout = std::chrono::seconds(60);
@@ -179,10 +246,10 @@ TEST(ProcessRunner, EveryHostileImageEndsDoneOrFailedNeverHung) {
     server::process_runner r(hang_settings);
     std::atomic<bool> cancel{false};
     try {
-      const auto report = r.run({record_for(image), cancel, {}});
+      const auto report = report_of(r.run({record_for(image, tmp.path()), cancel, {}}));
       // Done: a schema-valid report; loop images end clean with their loops in `warnings`.
-      test::validate_report(nlohmann::json(report));
-      EXPECT_TRUE(report.result != scanner::verdict::clean || !report.warnings.empty() ||
+      test::validate_report(report);
+      EXPECT_TRUE(report.at("verdict") != "clean" || !report.at("warnings").empty() ||
                   image.filename() == "fatcat-infinite-file.img")
           << image;
     } catch (const server::scan_failed& e) {

@@ -38,17 +38,6 @@ std::string upload(wired& w, const std::string& body, const std::string& station
   return json::parse(res.message.body()).at("id");
 }
 
-// Runs the claimed scan in-process and stores the report, as a worker would.
-void finish_next(wired& w) {
-  const auto job = w.queue.next({});
-  ASSERT_TRUE(job);
-  std::atomic<bool> cancel{false};
-  in_process_runner runner({}, w.rules, 1);
-  const auto report = runner.run({job->scan(), cancel, nullptr});
-  w.store.complete(job->scan().id, report, runner.flag_threshold(), w.clk.now_ms());
-  w.queue.finished(job);
-}
-
 TEST(Router, HealthzAnswersOk) {
   wired w;
   const auto res = w.routes.handle(make(http::verb::get, "/healthz"));
@@ -263,7 +252,7 @@ TEST(Router, ListsReportsWithFiltersAndPagesFiles) {
     }
     q = "?limit=2&cursor=" + page.at("next_cursor").get<std::string>();
   }
-  const auto report = json::parse(*w.store.report_json(flagged));
+  const auto report = stored_report_json(w.store, flagged);
   EXPECT_EQ(total, report.at("files").size());
   EXPECT_EQ(
       w.routes.handle(make(http::verb::get, "/api/v1/reports/" + std::string(32, 'f') + "/files")).message.result(),

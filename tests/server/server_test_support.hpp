@@ -9,6 +9,7 @@
 
 #include "borderscan/server/job_queue.hpp"
 #include "borderscan/server/metrics.hpp"
+#include "borderscan/server/report_ingest.hpp"
 #include "borderscan/server/router.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/sqlite_store.hpp"
@@ -55,6 +56,7 @@ struct wired {
   explicit wired(std::size_t capacity = 8, std::uint64_t max_image_bytes = 16 << 20)
       : spool(make_spool(dir)),
         store(dir / "borderscan.db"),
+        ingest(store, {dir / "reports"}),
         queue(store, clk, capacity),
         rules(test::shipped_rules()),
         routes(store, queue, stats, rules, clk, ids, {spool, max_image_bytes, 0, 30}) {}
@@ -69,10 +71,30 @@ struct wired {
   fixed_clock clk;
   counting_ids ids;
   sqlite_report_store store;
+  report_ingest ingest;
   job_queue queue;
   metrics stats;
   rule_holder rules;
   router routes;
 };
+
+// Runs the next queued scan in-process and stores its report, as the worker
+// pool does.
+inline void finish_next(wired& w) {
+  const auto job = w.queue.next({});
+  ASSERT_TRUE(job);
+  std::atomic<bool> cancel{false};
+  in_process_runner runner({}, w.rules, 1);
+  const report_file file = runner.run({job->scan(), cancel, nullptr});
+  w.store.complete(job->scan().id, w.ingest.ingest(job->scan(), file, runner.flag_threshold()), w.clk.now_ms());
+  w.queue.finished(job);
+}
+
+// The stored report document of a done scan.
+inline nlohmann::json stored_report_json(report_store& store, const std::string& id) {
+  const auto stored = store.find_report(id);
+  EXPECT_TRUE(stored.has_value()) << id;
+  return stored ? nlohmann::json::parse(read_file(stored->path)) : nlohmann::json();
+}
 
 }  // namespace borderscan::server::test_support

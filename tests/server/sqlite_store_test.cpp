@@ -1,13 +1,28 @@
 #include "borderscan/server/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "borderscan/scanner/digest.hpp"
+#include "borderscan/scanner/report_file.hpp"
+#include "borderscan/server/report_ingest.hpp"
 #include "support/test_support.hpp"
 
 namespace borderscan::server {
 namespace {
+
+std::string test_support_read(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
 
 scan_record make_scan(const std::string& id, std::int64_t at, const std::string& station = "k1") {
   scan_record s;
@@ -41,6 +56,23 @@ scanner::report make_report(scanner::verdict v, bool with_finding) {
   scanner::finalize(r, scanner::severity::medium);
   r.result = v;
   return r;
+}
+
+// Stores `report` as the report of `scan`, the way the worker pool does: a
+// report file written as a worker writes it, then report_ingest.
+void complete_with(sqlite_report_store& store, const test::scratch_dir& dir, const scan_record& scan,
+                   scanner::report report, std::int64_t now) {
+  report.scan_id = scan.id;
+  report.image.sha256 = scan.image_sha256;
+  const auto path = dir / (scan.id + ".report.json");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  const auto written = scanner::write_report_file(fd, report);
+  ::close(fd);
+  report_ingest ingest(store, {dir / "reports"});
+  store.complete(
+      scan.id,
+      ingest.ingest(scan, {path, written.size, written.sha256, report.ruleset.digest}, scanner::severity::medium), now);
 }
 
 std::string id_n(int n) {
@@ -97,6 +129,48 @@ TEST(SqliteStore, MigratesAVersionOneFileKeepingItsScans) {
   EXPECT_TRUE(store.list_audit({}).items.empty());
 }
 
+TEST(SqliteStore, MovesReportsOfSchemaThreeIntoFilesKeepingTheirBytes) {
+  test::scratch_dir dir;
+  const auto file = dir / "v3.sqlite";
+  const std::string text = R"({"schema":"borderscan.report/v1","files":[],"verdict":"clean"})";
+  {
+    // Schema 3 as it shipped, made by this build's own migrations up to 3
+    // would need the old code: build it by hand, a done scan with its report.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    const std::string v3 =
+        "CREATE TABLE scans (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, "
+        "station TEXT NOT NULL DEFAULT '', label TEXT NOT NULL DEFAULT '', case_ref TEXT NOT NULL DEFAULT '', "
+        "filename TEXT NOT NULL DEFAULT '', image_sha256 TEXT NOT NULL, image_size INTEGER NOT NULL, spool_path TEXT "
+        "NOT NULL, submitted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL "
+        "DEFAULT 0, error TEXT NOT NULL DEFAULT '', verdict TEXT, score INTEGER, ruleset_digest TEXT NOT NULL DEFAULT "
+        "'', review_state TEXT NOT NULL DEFAULT 'unreviewed', files INTEGER NOT NULL DEFAULT 0, flagged_files INTEGER "
+        "NOT NULL DEFAULT 0, image_kept_until INTEGER, bytes_scanned INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE reports (scan_seq INTEGER PRIMARY KEY REFERENCES scans(seq) ON DELETE CASCADE, json TEXT NOT "
+        "NULL);"
+        "CREATE TABLE report_files (scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE, idx INTEGER "
+        "NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL, mime TEXT NOT NULL, flagged INTEGER NOT NULL, json "
+        "TEXT NOT NULL, PRIMARY KEY (scan_seq, idx)) WITHOUT ROWID;"
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL, "
+        "scan_id TEXT NOT NULL, detail TEXT NOT NULL);"
+        "INSERT INTO scans (id, status, image_sha256, image_size, spool_path, submitted_at, verdict, score) VALUES "
+        "('00000000000000000000000000000001', 'done', 'aa', 1, '/spool/1.img', 5, 'clean', 0);"
+        "INSERT INTO reports (scan_seq, json) VALUES (1, '" +
+        text + "');PRAGMA user_version=3;";
+    ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  sqlite_report_store store(file, dir / "reports");
+  EXPECT_EQ(store.current_version(), sqlite_report_store::schema_version());
+  const auto stored = store.find_report(id_n(1));
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->path, (dir / "reports" / (id_n(1) + ".json")).string());
+  EXPECT_EQ(test_support_read(stored->path), text) << "the stored bytes, unchanged";
+  EXPECT_EQ(stored->sha256, scanner::sha256_hex(text));
+  EXPECT_EQ(stored->size, text.size());
+  EXPECT_EQ(stored->verdict, "clean");
+}
+
 TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   test::scratch_dir dir;
   sqlite_report_store store(dir / "db.sqlite");
@@ -105,7 +179,7 @@ TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   store.add_scan(a);
   store.add_scan(b);
   store.claim_next(1200);
-  store.complete(a.id, make_report(scanner::verdict::flagged, true), scanner::severity::medium, 1300);
+  complete_with(store, dir, a, make_report(scanner::verdict::flagged, true), 1300);
   store.keep_image(a.id, 1300 + 86'400'000, 1300);
   EXPECT_TRUE(store.cancel_queued(b.id, 1400));
 
@@ -233,31 +307,35 @@ TEST(SqliteStore, StoresReportWithSummaryColumnsAndFileRows) {
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a);
   store.claim_next(1000);
-  store.complete(a.id, make_report(scanner::verdict::flagged, true), scanner::severity::medium, 3000);
+  complete_with(store, dir, a, make_report(scanner::verdict::flagged, true), 3000);
   const auto done = store.find_scan(a.id);
   EXPECT_EQ(done->status, scan_status::done);
   EXPECT_EQ(done->verdict, "flagged");
   EXPECT_EQ(done->ruleset_digest, "sha256:00");
   EXPECT_EQ(done->flagged_files, 1U);
-  const auto json = nlohmann::json::parse(*store.report_json(a.id));
-  EXPECT_EQ(json.at("files").size(), 2U);
+  const auto stored = store.find_report(a.id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->path, (dir / "reports" / (a.id + ".json")).string());
+  EXPECT_EQ(stored->sha256, scanner::sha256_hex(test_support_read(stored->path)));
+  EXPECT_EQ(stored->size, test_support_read(stored->path).size());
+  EXPECT_EQ(nlohmann::json::parse(test_support_read(stored->path)).at("files").size(), 2U);
 
   file_filter flagged;
   flagged.flagged = true;
   const auto page = store.list_files(a.id, flagged);
   ASSERT_TRUE(page);
   ASSERT_EQ(page->items.size(), 1U);
-  EXPECT_EQ(page->items[0].at("path"), "/b.com");
+  EXPECT_EQ(nlohmann::json::parse(page->items[0]).at("path"), "/b.com");
   file_filter by_mime;
   by_mime.mime = "text/plain";
-  EXPECT_EQ(store.list_files(a.id, by_mime)->items.at(0).at("path"), "/a.txt");
+  EXPECT_EQ(nlohmann::json::parse(store.list_files(a.id, by_mime)->items.at(0)).at("path"), "/a.txt");
   file_filter paged;
   paged.limit = 1;
   const auto p1 = store.list_files(a.id, paged);
   ASSERT_TRUE(p1->next_index);
   paged.after_index = p1->next_index;
   const auto p2 = store.list_files(a.id, paged);
-  EXPECT_EQ(p2->items.at(0).at("path"), "/b.com");
+  EXPECT_EQ(nlohmann::json::parse(p2->items.at(0)).at("path"), "/b.com");
   EXPECT_FALSE(p2->next_index);
 }
 
@@ -268,8 +346,8 @@ TEST(SqliteStore, ListsNewestFirstWithFiltersAndAStableCursor) {
     auto s = make_scan(id_n(i), i * 1000, i % 2 == 0 ? "even" : "odd");
     store.add_scan(s);
     store.claim_next(0);
-    store.complete(s.id, make_report(i == 3 ? scanner::verdict::flagged : scanner::verdict::clean, i == 3),
-                   scanner::severity::medium, i * 1000 + 1);
+    complete_with(store, dir, s, make_report(i == 3 ? scanner::verdict::flagged : scanner::verdict::clean, i == 3),
+                  i * 1000 + 1);
   }
   report_filter all;
   all.limit = 2;
@@ -288,7 +366,7 @@ TEST(SqliteStore, ListsNewestFirstWithFiltersAndAStableCursor) {
       auto late = make_scan(id_n(9), 9000);
       store.add_scan(late);
       store.claim_next(0);
-      store.complete(late.id, make_report(scanner::verdict::clean, false), scanner::severity::medium, 9001);
+      complete_with(store, dir, late, make_report(scanner::verdict::clean, false), 9001);
     }
   }
   EXPECT_EQ(seen, (std::vector<std::string>{id_n(5), id_n(4), id_n(3), id_n(2), id_n(1)}));

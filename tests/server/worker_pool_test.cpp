@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <thread>
 
+#include "borderscan/scanner/report_file.hpp"
 #include "borderscan/server/retention.hpp"
 #include "server_test_support.hpp"
 
@@ -12,13 +16,28 @@ namespace {
 
 using namespace test_support;
 
+// Writes the report where a runner does, named for the request's scan.
+report_file write_report_for(const scan_request& request, scanner::report r) {
+  r.scan_id = request.scan.id;
+  r.image.sha256 = request.scan.image_sha256;
+  r.ruleset.digest = "sha256:scripted";
+  const auto path = report_path_for(request.scan);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw std::runtime_error("cannot write " + path.string());
+  }
+  const auto written = scanner::write_report_file(fd, r);
+  ::close(fd);
+  return {path, written.size, written.sha256, r.ruleset.digest};
+}
+
 // A runner whose behaviour each test scripts.
 class scripted_runner final : public scan_runner {
  public:
   explicit scripted_runner(std::function<scanner::report(const scan_request&)> fn) : fn_(std::move(fn)) {}
-  scanner::report run(const scan_request& request) override {
+  report_file run(const scan_request& request) override {
     ++calls;
-    return fn_(request);
+    return write_report_for(request, fn_(request));
   }
   scanner::severity flag_threshold() const override { return scanner::severity::medium; }
   std::atomic<int> calls{0};
@@ -60,7 +79,7 @@ bool wait_until(Pred pred) {
 TEST(WorkerPool, RetriesAFailingScanThenFailsItAfterMaxAttempts) {
   wired w;
   scripted_runner runner([](const scan_request&) -> scanner::report { throw std::runtime_error("boom"); });
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {2, 3, {}});
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, {2, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::failed; }));
@@ -74,7 +93,7 @@ TEST(WorkerPool, RetriesAFailingScanThenFailsItAfterMaxAttempts) {
 TEST(WorkerPool, StoresTheReportOfARealScan) {
   wired w;
   in_process_runner runner({}, w.rules, 1);
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const auto image = w.spool / "img.img";
   std::filesystem::copy_file(test::fixture_dir() / "fat-simple.img", image);
@@ -85,7 +104,7 @@ TEST(WorkerPool, StoresTheReportOfARealScan) {
   s.spool_path = image.string();
   w.queue.submit(w.queue.reserve(), s);
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(s.id)->status == scan_status::done; }));
-  const auto report = nlohmann::json::parse(*w.store.report_json(s.id));
+  const auto report = stored_report_json(w.store, s.id);
   EXPECT_TRUE(test::validate_report(report));
   EXPECT_EQ(report.at("station"), "k9");
   EXPECT_EQ(report.at("image").at("sha256"), std::string(64, 'b'));
@@ -95,7 +114,7 @@ TEST(WorkerPool, StoresTheReportOfARealScan) {
 TEST(WorkerPool, CancelStopsARunningScanAsFailed) {
   wired w;
   scripted_runner runner(wait_for_cancel);
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.queue.running() == 1; }));
@@ -107,7 +126,7 @@ TEST(WorkerPool, CancelStopsARunningScanAsFailed) {
 TEST(WorkerPool, DrainPutsScansPastTheGracePeriodBackInTheQueue) {
   wired w;
   scripted_runner runner(wait_for_cancel);
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.queue.running() == 1; }));
@@ -124,7 +143,7 @@ TEST(WorkerPool, DrainLetsScansWithinTheGracePeriodFinish) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return scanner::report{};
   });
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.queue.running() == 1; }));
@@ -132,9 +151,22 @@ TEST(WorkerPool, DrainLetsScansWithinTheGracePeriodFinish) {
   EXPECT_EQ(w.store.find_scan(id)->status, scan_status::done);
 }
 
+// A report that is what finalize() makes of it: flagged ones hold a finding.
 scanner::report report_with(scanner::verdict v) {
   scanner::report r;
-  r.result = v;
+  scanner::file_entry f;
+  f.path = "/a.com";
+  f.type = "regular";
+  if (v == scanner::verdict::flagged) {
+    scanner::finding hit;
+    hit.path = f.path;
+    hit.source = "yara";
+    hit.rule = "test";
+    hit.level = scanner::severity::high;
+    f.findings.push_back(hit);
+  }
+  r.files.push_back(f);
+  scanner::finalize(r, scanner::severity::medium);
   return r;
 }
 
@@ -153,7 +185,7 @@ TEST(WorkerPool, KeepsTheImageOfAFencedFailureForExaminationAndAuditsIt) {
   scripted_runner runner([](const scan_request&) -> scanner::report { throw scan_failed("crashed: SIGSEGV"); });
   worker_settings settings{1, 3, {}};
   settings.retention.keep_failed_ms = 3'600'000;
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, settings);
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, settings);
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::failed; }));
@@ -169,7 +201,7 @@ TEST(WorkerPool, KeepsTheImageOfAFencedFailureForExaminationAndAuditsIt) {
 TEST(WorkerPool, DeletesAFailedImageAtOnceWhenNothingIsKept) {
   wired w;
   scripted_runner runner([](const scan_request&) -> scanner::report { throw scan_failed("timed out after 5 s"); });
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, {1, 3, {}});
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::failed; }));
@@ -184,7 +216,7 @@ TEST(WorkerPool, KeepsFlaggedImagesOnlyAndTheSweepDeletesThemWhenTheirTimeComes)
       [&](const scan_request&) { return report_with(n++ == 0 ? scanner::verdict::flagged : scanner::verdict::clean); });
   worker_settings settings{1, 3, {}};
   settings.retention.keep_flagged_ms = 86'400'000;
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, settings);
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, settings);
   pool.start();
   const std::string flagged = submit(w, "flagged.img");
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(flagged)->image_kept_until.has_value(); }));
@@ -213,7 +245,7 @@ TEST(WorkerPool, KeepAllLeavesEveryImageAndMarksNone) {
   worker_settings settings{1, 3, {}};
   settings.retention.keep_all = true;
   settings.retention.keep_flagged_ms = 1000;
-  worker_pool pool(w.queue, runner, w.store, w.stats, w.clk, settings);
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, settings);
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::done; }));

@@ -18,6 +18,7 @@ enum class scan_errc {
   magic_failed,           // libmagic could not classify
   cancelled,              // the caller asked the scan to stop
   internal,               // a bug: an invariant did not hold
+  rules_mismatch,         // compiled rules are not those of the rule sources, or were changed
 };
 
 const std::error_category& scan_category() noexcept;

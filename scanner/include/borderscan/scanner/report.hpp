@@ -171,4 +171,12 @@ void write_report(std::ostream& out, const report& r, bool pretty = true);
 // all entries are in.
 void finalize(report& r, severity flag_threshold);
 
+// The verdict (never `error`: that one comes from the image) and score that
+// finalize() gives a report with findings of these severities.
+struct judgement {
+  verdict result = verdict::clean;
+  int score = 0;
+};
+judgement judge(const std::vector<severity>& finding_levels, bool limits_hit, bool unread, severity flag_threshold);
+
 }  // namespace borderscan::scanner

@@ -34,26 +34,49 @@ struct rule_sources {
   std::vector<std::pair<std::filesystem::path, hashset_kind>> hashsets;
 };
 
+// How the YARA part of a rule set is obtained. Compiling the public rule set
+// takes most of a second, so the daemon compiles once per rule set and its
+// workers load the result.
+struct compiled_rules {
+  enum class mode {
+    compile,  // compile the sources (the default)
+    cache,    // use `file` when it was made from these sources, else compile and (re)write it
+    require,  // use `file`, which must have been made from these sources and have SHA-256 `sha256`
+  };
+  mode how = mode::compile;
+  std::filesystem::path file;
+  std::string sha256;  // require: lower-case hex of the whole file
+};
+
 class rule_set {
  public:
-  // Compiles and loads everything; throws scan_error(rules_invalid) with every
-  // compiler message as "file:line: message".
-  static std::shared_ptr<const rule_set> load(const rule_sources& sources);
+  // Compiles (or loads, see compiled_rules) and loads everything. Throws
+  // scan_error: rules_invalid with every compiler message as "file:line:
+  // message"; rules_mismatch when a required compiled file was made from
+  // other sources or changed since it was written.
+  static std::shared_ptr<const rule_set> load(const rule_sources& sources, const compiled_rules& compiled = {});
 
   ~rule_set();
   rule_set(const rule_set&) = delete;
   rule_set& operator=(const rule_set&) = delete;
 
-  YR_RULES* yara() const noexcept { return yara_; }  // null when there are no YARA sources
+  YR_RULES* yara() const noexcept { return yara_.get(); }  // null when there are no YARA sources
   const hashset_db& hashsets() const noexcept { return hashsets_; }
   const ruleset_info& info() const noexcept { return info_; }
   // Whether any YARA source mentions an external variable (filename, ...):
   // then the same content may match differently under another name.
   bool uses_externals() const noexcept { return uses_externals_; }
+  // Writes the compiled YARA rules to `file` (through a temporary file and a
+  // rename, mode 0600), headed by the rule-set digest. Returns the file's
+  // SHA-256 (hex). Throws scan_error(internal) naming the file.
+  std::string save_compiled(const std::filesystem::path& file) const;
 
  private:
+  struct yara_rules_deleter {
+    void operator()(YR_RULES* r) const noexcept;
+  };
   rule_set() = default;
-  YR_RULES* yara_ = nullptr;
+  std::unique_ptr<YR_RULES, yara_rules_deleter> yara_;
   hashset_db hashsets_;
   ruleset_info info_;
   bool uses_externals_ = false;
@@ -66,6 +89,12 @@ namespace detail {
 // module fields and meta keys do not count; anything else named so does.
 bool yara_source_mentions_external(std::string_view yara_source);
 }  // namespace detail
+
+// The rule sources of a command line or configuration: YARA files or
+// directories (the shipped rules when there is none) and hash-set arguments
+// "FILE[:known-good|:known-bad]". The one way `scan`, `worker` and the daemon
+// name their rules.
+rule_sources rule_sources_for(const std::vector<std::string>& rule_paths, const std::vector<std::string>& hashsets);
 
 // The rules directory shipped with the product: $BORDERSCAN_RULES, then
 // <exe>/../share/borderscan/rules, then the source tree's rules/.

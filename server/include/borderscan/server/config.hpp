@@ -58,6 +58,9 @@ struct storage_config {
 
   std::filesystem::path database_path() const { return database.empty() ? data_dir / "borderscan.db" : database; }
   std::filesystem::path spool_path() const { return spool_dir.empty() ? data_dir / "spool" : spool_dir; }
+  // Report documents, one file per done scan, and compiled rule sets.
+  std::filesystem::path reports_path() const { return data_dir / "reports"; }
+  std::filesystem::path compiled_rules_path() const { return data_dir / "rules"; }
 };
 
 struct jobs_config {

@@ -86,8 +86,29 @@ struct file_filter {
 };
 
 struct file_page {
-  std::vector<nlohmann::json> items;
+  std::vector<std::string> items;  // each a file entry's JSON text, as stored
   std::optional<std::int64_t> next_index;
+};
+
+// One file entry of a report, as stored for paging and filtering.
+struct report_file_row {
+  std::int64_t index = 0;  // position in the report's files
+  std::string path;
+  bool deleted = false;
+  std::string mime;
+  bool flagged = false;  // a finding at or above the flag threshold
+  std::string json;      // the entry's JSON text
+};
+
+// A finished scan's report: where its document is, and the summary columns.
+struct stored_report {
+  std::string path;  // the report file, read only from here on
+  std::uint64_t size = 0;
+  std::string sha256;  // of the file: the audit log pins it
+  std::string verdict;
+  int score = 0;
+  std::string ruleset_digest;
+  std::uint64_t files = 0, flagged_files = 0, bytes = 0;
 };
 
 class report_store {
@@ -105,10 +126,14 @@ class report_store {
   // failed when they have used up max_attempts (audited; their image kept for
   // keep_failed_ms when that is not 0). Returns how many were queued.
   virtual std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) = 0;
-  // Stores the report and its summary columns; status done. A file entry is
-  // `flagged` when one of its findings is at or above flag_threshold. Audited.
-  virtual void complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
-                        std::int64_t now_ms) = 0;
+  // A report is stored in steps, so that no lock is held while a large one is
+  // read: begin_report clears rows an earlier attempt left; add_report_rows
+  // adds file rows in batches as the report is read (invisible until done);
+  // complete records where the document is and its summary, status done.
+  // Audited (scan_done, with the document's SHA-256).
+  virtual void begin_report(std::string_view id) = 0;
+  virtual void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) = 0;
+  virtual void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) = 0;
   // Status failed with the reason. Audited (scan_failed).
   virtual void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
   // queued -> failed("cancelled") atomically; false if the scan was not queued.
@@ -122,7 +147,8 @@ class report_store {
   virtual void image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
   virtual audit_page list_audit(const audit_filter& filter) = 0;
 
-  virtual std::optional<std::string> report_json(std::string_view id) = 0;
+  // The report of a done scan.
+  virtual std::optional<stored_report> find_report(std::string_view id) = 0;
   virtual report_page list_reports(const report_filter& filter) = 0;
   virtual std::optional<file_page> list_files(std::string_view id, const file_filter& filter) = 0;
 

@@ -4,6 +4,8 @@
 // touching the pool, the queue or the HTTP layer.
 
 #include <atomic>
+#include <filesystem>
+#include <string>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -15,24 +17,39 @@
 
 namespace borderscan::server {
 
+// A rule set as scans use it: compiled once, and saved so that worker
+// processes load the compiled rules instead of compiling them again.
+struct rules_snapshot {
+  std::shared_ptr<const scanner::rule_set> rules;
+  std::filesystem::path compiled;  // the saved compiled rules; empty: none saved
+  std::string compiled_sha256;     // of that file: workers refuse any other
+};
+
 // The rule set new scans start with. A scan keeps the snapshot it took, so a
 // reload (swap) never changes the rules under a running scan. Thread-safe.
 class rule_holder {
  public:
-  explicit rule_holder(std::shared_ptr<const scanner::rule_set> rules) : rules_(std::move(rules)) {}
-  std::shared_ptr<const scanner::rule_set> current() const {
+  explicit rule_holder(rules_snapshot rules) : rules_(std::move(rules)) {}
+  explicit rule_holder(std::shared_ptr<const scanner::rule_set> rules) : rules_{std::move(rules), {}, {}} {}
+  std::shared_ptr<const scanner::rule_set> current() const { return snapshot().rules; }
+  rules_snapshot snapshot() const {
     std::lock_guard lock(mutex_);
     return rules_;
   }
-  void swap(std::shared_ptr<const scanner::rule_set> rules) {
+  void swap(rules_snapshot rules) {
     std::lock_guard lock(mutex_);
     rules_ = std::move(rules);
   }
 
  private:
   mutable std::mutex mutex_;
-  std::shared_ptr<const scanner::rule_set> rules_;
+  rules_snapshot rules_;
 };
+
+// Compiles the rule set of `sources` and saves the compiled rules in `dir`
+// under its digest (kept when already there). The one way the daemon loads
+// rules, at start and at reload. Throws scanner::scan_error.
+rules_snapshot load_rules(const scanner::rule_sources& sources, const std::filesystem::path& dir);
 
 // A scan that ended for good (the worker crashed, ran out of time or memory,
 // wrote garbage): the pool records it as `failed` at once, with this reason,
@@ -48,22 +65,37 @@ struct scan_request {
   std::function<void(const scanner::scan_progress&)> on_progress;
 };
 
+// What a scan leaves behind: the report document it wrote to a file.
+struct report_file {
+  std::filesystem::path path;
+  std::uint64_t size = 0;
+  std::string sha256;          // of the file, as its writer computed it
+  std::string ruleset_digest;  // the rule set the scan ran with
+};
+
+// Where a scan's report is written before it is checked and stored: beside
+// the spooled image, on the same disk.
+std::filesystem::path report_path_for(const scan_record& scan);
+
 class scan_runner {
  public:
   virtual ~scan_runner() = default;
-  // Returns the report (an unusable image is a report with verdict `error`).
-  // Throws when the scan could not be carried out at all; the pool retries.
-  // Called concurrently from several worker threads.
-  virtual scanner::report run(const scan_request& request) = 0;
+  // Scans and writes the report to report_path_for(scan) (an unusable image
+  // is a report with verdict `error`). Throws scan_failed when the scan can
+  // never succeed, anything else when it could not be carried out this time
+  // (the pool retries). Called concurrently from several worker threads.
+  virtual report_file run(const scan_request& request) = 0;
   // The severity at or above which findings flag a file.
   virtual scanner::severity flag_threshold() const = 0;
 };
 
-// Runs the engine on the worker's own thread (no fence yet: issue 5).
+// Runs the engine on the worker's own thread, without a fence
+// (worker.isolation = "none": for debugging; the daemon then parses hostile
+// images in its own address space).
 class in_process_runner final : public scan_runner {
  public:
   in_process_runner(const scanner::limits& lim, const rule_holder& rules, unsigned scan_threads);
-  scanner::report run(const scan_request& request) override;
+  report_file run(const scan_request& request) override;
   scanner::severity flag_threshold() const override { return limits_.flag_threshold; }
 
  private:
@@ -78,7 +110,7 @@ class in_process_runner final : public scan_runner {
 class delayed_runner final : public scan_runner {
  public:
   delayed_runner(scan_runner& inner, std::chrono::milliseconds delay) : inner_(inner), delay_(delay) {}
-  scanner::report run(const scan_request& request) override;
+  report_file run(const scan_request& request) override;
   scanner::severity flag_threshold() const override { return inner_.flag_threshold(); }
 
  private:

@@ -16,8 +16,10 @@ namespace borderscan::server {
 class sqlite_report_store final : public report_store {
  public:
   // Opens (creating if needed) and migrates; throws std::runtime_error with
-  // the path and SQLite's message when that fails.
-  explicit sqlite_report_store(const std::filesystem::path& file);
+  // the path and SQLite's message when that fails. reports_dir: where report
+  // documents of an older schema are moved to (default: beside the file, in
+  // "reports").
+  explicit sqlite_report_store(const std::filesystem::path& file, std::filesystem::path reports_dir = {});
   ~sqlite_report_store() override;
 
   // Latest schema version this build knows.
@@ -29,15 +31,16 @@ class sqlite_report_store final : public report_store {
   std::optional<scan_record> claim_next(std::int64_t now_ms) override;
   void requeue(std::string_view id, std::string_view reason, bool count_attempt) override;
   std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) override;
-  void complete(std::string_view id, const scanner::report& report, scanner::severity flag_threshold,
-                std::int64_t now_ms) override;
+  void begin_report(std::string_view id) override;
+  void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) override;
+  void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) override;
   void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
   bool cancel_queued(std::string_view id, std::int64_t now_ms) override;
   void keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) override;
   std::vector<scan_record> expired_images(std::int64_t now_ms) override;
   void image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
   audit_page list_audit(const audit_filter& filter) override;
-  std::optional<std::string> report_json(std::string_view id) override;
+  std::optional<stored_report> find_report(std::string_view id) override;
   report_page list_reports(const report_filter& filter) override;
   std::optional<file_page> list_files(std::string_view id, const file_filter& filter) override;
   std::size_t count(scan_status status) override;
@@ -45,13 +48,21 @@ class sqlite_report_store final : public report_store {
   bool writable() override;
 
  private:
+  struct closer {
+    void operator()(sqlite3* db) const noexcept;
+  };
+  sqlite3* db() const noexcept { return handle_.get(); }
   void migrate();
+  void move_reports_to_files();  // part of migration 4
   void exec(const char* sql);
+  // Caller holds mutex_. Throws std::runtime_error for an unknown id.
+  std::int64_t seq_of(std::string_view id);
   // Caller holds mutex_ (and usually a transaction).
   void audit(std::int64_t at, std::string_view event, std::string_view scan_id, const nlohmann::json& detail);
 
   std::mutex mutex_;
-  sqlite3* db_ = nullptr;
+  std::filesystem::path reports_dir_;
+  std::unique_ptr<sqlite3, closer> handle_;
 };
 
 }  // namespace borderscan::server

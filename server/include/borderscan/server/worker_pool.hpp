@@ -1,8 +1,9 @@
 #pragma once
 // A fixed number of worker threads, off the I/O threads, each claiming one
 // job at a time from the queue and handing it to the scan_runner. Outcomes go
-// to the store: done with a report, queued again after a failed attempt, or
-// failed after max_attempts or a cancel.
+// to the store: done with a report (checked and stored by report_ingest),
+// queued again after a failed attempt, or failed after max_attempts or a
+// cancel.
 
 #include <chrono>
 #include <stop_token>
@@ -11,6 +12,7 @@
 
 #include "borderscan/server/job_queue.hpp"
 #include "borderscan/server/metrics.hpp"
+#include "borderscan/server/report_ingest.hpp"
 #include "borderscan/server/report_store.hpp"
 #include "borderscan/server/retention.hpp"
 #include "borderscan/server/scan_runner.hpp"
@@ -26,8 +28,8 @@ struct worker_settings {
 
 class worker_pool {
  public:
-  worker_pool(job_queue& queue, scan_runner& runner, report_store& store, metrics& stats, const clock& clk,
-              worker_settings settings);
+  worker_pool(job_queue& queue, scan_runner& runner, report_store& store, report_ingest& ingest, metrics& stats,
+              const clock& clk, worker_settings settings);
   ~worker_pool();
   worker_pool(const worker_pool&) = delete;
   worker_pool& operator=(const worker_pool&) = delete;
@@ -45,6 +47,7 @@ class worker_pool {
   job_queue& queue_;
   scan_runner& runner_;
   report_store& store_;
+  report_ingest& ingest_;
   metrics& metrics_;
   const clock& clock_;
   worker_settings settings_;

@@ -1,0 +1,171 @@
+#include "borderscan/server/report_ingest.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <istream>
+#include <streambuf>
+#include <system_error>
+
+#include "borderscan/scanner/atomic_file.hpp"
+#include "borderscan/scanner/digest.hpp"
+#include "borderscan/scanner/report_file.hpp"
+
+namespace borderscan::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+// An input buffer over a descriptor that hashes every byte it hands out, so
+// that the file is checked and parsed in the same single read.
+class hashing_reader final : public std::streambuf {
+ public:
+  explicit hashing_reader(const fs::path& file) : fd_(::open(file.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_ < 0) {
+      throw std::system_error(errno, std::generic_category(), file.string());
+    }
+  }
+  ~hashing_reader() override { ::close(fd_); }
+  hashing_reader(const hashing_reader&) = delete;
+  hashing_reader& operator=(const hashing_reader&) = delete;
+
+  // Hashes what the parser did not read (nothing, for a well-formed file
+  // that ends with its document) and returns the file's size and digest.
+  scanner::report_file_info finish() {
+    setg(eback(), egptr(), egptr());  // what is buffered was hashed when it was read
+    while (underflow() != traits_type::eof()) {
+      setg(eback(), egptr(), egptr());
+    }
+    return {size_, hasher_.hex_digest()};
+  }
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) {
+      return traits_type::to_int_type(*gptr());
+    }
+    ssize_t n = 0;
+    do {
+      n = ::read(fd_, buffer_.data(), buffer_.size());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      throw std::system_error(errno, std::generic_category(), "reading the report");
+    }
+    if (n == 0) {
+      return traits_type::eof();
+    }
+    hasher_.update(buffer_.data(), static_cast<std::size_t>(n));
+    size_ += static_cast<std::uint64_t>(n);
+    setg(buffer_.data(), buffer_.data(), buffer_.data() + n);
+    return traits_type::to_int_type(*gptr());
+  }
+
+ private:
+  int fd_;
+  std::array<char, 64 * 1024> buffer_{};
+  scanner::sha256_hasher hasher_;
+  std::uint64_t size_ = 0;
+};
+
+// Into the report folder. Same file system: a rename. Else (the spool on
+// another disk): a copy made durable before the original goes.
+void move_into(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec == std::errc::cross_device_link) {
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+    const int fd = ::open(to.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+      const int err = errno;
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      throw std::system_error(err, std::generic_category(), to.string());
+    }
+    ::close(fd);
+    fs::remove(from);
+  } else if (ec) {
+    throw std::system_error(ec, "moving the report to " + to.string());
+  }
+  scanner::sync_directory(to.parent_path());
+}
+
+[[noreturn]] void refuse(const std::string& why) {
+  throw scan_failed("malformed worker output: " + why);
+}
+
+}  // namespace
+
+report_ingest::report_ingest(report_store& store, ingest_settings settings)
+    : store_(store), settings_(std::move(settings)) {}
+
+stored_report report_ingest::ingest(const scan_record& scan, const report_file& file, scanner::severity flag_threshold,
+                                    const std::string& expected_ruleset) {
+  std::error_code ec;
+  const auto on_disk = fs::file_size(file.path, ec);
+  if (ec) {
+    refuse("the report file " + file.path.string() + " cannot be read: " + ec.message());
+  }
+  if (on_disk != file.size || on_disk > settings_.max_report_bytes) {
+    refuse("the report file has " + std::to_string(on_disk) + " bytes; the worker said " + std::to_string(file.size) +
+           " and at most " + std::to_string(settings_.max_report_bytes) + " are accepted");
+  }
+
+  store_.begin_report(scan.id);
+  std::vector<report_file_row> batch;
+  batch.reserve(settings_.batch_rows);
+  std::int64_t index = 0;
+  hashing_reader bytes(file.path);
+  std::istream in(&bytes);
+  scanner::report_reading reading;
+  try {
+    reading = scanner::read_report(in, flag_threshold, [&](const scanner::file_entry& entry, const std::string& text) {
+      const bool flagged = std::any_of(entry.findings.begin(), entry.findings.end(),
+                                       [&](const scanner::finding& f) { return f.level >= flag_threshold; });
+      batch.push_back({index++, entry.path, entry.deleted, entry.mime, flagged, text});
+      if (batch.size() == settings_.batch_rows) {
+        store_.add_report_rows(scan.id, batch);
+        batch.clear();
+      }
+    });
+  } catch (const scanner::report_invalid& e) {
+    refuse(e.what());
+  }
+  store_.add_report_rows(scan.id, batch);
+  const scanner::report_file_info read = bytes.finish();
+  if (read.sha256 != file.sha256 || read.size != file.size) {
+    refuse("the report file's SHA-256 is " + read.sha256 + ", the worker said " + file.sha256);
+  }
+  const scanner::report& head = reading.head;
+  if (head.scan_id != scan.id) {
+    refuse("the report is of scan '" + head.scan_id + "', not of " + scan.id);
+  }
+  if (!scan.image_sha256.empty() && head.image.sha256 != scan.image_sha256) {
+    refuse("the report names image " + head.image.sha256 + ", the upload was " + scan.image_sha256);
+  }
+  const std::string& ruleset = expected_ruleset.empty() ? file.ruleset_digest : expected_ruleset;
+  if (head.ruleset.digest != ruleset) {
+    throw scan_failed("rule-set digest mismatch: the report names " + head.ruleset.digest + ", the scan ran with " +
+                      ruleset);
+  }
+
+  fs::create_directories(settings_.reports_dir);
+  const fs::path stored_at = settings_.reports_dir / (scan.id + ".json");
+  move_into(file.path, stored_at);
+  stored_report out;
+  out.path = stored_at.string();
+  out.size = read.size;
+  out.sha256 = read.sha256;
+  out.verdict = scanner::to_string(head.result);
+  out.score = head.score;
+  out.ruleset_digest = head.ruleset.digest;
+  out.files = head.summary.files + head.summary.directories;
+  out.flagged_files = head.summary.flagged_files;
+  out.bytes = head.summary.bytes;
+  return out;
+}
+
+}  // namespace borderscan::server
