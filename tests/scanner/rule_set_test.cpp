@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "support/test_support.hpp"
 
@@ -143,4 +145,82 @@ TEST(RuleSet, CorpusExternalsAreNotedOnlyWhenRulesReadThem) {
     }
     EXPECT_EQ(sc::rule_set::load(src)->uses_externals(), expected) << list;
   }
+}
+
+namespace {
+
+// A rule folder with one rule, and the sources naming it.
+sc::rule_sources one_rule(const borderscan::test::scratch_dir& dir, const std::string& text) {
+  fs::create_directories(dir / "rules");
+  std::ofstream(dir / "rules" / "r.yar") << text;
+  sc::rule_sources src;
+  src.rule_paths.push_back(dir / "rules");
+  return src;
+}
+
+std::string file_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST(RuleSet, CompiledRulesLoadOnlyForTheirOwnSourcesAndBytes) {
+  borderscan::test::shipped_rules();
+  borderscan::test::scratch_dir dir;
+  const auto src = one_rule(dir, "rule a { strings: $a = \"needle\" condition: $a }");
+  const auto compiled = sc::rule_set::load(src);
+  const fs::path file = dir / "a.yarc";
+  const std::string sha = compiled->save_compiled(file);
+  EXPECT_EQ(sha, sc::sha256_hex(file_text(file)));
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+
+  const auto loaded = sc::rule_set::load(src, {sc::compiled_rules::mode::require, file, sha});
+  EXPECT_EQ(loaded->info().digest, compiled->info().digest);
+  EXPECT_EQ(loaded->info().yara_rules, 1U);
+  EXPECT_EQ(loaded->info().yara_files, compiled->info().yara_files);
+
+  // Not the bytes the daemon wrote.
+  try {
+    sc::rule_set::load(src, {sc::compiled_rules::mode::require, file, std::string(64, '0')});
+    FAIL() << "a changed file was loaded";
+  } catch (const sc::scan_error& e) {
+    EXPECT_EQ(e.code(), sc::scan_errc::rules_mismatch);
+    EXPECT_NE(std::string(e.what()).find("changed since written"), std::string::npos) << e.what();
+  }
+  // The sources changed since it was compiled.
+  std::ofstream(dir / "rules" / "r.yar") << "rule b { condition: true }";
+  try {
+    sc::rule_set::load(src, {sc::compiled_rules::mode::require, file, sha});
+    FAIL() << "rules of other sources were loaded";
+  } catch (const sc::scan_error& e) {
+    EXPECT_EQ(e.code(), sc::scan_errc::rules_mismatch);
+    EXPECT_NE(std::string(e.what()).find("compiled for rule set " + compiled->info().digest), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(RuleSet, ACompiledRulesCacheIsWrittenOnceAndRebuiltWhenItDoesNotFit) {
+  borderscan::test::shipped_rules();
+  borderscan::test::scratch_dir dir;
+  const auto src = one_rule(dir, "rule a { condition: true }");
+  const fs::path cache = dir / "cache.yarc";
+  const sc::compiled_rules cached{sc::compiled_rules::mode::cache, cache, {}};
+  const auto first = sc::rule_set::load(src, cached);
+  ASSERT_TRUE(fs::exists(cache));
+  const std::string written = file_text(cache);
+  const auto when = fs::last_write_time(cache);
+  const auto second = sc::rule_set::load(src, cached);
+  EXPECT_EQ(second->info().digest, first->info().digest);
+  EXPECT_EQ(fs::last_write_time(cache), when) << "a fitting cache is used, not rewritten";
+
+  // Damaged (the header still fits): compiled again and rewritten.
+  std::ofstream(cache, std::ios::binary | std::ios::trunc) << written.substr(0, written.size() / 2);
+  EXPECT_EQ(sc::rule_set::load(src, cached)->info().yara_rules, 1U);
+  EXPECT_EQ(file_text(cache).size(), written.size());
+  // Other sources: compiled and rewritten for them.
+  std::ofstream(dir / "rules" / "r.yar") << "rule a { condition: true } rule b { condition: false }";
+  const auto third = sc::rule_set::load(src, cached);
+  EXPECT_EQ(third->info().yara_rules, 2U);
+  EXPECT_NE(file_text(cache).find(third->info().digest), std::string::npos);
 }
