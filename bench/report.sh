@@ -160,7 +160,7 @@ s = json.load(open(sys.argv[1]))
 inodes = s["files"] + s["dirs"] + 1024
 need = (s["block_bytes"] + s["dirs"] * 16384 + inodes * 256) * 1.1 + (96 << 20)
 print(int(need) // (1 << 20) + 1, inodes)' "$build_tmp/summary.json")
-  echo "report: building a $size_mib MiB ext4 image with $inodes inodes (mke2fs -d) ..." >&2
+  echo "report: tree generated in $((SECONDS - t0)) s; building a $size_mib MiB ext4 image with $inodes inodes (mke2fs -d) ..." >&2
   truncate -s "${size_mib}M" "$build_tmp/img"
   mke2fs -q -F -t ext4 -N "$inodes" -U 0b5e0004-0000-4000-8000-000000000004 -L BSREPORT \
     -E "root_owner=0:0,hash_seed=0b5e0004-0000-4000-8000-000000000004" -d "$src" "$build_tmp/img"
@@ -169,6 +169,7 @@ print(int(need) // (1 << 20) + 1, inodes)' "$build_tmp/summary.json")
     printf "sif \"%s\" atime @%s\nsif \"%s\" atime_extra 0\nsif \"%s\" ctime @%s\nsif \"%s\" ctime_extra 0\n", $1, $2, $1, $1, $2, $1
     printf "sif \"%s\" uid 0\nsif \"%s\" gid 0\n", $1, $1
   }' >"$build_tmp/debugfs.cmds"
+  echo "report: image made at $((SECONDS - t0)) s; pinning times and owners (debugfs) ..." >&2
   debugfs -w -f "$build_tmp/debugfs.cmds" "$build_tmp/img" >/dev/null 2>"$build_tmp/debugfs.err" ||
     { cat "$build_tmp/debugfs.err" >&2; die "debugfs failed"; }
   if grep -v '^debugfs [0-9.]* (' "$build_tmp/debugfs.err" >&2; then die "debugfs complained"; fi
@@ -182,6 +183,7 @@ json.dump(s, open(sys.argv[5], "w"), indent=1, ensure_ascii=False)' \
     "$build_tmp/summary.json" "$(stat -c %s "$build_tmp/img")" "$sha" "$recipe" "$build_tmp/final.json"
   mv "$build_tmp/img" "$image"
   mv "$build_tmp/final.json" "$summary"
+  echo "report: image ready at $((SECONDS - t0)) s; removing the source tree ..." >&2
   rm -rf "$build_tmp"
   build_tmp=
   echo "report: image built in $((SECONDS - t0)) s: $image" >&2
@@ -291,7 +293,7 @@ while :; do
   kill -0 "$daemon_pid" 2>/dev/null || die "borderscand died during the scan (log: $tmp/daemon.log)"
   curl -sS -f -o "$tmp/status.json" "$url/api/v1/scans/$id" || die "GET /api/v1/scans/$id failed"
   status=$(jq -r .status "$tmp/status.json")
-  [[ "$status" == done || "$status" == failed ]] && break
+  [[ "$status" == "done" || "$status" == failed ]] && break
   if ((SECONDS - last_print >= 15)); then
     last_print=$SECONDS
     jq -r '"   \(.status): \(.progress.files_done) of \(.progress.files_found) files"' "$tmp/status.json"
@@ -302,7 +304,7 @@ mark stored
 scan_outcome=$(jq -r '"\(.status), verdict \(.verdict), \(.progress.files_done) files" + (if .error then ", error: \(.error)" else "" end)' "$tmp/status.json")
 echo "   $scan_outcome (daemon RSS $(rss_mib) MiB)"
 failures=()
-if [[ "$status" == done ]]; then
+if [[ "$status" == "done" ]]; then
   sleep 5
   mark downloads
   echo "== $clients concurrent downloads of GET /api/v1/scans/$id/report (daemon RSS $(rss_mib) MiB)"
@@ -328,7 +330,8 @@ else
 fi
 mark end
 sleep 0.3
-kill -TERM "$sampler_pid" && wait "$sampler_pid" || true
+kill -TERM "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=
 end=$(utc)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -353,7 +356,7 @@ if [[ -s "$tmp/verify.json" ]]; then
     jq -e --argjson r "$rows" '.report_files == $r' "$tmp/verify.json" >/dev/null ||
       failures+=("paging gave $rows rows, the report has $(jq .report_files "$tmp/verify.json") files")
   fi
-elif [[ "$status" == done ]]; then
+elif [[ "$status" == "done" ]]; then
   failures+=("no download could be checked")
 fi
 [[ -e "$tmp/rss-cap-hit" ]] && failures+=("the daemon passed the RSS cap of $rss_cap_mib MiB: downloads still running were stopped")
