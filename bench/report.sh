@@ -6,7 +6,7 @@
 # different from the others, paging not matching the report).
 #
 #   bench/report.sh [--bin-dir DIR] [--files N] [--clients N] [--keep] [--markdown FILE]
-#                   [--cache-dir DIR] [--tmp-dir DIR] [--rss-cap-mib N]
+#                   [--cache-dir DIR] [--tmp-dir DIR] [--rss-cap-mib N] [--limit-rate RATE]
 #
 #   --bin-dir DIR      where borderscand and borderscan (its worker) are (default: $BORDERSCAN_BIN_DIR,
 #                      else build/bin of this checkout)
@@ -23,6 +23,9 @@
 #   --rss-cap-mib N    safety net for shared machines: when the daemon's RSS passes N MiB the
 #                      downloads still running are stopped and the table says so (default: half of
 #                      MemAvailable at start; 0 = none). Not a target
+#   --limit-rate RATE  each download client reads at most RATE (curl --limit-rate syntax: 2M = 2 MiB/s),
+#                      like kiosks on slow links: responses then stay open, and in memory, longer.
+#                      Default: no limit (loopback speed)
 #
 # Phases (marked in time; RSS every 100 ms from /proc/PID/status): idle (5 s before the upload),
 # upload (curl -T until the 202), scan (until GET /api/v1/scans/ID says done), after store (5 s,
@@ -48,6 +51,7 @@ cache_dir=${XDG_CACHE_HOME:-$HOME/.cache}/borderscan-bench
 tmp_parent=${TMPDIR:-/tmp}
 rss_cap_mib=
 interval=0.1
+limit_rate=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bin-dir) bin_dir=$2; shift 2 ;;
@@ -58,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --cache-dir) cache_dir=$2; shift 2 ;;
     --tmp-dir) tmp_parent=$2; shift 2 ;;
     --rss-cap-mib) rss_cap_mib=$2; shift 2 ;;
+    --limit-rate) limit_rate=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "report: unknown argument $1" >&2; usage ;;
   esac
@@ -69,6 +74,7 @@ exec </dev/null
 [[ "$files" =~ ^[1-9][0-9]*$ ]] || die "--files needs a positive number"
 [[ "$clients" =~ ^[1-9][0-9]*$ ]] || die "--clients needs a positive number"
 [[ -z "$rss_cap_mib" || "$rss_cap_mib" =~ ^[0-9]+$ ]] || die "--rss-cap-mib needs a number"
+[[ -z "$limit_rate" || "$limit_rate" =~ ^[0-9]+[kKmMgG]?$ ]] || die "--limit-rate needs a curl rate such as 500K or 2M"
 [[ -z "$markdown_out" || -d "$(dirname "$markdown_out")" ]] || die "no folder for --markdown $markdown_out"
 [[ -n "$markdown_out" ]] && markdown_out=$(cd "$(dirname "$markdown_out")" && pwd)/$(basename "$markdown_out")
 
@@ -97,13 +103,10 @@ if [[ -z "$rss_cap_mib" ]]; then
 fi
 
 # --- the image (cached) -----------------------------------------------------------------------------
-# Bump when the recipe below changes; the generator's own bytes and mke2fs's version are in the key too.
-recipe=1
-key=$( { echo "recipe $recipe"; mke2fs -V 2>&1 | head -n 1; cat "$here/report_gen.py"; } | sha256sum | cut -c1-12)
 mkdir -p "$cache_dir"
 cache_dir=$(cd "$cache_dir" && pwd)
-image=$cache_dir/report-ext4-$files-$key.img
-summary=$cache_dir/report-ext4-$files-$key.json
+image=
+summary=
 build_tmp=
 daemon_pid=
 sampler_pid=
@@ -144,6 +147,10 @@ build_image() {
 	inode_size = 256
 	inode_ratio = 16384
 [fs_types]
+	small = {
+		blocksize = 4096
+		inode_ratio = 16384
+	}
 	ext4 = {
 		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
 	}
@@ -178,9 +185,9 @@ print(int(need) // (1 << 20) + 1, inodes)' "$build_tmp/summary.json")
   python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
-s.update(image_bytes=int(sys.argv[2]), image_sha256=sys.argv[3], recipe=int(sys.argv[4]))
+s.update(image_bytes=int(sys.argv[2]), image_sha256=sys.argv[3], key=sys.argv[4])
 json.dump(s, open(sys.argv[5], "w"), indent=1, ensure_ascii=False)' \
-    "$build_tmp/summary.json" "$(stat -c %s "$build_tmp/img")" "$sha" "$recipe" "$build_tmp/final.json"
+    "$build_tmp/summary.json" "$(stat -c %s "$build_tmp/img")" "$sha" "$key" "$build_tmp/final.json"
   mv "$build_tmp/img" "$image"
   mv "$build_tmp/final.json" "$summary"
   echo "report: image ready at $((SECONDS - t0)) s; removing the source tree ..." >&2
@@ -189,6 +196,11 @@ json.dump(s, open(sys.argv[5], "w"), indent=1, ensure_ascii=False)' \
   echo "report: image built in $((SECONDS - t0)) s: $image" >&2
 }
 
+# The cache key covers everything the image depends on: the generator, this recipe (build_image's own
+# text, mke2fs.conf included) and the mke2fs version.
+key=$( { declare -f build_image; mke2fs -V 2>&1 | head -n 1; cat "$here/report_gen.py"; } | sha256sum | cut -c1-12)
+image=$cache_dir/report-ext4-$files-$key.img
+summary=$cache_dir/report-ext4-$files-$key.json
 if [[ -s "$image" && -s "$summary" ]]; then
   echo "== image (cached): $image"
 else
@@ -307,9 +319,9 @@ failures=()
 if [[ "$status" == "done" ]]; then
   sleep 5
   mark downloads
-  echo "== $clients concurrent downloads of GET /api/v1/scans/$id/report (daemon RSS $(rss_mib) MiB)"
+  echo "== $clients concurrent downloads of GET /api/v1/scans/$id/report${limit_rate:+, each at most $limit_rate/s} (daemon RSS $(rss_mib) MiB)"
   python3 "$helper" download --url "$url/api/v1/scans/$id/report" --count "$clients" --dir "$tmp/downloads" \
-    --out "$tmp/downloads.json" --cap-file "$tmp/rss-cap-hit"
+    --out "$tmp/downloads.json" --cap-file "$tmp/rss-cap-hit" ${limit_rate:+--limit-rate "$limit_rate"}
   mark after
   sleep 5
   mark after5
@@ -371,7 +383,7 @@ M_START=$start M_END=$end M_CMDLINE=$cmdline M_LOAD_BEFORE=$load_before M_LOAD_A
   M_VERSION=$version M_GIT_REV=$git_rev M_GIT_DIRTY=$git_dirty \
   M_BINARY="built $(date -u -r "$daemon" +%Y-%m-%dT%H:%M:%SZ)" M_IMAGE_DESC=$image_desc \
   M_CONFIG_DESC=$config_desc M_FILES=$files M_CLIENTS=$clients M_INTERVAL=$interval \
-  M_IMAGE_BYTES=$image_bytes M_SCAN_OUTCOME=$scan_outcome M_PROBLEMS=$problems \
+  M_IMAGE_BYTES=$image_bytes M_LIMIT_RATE=$limit_rate M_SCAN_OUTCOME=$scan_outcome M_PROBLEMS=$problems \
   python3 - "$tmp/meta.json" <<'EOF'
 import json, os, socket, sys
 e = os.environ

@@ -128,7 +128,8 @@ def cmd_download(a):
         body = os.path.join(a.dir, "report-%d.json" % i)
         head = os.path.join(a.dir, "headers-%d.txt" % i)
         p = subprocess.Popen(
-            ["curl", "-sS", "-o", body, "-D", head, "-w", "%{http_code} %{size_download} %{time_total}", url],
+            ["curl", "-sS", "-o", body, "-D", head, "-w", "%{http_code} %{size_download} %{time_total}"]
+            + (["--limit-rate", a.limit_rate] if a.limit_rate else []) + [url],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         procs.append({"i": i, "p": p, "start": time.time(), "body": body, "head": head})
     started = time.time()
@@ -360,7 +361,8 @@ def cmd_table(a):
     labels = {
         "idle": "idle, before upload", "upload": "upload", "scan": "scan (worker running)",
         "store": "store (worker gone, until status done)",
-        "stored": "after store (report stored, nothing running)", "downloads": "%s concurrent downloads" % meta["clients"],
+        "stored": "after store (report stored, nothing running)", "downloads": "%s concurrent downloads" % meta["clients"]
+        + (" (≤ %s/s each)" % meta["limit_rate"] if meta.get("limit_rate") else ""),
         "after": "after downloads (30 s)", "paging": "paging /files (limit 1000)",
         "checks": "client-side checks (daemon idle)",
     }
@@ -386,7 +388,8 @@ def cmd_table(a):
     hwm_end = samples[-1][2]
 
     L = []
-    L.append("### Report benchmark (issue #12): %s files, %s clients" % (meta["files"], meta["clients"]))
+    L.append("### Report benchmark (issue #12): %s files, %s clients%s" % (
+        meta["files"], meta["clients"], ", each at most %s/s" % meta["limit_rate"] if meta.get("limit_rate") else ""))
     L.append("")
     L.append("`%s` on %s (%d cores, %s, %.1f GiB RAM), %s – %s UTC, load %s → %s. Daemon `%s` (%s), commit %s%s."
              % (meta["cmdline"], meta["host"], meta["nproc"], meta["cpu"], meta["mem_gib"], meta["start"],
@@ -469,6 +472,7 @@ def main():
     s.add_argument("--dir", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--cap-file")
+    s.add_argument("--limit-rate")
     s = sub.add_parser("verify")
     s.add_argument("--downloads", required=True)
     s.add_argument("--out", required=True)
