@@ -28,8 +28,8 @@
 #                      Default: no limit (loopback speed)
 #
 # Phases (marked in time; RSS every 100 ms from /proc/PID/status): idle (5 s before the upload),
-# upload (curl -T until the 202), scan (until GET /api/v1/scans/ID says done), after store (5 s,
-# nothing running), downloads (N clients of GET /api/v1/scans/ID/report at once, curl to files),
+# upload (curl -T until the 202), scan (while the worker process runs), store (worker gone, until
+# GET /api/v1/scans/ID says done), after store (5 s, nothing running), downloads (N clients of GET /api/v1/scans/ID/report at once, curl to files),
 # after (30 s; RSS read at 5 s and 30 s), paging (GET /api/v1/reports/ID/files?limit=1000 to the
 # end), checks (client side: SHA-256 of each download, report parsed; the daemon is idle).
 set -euo pipefail
@@ -108,6 +108,7 @@ cache_dir=$(cd "$cache_dir" && pwd)
 image=
 summary=
 build_tmp=
+tree_tmp=
 daemon_pid=
 sampler_pid=
 tmp=
@@ -122,6 +123,7 @@ cleanup() {
     wait "$daemon_pid" 2>/dev/null || true
   fi
   [[ -n "$build_tmp" ]] && rm -rf "$build_tmp"
+  [[ -n "$tree_tmp" ]] && rm -rf "$tree_tmp"
   if [[ -n "$tmp" ]]; then
     if [[ "$keep" == 1 ]]; then
       echo "report: kept $tmp"
@@ -133,9 +135,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Where the source tree is written: /dev/shm when it and the memory have room (writing and removing
+# 100 000 small files on a busy disk takes minutes, in tmpfs seconds), else the cache folder. The
+# image does not depend on it (checked: same SHA-256 either way), so this is not part of the cache key.
+tree_parent() {
+  local need=$((files * 8192 + (256 << 20))) shm_avail mem_avail
+  if [[ -d /dev/shm && -w /dev/shm ]]; then
+    shm_avail=$(df -B1 --output=avail /dev/shm 2>/dev/null | tail -n 1 | tr -d ' ')
+    mem_avail=$(awk '/^MemAvailable:/ { printf "%.0f", $2 * 1024 }' /proc/meminfo)
+    if [[ -n "$shm_avail" ]] && ((shm_avail >= need && mem_avail >= need + (2 << 30))); then
+      echo /dev/shm
+      return
+    fi
+  fi
+  echo "$cache_dir"
+}
+
 build_image() {
   build_tmp=$(mktemp -d "$cache_dir/.build.XXXXXX")
-  local t0=$SECONDS src=$build_tmp/tree
+  tree_tmp=$(mktemp -d "$(tree_parent)/borderscan-report-tree.XXXXXX")
+  local t0=$SECONDS src=$tree_tmp/tree
   # Determinism, as bench/make-workload.sh: fixed clock, zone, locale, umask and mke2fs configuration.
   umask 022
   export TZ=UTC LC_ALL=C.UTF-8 SOURCE_DATE_EPOCH=1672531200
@@ -156,7 +175,7 @@ build_image() {
 	}
 EOF
   export MKE2FS_CONFIG=$build_tmp/mke2fs.conf
-  echo "report: generating $files files (bench/report_gen.py) ..." >&2
+  echo "report: generating $files files (bench/report_gen.py) in $tree_tmp ..." >&2
   python3 "$here/report_gen.py" "$files" "$src" "$build_tmp/summary.json"
   # Size: the files' blocks, a 16 KiB allowance per folder, the inode tables, 10 % slack and room for
   # the journal and group metadata. Inodes: one per file and folder, plus spare.
@@ -191,8 +210,9 @@ json.dump(s, open(sys.argv[5], "w"), indent=1, ensure_ascii=False)' \
   mv "$build_tmp/img" "$image"
   mv "$build_tmp/final.json" "$summary"
   echo "report: image ready at $((SECONDS - t0)) s; removing the source tree ..." >&2
-  rm -rf "$build_tmp"
+  rm -rf "$build_tmp" "$tree_tmp"
   build_tmp=
+  tree_tmp=
   echo "report: image built in $((SECONDS - t0)) s: $image" >&2
 }
 
@@ -357,16 +377,19 @@ grep -E '\] \[(error|critical)\]' "$tmp/daemon.log" | head -n 5 || true
 if [[ -s "$tmp/verify.json" ]]; then
   jq -e --argjson n "$clients" '.complete == $n' "$tmp/verify.json" >/dev/null ||
     failures+=("only $(jq .complete "$tmp/verify.json") of $clients downloads complete")
-  jq -e '.identical' "$tmp/verify.json" >/dev/null || failures+=("the downloads differ")
-  jq -e '.report_files == .summary_files + .summary_directories and .report_regular == .summary_files' \
-    "$tmp/verify.json" >/dev/null ||
-    failures+=("the report's entries do not add up: $(jq -c '{report_files, report_regular, summary_files, summary_directories}' "$tmp/verify.json")")
-  jq -e --argjson n "$files" '.summary_files == $n' "$tmp/verify.json" >/dev/null ||
-    failures+=("the report has $(jq .summary_files "$tmp/verify.json") regular files, the image $files")
-  if [[ -s "$tmp/paging.json" ]]; then
-    rows=$(jq .rows "$tmp/paging.json")
-    jq -e --argjson r "$rows" '.report_files == $r' "$tmp/verify.json" >/dev/null ||
-      failures+=("paging gave $rows rows, the report has $(jq .report_files "$tmp/verify.json") files")
+  if jq -e '.complete > 0' "$tmp/verify.json" >/dev/null; then
+    jq -e '.digests | length == 1' "$tmp/verify.json" >/dev/null ||
+      failures+=("the complete downloads differ: $(jq -c .digests "$tmp/verify.json")")
+    jq -e '.report_files == .summary_files + .summary_directories and .report_regular == .summary_files' \
+      "$tmp/verify.json" >/dev/null ||
+      failures+=("the report's entries do not add up: $(jq -c '{report_files, report_regular, summary_files, summary_directories}' "$tmp/verify.json")")
+    jq -e --argjson n "$files" '.summary_files == $n' "$tmp/verify.json" >/dev/null ||
+      failures+=("the report has $(jq .summary_files "$tmp/verify.json") regular files, the image $files")
+    if [[ -s "$tmp/paging.json" ]]; then
+      rows=$(jq .rows "$tmp/paging.json")
+      jq -e --argjson r "$rows" '.report_files == $r' "$tmp/verify.json" >/dev/null ||
+        failures+=("paging gave $rows rows, the report has $(jq .report_files "$tmp/verify.json") entries")
+    fi
   fi
 elif [[ "$status" == "done" ]]; then
   failures+=("no download could be checked")
