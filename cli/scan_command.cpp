@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -27,11 +28,8 @@ struct scan_args {
   std::vector<std::string> image;
   std::string station;
   std::string min_severity = "medium";
-  bool skip_known_good = false;
-  std::uint32_t timeout = 0;
-  std::uint32_t yara_timeout = 60;
   bool quiet = false;
-  sc::limits lim;  // archive limits are set straight into it
+  sc::limits lim;  // every limit flag is set straight into it
 };
 
 int exit_code_for(sc::verdict v) {
@@ -103,9 +101,6 @@ int run_scan(const scan_args& args) {
 
   sc::limits lim = args.lim;
   lim.flag_threshold = *severity;
-  lim.skip_yara_for_known_good = args.skip_known_good;
-  lim.scan_timeout_seconds = args.timeout;
-  lim.yara_timeout_seconds = args.yara_timeout;
 
   sc::scan_options opts;
   opts.jobs = args.jobs;
@@ -178,22 +173,18 @@ command_runner add_scan_command(CLI::App& app) {
   cmd->add_option("--station", args->station, "Station name recorded in the report");
   cmd->add_option("--flag-severity", args->min_severity, "Lowest finding severity that flags the image")
       ->capture_default_str();
-  cmd->add_flag("--skip-known-good", args->skip_known_good, "Do not run YARA on files listed in a known-good hash set");
-  cmd->add_option("--timeout", args->timeout, "Whole-scan time limit in seconds (0 = none)")->capture_default_str();
-  cmd->add_option("--yara-timeout", args->yara_timeout, "Per-file YARA time limit in seconds")->capture_default_str();
+  cmd->add_flag("--skip-known-good", args->lim.skip_yara_for_known_good,
+                "Do not run YARA on files listed in a known-good hash set");
   cmd->add_flag("-q,--quiet", args->quiet, "No summary or progress on stderr");
-  cmd->add_option("--max-depth", args->lim.max_depth, "Deepest container nesting expanded")->capture_default_str();
-  cmd->add_option("--max-members", args->lim.max_members, "Members listed per container")->capture_default_str();
-  cmd->add_option("--max-member-bytes", args->lim.max_member_bytes, "Largest archive member read")
-      ->capture_default_str();
-  cmd->add_option("--max-expanded-bytes", args->lim.max_total_expanded_bytes,
-                  "Bytes expanded from all containers of one scan")
-      ->capture_default_str();
-  cmd->add_option("--max-expansion-ratio", args->lim.max_expansion_ratio,
-                  "Expanded/compressed ratio past which a container is an archive bomb")
-      ->capture_default_str();
-  cmd->add_option("--max-file-bytes", args->lim.max_file_bytes, "Largest amount of content read from one file")
-      ->capture_default_str();
+  // The limits by the names of the daemon's configuration and of limits_hit.
+  sc::for_each_limit(args->lim, [&](const sc::limit_field& f, auto& value) {
+    std::string names = "--" + std::string(f.name);
+    std::replace(names.begin(), names.end(), '_', '-');
+    if (f.cli_alias != nullptr) {
+      names = std::string(f.cli_alias) + "," + names;
+    }
+    cmd->add_option(names, value, f.help)->capture_default_str()->check(CLI::Range(f.min, f.max));
+  });
   cmd->add_option("image", args->image, "Image file (E01, VHD, VMDK, raw; split raw: first segment or all segments)")
       ->required();
   return [args] { return run_scan(*args); };

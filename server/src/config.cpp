@@ -4,6 +4,7 @@
 #include <charconv>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -108,11 +109,17 @@ class table_reader {
     return t;
   }
 
-  // Every key not consumed is an error.
+  // Every key not consumed is an error; a key of an older release says what it is now.
   void finish() const {
+    static const std::map<std::string, std::string, std::less<>> renamed = {
+        {"limits.max_expanded_bytes", "limits.max_total_expanded_bytes"},
+    };
     for (const auto& [key, node] : table_) {
       if (seen_.count(std::string(key.str())) == 0) {
-        throw config_error(where(origin_, node) + ": unknown key '" + prefix_ + std::string(key.str()) + "'");
+        const std::string name = prefix_ + std::string(key.str());
+        const auto now = renamed.find(name);
+        throw config_error(where(origin_, node) + ": unknown key '" + name + "'" +
+                           (now != renamed.end() ? "; it is now '" + now->second + "'" : std::string()));
       }
     }
   }
@@ -191,25 +198,19 @@ void read_rules(table_reader& r, rules_config& c) {
 }
 
 void read_limits(table_reader& r, scanner::limits& l) {
-  r.integer("scan_timeout_seconds", l.scan_timeout_seconds, 0, max_u32);
-  r.integer("yara_timeout_seconds", l.yara_timeout_seconds, 1, max_u32);
-  r.integer("max_files", l.max_files, 1, max_i64);
-  r.integer("max_directory_depth", l.max_directory_depth, 1, 100'000);
-  r.integer("max_file_bytes", l.max_file_bytes, 1, max_i64);
-  r.integer("max_depth", l.max_depth, 0, 1000);
-  r.integer("max_members", l.max_members, 1, max_i64);
-  r.integer("max_expanded_bytes", l.max_total_expanded_bytes, 0, max_i64);
-  r.integer("max_member_bytes", l.max_member_bytes, 0, max_i64);
-  r.integer("max_expansion_ratio", l.max_expansion_ratio, 1, max_u32);
-  r.integer("member_memory_bytes", l.member_memory_bytes, 0, 1LL << 32);
+  scanner::for_each_limit(l, [&](const scanner::limit_field& f, auto& value) {
+    r.integer(f.name, value, static_cast<std::int64_t>(f.min),
+              static_cast<std::int64_t>(std::min<std::uint64_t>(f.max, max_i64)));
+  });
   std::string sev = scanner::to_string(l.flag_threshold);
-  r.string("flag_severity", sev);
+  r.string(scanner::flag_severity_key, sev);
   const auto parsed = scanner::parse_severity(sev);
   if (!parsed) {
-    throw config_error("limits.flag_severity must be one of info, low, medium, high, critical; got '" + sev + "'");
+    throw config_error(std::string("limits.") + scanner::flag_severity_key +
+                       " must be one of info, low, medium, high, critical; got '" + sev + "'");
   }
   l.flag_threshold = *parsed;
-  r.boolean("skip_known_good", l.skip_yara_for_known_good);
+  r.boolean(scanner::skip_known_good_key, l.skip_yara_for_known_good);
 }
 
 void read_worker(table_reader& r, worker_config& c) {
@@ -367,22 +368,11 @@ std::string to_toml(const server_config& c) {
       {"known_bad", to_array(c.rules.known_bad)},
       {"known_good", to_array(c.rules.known_good)},
   };
-  const auto& l = c.limits;
-  toml::table limits{
-      {"scan_timeout_seconds", i64(l.scan_timeout_seconds)},
-      {"yara_timeout_seconds", i64(l.yara_timeout_seconds)},
-      {"max_files", i64(l.max_files)},
-      {"max_directory_depth", i64(l.max_directory_depth)},
-      {"max_file_bytes", i64(l.max_file_bytes)},
-      {"max_depth", i64(l.max_depth)},
-      {"max_members", i64(l.max_members)},
-      {"max_expanded_bytes", i64(l.max_total_expanded_bytes)},
-      {"max_member_bytes", i64(l.max_member_bytes)},
-      {"max_expansion_ratio", i64(l.max_expansion_ratio)},
-      {"member_memory_bytes", i64(l.member_memory_bytes)},
-      {"flag_severity", std::string(scanner::to_string(l.flag_threshold))},
-      {"skip_known_good", l.skip_yara_for_known_good},
-  };
+  toml::table limits;
+  scanner::for_each_limit(c.limits,
+                          [&](const scanner::limit_field& f, const auto& value) { limits.insert(f.name, i64(value)); });
+  limits.insert(scanner::flag_severity_key, std::string(scanner::to_string(c.limits.flag_threshold)));
+  limits.insert(scanner::skip_known_good_key, c.limits.skip_yara_for_known_good);
   toml::table worker{
       {"isolation", c.worker.isolation},
       {"command", c.worker.command.string()},

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <set>
+
 namespace sc = borderscan::scanner;
 
 TEST(Limits, RoundTripThroughJson) {
@@ -32,6 +34,22 @@ TEST(Limits, RejectsUnknownKeysAndBadValues) {
   EXPECT_THROW(nlohmann::json::parse(R"({"max_depth": -1})").get<sc::limits>(), std::invalid_argument);
   EXPECT_THROW(nlohmann::json::parse(R"({"max_depth": 1e99})").get<sc::limits>(), std::invalid_argument);
   EXPECT_THROW(nlohmann::json::parse(R"({"max_depth": 4294967296})").get<sc::limits>(), std::invalid_argument);
-  EXPECT_THROW(nlohmann::json::parse(R"({"flag_threshold": "severe"})").get<sc::limits>(), std::invalid_argument);
+  EXPECT_THROW(nlohmann::json::parse(R"({"flag_severity": "severe"})").get<sc::limits>(), std::invalid_argument);
   EXPECT_THROW(nlohmann::json::parse(R"([1])").get<sc::limits>(), std::invalid_argument);
+  EXPECT_THROW(nlohmann::json::parse(R"({"yara_timeout_seconds": 0})").get<sc::limits>(), std::invalid_argument);
+}
+
+TEST(Limits, EveryFieldHasOneNameAndARangeHoldingItsDefault) {
+  sc::limits defaults;
+  std::set<std::string> names;
+  std::size_t fields = 0;
+  sc::for_each_limit(defaults, [&](const sc::limit_field& f, const auto& value) {
+    ++fields;
+    EXPECT_TRUE(names.insert(f.name).second) << f.name;
+    EXPECT_GE(static_cast<std::uint64_t>(value), f.min) << f.name;
+    EXPECT_LE(static_cast<std::uint64_t>(value), f.max) << f.name;
+    EXPECT_NE(std::string(f.help), "") << f.name;
+  });
+  const nlohmann::json j = defaults;
+  EXPECT_EQ(j.size(), fields + 2) << "the JSON form has the limits and the two policy knobs, nothing else";
 }

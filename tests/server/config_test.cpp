@@ -86,6 +86,8 @@ TEST(Config, RejectsOutOfRangeAndMistypedValues) {
   EXPECT_NE(error_of("[http]\nlisten = \"localhost\"\n").find("http.listen"), std::string::npos);
   EXPECT_NE(error_of("[http]\nlisten = \"1.2.3.4:70000\"\n").find("http.listen"), std::string::npos);
   EXPECT_NE(error_of("[limits]\nflag_severity = \"severe\"\n").find("limits.flag_severity"), std::string::npos);
+  EXPECT_NE(error_of("[limits]\nmax_expanded_bytes = 1\n").find("it is now 'limits.max_total_expanded_bytes'"),
+            std::string::npos);
   EXPECT_NE(error_of("[log]\nlevel = \"loud\"\n").find("log.level"), std::string::npos);
   EXPECT_NE(error_of("[rules]\npaths = \"a\"\n").find("rules.paths must be an array"), std::string::npos);
   EXPECT_NE(error_of("http = 3\n").find("http must be a table"), std::string::npos);

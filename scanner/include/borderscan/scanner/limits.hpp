@@ -51,6 +51,45 @@ struct limits {
 
 namespace borderscan::scanner {
 
+// Every numeric limit once: its name (the same in the daemon's configuration
+// file, the worker's JSON, `limits_hit` in reports, and, with '-' for '_',
+// the CLI's flags), its allowed range and what it bounds.
+struct limit_field {
+  const char* name;
+  std::uint64_t min, max;
+  const char* help;
+  const char* cli_alias = nullptr;  // a short flag kept for people, e.g. --timeout
+};
+
+template <class Limits, class Fn>
+void for_each_limit(Limits& l, Fn&& fn) {
+  constexpr std::uint64_t u32 = 0xFFFF'FFFF;
+  constexpr std::uint64_t i64 = 0x7FFF'FFFF'FFFF'FFFF;
+  fn(limit_field{"scan_timeout_seconds", 0, u32, "Whole-scan time limit in seconds (0 = none)", "--timeout"},
+     l.scan_timeout_seconds);
+  fn(limit_field{"yara_timeout_seconds", 1, u32, "Per-file YARA time limit in seconds", "--yara-timeout"},
+     l.yara_timeout_seconds);
+  fn(limit_field{"max_files", 1, i64, "File entries listed per scan; past it the walk stops"}, l.max_files);
+  fn(limit_field{"max_directory_depth", 1, 100'000, "Deepest directory nesting followed"}, l.max_directory_depth);
+  fn(limit_field{"max_file_bytes", 1, i64, "Largest amount of content read from one file"}, l.max_file_bytes);
+  fn(limit_field{"max_depth", 0, 1000, "Deepest container nesting expanded"}, l.max_depth);
+  fn(limit_field{"max_members", 1, i64, "Members listed per container"}, l.max_members);
+  fn(limit_field{"max_total_expanded_bytes", 0, i64, "Bytes expanded from all containers of one scan"},
+     l.max_total_expanded_bytes);
+  fn(limit_field{"max_member_bytes", 0, i64, "Largest archive member read"}, l.max_member_bytes);
+  fn(limit_field{"max_expansion_ratio", 1, u32, "Expanded/compressed ratio past which a container is an archive bomb"},
+     l.max_expansion_ratio);
+  fn(limit_field{"member_memory_bytes", 0, 1ULL << 32, "Archive members up to this size are held in memory"},
+     l.member_memory_bytes);
+  fn(limit_field{"magic_bytes", 1, 16ULL << 20, "Leading bytes libmagic sees"}, l.magic_bytes);
+  fn(limit_field{"raw_volume_head_bytes", 0, i64, "Bytes of a volume without a file system scanned raw"},
+     l.raw_volume_head_bytes);
+}
+
+// The two policy knobs beside the limits, by the same names everywhere.
+inline constexpr const char* flag_severity_key = "flag_severity";      // limits::flag_threshold
+inline constexpr const char* skip_known_good_key = "skip_known_good";  // limits::skip_yara_for_known_good
+
 // Limits as JSON (the daemon hands them to its worker processes this way).
 // from_json rejects unknown keys and values of the wrong type with
 // std::invalid_argument naming the key.
