@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,9 +16,7 @@
 #include "borderscan/scanner/object_scanner.hpp"
 #include "borderscan/scanner/report.hpp"
 
-struct TSK_IMG_INFO;
 struct TSK_FS_INFO;
-struct TSK_FS_FILE;
 
 namespace borderscan::scanner::detail {
 
@@ -78,11 +75,15 @@ class tsk_image {
   std::unique_ptr<content_source> open(const volume_plan& volume, const content_ref& ref);
 
  private:
+  // Opens the file system of a volume found by discover_volumes, noting in the
+  // plan what was found or why nothing was.
+  void open_filesystem(volume_plan& plan);
+  void list_raw_head(volume_plan& volume, const limits& lim, walk_sink& sink);
   TSK_FS_INFO* fs_for(const volume_plan& volume);
   struct external;
+  struct handles;  // libtsk's handles of the image and its file systems, closed by RAII
   std::unique_ptr<external> external_;
-  TSK_IMG_INFO* img_ = nullptr;
-  std::map<std::uint32_t, TSK_FS_INFO*> fs_;
+  std::unique_ptr<handles> handles_;  // after external_: closed before that memory goes
 };
 
 }  // namespace borderscan::scanner::detail
