@@ -136,7 +136,7 @@ class fs_walker {
     if (stopped_) {
       return true;
     }
-    if (sink_.stop && sink_.stop()) {
+    if (sink_.stop()) {
       stopped_ = true;
     }
     return stopped_;
