@@ -19,7 +19,8 @@ std::filesystem::path corpus_dir();   // ../shared/corpus or $BORDERSCAN_CORPUS;
 std::filesystem::path fixture_dir();  // built by tests/data/make-fixtures.sh
 std::filesystem::path rules_dir();    // the shipped rules/
 
-// A fresh directory under the system temp dir, removed when destroyed.
+// A fresh directory under the system temp dir ($TMPDIR), removed when
+// destroyed unless BORDERSCAN_KEEP_SCRATCH=1.
 class scratch_dir {
  public:
   scratch_dir();
