@@ -210,20 +210,8 @@ class fs_walker {
     const TSK_FS_META* meta = f != nullptr ? f->meta : nullptr;
     const bool is_virtual =
         nm->type == TSK_FS_NAME_TYPE_VIRT || (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT);
-    // The FAT/exFAT volume label is a directory entry, not a file.
-    constexpr std::string_view label_suffix = " (Volume Label Entry)";
-    if (raw.ends_with(label_suffix) && !(nm->flags & TSK_FS_NAME_FLAG_UNALLOC)) {
-      std::string_view label = raw.substr(0, raw.size() - label_suffix.size());
-      while (!label.empty() && label.back() == ' ') {
-        label.remove_suffix(1);
-      }
-      if (!volume_.entry.label) {
-        volume_.entry.label = escape_name(label);
-      }
-      return;
-    }
-    if (is_virtual) {
-      return;  // TSK-made views of file-system areas ($MBR, $FAT1, ...)
+    if (take_label(nm, raw) || is_virtual) {
+      return;  // is_virtual: TSK-made views of file-system areas ($MBR, $FAT1, ...)
     }
     const std::string path = parent + "/" + escape_name(raw);
     if (!count_entry(path)) {
@@ -233,7 +221,45 @@ class fs_walker {
     if (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT_DIR && raw == "$OrphanFiles") {
       saw_orphan_dir_ = true;
     }
+    file_entry e = entry_of(nm, meta, path, is_dir);
+    if (is_dir) {
+      visit_dir(nm, f, std::move(e), ancestors);
+      return;
+    }
+    if (meta == nullptr) {
+      e.skipped = "name only: the entry points to no readable metadata (inode " + std::to_string(nm->meta_addr) + ")";
+      if (!e.deleted) {
+        error(path, "metadata_unreadable", "allocated name without readable metadata", true);
+      }
+      sink_.item({std::move(e), std::nullopt});
+      return;
+    }
+    if (e.type != "regular" && e.type != "symlink") {
+      sink_.item({std::move(e), std::nullopt});  // devices, sockets, fifos: nothing to read
+      return;
+    }
+    emit_streams(f, std::move(e));
+  }
 
+  // The FAT/exFAT volume label is a directory entry, not a file: it names the
+  // volume. Returns whether `raw` was the label.
+  bool take_label(const TSK_FS_NAME* nm, std::string_view raw) {
+    constexpr std::string_view label_suffix = " (Volume Label Entry)";
+    if (!raw.ends_with(label_suffix) || (nm->flags & TSK_FS_NAME_FLAG_UNALLOC)) {
+      return false;
+    }
+    std::string_view label = raw.substr(0, raw.size() - label_suffix.size());
+    while (!label.empty() && label.back() == ' ') {
+      label.remove_suffix(1);
+    }
+    if (!volume_.entry.label) {
+      volume_.entry.label = escape_name(label);
+    }
+    return true;
+  }
+
+  // The report entry of a name and its metadata (null when unreadable).
+  file_entry entry_of(const TSK_FS_NAME* nm, const TSK_FS_META* meta, const std::string& path, bool is_dir) const {
     file_entry e;
     e.path = path;
     e.volume = volume_.entry.index;
@@ -257,46 +283,39 @@ class fs_walker {
     } else {
       e.type = "other";
     }
-
-    if (is_dir) {
-      const bool was_deleted = deleted_stack_;
-      const bool deleted_here = e.deleted;
-      sink_.item({std::move(e), std::nullopt});
-      // A deleted name whose metadata now belongs to another directory would
-      // list that directory's children under the wrong path: libtsk skips it too.
-      const bool name_alloc = nm->flags & TSK_FS_NAME_FLAG_ALLOC;
-      const bool meta_unalloc = meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC);
-      if (meta != nullptr && (name_alloc || meta_unalloc)) {
-        descend(f, path, deleted_here, ancestors);
-      } else if (meta != nullptr) {
-        sink_.warning("deleted directory " + path + " (volume " + std::to_string(volume_.entry.index) +
-                      ") points to metadata now used by another directory; not descended");
-      }
-      deleted_stack_ = was_deleted;
-      return;
-    }
-    if (meta == nullptr) {
-      e.skipped = "name only: the entry points to no readable metadata (inode " + std::to_string(nm->meta_addr) + ")";
-      if (!e.deleted) {
-        error(path, "metadata_unreadable", "allocated name without readable metadata", true);
-      }
-      sink_.item({std::move(e), std::nullopt});
-      return;
-    }
-    if (e.type != "regular" && e.type != "symlink") {
-      sink_.item({std::move(e), std::nullopt});  // devices, sockets, fifos: nothing to read
-      return;
-    }
-    emit_streams(f, std::move(e));
+    return e;
   }
 
-  // One item per data stream: the default one keeps the path, named NTFS
-  // streams become "path:name" and an HFS+ resource fork "path:rsrc".
-  void emit_streams(TSK_FS_FILE* f, file_entry e) {
+  void visit_dir(const TSK_FS_NAME* nm, TSK_FS_FILE* f, file_entry&& e, std::vector<ancestor>& ancestors) {
+    const TSK_FS_META* meta = f != nullptr ? f->meta : nullptr;
+    const std::string path = e.path;
+    const bool was_deleted = deleted_stack_;
+    const bool deleted_here = e.deleted;
+    sink_.item({std::move(e), std::nullopt});
+    // A deleted name whose metadata now belongs to another directory would
+    // list that directory's children under the wrong path: libtsk skips it too.
+    const bool name_alloc = nm->flags & TSK_FS_NAME_FLAG_ALLOC;
+    const bool meta_unalloc = meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC);
+    if (meta != nullptr && (name_alloc || meta_unalloc)) {
+      descend(f, path, deleted_here, ancestors);
+    } else if (meta != nullptr) {
+      sink_.warning("deleted directory " + path + " (volume " + std::to_string(volume_.entry.index) +
+                    ") points to metadata now used by another directory; not descended");
+    }
+    deleted_stack_ = was_deleted;
+  }
+
+  // A file's data streams: the default one, and named ones with the suffix
+  // that names them (":name" for NTFS, ":rsrc" for an HFS+ resource fork).
+  struct file_streams {
+    std::optional<std::uint16_t> default_id;
+    std::vector<std::pair<std::string, const TSK_FS_ATTR*>> named;
+  };
+
+  static file_streams streams_of(TSK_FS_FILE* f) {
+    file_streams out;
     tsk_error_reset();
     const int n = tsk_fs_file_attr_getsize(f);
-    std::optional<std::uint16_t> default_id;
-    std::vector<std::pair<std::string, const TSK_FS_ATTR*>> extra;
     bool typed = false;
     for (int k = 0; k < n; ++k) {
       const TSK_FS_ATTR* attr = tsk_fs_file_attr_get_idx(f, k);
@@ -307,26 +326,33 @@ class fs_walker {
         typed = true;
         const char* an = attr->name;
         if (an == nullptr || *an == '\0' || std::strcmp(an, "$Data") == 0) {
-          default_id = attr->id;
+          out.default_id = attr->id;
         } else {
-          extra.emplace_back(":" + escape_name(an), attr);
+          out.named.emplace_back(":" + escape_name(an), attr);
         }
       } else if (attr->type == TSK_FS_ATTR_TYPE_HFS_DATA) {
         typed = true;
-        default_id = attr->id;
+        out.default_id = attr->id;
       } else if (attr->type == TSK_FS_ATTR_TYPE_HFS_RSRC) {
         typed = true;
-        extra.emplace_back(":rsrc", attr);
+        out.named.emplace_back(":rsrc", attr);
       }
     }
     if (!typed) {
       if (const TSK_FS_ATTR* attr = tsk_fs_file_attr_get(f)) {
-        default_id = attr->id;
+        out.default_id = attr->id;
       }
     }
     tsk_error_reset();
+    return out;
+  }
+
+  // One item per data stream: the default one keeps the path, named streams
+  // get their suffix.
+  void emit_streams(TSK_FS_FILE* f, file_entry e) {
+    const file_streams streams = streams_of(f);
     const std::uint64_t inode = e.inode.value_or(0);
-    for (const auto& [suffix, attr] : extra) {
+    for (const auto& [suffix, attr] : streams.named) {
       file_entry s = e;
       s.path += suffix;
       s.size = static_cast<std::uint64_t>(std::max<TSK_OFF_T>(attr->size, 0));
@@ -341,7 +367,7 @@ class fs_walker {
       }
       sink_.item({std::move(s), content_ref{content_ref::kind::file_stream, inode, attr->id, 0}});
     }
-    sink_.item({std::move(e), content_ref{content_ref::kind::file_stream, inode, default_id, 0}});
+    sink_.item({std::move(e), content_ref{content_ref::kind::file_stream, inode, streams.default_id, 0}});
   }
 
   // A loop means a corrupt or crafted file system: everything reachable is

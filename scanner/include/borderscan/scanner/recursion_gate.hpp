@@ -141,7 +141,9 @@ class container {
 class container_stage {
  public:
   virtual ~container_stage() = default;
-  virtual std::string_view name() const = 0;  // also the stage of errors about its members
+  // Also the `stage` of the error on an inflated member that cannot be read
+  // (a stored one that cannot be read is a `read` error, like any file's).
+  virtual std::string_view name() const = 0;
   virtual member_bytes yields() const = 0;
   // Whether this stage opens `entry` (classified already: mime and description set).
   virtual bool claims(const file_entry& entry) const = 0;
