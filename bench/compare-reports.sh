@@ -23,6 +23,11 @@
 # values masked, so a difference that jq would normalise away (number or string formatting) counts
 # too, as do different exit codes. Prints one line per image; on a difference, which image and the
 # start of the diff. Exits 1 if any image differs or a scan wrote no report, 2 on bad usage.
+#
+# With more than one job, a scan that hits limits in several files is not reproducible even with
+# one binary: limits_hit is in the order the workers hit them, and which members the scan-wide
+# budget (--max-expanded-bytes) still covers depends on which worker gets there first. Compare
+# such runs with --jobs 1.
 set -euo pipefail
 
 usage() {
