@@ -14,70 +14,10 @@
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "c_handle.hpp"
-#include "tsk_image.hpp"
+#include "container_stages.hpp"
 
 namespace borderscan::scanner {
-namespace detail {
-
-// Containers smaller than this may expand to ratio * this before counting as a bomb,
-// so that tiny archives of ordinary files are not flagged.
-constexpr std::uint64_t ratio_floor_bytes = 1 << 20;
-
-// Counts expanded bytes against the container's ratio and the scan's budget.
-struct expansion_meter {
-  std::uint64_t container_size;
-  std::uint32_t ratio;
-  std::uint64_t expanded = 0;
-  bool bomb = false;
-  bool budget_exhausted = false;
-  expansion_budget* budget;
-  std::uint64_t budget_limit;
-  // The enclosing container's meter: bytes expanded in here count there too,
-  // so nested layers cannot multiply the ratio.
-  expansion_meter* outer = nullptr;
-  bool outer_stopped = false;
-
-  // Returns false when no more bytes may be expanded from this container.
-  bool account(std::uint64_t n) {
-    expanded += n;
-    const std::uint64_t allowed = std::max(container_size, ratio_floor_bytes) * ratio;
-    if (expanded > allowed) {
-      bomb = true;
-    }
-    if (outer != nullptr && !outer->account_nested(n)) {
-      outer_stopped = true;
-    }
-    return !bomb && !outer_stopped && !budget_exhausted;
-  }
-
- private:
-  bool account_nested(std::uint64_t n) {
-    expanded += n;
-    if (expanded > std::max(container_size, ratio_floor_bytes) * ratio) {
-      bomb = true;
-    }
-    if (outer != nullptr && !outer->account_nested(n)) {
-      outer_stopped = true;
-    }
-    return !bomb && !outer_stopped;
-  }
-
- public:
-  // The scan-wide budget is charged once, at the innermost level.
-  bool charge_budget(std::uint64_t n) {
-    if (budget->expanded_bytes.fetch_add(n) + n > budget_limit) {
-      budget_exhausted = true;
-    }
-    return !budget_exhausted;
-  }
-  bool stopped() const { return bomb || outer_stopped || budget_exhausted; }
-};
-
-}  // namespace detail
-
 namespace {
-
-using detail::expansion_meter;
 
 using archive_ptr = std::unique_ptr<archive, detail::c_deleter<&archive_read_free>>;
 
@@ -228,68 +168,262 @@ struct container_reader {
   }
 };
 
-// A member read once from libarchive, front to back. Random access backwards
-// is not possible; object_scanner only reads forwards except when YARA
-// conditions look back, which then see no data.
-class member_stream final : public content_source {
- public:
-  member_stream(archive* a, std::optional<std::uint64_t> size, expansion_meter& meter)
-      : archive_(a), size_(size), meter_(meter) {}
-  std::uint64_t size() const override { return size_.value_or(0); }
-  bool size_known() const override { return size_.has_value(); }
-  bool forward_only() const override { return true; }
-  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
-    if (offset < pos_) {
-      throw scan_error(scan_errc::read_failed, "streamed archive member cannot be read backwards");
-    }
-    std::vector<std::byte> sink;
-    while (pos_ < offset) {  // skip forward
-      sink.resize(static_cast<std::size_t>(std::min<std::uint64_t>(offset - pos_, 1 << 16)));
-      const std::size_t n = read_some(sink);
-      if (n == 0) {
-        return 0;
-      }
-    }
-    return read_some(out);
-  }
+// libarchive's reason for the last failure, escaped for the report.
+std::string archive_reason(archive* a, const char* otherwise) {
+  const char* why = archive_error_string(a);
+  return escape_name(why != nullptr ? why : otherwise);
+}
 
- private:
-  std::size_t read_some(std::span<std::byte> out) {
-    if (stopped_ || out.empty()) {
-      return 0;
-    }
+// The current member's data, inflated by libarchive as it is read.
+class archive_member_bytes final : public inflated_member {
+ public:
+  explicit archive_member_bytes(archive* a) : archive_(a) {}
+  std::size_t read(std::span<std::byte> out) override {
     const la_ssize_t n = archive_read_data(archive_, out.data(), out.size());
     if (n < 0) {
-      const char* why = archive_error_string(archive_);
-      throw scan_error(scan_errc::read_failed, escape_name(why != nullptr ? why : "archive read error"));
-    }
-    pos_ += static_cast<std::uint64_t>(n);
-    const bool more = meter_.account(static_cast<std::uint64_t>(n));
-    if (!meter_.charge_budget(static_cast<std::uint64_t>(n)) || !more) {
-      stopped_ = true;
+      throw scan_error(scan_errc::read_failed, archive_reason(archive_, "archive read error"));
     }
     return static_cast<std::size_t>(n);
   }
 
+ private:
   archive* archive_;
-  std::optional<std::uint64_t> size_;
-  expansion_meter& meter_;
-  std::uint64_t pos_ = 0;
-  bool stopped_ = false;
 };
 
-finding container_finding(const file_entry& parent, const std::string& rule, severity level, nlohmann::json meta,
-                          std::vector<std::string> tags) {
-  finding f;
-  f.path = parent.path;
-  f.volume = parent.volume;
-  f.source = "limit";
-  f.rule = rule;
-  f.level = level;
-  f.tags = std::move(tags);
-  f.meta = std::move(meta);
-  return f;
+// The formats one pass over a container enables.
+void enable_formats(archive* a, std::string_view mime, bool raw_only) {
+  archive_read_support_filter_all(a);
+  if (raw_only) {
+    archive_read_support_format_raw(a);
+    return;
+  }
+  if (is_zip_document(mime)) {
+    archive_read_support_format_zip(a);
+    return;
+  }
+  // Every real archive format, but not mtree or warc: they bid on plain
+  // text and would turn a compressed .txt into fake members.
+  for (auto* enable :
+       {&archive_read_support_format_7zip, &archive_read_support_format_ar, &archive_read_support_format_cab,
+        &archive_read_support_format_cpio, &archive_read_support_format_iso9660, &archive_read_support_format_lha,
+        &archive_read_support_format_rar, &archive_read_support_format_rar5, &archive_read_support_format_tar,
+        &archive_read_support_format_xar, &archive_read_support_format_zip}) {
+    enable(a);
+  }
+  if (is_single_stream(mime)) {
+    // A compressed file that is not an archive: its one stream is the member.
+    archive_read_support_format_raw(a);
+  }
 }
+
+// The type of a member as the report names it.
+std::string member_type(archive_entry* entry) {
+  switch (archive_entry_filetype(entry)) {
+    case AE_IFDIR:
+      return "directory";
+    case AE_IFLNK:
+      return "symlink";
+    case AE_IFREG:
+    case 0:  // some formats (ar, raw streams) carry no file type: their members are files
+      return "regular";
+    default:
+      return "other";
+  }
+}
+
+// One pass of libarchive over a container: opens it and hands each member
+// to the gate. The gate applies every limit; this only lists.
+class archive_listing {
+ public:
+  archive_listing(container& parent, content_source& source, recursion_gate& gate) : parent_(parent), gate_(gate) {
+    reader_.source = &source;
+  }
+
+  // Returns the number of members found (to tell "no member" from "opened").
+  std::uint64_t run(bool raw_only) {
+    if (!open(raw_only)) {
+      return 1;  // nothing to retry
+    }
+    while (gate_.more(parent_)) {
+      archive_entry* entry = next_header();
+      if (entry == nullptr || !gate_.admit(parent_)) {
+        break;
+      }
+      take(entry);
+      if (reader_.error) {
+        break;
+      }
+    }
+    finish();
+    return parent_.members();
+  }
+
+ private:
+  const file_entry& parent_entry() const { return parent_.entry(); }
+
+  void add_error(const std::string& path, std::string code, std::string message, bool affects) {
+    gate_.add_error({path, parent_entry().volume, "archive", std::move(code), std::move(message), affects});
+  }
+
+  bool open(bool raw_only) {
+    archive_.reset(archive_read_new());
+    if (!archive_) {
+      throw scan_error(scan_errc::internal, "archive_read_new failed");
+    }
+    enable_formats(archive_.get(), parent_entry().mime, raw_only);
+    archive_read_set_read_callback(archive_.get(), &container_reader::on_read);
+    archive_read_set_seek_callback(archive_.get(), &container_reader::on_seek);
+    archive_read_set_skip_callback(archive_.get(), &container_reader::on_skip);
+    archive_read_set_callback_data(archive_.get(), &reader_);
+    int rc = ARCHIVE_OK;
+    {
+      const utf8_names_scope utf8_names;
+      rc = archive_read_open1(archive_.get());
+    }
+    if (rc != ARCHIVE_OK) {
+      add_error(parent_entry().path, "archive_unreadable",
+                "cannot open as a container: " + archive_reason(archive_.get(), "unknown format"),
+                !parent_entry().deleted);
+      return false;
+    }
+    return true;
+  }
+
+  // The next member's header, or null at the end or where the container is cut.
+  archive_entry* next_header() {
+    archive_entry* entry = nullptr;
+    int rc = ARCHIVE_OK;
+    {
+      const utf8_names_scope utf8_names;  // the format readers convert names here
+      rc = archive_read_next_header(archive_.get(), &entry);
+    }
+    if (rc == ARCHIVE_EOF) {
+      return nullptr;
+    }
+    if (rc == ARCHIVE_FATAL || entry == nullptr) {
+      add_error(parent_entry().path, "archive_corrupt",
+                "container ends early or is corrupt after " + std::to_string(parent_.members()) +
+                    " member(s): " + archive_reason(archive_.get(), "unknown error"),
+                !parent_entry().deleted);
+      return nullptr;
+    }
+    warning_.clear();
+    if (rc == ARCHIVE_WARN) {
+      warning_ = archive_reason(archive_.get(), "warning");
+      add_error(parent_entry().path, "archive_warning", warning_, false);
+    }
+    return entry;
+  }
+
+  std::string name_of(archive_entry* entry) {
+    std::string name;
+    if (archive_format(archive_.get()) == ARCHIVE_FORMAT_RAW) {
+      // A raw stream has no name of its own: use the container's, less the compression suffix.
+      const std::string& path = parent_entry().path;
+      const std::string base = path.substr(path.find_last_of("/!") + 1);
+      const auto dot = base.find_last_of('.');
+      return dot != std::string::npos && dot > 0 ? base.substr(0, dot) : base + ".data";
+    }
+    name = escape_name(member_name(entry));  // stored bytes that are not UTF-8 become \xNN
+    while (name.size() > 1 && name.back() == '/') {
+      name.pop_back();  // directories: "inner/" -> "inner"
+    }
+    if (name.empty()) {
+      // No form of the name survived: a synthetic one, unique in this container
+      // (the ordinal counts every entry), and an entry saying why.
+      const std::string ordinal = std::to_string(parent_.members());
+      name = "member-" + ordinal;
+      add_error(parent_entry().path + "!" + name, "archive_member_unnamed",
+                "entry " + ordinal + " of the container has no readable name" +
+                    (warning_.empty() ? std::string() : " (" + warning_ + ")") + "; listed as " + name,
+                false);
+    }
+    return name;
+  }
+
+  void take(archive_entry* entry) {
+    file_entry child;
+    child.path = name_of(entry);
+    child.type = member_type(entry);
+    if (archive_entry_mtime_is_set(entry)) {
+      child.times.mtime = archive_entry_mtime(entry);
+    }
+    if (archive_entry_size_is_set(entry)) {
+      child.size = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
+    }
+    if (child.type != "regular") {
+      gate_.list(parent_, std::move(child));
+      return;
+    }
+    if (archive_entry_is_data_encrypted(entry) || archive_entry_is_encrypted(entry)) {
+      encrypted_members_.push_back(child.path);
+      child.skipped = "encrypted member: content not readable";
+      gate_.list(parent_, std::move(child));
+      return;
+    }
+    archive_member_bytes bytes(archive_.get());
+    gate_.recurse(parent_, std::move(child), bytes);
+  }
+
+  void finish() {
+    if (reader_.error) {
+      try {
+        std::rethrow_exception(reader_.error);
+      } catch (const std::exception& e) {
+        add_error(parent_entry().path, "archive_unreadable", std::string("reading the container failed: ") + e.what(),
+                  !parent_entry().deleted);
+      }
+    }
+    if (!encrypted_members_.empty() || archive_read_has_encrypted_entries(archive_.get()) > 0) {
+      parent_.entry().findings.push_back(
+          detail::container_finding(parent_entry(), "encrypted_archive", severity::medium,
+                                    {{"members", encrypted_members_},
+                                     {"description", "the container holds encrypted members that cannot be scanned"}},
+                                    {"encrypted"}));
+    }
+  }
+
+  container& parent_;
+  recursion_gate& gate_;
+  archive_ptr archive_;
+  container_reader reader_;
+  std::string warning_;  // libarchive's warning on the current header
+  std::vector<std::string> encrypted_members_;
+};
+
+class archive_stage_impl final : public container_stage {
+ public:
+  std::string_view name() const override { return "archive"; }
+  member_bytes yields() const override { return member_bytes::inflated; }
+  bool claims(const file_entry& entry) const override { return is_container(entry); }
+  void expand(container& parent, content_source& source, recursion_gate& gate) const override {
+    // A compressed stream whose content starts with 1 KiB of zeros looks like an
+    // empty tar; if the archive formats find no member, read the stream raw.
+    if (archive_listing(parent, source, gate).run(false) == 0 && is_single_stream(parent.entry().mime)) {
+      archive_listing(parent, source, gate).run(true);
+    }
+  }
+};
+
+// Adapts the callbacks of an expansion_sink to the gate's sink.
+class function_sink final : public scan_sink {
+ public:
+  explicit function_sink(const expansion_sink& sink) : sink_(sink) {}
+  void add_file(file_entry&& f) override { sink_.member(std::move(f)); }
+  void add_error(error_entry&& e) override { sink_.error(std::move(e)); }
+  void add_limit(limit_hit&& l) override { sink_.limit(std::move(l)); }
+  std::optional<std::string_view> stop_reason() override {
+    return sink_.stop && sink_.stop() ? std::optional<std::string_view>("stopped") : std::nullopt;
+  }
+  void add_bytes(std::uint64_t n) override {
+    if (sink_.on_bytes) {
+      sink_.on_bytes(n);
+    }
+  }
+
+ private:
+  const expansion_sink& sink_;
+};
 
 }  // namespace
 
@@ -303,375 +437,18 @@ bool is_container(const file_entry& entry) {
          is_single_stream(mime) || is_zip_document(mime);
 }
 
+const container_stage& detail::archive_stage() {
+  static const archive_stage_impl stage;
+  return stage;
+}
+
 container_expander::container_expander(const limits& lim, object_scanner& scanner, expansion_budget& budget)
     : limits_(lim), scanner_(scanner), budget_(budget) {}
 
 void container_expander::expand(file_entry& parent, content_source& source, const expansion_sink& sink) {
-  expand_nested(parent, source, sink, nullptr);
-}
-
-bool is_disk_image(const file_entry& entry) {
-  // Raw volume heads are already the inside of an image; tiny boot-sector
-  // files (NTFS $Boot, saved MBRs) hold no file system worth walking.
-  if (entry.type != "regular" || entry.mime != "application/octet-stream" || entry.size.value_or(0) < (64 << 10)) {
-    return false;
-  }
-  const std::string_view d = entry.description;
-  return d.starts_with("DOS/MBR boot sector") || d.starts_with("Apple HFS") ||
-         d.find("filesystem data") != std::string_view::npos;
-}
-
-void container_expander::expand_nested(file_entry& parent, content_source& source, const expansion_sink& sink,
-                                       detail::expansion_meter* outer) {
-  if (parent.depth >= limits_.max_depth) {
-    sink.limit({"max_depth", std::to_string(limits_.max_depth), parent.path, parent.volume});
-    return;
-  }
-  if (is_container(parent)) {
-    expand_archive(parent, source, sink, outer);
-  } else if (is_disk_image(parent)) {
-    expand_disk_image(parent, source, sink, outer);
-  }
-}
-
-void container_expander::expand_disk_image(file_entry& parent, content_source& source, const expansion_sink& sink,
-                                           detail::expansion_meter* outer) {
-  std::unique_ptr<detail::tsk_image> image;
-  try {
-    image = std::make_unique<detail::tsk_image>(source);
-  } catch (const scan_error& e) {
-    sink.error({parent.path, parent.volume, "image", "embedded_image_unreadable", e.what(), false});
-    return;
-  }
-  // Reading N files that share blocks can amplify an image; count it like expansion.
-  expansion_meter meter{source.size(), limits_.max_expansion_ratio,      0,    false, false,
-                        &budget_,      limits_.max_total_expanded_bytes, outer};
-  detail::walk_sink walk;
-  walk.error = [&](error_entry&& e) {
-    e.path = e.path.empty() ? parent.path : parent.path + "!" + e.path;
-    e.volume = parent.volume;
-    // A file that merely looks like a disk image was still scanned whole as a file.
-    e.affects_verdict = e.affects_verdict && !parent.deleted && e.code != "no_filesystem";
-    sink.error(std::move(e));
-  };
-  walk.warning = [&](std::string&& w) {
-    sink.error({parent.path, parent.volume, "image", "embedded_image_warning", std::move(w), false});
-  };
-  walk.limit = [&](limit_hit&& l) {
-    l.path = parent.path + "!" + l.path;
-    l.volume = parent.volume;
-    sink.limit(std::move(l));
-  };
-  walk.stop = [&] { return meter.stopped() || (sink.stop && sink.stop()); };
-  std::vector<detail::volume_plan> volumes = image->discover_volumes(walk);
-  const bool partitioned = volumes.size() > 1 || (volumes.size() == 1 && volumes.front().entry.scheme != "none");
-  bool any_filesystem = false;
-  for (auto& v : volumes) {
-    any_filesystem = any_filesystem || v.fs_type != 0;
-    const std::string prefix = parent.path + "!" + (partitioned ? "vol" + std::to_string(v.entry.index) : "");
-    walk.item = [&](detail::walk_item&& item) {
-      if (item.entry.type == "raw") {
-        return;  // the head of a volume without a file system: the image file itself was scanned whole
-      }
-      file_entry child = std::move(item.entry);
-      child.path = prefix + child.path;
-      child.volume = parent.volume;
-      child.deleted = child.deleted || parent.deleted;
-      child.container = parent.path;
-      child.depth = parent.depth + 1;
-      if (item.content && !meter.stopped()) {
-        try {
-          auto member_source = image->open(v, *item.content);
-          object_outcome outcome = scanner_.scan(child, *member_source, sink.on_bytes);
-          meter.account(child.bytes_read);
-          for (auto& e : outcome.errors) sink.error(std::move(e));
-          for (auto& l : outcome.limits) sink.limit(std::move(l));
-          if (is_expandable(child) && !meter.stopped()) {
-            expand_nested(child, *member_source, sink, &meter);
-          }
-        } catch (const scan_error& e) {
-          sink.error({child.path, child.volume, "read", "member_unreadable", e.what(), !child.deleted});
-        }
-      } else if (item.content) {
-        child.skipped = "not read: expansion limit reached";
-      }
-      sink.member(std::move(child));
-    };
-    image->walk(v, limits_, walk);
-  }
-  if (!any_filesystem) {
-    sink.error({parent.path, parent.volume, "image", "embedded_image_no_filesystem",
-                "looks like a disk image, but no file system could be opened in it", false});
-  }
-  if (meter.bomb) {
-    parent.findings.push_back(
-        container_finding(parent, "archive_bomb", severity::high,
-                          {{"container_bytes", source.size()},
-                           {"expanded_bytes", meter.expanded},
-                           {"max_expansion_ratio", limits_.max_expansion_ratio},
-                           {"description", "the embedded image's files add up to more than " +
-                                               std::to_string(limits_.max_expansion_ratio) + " times its size"}},
-                          {"archive-bomb"}));
-    sink.limit({"max_expansion_ratio", std::to_string(limits_.max_expansion_ratio), parent.path, parent.volume});
-  }
-}
-
-void container_expander::expand_archive(file_entry& parent, content_source& source, const expansion_sink& sink,
-                                        detail::expansion_meter* outer) {
-  // A compressed stream whose content starts with 1 KiB of zeros looks like an
-  // empty tar; if the archive formats find no member, read the stream raw.
-  if (expand_archive_as(parent, source, sink, outer, false) == 0 && is_single_stream(parent.mime)) {
-    expand_archive_as(parent, source, sink, outer, true);
-  }
-}
-
-std::uint64_t container_expander::expand_archive_as(file_entry& parent, content_source& source,
-                                                    const expansion_sink& sink, detail::expansion_meter* outer,
-                                                    bool raw_only) {
-  auto add_error = [&](const std::string& path, std::string code, std::string message) {
-    sink.error({path, parent.volume, "archive", std::move(code), std::move(message), !parent.deleted});
-  };
-  if (budget_.expanded_bytes.load() >= limits_.max_total_expanded_bytes) {
-    // Every container left unopened is named, not just the first.
-    budget_.total_limit_reported = true;
-    sink.limit(
-        {"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
-    return 1;  // nothing to retry
-  }
-
-  archive_ptr a(archive_read_new());
-  if (!a) {
-    throw scan_error(scan_errc::internal, "archive_read_new failed");
-  }
-  archive_read_support_filter_all(a.get());
-  if (raw_only) {
-    archive_read_support_format_raw(a.get());
-  } else if (is_zip_document(parent.mime)) {
-    archive_read_support_format_zip(a.get());
-  } else {
-    // Every real archive format, but not mtree or warc: they bid on plain
-    // text and would turn a compressed .txt into fake members.
-    for (auto* enable :
-         {&archive_read_support_format_7zip, &archive_read_support_format_ar, &archive_read_support_format_cab,
-          &archive_read_support_format_cpio, &archive_read_support_format_iso9660, &archive_read_support_format_lha,
-          &archive_read_support_format_rar, &archive_read_support_format_rar5, &archive_read_support_format_tar,
-          &archive_read_support_format_xar, &archive_read_support_format_zip}) {
-      enable(a.get());
-    }
-    if (is_single_stream(parent.mime)) {
-      // A compressed file that is not an archive: its one stream is the member.
-      archive_read_support_format_raw(a.get());
-    }
-  }
-  container_reader reader;
-  reader.source = &source;
-  archive_read_set_read_callback(a.get(), &container_reader::on_read);
-  archive_read_set_seek_callback(a.get(), &container_reader::on_seek);
-  archive_read_set_skip_callback(a.get(), &container_reader::on_skip);
-  archive_read_set_callback_data(a.get(), &reader);
-  int open_rc = ARCHIVE_OK;
-  {
-    const utf8_names_scope utf8_names;
-    open_rc = archive_read_open1(a.get());
-  }
-  if (open_rc != ARCHIVE_OK) {
-    const char* why = archive_error_string(a.get());
-    add_error(parent.path, "archive_unreadable",
-              std::string("cannot open as a container: ") + escape_name(why != nullptr ? why : "unknown format"));
-    return 1;
-  }
-
-  expansion_meter meter{source.size(), limits_.max_expansion_ratio,      0,    false, false,
-                        &budget_,      limits_.max_total_expanded_bytes, outer};
-  std::vector<std::string> encrypted_members;
-  std::uint64_t members = 0;
-  std::vector<std::byte> held;
-
-  for (;;) {
-    if (sink.stop && sink.stop()) {
-      break;
-    }
-    archive_entry* entry = nullptr;
-    int rc = ARCHIVE_OK;
-    {
-      const utf8_names_scope utf8_names;  // the format readers convert names here
-      rc = archive_read_next_header(a.get(), &entry);
-    }
-    if (rc == ARCHIVE_EOF) {
-      break;
-    }
-    if (rc == ARCHIVE_FATAL || entry == nullptr) {
-      const char* why = archive_error_string(a.get());
-      add_error(parent.path, "archive_corrupt",
-                std::string("container ends early or is corrupt after ") + std::to_string(members) +
-                    " member(s): " + escape_name(why != nullptr ? why : "unknown error"));
-      break;
-    }
-    std::string warning;
-    if (rc == ARCHIVE_WARN) {
-      const char* why = archive_error_string(a.get());
-      warning = escape_name(why != nullptr ? why : "warning");
-      sink.error({parent.path, parent.volume, "archive", "archive_warning", warning, false});
-    }
-    if (++members > limits_.max_members) {
-      sink.limit({"max_members", std::to_string(limits_.max_members), parent.path, parent.volume});
-      break;
-    }
-    std::string name;
-    if (archive_format(a.get()) == ARCHIVE_FORMAT_RAW) {
-      // A raw stream has no name of its own: use the container's, less the compression suffix.
-      const std::string base = parent.path.substr(parent.path.find_last_of("/!") + 1);
-      const auto dot = base.find_last_of('.');
-      name = dot != std::string::npos && dot > 0 ? base.substr(0, dot) : base + ".data";
-    } else {
-      name = escape_name(member_name(entry));  // stored bytes that are not UTF-8 become \xNN
-      while (name.size() > 1 && name.back() == '/') {
-        name.pop_back();  // directories: "inner/" -> "inner"
-      }
-    }
-    if (name.empty()) {
-      // No form of the name survived: a synthetic one, unique in this container
-      // (the ordinal counts every entry), and an entry saying why.
-      name = "member-" + std::to_string(members);
-      sink.error({parent.path + "!" + name, parent.volume, "archive", "archive_member_unnamed",
-                  "entry " + std::to_string(members) + " of the container has no readable name" +
-                      (warning.empty() ? std::string() : " (" + warning + ")") + "; listed as " + name,
-                  false});
-    }
-
-    file_entry child;
-    child.path = parent.path + "!" + name;
-    child.volume = parent.volume;
-    child.deleted = parent.deleted;
-    child.container = parent.path;
-    child.depth = parent.depth + 1;
-    const auto filetype = archive_entry_filetype(entry);
-    // Some formats (ar, raw streams) carry no file type: their members are files.
-    if (filetype == AE_IFDIR) {
-      child.type = "directory";
-    } else if (filetype == AE_IFLNK) {
-      child.type = "symlink";
-    } else if (filetype == AE_IFREG || filetype == 0) {
-      child.type = "regular";
-    } else {
-      child.type = "other";
-    }
-    if (archive_entry_mtime_is_set(entry)) {
-      child.times.mtime = archive_entry_mtime(entry);
-    }
-    if (archive_entry_size_is_set(entry)) {
-      child.size = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
-    }
-    if (child.type != "regular") {
-      sink.member(std::move(child));
-      continue;
-    }
-    if (archive_entry_is_data_encrypted(entry) || archive_entry_is_encrypted(entry)) {
-      encrypted_members.push_back(name);
-      child.skipped = "encrypted member: content not readable";
-      sink.member(std::move(child));
-      continue;
-    }
-    const std::uint64_t declared = child.size.value_or(0);
-    if (child.size && declared > limits_.max_member_bytes) {
-      child.skipped = "member larger than max_member_bytes";
-      sink.limit({"max_member_bytes", std::to_string(limits_.max_member_bytes), child.path, child.volume});
-      sink.member(std::move(child));
-      continue;
-    }
-    if (child.size && declared > std::max(source.size(), detail::ratio_floor_bytes) * limits_.max_expansion_ratio) {
-      // The header alone promises a bomb: do not inflate it.
-      meter.bomb = true;
-      child.skipped = "declared size exceeds the expansion ratio";
-      sink.member(std::move(child));
-      break;
-    }
-
-    std::unique_ptr<content_source> member_source;
-    const bool in_memory = child.size ? declared <= limits_.member_memory_bytes : false;
-    object_outcome outcome;
-    try {
-      if (in_memory) {
-        held.resize(static_cast<std::size_t>(declared));
-        std::size_t got = 0;
-        while (got < held.size()) {
-          const la_ssize_t n = archive_read_data(a.get(), held.data() + got, held.size() - got);
-          if (n < 0) {
-            const char* why = archive_error_string(a.get());
-            throw scan_error(scan_errc::read_failed, escape_name(why != nullptr ? why : "archive read error"));
-          }
-          if (n == 0) {
-            break;
-          }
-          got += static_cast<std::size_t>(n);
-          const bool more = meter.account(static_cast<std::uint64_t>(n));
-          if (!meter.charge_budget(static_cast<std::uint64_t>(n)) || !more) {
-            break;
-          }
-        }
-        held.resize(got);  // a short member is reported by the scanner as a short read
-        memory_source mem(held);
-        outcome = scanner_.scan(child, mem, sink.on_bytes);
-        if (is_expandable(child) && !meter.stopped()) {
-          // Nested container: its own expand() call has its own buffer, so `held` stays valid.
-          for (auto& e : outcome.errors) sink.error(std::move(e));
-          for (auto& l : outcome.limits) sink.limit(std::move(l));
-          outcome = {};
-          expand_nested(child, mem, sink, &meter);
-        }
-      } else {
-        member_stream stream(a.get(), child.size, meter);
-        outcome = scanner_.scan(child, stream, sink.on_bytes);
-        if (is_expandable(child) && child.content_complete) {
-          // Streamed once: its members cannot be read again without holding it.
-          sink.limit({"member_memory_bytes", std::to_string(limits_.member_memory_bytes), child.path, child.volume});
-          child.skipped = "nested container too large to expand in memory";
-        }
-      }
-    } catch (const scan_error& e) {
-      add_error(child.path, "member_unreadable", e.what());
-    }
-    for (auto& e : outcome.errors) sink.error(std::move(e));
-    for (auto& l : outcome.limits) sink.limit(std::move(l));
-    sink.member(std::move(child));
-    if (reader.error) {
-      break;
-    }
-    if (meter.stopped()) {
-      break;
-    }
-  }
-
-  if (reader.error) {
-    try {
-      std::rethrow_exception(reader.error);
-    } catch (const std::exception& e) {
-      add_error(parent.path, "archive_unreadable", std::string("reading the container failed: ") + e.what());
-    }
-  }
-  if (meter.bomb) {
-    parent.findings.push_back(container_finding(
-        parent, "archive_bomb", severity::high,
-        {{"container_bytes", source.size()},
-         {"expanded_bytes", meter.expanded},
-         {"max_expansion_ratio", limits_.max_expansion_ratio},
-         {"description", "the container expands to more than " + std::to_string(limits_.max_expansion_ratio) +
-                             " times its size; expansion stopped"}},
-        {"archive-bomb"}));
-    sink.limit({"max_expansion_ratio", std::to_string(limits_.max_expansion_ratio), parent.path, parent.volume});
-  }
-  if (meter.budget_exhausted && !budget_.total_limit_reported.exchange(true)) {
-    sink.limit(
-        {"max_total_expanded_bytes", std::to_string(limits_.max_total_expanded_bytes), parent.path, parent.volume});
-  }
-  if (!encrypted_members.empty() || archive_read_has_encrypted_entries(a.get()) > 0) {
-    parent.findings.push_back(
-        container_finding(parent, "encrypted_archive", severity::medium,
-                          {{"members", encrypted_members},
-                           {"description", "the container holds encrypted members that cannot be scanned"}},
-                          {"encrypted"}));
-  }
-  return members;
+  function_sink adapter(sink);
+  recursion_gate gate(limits_, scanner_, budget_, adapter, default_container_stages());
+  gate.expand(parent, source);
 }
 
 }  // namespace borderscan::scanner

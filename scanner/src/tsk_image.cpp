@@ -4,12 +4,20 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
+#include "c_handle.hpp"
 
 namespace borderscan::scanner::detail {
 namespace {
+
+using img_ptr = std::unique_ptr<TSK_IMG_INFO, c_deleter<&tsk_img_close>>;
+using vs_ptr = std::unique_ptr<TSK_VS_INFO, c_deleter<&tsk_vs_close>>;
+using fs_ptr = std::unique_ptr<TSK_FS_INFO, c_deleter<&tsk_fs_close>>;
+using fs_file_ptr = std::unique_ptr<TSK_FS_FILE, c_deleter<&tsk_fs_file_close>>;
+using fs_dir_ptr = std::unique_ptr<TSK_FS_DIR, c_deleter<&tsk_fs_dir_close>>;
 
 std::string tsk_reason() {
   const char* s = tsk_error_get();  // errno text plus detail
@@ -39,8 +47,8 @@ std::optional<std::int64_t> known_time(std::int64_t t) {
 
 class fs_stream_source final : public content_source {
  public:
-  fs_stream_source(TSK_FS_FILE* file, const TSK_FS_ATTR* attr) : file_(file), attr_(attr) {}
-  ~fs_stream_source() override { tsk_fs_file_close(file_); }
+  // attr belongs to file.
+  fs_stream_source(fs_file_ptr file, const TSK_FS_ATTR* attr) : file_(std::move(file)), attr_(attr) {}
   std::uint64_t size() const override { return attr_ != nullptr ? static_cast<std::uint64_t>(attr_->size) : 0; }
   std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
     if (attr_ == nullptr || offset >= size() || out.empty()) {
@@ -56,7 +64,7 @@ class fs_stream_source final : public content_source {
   }
 
  private:
-  TSK_FS_FILE* file_;
+  fs_file_ptr file_;
   const TSK_FS_ATTR* attr_;
 };
 
@@ -128,7 +136,7 @@ class fs_walker {
     if (stopped_) {
       return true;
     }
-    if (sink_.stop && sink_.stop()) {
+    if (sink_.stop()) {
       stopped_ = true;
     }
     return stopped_;
@@ -159,8 +167,8 @@ class fs_walker {
       return;
     }
     tsk_error_reset();
-    TSK_FS_DIR* dir = tsk_fs_dir_open_meta(fs_, addr);
-    if (dir == nullptr) {
+    const fs_dir_ptr dir(tsk_fs_dir_open_meta(fs_, addr));
+    if (!dir) {
       if (!quiet) {
         const bool deleted_dir = ancestors.size() > 1 && deleted_stack_;
         error(path.empty() ? "/" : path, "directory_unreadable", "cannot list directory: " + tsk_reason(),
@@ -168,34 +176,26 @@ class fs_walker {
       }
       return;
     }
-    const std::size_t count = tsk_fs_dir_getsize(dir);
+    const std::size_t count = tsk_fs_dir_getsize(dir.get());
     for (std::size_t i = 0; i < count && !should_stop(); ++i) {
-      TSK_FS_FILE* f = tsk_fs_dir_get(dir, i);
-      if (f == nullptr) {
+      const fs_file_ptr f(tsk_fs_dir_get(dir.get(), i));
+      if (!f) {
         error(path.empty() ? "/" : path, "entry_unreadable", "cannot read directory entry: " + tsk_reason(), true);
         continue;
       }
       // tsk_fs_dir_get drops the metadata of a deleted NTFS name whose MFT
-      // sequence moved on; load it with the name in place, as tsk_fs_dir_walk
-      // does, so deleted files keep their size and content.
-      // tsk_fs_dir_get drops the metadata of a deleted NTFS name whose MFT
       // sequence moved on; load it by address, as fls does, so deleted files
       // keep their size and content.
-      TSK_FS_FILE* meta_file = f;
-      TSK_FS_FILE* loaded = nullptr;
+      TSK_FS_FILE* meta_file = f.get();
+      fs_file_ptr loaded;
       if (f->meta == nullptr && f->name != nullptr &&
           (f->name->meta_addr != 0 || (f->name->flags & TSK_FS_NAME_FLAG_ALLOC))) {
-        loaded = tsk_fs_file_open_meta(fs_, nullptr, f->name->meta_addr);
+        loaded.reset(tsk_fs_file_open_meta(fs_, nullptr, f->name->meta_addr));
         tsk_error_reset();
-        meta_file = loaded;
+        meta_file = loaded.get();
       }
       visit(f->name, meta_file != nullptr && meta_file->meta != nullptr ? meta_file : nullptr, path, ancestors);
-      if (loaded != nullptr) {
-        tsk_fs_file_close(loaded);
-      }
-      tsk_fs_file_close(f);
     }
-    tsk_fs_dir_close(dir);
   }
 
   // nm: the directory entry; f: the file with its metadata loaded, or null.
@@ -210,20 +210,8 @@ class fs_walker {
     const TSK_FS_META* meta = f != nullptr ? f->meta : nullptr;
     const bool is_virtual =
         nm->type == TSK_FS_NAME_TYPE_VIRT || (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT);
-    // The FAT/exFAT volume label is a directory entry, not a file.
-    constexpr std::string_view label_suffix = " (Volume Label Entry)";
-    if (raw.ends_with(label_suffix) && !(nm->flags & TSK_FS_NAME_FLAG_UNALLOC)) {
-      std::string_view label = raw.substr(0, raw.size() - label_suffix.size());
-      while (!label.empty() && label.back() == ' ') {
-        label.remove_suffix(1);
-      }
-      if (!volume_.entry.label) {
-        volume_.entry.label = escape_name(label);
-      }
-      return;
-    }
-    if (is_virtual) {
-      return;  // TSK-made views of file-system areas ($MBR, $FAT1, ...)
+    if (take_label(nm, raw) || is_virtual) {
+      return;  // is_virtual: TSK-made views of file-system areas ($MBR, $FAT1, ...)
     }
     const std::string path = parent + "/" + escape_name(raw);
     if (!count_entry(path)) {
@@ -233,7 +221,45 @@ class fs_walker {
     if (meta != nullptr && meta->type == TSK_FS_META_TYPE_VIRT_DIR && raw == "$OrphanFiles") {
       saw_orphan_dir_ = true;
     }
+    file_entry e = entry_of(nm, meta, path, is_dir);
+    if (is_dir) {
+      visit_dir(nm, f, std::move(e), ancestors);
+      return;
+    }
+    if (meta == nullptr) {
+      e.skipped = "name only: the entry points to no readable metadata (inode " + std::to_string(nm->meta_addr) + ")";
+      if (!e.deleted) {
+        error(path, "metadata_unreadable", "allocated name without readable metadata", true);
+      }
+      sink_.item({std::move(e), std::nullopt});
+      return;
+    }
+    if (e.type != "regular" && e.type != "symlink") {
+      sink_.item({std::move(e), std::nullopt});  // devices, sockets, fifos: nothing to read
+      return;
+    }
+    emit_streams(f, std::move(e));
+  }
 
+  // The FAT/exFAT volume label is a directory entry, not a file: it names the
+  // volume. Returns whether `raw` was the label.
+  bool take_label(const TSK_FS_NAME* nm, std::string_view raw) {
+    constexpr std::string_view label_suffix = " (Volume Label Entry)";
+    if (!raw.ends_with(label_suffix) || (nm->flags & TSK_FS_NAME_FLAG_UNALLOC)) {
+      return false;
+    }
+    std::string_view label = raw.substr(0, raw.size() - label_suffix.size());
+    while (!label.empty() && label.back() == ' ') {
+      label.remove_suffix(1);
+    }
+    if (!volume_.entry.label) {
+      volume_.entry.label = escape_name(label);
+    }
+    return true;
+  }
+
+  // The report entry of a name and its metadata (null when unreadable).
+  file_entry entry_of(const TSK_FS_NAME* nm, const TSK_FS_META* meta, const std::string& path, bool is_dir) const {
     file_entry e;
     e.path = path;
     e.volume = volume_.entry.index;
@@ -257,46 +283,39 @@ class fs_walker {
     } else {
       e.type = "other";
     }
-
-    if (is_dir) {
-      const bool was_deleted = deleted_stack_;
-      const bool deleted_here = e.deleted;
-      sink_.item({std::move(e), std::nullopt});
-      // A deleted name whose metadata now belongs to another directory would
-      // list that directory's children under the wrong path: libtsk skips it too.
-      const bool name_alloc = nm->flags & TSK_FS_NAME_FLAG_ALLOC;
-      const bool meta_unalloc = meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC);
-      if (meta != nullptr && (name_alloc || meta_unalloc)) {
-        descend(f, path, deleted_here, ancestors);
-      } else if (meta != nullptr) {
-        sink_.warning("deleted directory " + path + " (volume " + std::to_string(volume_.entry.index) +
-                      ") points to metadata now used by another directory; not descended");
-      }
-      deleted_stack_ = was_deleted;
-      return;
-    }
-    if (meta == nullptr) {
-      e.skipped = "name only: the entry points to no readable metadata (inode " + std::to_string(nm->meta_addr) + ")";
-      if (!e.deleted) {
-        error(path, "metadata_unreadable", "allocated name without readable metadata", true);
-      }
-      sink_.item({std::move(e), std::nullopt});
-      return;
-    }
-    if (e.type != "regular" && e.type != "symlink") {
-      sink_.item({std::move(e), std::nullopt});  // devices, sockets, fifos: nothing to read
-      return;
-    }
-    emit_streams(f, std::move(e));
+    return e;
   }
 
-  // One item per data stream: the default one keeps the path, named NTFS
-  // streams become "path:name" and an HFS+ resource fork "path:rsrc".
-  void emit_streams(TSK_FS_FILE* f, file_entry e) {
+  void visit_dir(const TSK_FS_NAME* nm, TSK_FS_FILE* f, file_entry&& e, std::vector<ancestor>& ancestors) {
+    const TSK_FS_META* meta = f != nullptr ? f->meta : nullptr;
+    const std::string path = e.path;
+    const bool was_deleted = deleted_stack_;
+    const bool deleted_here = e.deleted;
+    sink_.item({std::move(e), std::nullopt});
+    // A deleted name whose metadata now belongs to another directory would
+    // list that directory's children under the wrong path: libtsk skips it too.
+    const bool name_alloc = nm->flags & TSK_FS_NAME_FLAG_ALLOC;
+    const bool meta_unalloc = meta != nullptr && (meta->flags & TSK_FS_META_FLAG_UNALLOC);
+    if (meta != nullptr && (name_alloc || meta_unalloc)) {
+      descend(f, path, deleted_here, ancestors);
+    } else if (meta != nullptr) {
+      sink_.warning("deleted directory " + path + " (volume " + std::to_string(volume_.entry.index) +
+                    ") points to metadata now used by another directory; not descended");
+    }
+    deleted_stack_ = was_deleted;
+  }
+
+  // A file's data streams: the default one, and named ones with the suffix
+  // that names them (":name" for NTFS, ":rsrc" for an HFS+ resource fork).
+  struct file_streams {
+    std::optional<std::uint16_t> default_id;
+    std::vector<std::pair<std::string, const TSK_FS_ATTR*>> named;
+  };
+
+  static file_streams streams_of(TSK_FS_FILE* f) {
+    file_streams out;
     tsk_error_reset();
     const int n = tsk_fs_file_attr_getsize(f);
-    std::optional<std::uint16_t> default_id;
-    std::vector<std::pair<std::string, const TSK_FS_ATTR*>> extra;
     bool typed = false;
     for (int k = 0; k < n; ++k) {
       const TSK_FS_ATTR* attr = tsk_fs_file_attr_get_idx(f, k);
@@ -307,26 +326,33 @@ class fs_walker {
         typed = true;
         const char* an = attr->name;
         if (an == nullptr || *an == '\0' || std::strcmp(an, "$Data") == 0) {
-          default_id = attr->id;
+          out.default_id = attr->id;
         } else {
-          extra.emplace_back(":" + escape_name(an), attr);
+          out.named.emplace_back(":" + escape_name(an), attr);
         }
       } else if (attr->type == TSK_FS_ATTR_TYPE_HFS_DATA) {
         typed = true;
-        default_id = attr->id;
+        out.default_id = attr->id;
       } else if (attr->type == TSK_FS_ATTR_TYPE_HFS_RSRC) {
         typed = true;
-        extra.emplace_back(":rsrc", attr);
+        out.named.emplace_back(":rsrc", attr);
       }
     }
     if (!typed) {
       if (const TSK_FS_ATTR* attr = tsk_fs_file_attr_get(f)) {
-        default_id = attr->id;
+        out.default_id = attr->id;
       }
     }
     tsk_error_reset();
+    return out;
+  }
+
+  // One item per data stream: the default one keeps the path, named streams
+  // get their suffix.
+  void emit_streams(TSK_FS_FILE* f, file_entry e) {
+    const file_streams streams = streams_of(f);
     const std::uint64_t inode = e.inode.value_or(0);
-    for (const auto& [suffix, attr] : extra) {
+    for (const auto& [suffix, attr] : streams.named) {
       file_entry s = e;
       s.path += suffix;
       s.size = static_cast<std::uint64_t>(std::max<TSK_OFF_T>(attr->size, 0));
@@ -341,7 +367,7 @@ class fs_walker {
       }
       sink_.item({std::move(s), content_ref{content_ref::kind::file_stream, inode, attr->id, 0}});
     }
-    sink_.item({std::move(e), content_ref{content_ref::kind::file_stream, inode, default_id, 0}});
+    sink_.item({std::move(e), content_ref{content_ref::kind::file_stream, inode, streams.default_id, 0}});
   }
 
   // A loop means a corrupt or crafted file system: everything reachable is
@@ -369,10 +395,8 @@ class fs_walker {
     }
     if (ancestors.size() == 1 && ancestors.front().key.first_block == std::nullopt) {
       // Learn the root's first block lazily, so entries pointing at it are caught.
-      TSK_FS_FILE* root = tsk_fs_file_open_meta(fs_, nullptr, fs_->root_inum);
-      if (root != nullptr) {
-        ancestors.front().key = key_of(root);
-        tsk_fs_file_close(root);
+      if (const fs_file_ptr root(tsk_fs_file_open_meta(fs_, nullptr, fs_->root_inum)); root) {
+        ancestors.front().key = key_of(root.get());
       }
       tsk_error_reset();
       for (const auto& a : ancestors) {
@@ -398,9 +422,57 @@ class fs_walker {
   bool deleted_stack_ = false;  // inside a deleted directory: everything below is deleted too
 };
 
+std::string scheme_name(const TSK_VS_INFO& vs) {
+  const char* n = tsk_vs_type_toname(vs.vstype);
+  const std::string scheme = n != nullptr ? n : "unknown";
+  return scheme == "dos" ? "mbr" : scheme;
+}
+
+// One allocated partition of a volume system, before its file system is opened.
+volume_plan partition_plan(const TSK_VS_INFO& vs, const TSK_VS_PART_INFO& part, std::uint32_t index,
+                           const std::string& scheme, std::uint64_t image_size, walk_sink& sink) {
+  volume_plan plan;
+  plan.entry.index = index;
+  plan.entry.scheme = scheme;
+  plan.entry.description = escape_name(part.desc != nullptr ? part.desc : "");
+  const std::uint64_t bs = vs.block_size;
+  // Table values are untrusted: saturate at what JSON readers take as a signed 64-bit number.
+  constexpr std::uint64_t max_bytes = INT64_MAX;
+  plan.entry.offset = part.start > max_bytes / bs ? max_bytes : part.start * bs;
+  plan.entry.length = part.len > max_bytes / bs ? max_bytes : part.len * bs;
+  if (plan.entry.offset < image_size && plan.entry.length > image_size - plan.entry.offset) {
+    const std::uint64_t missing = plan.entry.length - (image_size - plan.entry.offset);
+    plan.entry.notes.push_back("partition extends " + std::to_string(missing) + " bytes past the end of the image");
+    sink.warning("volume " + std::to_string(plan.entry.index) + ": partition extends past the end of the image");
+  }
+  return plan;
+}
+
+// Whether the `length` bytes at `offset` read as zeros (a read failure ends the look).
+bool all_zero(TSK_IMG_INFO& img, std::uint64_t offset, std::uint64_t length) {
+  std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(length, 1 << 20)));
+  bool zero = true;
+  for (std::uint64_t off = 0; off < length && zero;) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length - off));
+    const ssize_t n = tsk_img_read(&img, static_cast<TSK_OFF_T>(offset + off), buf.data(), want);
+    if (n <= 0) {
+      break;
+    }
+    zero = std::all_of(buf.begin(), buf.begin() + n, [](char c) { return c == 0; });
+    off += static_cast<std::uint64_t>(n);
+  }
+  tsk_error_reset();
+  return zero;
+}
+
 }  // namespace
 
-tsk_image::tsk_image(const std::vector<std::filesystem::path>& segments) {
+struct tsk_image::handles {
+  img_ptr img;
+  std::map<std::uint32_t, fs_ptr> fs;  // after img: closed first
+};
+
+tsk_image::tsk_image(const std::vector<std::filesystem::path>& segments) : handles_(std::make_unique<handles>()) {
   std::vector<std::string> names;
   for (const auto& s : segments) {
     names.push_back(s.string());
@@ -410,13 +482,11 @@ tsk_image::tsk_image(const std::vector<std::filesystem::path>& segments) {
     ptrs.push_back(n.c_str());
   }
   tsk_error_reset();
-  img_ = tsk_img_open_utf8(static_cast<int>(ptrs.size()), ptrs.data(), TSK_IMG_TYPE_DETECT, 0);
-  if (img_ == nullptr) {
+  handles_->img.reset(tsk_img_open_utf8(static_cast<int>(ptrs.size()), ptrs.data(), TSK_IMG_TYPE_DETECT, 0));
+  if (!handles_->img) {
     throw scan_error(scan_errc::image_open_failed, "libtsk cannot open the image: " + tsk_reason());
   }
-  if (img_->size <= 0) {
-    tsk_img_close(img_);
-    img_ = nullptr;
+  if (handles_->img->size <= 0) {
     throw scan_error(scan_errc::image_empty, "image is empty (no partition table, no file system)");
   }
 }
@@ -451,109 +521,54 @@ struct tsk_image::external {
   static void on_imgstat(TSK_IMG_INFO*, FILE*) {}
 };
 
-tsk_image::tsk_image(content_source& source) : external_(std::make_unique<external>()) {
+tsk_image::tsk_image(content_source& source)
+    : external_(std::make_unique<external>()), handles_(std::make_unique<handles>()) {
   std::memset(&external_->info, 0, sizeof external_->info);
   external_->info.tag = TSK_IMG_INFO_TAG;
   external_->source = &source;
   tsk_error_reset();
-  img_ = tsk_img_open_external(external_.get(), static_cast<TSK_OFF_T>(source.size()), 512, &external::on_read,
-                               &external::on_close, &external::on_imgstat);
-  if (img_ == nullptr) {
+  handles_->img.reset(tsk_img_open_external(external_.get(), static_cast<TSK_OFF_T>(source.size()), 512,
+                                            &external::on_read, &external::on_close, &external::on_imgstat));
+  if (!handles_->img) {
     throw scan_error(scan_errc::image_open_failed, "libtsk cannot open the embedded image: " + tsk_reason());
   }
 }
 
-tsk_image::~tsk_image() {
-  for (auto& [index, fs] : fs_) {
-    tsk_fs_close(fs);
-  }
-  if (img_ != nullptr) {
-    tsk_img_close(img_);
-  }
-}
+tsk_image::~tsk_image() = default;
 
 std::uint64_t tsk_image::size() const {
-  return static_cast<std::uint64_t>(img_->size);
+  return static_cast<std::uint64_t>(handles_->img->size);
 }
 
 std::vector<std::filesystem::path> tsk_image::segments() const {
   std::vector<std::filesystem::path> out;
-  for (int i = 0; external_ == nullptr && i < img_->num_img; ++i) {
-    out.emplace_back(img_->images[i]);
+  const TSK_IMG_INFO* img = handles_->img.get();
+  for (int i = 0; external_ == nullptr && i < img->num_img; ++i) {
+    out.emplace_back(img->images[i]);
   }
   return out;
 }
 
 std::string tsk_image::format() const {
-  const char* n = tsk_img_type_toname(img_->itype);
+  const char* n = tsk_img_type_toname(handles_->img->itype);
   return n != nullptr ? n : "unknown";
 }
 
 std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
   std::vector<volume_plan> out;
   const std::uint64_t image_size = size();
-
-  auto open_fs = [&](volume_plan& plan) {
-    if (plan.entry.offset >= image_size) {
-      plan.entry.error = "partition starts beyond the end of the image";
-      return;
-    }
-    tsk_error_reset();
-    TSK_FS_INFO* fs = tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(plan.entry.offset), TSK_FS_TYPE_DETECT);
-    if (fs == nullptr) {
-      const std::string why = tsk_reason();
-      // libtsk classifies FAT by cluster count and rejects undersized FAT32;
-      // the boot sector still says what it is, so try the FAT types by name.
-      for (TSK_FS_TYPE_ENUM t : {TSK_FS_TYPE_FAT32, TSK_FS_TYPE_FAT16, TSK_FS_TYPE_FAT12}) {
-        tsk_error_reset();
-        fs = tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(plan.entry.offset), t);
-        if (fs != nullptr) {
-          plan.entry.notes.push_back("file system auto-detection failed (" + why + "); opened with explicit type " +
-                                     filesystem_name(t));
-          break;
-        }
-      }
-      if (fs == nullptr) {
-        plan.entry.error = "no recognised file system: " + why;
-        tsk_error_reset();
-        return;
-      }
-    }
-    plan.fs_type = fs->ftype;
-    plan.entry.filesystem = filesystem_name(fs->ftype);
-    fs_[plan.entry.index] = fs;
-  };
-
   tsk_error_reset();
-  TSK_VS_INFO* vs = tsk_vs_open(img_, 0, TSK_VS_TYPE_DETECT);
-  if (vs != nullptr) {
-    std::string scheme = tsk_vs_type_toname(vs->vstype) ? tsk_vs_type_toname(vs->vstype) : "unknown";
-    if (scheme == "dos") {
-      scheme = "mbr";
-    }
+  if (const vs_ptr vs(tsk_vs_open(handles_->img.get(), 0, TSK_VS_TYPE_DETECT)); vs) {
+    const std::string scheme = scheme_name(*vs);
     for (TSK_PNUM_T i = 0; i < vs->part_count; ++i) {
-      const TSK_VS_PART_INFO* part = tsk_vs_part_get(vs, i);
+      const TSK_VS_PART_INFO* part = tsk_vs_part_get(vs.get(), i);
       if (part == nullptr || !(part->flags & TSK_VS_PART_FLAG_ALLOC)) {
         continue;
       }
-      volume_plan plan;
-      plan.entry.index = static_cast<std::uint32_t>(out.size());
-      plan.entry.scheme = scheme;
-      plan.entry.description = escape_name(part->desc != nullptr ? part->desc : "");
-      const std::uint64_t bs = vs->block_size;
-      // Table values are untrusted: saturate at what JSON readers take as a signed 64-bit number.
-      constexpr std::uint64_t max_bytes = INT64_MAX;
-      plan.entry.offset = part->start > max_bytes / bs ? max_bytes : part->start * bs;
-      plan.entry.length = part->len > max_bytes / bs ? max_bytes : part->len * bs;
-      if (plan.entry.offset < image_size && plan.entry.length > image_size - plan.entry.offset) {
-        const std::uint64_t missing = plan.entry.length - (image_size - plan.entry.offset);
-        plan.entry.notes.push_back("partition extends " + std::to_string(missing) + " bytes past the end of the image");
-        sink.warning("volume " + std::to_string(plan.entry.index) + ": partition extends past the end of the image");
-      }
-      open_fs(plan);
+      volume_plan plan = partition_plan(*vs, *part, static_cast<std::uint32_t>(out.size()), scheme, image_size, sink);
+      open_filesystem(plan);
       out.push_back(std::move(plan));
     }
-    tsk_vs_close(vs);
     if (!out.empty()) {
       return out;
     }
@@ -566,7 +581,7 @@ std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
   whole.entry.offset = 0;
   whole.entry.length = image_size;
   whole.entry.description = "whole image";
-  open_fs(whole);
+  open_filesystem(whole);
   if (!whole.entry.filesystem) {
     whole.entry.error = "no partition table and " + *whole.entry.error;
   }
@@ -574,49 +589,45 @@ std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
   return out;
 }
 
-void tsk_image::walk(volume_plan& volume, const limits& lim, walk_sink& sink) {
-  if (volume.fs_type == 0) {
-    if (volume.entry.offset >= size() || volume.entry.length == 0) {
-      return;
-    }
-    // No file system: look at the head, where encrypted containers and
-    // unknown formats keep their headers.
-    const std::uint64_t available = std::min(volume.entry.length, size() - volume.entry.offset);
-    const std::uint64_t head = std::min<std::uint64_t>(available, lim.raw_volume_head_bytes);
-    std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(head, 1 << 20)));
-    bool all_zero = true;
-    for (std::uint64_t off = 0; off < head && all_zero;) {
-      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), head - off));
-      const ssize_t n = tsk_img_read(img_, static_cast<TSK_OFF_T>(volume.entry.offset + off), buf.data(), want);
-      if (n <= 0) {
+void tsk_image::open_filesystem(volume_plan& plan) {
+  if (plan.entry.offset >= size()) {
+    plan.entry.error = "partition starts beyond the end of the image";
+    return;
+  }
+  TSK_IMG_INFO* img = handles_->img.get();
+  const auto offset = static_cast<TSK_OFF_T>(plan.entry.offset);
+  tsk_error_reset();
+  fs_ptr fs(tsk_fs_open_img(img, offset, TSK_FS_TYPE_DETECT));
+  if (!fs) {
+    const std::string why = tsk_reason();
+    // libtsk classifies FAT by cluster count and rejects undersized FAT32;
+    // the boot sector still says what it is, so try the FAT types by name.
+    for (TSK_FS_TYPE_ENUM t : {TSK_FS_TYPE_FAT32, TSK_FS_TYPE_FAT16, TSK_FS_TYPE_FAT12}) {
+      tsk_error_reset();
+      fs.reset(tsk_fs_open_img(img, offset, t));
+      if (fs) {
+        plan.entry.notes.push_back("file system auto-detection failed (" + why + "); opened with explicit type " +
+                                   filesystem_name(t));
         break;
       }
-      all_zero = std::all_of(buf.begin(), buf.begin() + n, [](char c) { return c == 0; });
-      off += static_cast<std::uint64_t>(n);
     }
-    tsk_error_reset();
-    if (all_zero) {
-      volume.entry.notes.push_back("no file system; the first " + std::to_string(head) + " bytes are zero");
+    if (!fs) {
+      plan.entry.error = "no recognised file system: " + why;
+      tsk_error_reset();
       return;
     }
-    error_entry err;
-    err.volume = volume.entry.index;
-    err.stage = "volume";
-    err.code = "no_filesystem";
-    err.message = *volume.entry.error + "; the volume holds data that could not be examined as files";
-    sink.error(std::move(err));
-    file_entry e;
-    e.path = "$volume-head";
-    e.volume = volume.entry.index;
-    e.size = head;
-    e.type = "raw";
-    sink.item({std::move(e), content_ref{content_ref::kind::volume_head, 0, std::nullopt, head}});
+  }
+  plan.fs_type = fs->ftype;
+  plan.entry.filesystem = filesystem_name(fs->ftype);
+  handles_->fs[plan.entry.index] = std::move(fs);
+}
+
+void tsk_image::walk(volume_plan& volume, const limits& lim, walk_sink& sink) {
+  if (volume.fs_type == 0) {
+    list_raw_head(volume, lim, sink);
     return;
   }
   TSK_FS_INFO* fs = fs_for(volume);
-  if (fs == nullptr) {
-    return;
-  }
   if (fs->last_block_act < fs->last_block) {
     const std::string msg = "image ends before the file system does: " + std::to_string(fs->last_block_act + 1) +
                             " of " + std::to_string(fs->last_block + 1) + " blocks present";
@@ -627,42 +638,65 @@ void tsk_image::walk(volume_plan& volume, const limits& lim, walk_sink& sink) {
   walker.run();
 }
 
+// No file system: look at the head, where encrypted containers and unknown
+// formats keep their headers; one that is all zeros is only noted.
+void tsk_image::list_raw_head(volume_plan& volume, const limits& lim, walk_sink& sink) {
+  if (volume.entry.offset >= size() || volume.entry.length == 0) {
+    return;
+  }
+  const std::uint64_t available = std::min(volume.entry.length, size() - volume.entry.offset);
+  const std::uint64_t head = std::min<std::uint64_t>(available, lim.raw_volume_head_bytes);
+  if (all_zero(*handles_->img, volume.entry.offset, head)) {
+    volume.entry.notes.push_back("no file system; the first " + std::to_string(head) + " bytes are zero");
+    return;
+  }
+  error_entry err;
+  err.volume = volume.entry.index;
+  err.stage = "volume";
+  err.code = "no_filesystem";
+  err.message = *volume.entry.error + "; the volume holds data that could not be examined as files";
+  sink.error(std::move(err));
+  file_entry e;
+  e.path = "$volume-head";
+  e.volume = volume.entry.index;
+  e.size = head;
+  e.type = "raw";
+  sink.item({std::move(e), content_ref{content_ref::kind::volume_head, 0, std::nullopt, head}});
+}
+
 TSK_FS_INFO* tsk_image::fs_for(const volume_plan& volume) {
-  if (auto it = fs_.find(volume.entry.index); it != fs_.end()) {
-    return it->second;
+  if (auto it = handles_->fs.find(volume.entry.index); it != handles_->fs.end()) {
+    return it->second.get();
   }
   tsk_error_reset();
-  TSK_FS_INFO* fs =
-      tsk_fs_open_img(img_, static_cast<TSK_OFF_T>(volume.entry.offset), static_cast<TSK_FS_TYPE_ENUM>(volume.fs_type));
-  if (fs == nullptr) {
+  fs_ptr fs(tsk_fs_open_img(handles_->img.get(), static_cast<TSK_OFF_T>(volume.entry.offset),
+                            static_cast<TSK_FS_TYPE_ENUM>(volume.fs_type)));
+  if (!fs) {
     throw scan_error(scan_errc::read_failed, "cannot reopen the file system of volume " +
                                                  std::to_string(volume.entry.index) + ": " + tsk_reason());
   }
-  fs_[volume.entry.index] = fs;
-  return fs;
+  return (handles_->fs[volume.entry.index] = std::move(fs)).get();
 }
 
 std::unique_ptr<content_source> tsk_image::open(const volume_plan& volume, const content_ref& ref) {
   if (ref.what == content_ref::kind::volume_head) {
-    return std::make_unique<volume_head_source>(img_, volume.entry.offset, ref.length);
+    return std::make_unique<volume_head_source>(handles_->img.get(), volume.entry.offset, ref.length);
   }
   TSK_FS_INFO* fs = fs_for(volume);
   tsk_error_reset();
-  TSK_FS_FILE* file = tsk_fs_file_open_meta(fs, nullptr, ref.inode);
-  if (file == nullptr) {
+  fs_file_ptr file(tsk_fs_file_open_meta(fs, nullptr, ref.inode));
+  if (!file) {
     throw scan_error(scan_errc::read_failed, "cannot open inode " + std::to_string(ref.inode) + ": " + tsk_reason());
   }
-  const TSK_FS_ATTR* attr = ref.attr_id ? tsk_fs_file_attr_get_id(file, *ref.attr_id) : tsk_fs_file_attr_get(file);
-  if (attr == nullptr) {
-    const bool empty = file->meta == nullptr || file->meta->size == 0;
-    if (!empty) {
-      const std::string why = tsk_reason();
-      tsk_fs_file_close(file);
-      throw scan_error(scan_errc::read_failed, "no data attribute for inode " + std::to_string(ref.inode) + ": " + why);
-    }
+  const TSK_FS_ATTR* attr =
+      ref.attr_id ? tsk_fs_file_attr_get_id(file.get(), *ref.attr_id) : tsk_fs_file_attr_get(file.get());
+  const bool empty = file->meta == nullptr || file->meta->size == 0;
+  if (attr == nullptr && !empty) {
+    throw scan_error(scan_errc::read_failed,
+                     "no data attribute for inode " + std::to_string(ref.inode) + ": " + tsk_reason());
   }
   tsk_error_reset();
-  return std::make_unique<fs_stream_source>(file, attr);
+  return std::make_unique<fs_stream_source>(std::move(file), attr);
 }
 
 }  // namespace borderscan::scanner::detail

@@ -6,8 +6,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,11 +13,10 @@
 
 #include "borderscan/scanner/limits.hpp"
 #include "borderscan/scanner/object_scanner.hpp"
+#include "borderscan/scanner/recursion_gate.hpp"
 #include "borderscan/scanner/report.hpp"
 
-struct TSK_IMG_INFO;
 struct TSK_FS_INFO;
-struct TSK_FS_FILE;
 
 namespace borderscan::scanner::detail {
 
@@ -42,12 +39,17 @@ struct walk_item {
   std::optional<content_ref> content;  // nothing to read for directories and name-only entries
 };
 
-struct walk_sink {
-  std::function<void(walk_item&&)> item;
-  std::function<void(error_entry&&)> error;
-  std::function<void(std::string&&)> warning;
-  std::function<void(limit_hit&&)> limit;
-  std::function<bool()> stop;  // checked between entries
+// Receives what a walk finds. Called on the walking thread only.
+class walk_sink {
+ public:
+  virtual void item(walk_item&& item) = 0;
+  virtual void error(error_entry&& e) = 0;
+  virtual void warning(std::string&& w) = 0;
+  virtual void limit(limit_hit&& l) = 0;
+  virtual bool stop() = 0;  // checked between entries: cancel, deadline, a container's limit
+
+ protected:
+  ~walk_sink() = default;
 };
 
 class tsk_image {
@@ -78,11 +80,28 @@ class tsk_image {
   std::unique_ptr<content_source> open(const volume_plan& volume, const content_ref& ref);
 
  private:
+  // Opens the file system of a volume found by discover_volumes, noting in the
+  // plan what was found or why nothing was.
+  void open_filesystem(volume_plan& plan);
+  void list_raw_head(volume_plan& volume, const limits& lim, walk_sink& sink);
   TSK_FS_INFO* fs_for(const volume_plan& volume);
   struct external;
+  struct handles;  // libtsk's handles of the image and its file systems, closed by RAII
   std::unique_ptr<external> external_;
-  TSK_IMG_INFO* img_ = nullptr;
-  std::map<std::uint32_t, TSK_FS_INFO*> fs_;
+  std::unique_ptr<handles> handles_;  // after external_: closed before that memory goes
+};
+
+// One item's content on a tsk_image, opened when the gate reads it.
+class tsk_content final : public stored_member {
+ public:
+  tsk_content(tsk_image& image, const volume_plan& volume, const content_ref& ref)
+      : image_(image), volume_(volume), ref_(ref) {}
+  std::unique_ptr<content_source> open() override { return image_.open(volume_, ref_); }
+
+ private:
+  tsk_image& image_;
+  const volume_plan& volume_;
+  const content_ref& ref_;
 };
 
 }  // namespace borderscan::scanner::detail

@@ -67,6 +67,11 @@ scratch_dir::scratch_dir() {
 }
 
 scratch_dir::~scratch_dir() {
+  // BORDERSCAN_KEEP_SCRATCH=1 keeps what the tests built (images to scan again,
+  // e.g. with bench/compare-reports.sh).
+  if (const char* keep = std::getenv("BORDERSCAN_KEEP_SCRATCH"); keep != nullptr && std::string(keep) == "1") {
+    return;
+  }
   std::error_code ec;
   fs::remove_all(path_, ec);
 }

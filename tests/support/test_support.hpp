@@ -32,7 +32,8 @@ std::filesystem::path fixture_dir();  // built by tests/data/make-fixtures.sh
 std::filesystem::path clean_image();
 std::filesystem::path rules_dir();  // the shipped rules/
 
-// A fresh directory under the system temp dir, removed when destroyed.
+// A fresh directory under the system temp dir ($TMPDIR), removed when
+// destroyed unless BORDERSCAN_KEEP_SCRATCH=1.
 class scratch_dir {
  public:
   scratch_dir();

@@ -1,29 +1,31 @@
 #pragma once
-// Container expansion: archives (libarchive) and documents that are ZIP
-// containers, recursively and within limits. Members are never written to
-// disk: small ones are held in memory, large ones streamed once.
-// One container_expander per thread, paired with that thread's object_scanner.
+// Container expansion: archives (libarchive), documents that are ZIP
+// containers and disk images held as files (libtsk), recursively and within
+// limits. Members are never written to disk: small ones are held in memory,
+// large ones streamed once. The work is done by a recursion_gate with the
+// default container stages; this header names what they open.
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 
 #include "borderscan/scanner/limits.hpp"
 #include "borderscan/scanner/object_scanner.hpp"
+#include "borderscan/scanner/recursion_gate.hpp"
 #include "borderscan/scanner/report.hpp"
 
 namespace borderscan::scanner {
 
-namespace detail {
-struct expansion_meter;
+// Is this object a container libarchive opens (by its MIME type)?
+bool is_container(const file_entry& entry);
+// Does this object look like a raw disk or file-system image (MBR/GPT disk,
+// FAT, NTFS, ext, HFS+ ...) that libtsk can walk from its content?
+bool is_disk_image(const file_entry& entry);
+// Either of the two: something the default container stages open.
+inline bool is_expandable(const file_entry& entry) {
+  return is_container(entry) || is_disk_image(entry);
 }
 
-// Shared by every thread of one scan: the budget of expanded bytes.
-struct expansion_budget {
-  std::atomic<std::uint64_t> expanded_bytes{0};
-  std::atomic<bool> total_limit_reported{false};
-};
-
+// The callbacks of container_expander.
 struct expansion_sink {
   std::function<void(file_entry&&)> member;  // a scanned member, with container and depth set
   std::function<void(error_entry&&)> error;
@@ -32,16 +34,9 @@ struct expansion_sink {
   std::function<void(std::uint64_t)> on_bytes;
 };
 
-// Is this object a container we open (by its MIME type)?
-bool is_container(const file_entry& entry);
-// Does this object look like a raw disk or file-system image (MBR/GPT disk,
-// FAT, NTFS, ext, HFS+ ...) that libtsk can walk from its content?
-bool is_disk_image(const file_entry& entry);
-// Either of the two: something container_expander::expand opens.
-inline bool is_expandable(const file_entry& entry) {
-  return is_container(entry) || is_disk_image(entry);
-}
-
+// Expands one object that was scanned already, through a recursion_gate with
+// the default stages, reporting to callbacks (the fuzz targets use it). One
+// per thread, paired with that thread's object_scanner.
 class container_expander {
  public:
   container_expander(const limits& lim, object_scanner& scanner, expansion_budget& budget);
@@ -54,16 +49,6 @@ class container_expander {
   void expand(file_entry& parent, content_source& source, const expansion_sink& sink);
 
  private:
-  // outer: the enclosing container's expansion meter (internal type), or null.
-  void expand_nested(file_entry& parent, content_source& source, const expansion_sink& sink,
-                     detail::expansion_meter* outer);
-  void expand_archive(file_entry& parent, content_source& source, const expansion_sink& sink,
-                      detail::expansion_meter* outer);
-  // Returns the number of members found (to tell "no member" from "opened").
-  std::uint64_t expand_archive_as(file_entry& parent, content_source& source, const expansion_sink& sink,
-                                  detail::expansion_meter* outer, bool raw_only);
-  void expand_disk_image(file_entry& parent, content_source& source, const expansion_sink& sink,
-                         detail::expansion_meter* outer);
   const limits& limits_;
   object_scanner& scanner_;
   expansion_budget& budget_;
