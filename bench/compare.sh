@@ -3,13 +3,15 @@
 # bound, in ONE run with the contenders alternating, then checks that Borderscan makes every
 # detection the peer pipeline makes.
 #
-#   bench/compare.sh [--runs N] [--jobs N] [--scaling] [--peer-parallel] [--no-public]
+#   bench/compare.sh [--runs N] [--jobs N] [--scaling] [--compiling] [--peer-parallel] [--no-public]
 #                    [--borderscan PATH] [--public-rules DIR] [--markdown FILE] IMAGE
 #
 #   --runs N          rounds (default 3); odd rounds run the contenders in one order, even rounds
 #                     in the reverse order, so slow drift on a shared machine hits both sides
 #   --jobs N          borderscan --jobs and yara -p (default: nproc)
 #   --scaling         also time borderscan with --jobs 1 (reports the 1-job / N-job ratio)
+#   --compiling       also time borderscan compiling its rules on every run, as it did before
+#                     --compiled-rules (reports the precompiled / compiling ratio)
 #   --peer-parallel   run the peer's file/md5sum/sha1sum/sha256sum with xargs -P JOBS -n 64
 #                     (default: plain `xargs -0`, one process at a time, as a user would type it)
 #   --no-public       only the shipped rules (skips the public rule set)
@@ -20,11 +22,13 @@
 #
 # Contenders, per rule set (shipped = this checkout's rules/, public = the 728 signature-base
 # files of compile-noext.txt):
-#   borderscan  borderscan scan --rules ... -q --jobs N -o report.json IMAGE
+#   borderscan  borderscan scan --rules ... --compiled-rules CACHE -q --jobs N -o report.json IMAGE
+#               (the cache is made once, untimed, in the warm-up: the daemon too compiles once per
+#               rule set, and the peer's yarac is not counted either)
 #   peer        tsk_recover -e IMAGE DIR; yara -C RULES.yarc -r -p N DIR; file, md5sum, sha1sum,
 #               sha256sum on every file (find DIR -type f -print0 | xargs -0 ...). The rules are
 #               compiled once per round with yarac, timed on its own and NOT counted in the peer's
-#               time (a user compiles once and reuses); borderscan's time includes its compile.
+#               time (a user compiles once and reuses), as borderscan's cache is not.
 #   bound       cat IMAGE >/dev/null; openssl md5|sha1|sha256 IMAGE; yara -C RULES.yarc IMAGE.
 #               bound = (md5 + sha1 + sha256 + yara) / nproc, from the medians of this run.
 # Wall time is measured around each command, peak RSS and CPU time come from GNU time (%M, %U,
@@ -41,6 +45,7 @@ cmdline="bench/compare.sh $*"
 runs=3
 jobs=$(nproc)
 scaling=0
+compiling=0
 peer_parallel=0
 public=1
 borderscan=${BORDERSCAN:-$repo/build/bin/borderscan}
@@ -51,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --runs) runs=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --scaling) scaling=1; shift ;;
+    --compiling) compiling=1; shift ;;
     --peer-parallel) peer_parallel=1; shift ;;
     --no-public) public=0; shift ;;
     --borderscan) borderscan=$2; shift 2 ;;
@@ -147,11 +153,16 @@ else
 fi
 
 # --- contenders ----------------------------------------------------------------------------
-# borderscan SET JOBS ROUND
+# borderscan SET JOBS ROUND [compiling]
 run_borderscan() {
   local set=$1 j=$2 round=$3 label="borderscan-$1" args
   [[ "$j" == "$jobs" ]] || label="borderscan-$1-j$j"
   if [[ "$set" == shipped ]]; then args=("${bs_args_shipped[@]}"); else args=("${bs_args_public[@]}"); fi
+  if [[ "${4:-}" == compiling ]]; then
+    label="borderscan-$1-compiling"
+  else
+    args+=(--compiled-rules "$tmp/borderscan-$set.yarc")
+  fi
   # exit 0 clean, 1 flagged, 3 incomplete are all finished scans; 2 is an error
   timed "$round" "$label" 0,1,3 "$borderscan" scan "${args[@]}" -q --jobs "$j" \
     -o "$tmp/out/$label.$round.json" "$image"
@@ -200,6 +211,7 @@ items=()
 for set in "${sets[@]}"; do
   items+=("borderscan $set $jobs" "peer $set")
   if [[ "$scaling" == 1 && "$jobs" != 1 ]]; then items+=("borderscan $set 1"); fi
+  if [[ "$compiling" == 1 ]]; then items+=("borderscan $set $jobs compiling"); fi
 done
 items+=("bound cat" "bound md5" "bound sha1" "bound sha256")
 for set in "${sets[@]}"; do items+=("bound yara-$set"); done
@@ -233,7 +245,10 @@ echo "compare: $(basename "$image") ($(($(stat -c %s "$image") / 1000000)) MB), 
 cat "$image" >/dev/null
 cat "${shipped_files[@]}" >/dev/null
 if [[ "$public" == 1 ]]; then cat "${public_files[@]}" >/dev/null; fi
-for set in "${sets[@]}"; do run_yarac "$set" 0; done
+for set in "${sets[@]}"; do
+  run_yarac "$set" 0
+  run_borderscan "$set" "$jobs" 0 # writes borderscan's compiled-rules cache
+done
 
 for ((round = 1; round <= runs; round++)); do
   order=("${items[@]}")
@@ -243,10 +258,10 @@ for ((round = 1; round <= runs; round++)); do
   fi
   for set in "${sets[@]}"; do run_yarac "$set" "$round"; done
   for item in "${order[@]}"; do
-    read -r kind a b <<<"$item"
+    read -r kind a b c <<<"$item"
     echo "compare: round $round/$runs: $item" >&2
     case "$kind" in
-      borderscan) run_borderscan "$a" "$b" "$round" ;;
+      borderscan) run_borderscan "$a" "$b" "$round" "$c" ;;
       peer) run_peer "$a" "$round" ;;
       bound) run_bound "$a" "$round" ;;
     esac

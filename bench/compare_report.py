@@ -218,6 +218,9 @@ def main():
         j1 = "borderscan-%s-j1" % s
         if rows.get(j1):
             add("borderscan, %s rules (--jobs 1)" % s, stats(rows[j1]), det[s]["files"])
+        compiling = "borderscan-%s-compiling" % s
+        if rows.get(compiling):
+            add("borderscan, %s rules, compiling them every run" % s, stats(rows[compiling]), det[s]["files"])
         add("peer pipeline, %s rules (sum of stages)" % s, peer_st, peer_files[s])
         for st in PEER_STAGES:
             add(st if st != "yara" else "yara -r -p %s" % jobs,
@@ -233,6 +236,7 @@ def main():
             bs_bound=bs_st["median"] / bound_med,
             bs_bound_paired=statistics.median(paired_bound),
             scaling=(stats(rows[j1])["median"] / bs_st["median"]) if rows.get(j1) else None,
+            precompiled=(bs_st["median"] / stats(rows[compiling])["median"]) if rows.get(compiling) else None,
             yarac=stats(rows["yarac-%s" % s])["median"],
             cpu_peer=bs_st["cpu"] / peer_st["cpu"],
             cpu_bound=bs_st["cpu"] / statistics.median(bcpu.values()),
@@ -305,6 +309,9 @@ def main():
     row("CPU time: borderscan / bound (md5 + sha1 + sha256 + yara IMAGE = %s s)" %
         " / ".join(fmt(ratios[s]["bound_cpu"], 1) for s in sets),
         [fmt(ratios[s]["cpu_bound"]) for s in sets], "")
+    if any(ratios[s]["precompiled"] for s in sets):
+        row("borderscan with compiled rules / compiling them (time)",
+            [fmt(ratios[s]["precompiled"]) if ratios[s]["precompiled"] else "" for s in sets], "")
     if any(ratios[s]["scaling"] for s in sets):
         row("borderscan --jobs 1 / --jobs %s (time)" % jobs,
             [fmt(ratios[s]["scaling"]) if ratios[s]["scaling"] else "" for s in sets], "close to %s" % jobs)
