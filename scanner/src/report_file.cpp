@@ -27,7 +27,8 @@ class hashing_fd_buf final : public std::streambuf {
 
   report_file_info finish() {
     flush();
-    if (::fsync(fd_) != 0) {
+    // EINVAL: a descriptor that cannot be synced (a pipe, /dev/null): nothing to make durable.
+    if (::fsync(fd_) != 0 && errno != EINVAL) {
       throw std::system_error(errno, std::generic_category(), "fsync of the report");
     }
     return {written_, hasher_.hex_digest()};

@@ -105,3 +105,11 @@ TEST(Cli, ExtraHashSetFlagsAFileAsKnownBad) {
   }
   EXPECT_TRUE(hit) << ok.out.substr(0, 2000);
 }
+
+TEST(Cli, OutputToDevNullOrAPipeWorks) {
+  const std::string image = shell_quote(borderscan::test::clean_image().string());
+  EXPECT_EQ(run_command(cli() + " scan -q -o /dev/null " + image).exit_code, 0);
+  const auto piped = run_command(cli() + " scan -q -o /dev/stdout " + image + " | wc -c");
+  EXPECT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_GT(std::stoul(piped.out), 1000U);
+}
