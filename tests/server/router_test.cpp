@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "server_test_support.hpp"
 
 namespace borderscan::server {
@@ -78,6 +80,42 @@ TEST(Router, WrongMethodIsMethodNotAllowedWithAllow) {
   EXPECT_EQ(res.message.result(), http::status::method_not_allowed);
   EXPECT_EQ(res.message[http::field::allow], "GET, DELETE");
   problem_of(res);
+}
+
+TEST(Router, TheTableTellsTheTransportWhereEachRouteRunsAndWhichBodyItStreams) {
+  wired w;
+  std::set<std::string> inline_routes, streamed;
+  for (const auto& r : router::routes()) {
+    std::string target = r.pattern;
+    if (const auto at = target.find("{id}"); at != std::string::npos) {
+      target.replace(at, 4, std::string(32, 'a'));
+    }
+    request_header head;
+    head.method(r.method);
+    head.target(target + "?any=query");
+    const route_info* found = w.routes.route_of(head);
+    ASSERT_NE(found, nullptr) << r.pattern;
+    EXPECT_EQ(found->pattern, r.pattern);
+    EXPECT_EQ(found->method, r.method);
+    if (found->where == runs_on::io_thread) {
+      inline_routes.insert(r.pattern);
+    }
+    if (found->streamed_upload) {
+      streamed.insert(std::string(http::to_string(r.method)) + " " + r.pattern);
+    }
+  }
+  // Only what never touches the store or the disk answers on an I/O thread.
+  EXPECT_EQ(inline_routes, (std::set<std::string>{"/healthz", "/metrics"}));
+  EXPECT_EQ(streamed, (std::set<std::string>{"POST /api/v1/scans"}));
+  for (const auto& [method, target] :
+       std::vector<std::pair<http::verb, std::string>>{{http::verb::get, "/api/v1/nothing"},
+                                                       {http::verb::put, "/api/v1/scans"},
+                                                       {http::verb::get, "http://x/healthz"}}) {
+    request_header head;
+    head.method(method);
+    head.target(target);
+    EXPECT_EQ(w.routes.route_of(head), nullptr) << target;
+  }
 }
 
 TEST(Router, MalformedQueriesAreBadRequests) {
