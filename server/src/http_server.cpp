@@ -302,7 +302,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
     version_ = head.version();
     keep_alive_ = head.keep_alive();
     if (const auto* route = handler().route_of(head); route != nullptr && route->streamed_upload) {
-      return do_begin_upload();
+      return do_begin_upload(*route);
     }
     do_read_body();
   }
@@ -338,21 +338,40 @@ class session : public connection, public std::enable_shared_from_this<session<S
     const bool admitted = off_io([&h = handler(), req = std::move(req), id = request_id_] { return h.handle(req, id); },
                                  [this](response r) { send(std::move(r)); }, true);
     if (!admitted) {
-      response busy;
-      busy.message = make_problem(http::status::service_unavailable, "busy",
-                                  "the server has too much work waiting; retry in a moment", request_id_);
-      busy.message.set(http::field::retry_after, "1");
-      busy.route = route->pattern;
-      send(std::move(busy));
+      send_busy(*route);
     }
   }
 
-  void do_begin_upload() {
+  // The blocking pool has too much waiting: refused at once, not queued.
+  void send_busy(const route_info& route) {
+    response busy;
+    busy.message = make_problem(http::status::service_unavailable, "busy",
+                                "the server has too much work waiting; retry in a moment", request_id_);
+    busy.message.set(http::field::retry_after, "1");
+    busy.route = route.pattern;
+    send(std::move(busy));
+  }
+
+  // Checking an upload's head looks at the spool's free space and creates
+  // the spool file: directory work that may wait for the disk, so it runs on
+  // the blocking pool too.
+  void do_begin_upload(const route_info& route) {
     std::optional<std::uint64_t> length;
     if (const auto declared = head_parser_->content_length()) {
       length = *declared;
     }
-    auto begun = handler().begin_upload(head_parser_->get().base(), length, request_id_);
+    const bool admitted = off_io(
+        [&h = handler(), head = request_header(head_parser_->get().base()), length, id = request_id_] {
+          return h.begin_upload(head, length, id);
+        },
+        [this](std::variant<response, std::unique_ptr<upload>> begun) { on_upload_begun(std::move(begun)); }, true);
+    if (!admitted) {
+      keep_alive_ = false;  // the body stays unread
+      send_busy(route);
+    }
+  }
+
+  void on_upload_begun(std::variant<response, std::unique_ptr<upload>> begun) {
     if (auto* refused = std::get_if<response>(&begun)) {
       // The body stays unread, so the connection cannot be reused.
       keep_alive_ = false;
@@ -363,7 +382,8 @@ class session : public connection, public std::enable_shared_from_this<session<S
 
   // The upload reader's outcomes. Finishing an upload waits for the disk
   // (fdatasync) and the store, so it runs on the blocking pool, as does
-  // dropping one (removing a partial file of gigabytes takes a while).
+  // dropping one (removing a partial file of gigabytes takes a while). The
+  // body's own writes stay on the I/O thread (upload_reader.hpp says why).
   void on_upload_received(std::unique_ptr<upload> up) {
     request_read_ = true;
     off_io(

@@ -518,6 +518,12 @@ TEST_F(OffTheIoThread, AFullPoolAnswersBusyAtOnce) {
   EXPECT_EQ(busy.header("retry-after"), "1");
   EXPECT_EQ(busy.json().at("type"), "urn:borderscan:problem:busy");
   EXPECT_EQ(second.request(http::verb::get, "/healthz").status, 200U);  // runs on the I/O thread
+  plain_client uploader(s.port());
+  ASSERT_TRUE(uploader.open());
+  const auto refused = uploader.request(http::verb::post, "/api/v1/scans", "image", {{"X-Station", "k1"}});
+  EXPECT_EQ(refused.status, 503U) << refused.body;
+  EXPECT_EQ(refused.header("connection"), "close");  // its body was not read
+  EXPECT_EQ(count_files(s.parts().spool), 0U);
   s.routes().blocked.open();
   EXPECT_EQ(first.receive().status, 200U);
   ASSERT_TRUE(eventually([&] { return s.pool().pending() == 0; }, 30s));

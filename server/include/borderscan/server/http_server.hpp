@@ -6,8 +6,8 @@
 // Upload bodies stream to the spool; streamed bodies and SSE responses are
 // written piece by piece. I/O runs on `io_threads` threads of its own, which
 // never wait for the disk or the store: handlers that may (route_info::where)
-// and the end of an upload run on the blocking pool, and their answers come
-// back to the connection's strand.
+// and the start and end of an upload run on the blocking pool, and their
+// answers come back to the connection's strand.
 
 #include <chrono>
 #include <cstdint>

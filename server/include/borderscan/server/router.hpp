@@ -67,7 +67,7 @@ class upload {
 // What the transport asks of the API. The router is the implementation;
 // tests may put another in front of it. None of these throws. Which thread
 // may call what is the session's business: handle() only where the route's
-// `where` allows, finish_upload() and upload_failed() on the blocking pool.
+// `where` allows, the upload calls on the blocking pool.
 class request_handler {
  public:
   virtual ~request_handler() = default;
