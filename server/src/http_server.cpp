@@ -236,9 +236,14 @@ class session : public connection, public std::enable_shared_from_this<session<S
   // work, refused (false, nothing runs) when the pool's queue is full.
   template <class Work, class Then>
   bool off_io(Work work, Then then, bool admit = false) {
-    auto task = [self = shared_from_this(), ex = stream_.get_executor(), work = std::move(work),
+    // The executor counts as outstanding work while the task is out: a
+    // session waiting for the pool has no I/O pending, and without it the
+    // I/O threads would end (io_context::run returns when out of work) once
+    // the listener stops accepting, leaving the session unserved.
+    auto strand = net::prefer(stream_.get_executor(), net::execution::outstanding_work.tracked);
+    auto task = [self = shared_from_this(), strand = std::move(strand), work = std::move(work),
                  then = std::move(then)]() mutable {
-      net::post(ex, [self, then = std::move(then), result = work()]() mutable { then(std::move(result)); });
+      net::post(strand, [self, then = std::move(then), result = work()]() mutable { then(std::move(result)); });
     };
     if (admit) {
       return state_->pool.try_post(std::move(task));

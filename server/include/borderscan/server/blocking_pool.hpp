@@ -47,8 +47,9 @@ class blocking_pool {
     enqueue(std::forward<Task>(task));
   }
 
-  // Blocks until no task waits or runs (the HTTP server's stop, before its
-  // io_context goes away: a task may still post back to it).
+  // Blocks until no task waits or runs and what each held is released (the
+  // HTTP server's stop, before its io_context goes away: a task may still
+  // post back to it).
   void wait_idle();
   std::size_t pending() const noexcept { return pending_.load(); }
 
@@ -56,10 +57,15 @@ class blocking_pool {
   template <class Task>
   void enqueue(Task&& task) {
     boost::asio::post(pool_, [this, task = std::decay_t<Task>(std::forward<Task>(task))]() mutable {
-      try {
-        task();
-      } catch (...) {
-        log_escaped(std::current_exception());
+      {
+        // What the task holds is released before it counts as done: once
+        // wait_idle returns, nothing of it may touch its poster.
+        auto running = std::move(task);
+        try {
+          running();
+        } catch (...) {
+          log_escaped(std::current_exception());
+        }
       }
       done_one();
     });
