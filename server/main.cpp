@@ -14,6 +14,7 @@
 
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/rule_set.hpp"
+#include "borderscan/server/blocking_pool.hpp"
 #include "borderscan/server/config.hpp"
 #include "borderscan/server/http_server.hpp"
 #include "borderscan/server/job_queue.hpp"
@@ -143,7 +144,12 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   http.event_interval = std::chrono::milliseconds(config.http.event_interval_ms);
   http.tls_certificate = config.http.tls_certificate;
   http.tls_private_key = config.http.tls_private_key;
-  server::http_server server(routes, stats, http);
+  // Handlers that wait for the disk or the store (fdatasync of an upload,
+  // SQLite) run here instead of on the I/O threads. Two threads match the
+  // I/O threads; 64 waiting requests is far more than SQLite clears in a
+  // moment, and past it a request is answered 503 at once.
+  server::blocking_pool blocking(2, 64);
+  server::http_server server(routes, stats, blocking, http);
 
   pool.start();
   sweeper.start();

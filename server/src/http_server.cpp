@@ -22,7 +22,10 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include "body_writer.hpp"
 #include "borderscan/scanner/digest.hpp"
+#include "client_names.hpp"
+#include "upload_reader.hpp"
 
 namespace borderscan::server {
 
@@ -42,7 +45,8 @@ class connection {
 // What every session needs, shared so that it outlives the server object
 // while the last handlers unwind.
 struct server_state {
-  server_state(router& r, metrics& m, http_settings s) : routes(r), stats(m), settings(s) {
+  server_state(request_handler& r, metrics& m, blocking_pool& p, http_settings s)
+      : routes(r), stats(m), pool(p), settings(s) {
     std::random_device rd;
     const std::array<std::uint8_t, 3> random{static_cast<std::uint8_t>(rd()), static_cast<std::uint8_t>(rd()),
                                              static_cast<std::uint8_t>(rd())};
@@ -51,8 +55,9 @@ struct server_state {
 
   std::string next_request_id() { return prefix + "-" + std::to_string(++counter); }
 
-  router& routes;
+  request_handler& routes;
   metrics& stats;
+  blocking_pool& pool;
   http_settings settings;
   std::string prefix;
   std::atomic<std::uint64_t> counter{0};
@@ -68,17 +73,7 @@ namespace {
 
 // A client-supplied X-Request-Id is kept when it is short and harmless.
 bool usable_request_id(std::string_view id) {
-  if (id.empty() || id.size() > 64) {
-    return false;
-  }
-  for (char c : id) {
-    const bool ok =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  return !id.empty() && is_plain_name(id, 64);
 }
 
 bool quiet_close(const beast::error_code& ec) {
@@ -135,12 +130,17 @@ std::unique_ptr<ssl::context> make_tls_context(const std::filesystem::path& cert
 // One connection. `Stream` is beast::tcp_stream (plain HTTP) or
 // beast::ssl_stream<beast::tcp_stream> (TLS); everything above the stream is
 // the same code. Deadlines are set on the TCP layer, so they bound the TLS
-// records (and the handshake) as well.
+// records (and the handshake) as well. The session reads request heads and
+// small bodies and writes whole responses; an upload's body is read by its
+// upload_reader, a streamed body or event stream written by its body_writer.
+// Handlers that may block run on the blocking pool (off_io), never here.
 template <class Stream>
 class session : public connection, public std::enable_shared_from_this<session<Stream>> {
   static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
   using std::enable_shared_from_this<session<Stream>>::shared_from_this;
   using std::enable_shared_from_this<session<Stream>>::weak_from_this;
+  friend class upload_reader<session>;
+  friend class body_writer<session>;
 
  public:
   session(tcp::socket&& socket, std::shared_ptr<server_state> state) requires(!is_tls)
@@ -199,12 +199,13 @@ class session : public connection, public std::enable_shared_from_this<session<S
             s->lowest().close();
           }
         });
-        if (!self->events_) {
+        if (!self->writer_.active()) {
           self->lowest().cancel();
         }
-        // An event stream is not cancelled: that could cut a TLS record in
-        // half mid-write, and the client would see a truncated stream. Its
-        // timer was cancelled above, and its write handlers see stopping_.
+        // A body being written is not cancelled: that could cut a TLS record
+        // in half mid-write, and the client would see a truncated stream. Its
+        // timer was cancelled above, and the writer sees stopping_ at the next
+        // piece.
       } else {
         self->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
         self->lowest().close();
@@ -220,8 +221,36 @@ class session : public connection, public std::enable_shared_from_this<session<S
     state_->stats.on_connection_opened();
   }
 
+  // What the upload reader and the body writer use of their session.
   const http_settings& settings() const { return state_->settings; }
+  request_handler& handler() { return state_->routes; }
+  Stream& stream() { return stream_; }
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  beast::flat_buffer& buffer() { return buffer_; }
+  net::steady_timer& timer() { return timer_; }
+  bool stopping() const { return stopping_; }
+  const std::string& request_id() const { return request_id_; }
+
+  // Runs `work` on the blocking pool, then `then(result)` back on this
+  // session's strand; the session stays alive in between. `admit`: new
+  // work, refused (false, nothing runs) when the pool's queue is full.
+  template <class Work, class Then>
+  bool off_io(Work work, Then then, bool admit = false) {
+    // The executor counts as outstanding work while the task is out: a
+    // session waiting for the pool has no I/O pending, and without it the
+    // I/O threads would end (io_context::run returns when out of work) once
+    // the listener stops accepting, leaving the session unserved.
+    auto strand = net::prefer(stream_.get_executor(), net::execution::outstanding_work.tracked);
+    auto task = [self = shared_from_this(), strand = std::move(strand), work = std::move(work),
+                 then = std::move(then)]() mutable {
+      net::post(strand, [self, then = std::move(then), result = work()]() mutable { then(std::move(result)); });
+    };
+    if (admit) {
+      return state_->pool.try_post(std::move(task));
+    }
+    state_->pool.post(std::move(task));
+    return true;
+  }
 
   void do_handshake() {
     lowest().expires_at(first_deadline_);
@@ -277,8 +306,8 @@ class session : public connection, public std::enable_shared_from_this<session<S
     target_ = std::string(head.target());
     version_ = head.version();
     keep_alive_ = head.keep_alive();
-    if (state_->routes.is_upload(head)) {
-      return do_begin_upload();
+    if (const auto* route = handler().route_of(head); route != nullptr && route->streamed_upload) {
+      return do_begin_upload(*route);
     }
     do_read_body();
   }
@@ -305,130 +334,79 @@ class session : public connection, public std::enable_shared_from_this<session<S
       return do_close(ec);
     }
     request_read_ = true;
-    send(state_->routes.handle(body_parser_->release(), request_id_));
+    request req = body_parser_->release();
+    const route_info* route = handler().route_of(req);
+    if (route == nullptr || route->where == runs_on::io_thread) {
+      // Unmatched requests are answered (400, 404, 405) without the store.
+      return send(handler().handle(req, request_id_));
+    }
+    const bool admitted = off_io([&h = handler(), req = std::move(req), id = request_id_] { return h.handle(req, id); },
+                                 [this](response r) { send(std::move(r)); }, true);
+    if (!admitted) {
+      send_busy(*route);
+    }
   }
 
-  void do_begin_upload() {
+  // The blocking pool has too much waiting: refused at once, not queued.
+  void send_busy(const route_info& route) {
+    response busy;
+    busy.message = make_problem(http::status::service_unavailable, "busy",
+                                "the server has too much work waiting; retry in a moment", request_id_);
+    busy.message.set(http::field::retry_after, "1");
+    busy.route = route.pattern;
+    send(std::move(busy));
+  }
+
+  // Checking an upload's head looks at the spool's free space and creates
+  // the spool file: directory work that may wait for the disk, so it runs on
+  // the blocking pool too.
+  void do_begin_upload(const route_info& route) {
     std::optional<std::uint64_t> length;
     if (const auto declared = head_parser_->content_length()) {
       length = *declared;
     }
-    auto begun = state_->routes.begin_upload(head_parser_->get().base(), length, request_id_);
+    const bool admitted = off_io(
+        [&h = handler(), head = request_header(head_parser_->get().base()), length, id = request_id_] {
+          return h.begin_upload(head, length, id);
+        },
+        [this](std::variant<response, std::unique_ptr<upload>> begun) { on_upload_begun(std::move(begun)); }, true);
+    if (!admitted) {
+      keep_alive_ = false;  // the body stays unread
+      send_busy(route);
+    }
+  }
+
+  void on_upload_begun(std::variant<response, std::unique_ptr<upload>> begun) {
     if (auto* refused = std::get_if<response>(&begun)) {
       // The body stays unread, so the connection cannot be reused.
       keep_alive_ = false;
       return send(std::move(*refused));
     }
-    upload_ = std::get<std::unique_ptr<upload>>(std::move(begun));
-    const bool expects_continue = beast::iequals(head_parser_->get()[http::field::expect], "100-continue");
-    if (length && !head_parser_->chunked()) {
-      // A body of known length is plain bytes: read it straight from the
-      // stream in large pieces. Beast's parser reads at most 64 KiB at a time
-      // with a handler and a timer each, which costs a multi-GiB upload
-      // about a third of its speed.
-      upload_remaining_ = *length;
-      upload_buffer_ = std::make_unique<char[]>(upload_read_bytes);
-    } else {
-      upload_parser_.emplace(std::move(*head_parser_));
-      upload_parser_->body_limit(state_->routes.max_image_bytes());
-      upload_parser_->get().body() = &upload_->file();
-      // Beast reads max(512, free capacity) per read_some: without room, a
-      // multi-GiB body arrives in 512-byte reads (0.06x the speed of cat).
-      buffer_.reserve(buffer_.max_size());
-    }
-    if (expects_continue) {
-      // curl and kiosks wait for this before sending a large body.
-      continue_ = "HTTP/1.1 100 Continue\r\n\r\n";
-      lowest().expires_after(settings().read_timeout);
-      return net::async_write(stream_, net::buffer(continue_),
-                              [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                                if (ec) {
-                                  return self->abandon_upload(ec);
-                                }
-                                self->do_read_upload();
-                              });
-    }
-    do_read_upload();
+    uploader_.start(*head_parser_, std::get<std::unique_ptr<upload>>(std::move(begun)));
   }
 
-  void do_read_upload() {
-    if (upload_buffer_) {
-      // Body bytes that arrived with the header go first.
-      const auto early = std::min<std::uint64_t>(buffer_.size(), upload_remaining_);
-      const bool written = write_upload(static_cast<const char*>(buffer_.data().data()), early);
-      buffer_.consume(early);
-      if (written) {
-        read_raw_upload();
-      }
-      return;
-    }
-    // The deadline restarts with every read: a slow but steady client is fine,
-    // a silent one is cut off after read_timeout.
-    lowest().expires_after(settings().read_timeout);
-    http::async_read_some(stream_, buffer_, *upload_parser_,
-                          beast::bind_front_handler(&session::on_read_upload, shared_from_this()));
-  }
-
-  void read_raw_upload() {
-    if (upload_remaining_ == 0) {
-      return end_upload();
-    }
-    lowest().expires_after(settings().read_timeout);
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(upload_read_bytes, upload_remaining_));
-    stream_.async_read_some(net::buffer(upload_buffer_.get(), want),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                              if (!self->write_upload(self->upload_buffer_.get(), n)) {
-                                return;
-                              }
-                              if (ec) {
-                                return self->abandon_upload(ec);  // the client left mid-body
-                              }
-                              self->read_raw_upload();
-                            });
-  }
-
-  // Appends to the spool file; on a write error answers (507) and returns false.
-  bool write_upload(const char* data, std::size_t size) {
-    if (size == 0) {
-      return true;
-    }
-    beast::error_code ec;
-    upload_->file().write(data, size, ec);
-    upload_remaining_ -= size;
-    if (ec) {
-      keep_alive_ = false;
-      upload_buffer_.reset();
-      send(state_->routes.upload_failed(std::move(upload_), ec, request_id_));
-      return false;
-    }
-    return true;
-  }
-
-  void end_upload() {
-    upload_buffer_.reset();
+  // The upload reader's outcomes. Finishing an upload waits for the disk
+  // (fdatasync) and the store, so it runs on the blocking pool, as does
+  // dropping one (removing a partial file of gigabytes takes a while). The
+  // body's own writes stay on the I/O thread (upload_reader.hpp says why).
+  void on_upload_received(std::unique_ptr<upload> up) {
     request_read_ = true;
-    send(state_->routes.finish_upload(std::move(upload_), request_id_));
+    off_io(
+        [&h = handler(), up = std::move(up), id = request_id_]() mutable { return h.finish_upload(std::move(up), id); },
+        [this](response r) { send(std::move(r)); });
   }
 
-  void on_read_upload(beast::error_code ec, std::size_t) {
-    if (ec == http::error::body_limit || ec.category() == boost::system::generic_category()) {
-      keep_alive_ = false;
-      return send(state_->routes.upload_failed(std::move(upload_), ec, request_id_));
-    }
-    if (ec) {
-      return abandon_upload(ec);
-    }
-    if (!upload_parser_->is_done()) {
-      return do_read_upload();
-    }
-    end_upload();
+  void on_upload_failed(std::unique_ptr<upload> up, beast::error_code ec) {
+    keep_alive_ = false;
+    off_io([&h = handler(), up = std::move(up), ec,
+            id = request_id_]() mutable { return h.upload_failed(std::move(up), ec, id); },
+           [this](response r) { send(std::move(r)); });
   }
 
-  void abandon_upload(beast::error_code ec) {
+  void on_upload_abandoned(std::unique_ptr<upload> up, beast::error_code ec) {
     spdlog::warn("request={} {} {} {} upload abandoned after {} bytes ({}); nothing kept", request_id_, remote_,
-                 method_, target_, upload_ ? upload_->file().size() : 0, ec.message());
-    upload_.reset();
-    upload_buffer_.reset();
+                 method_, target_, up ? up->file().size() : 0, ec.message());
+    state_->pool.post([up = std::move(up)]() mutable { up.reset(); });
     do_close(ec);
   }
 
@@ -442,22 +420,28 @@ class session : public connection, public std::enable_shared_from_this<session<S
     send(std::move(r));
   }
 
-  void log_request(unsigned status, std::size_t bytes, const std::string& route) {
+  void log_request(unsigned status, std::uint64_t bytes, const std::string& route) {
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
     state_->stats.on_http_request(route, status);
     spdlog::info("request={} {} \"{} {}\" status={} bytes={} ms={:.1f}", request_id_, remote_, method_, target_, status,
                  bytes, ms);
   }
 
-  void send(response res) {
-    if (res.events && res.message.result() == http::status::ok) {
-      return do_start_events(std::move(res));
-    }
-    auto& msg = res.message;
+  // The fields every response carries.
+  template <class Body>
+  void stamp(http::response<Body>& msg) const {
     msg.version(version_ == 10 ? 10 : 11);
     msg.keep_alive(keep_alive_);
     msg.set(http::field::server, "borderscand");
     msg.set("X-Request-Id", request_id_);
+  }
+
+  void send(response res) {
+    if (res.stream || (res.events && res.message.result() == http::status::ok)) {
+      return writer_.start(std::move(res));
+    }
+    auto& msg = res.message;
+    stamp(msg);
     msg.prepare_payload();
     keep_alive_ = msg.keep_alive();
     log_request(msg.result_int(), msg.body().size(), res.route);
@@ -516,86 +500,6 @@ class session : public connection, public std::enable_shared_from_this<session<S
                             });
   }
 
-  // Server-Sent Events: a chunked response, one chunk per event.
-  void do_start_events(response res) {
-    events_ = std::move(res.events);
-    events_head_.emplace(http::status::ok, version_ == 10 ? 10 : 11);
-    for (const auto& field : res.message) {
-      events_head_->set(field.name_string(), field.value());
-    }
-    events_head_->set(http::field::server, "borderscand");
-    events_head_->set("X-Request-Id", request_id_);
-    events_head_->keep_alive(keep_alive_);
-    events_head_->chunked(true);
-    events_serializer_.emplace(*events_head_);
-    log_request(200, 0, res.route);
-    lowest().expires_after(settings().read_timeout);
-    http::async_write_header(stream_, *events_serializer_,
-                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                               if (ec) {
-                                 return self->do_close(ec);
-                               }
-                               self->do_next_event();
-                             });
-  }
-
-  void do_next_event() {
-    if (stopping_) {
-      // close() cancelled nothing if its timer had already fired: end here,
-      // after a whole chunk, with a close_notify on TLS.
-      return do_close({});
-    }
-    bool done = false;
-    std::string text;
-    try {
-      text = events_->poll(done);
-    } catch (const std::exception& e) {
-      spdlog::error("request={} event stream failed: {}", request_id_, e.what());
-      return do_close({});
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (text.empty() && now - last_event_ > std::chrono::seconds(15)) {
-      text = ": keep-alive\n\n";  // lets proxies and clients see the stream is alive
-    }
-    if (text.empty()) {
-      timer_.expires_after(settings().event_interval);
-      return timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (!ec) {
-          self->do_next_event();
-        } else if (self->stopping_) {
-          self->do_close(ec);
-        }
-      });
-    }
-    last_event_ = now;
-    event_text_ = std::move(text);
-    lowest().expires_after(settings().read_timeout);
-    net::async_write(stream_, http::make_chunk(net::buffer(event_text_)),
-                     [self = shared_from_this(), done](beast::error_code ec, std::size_t) {
-                       if (ec) {
-                         return self->do_close(ec);
-                       }
-                       if (!done) {
-                         if (self->stopping_) {
-                           return self->do_close({});
-                         }
-                         self->timer_.expires_after(self->settings().event_interval);
-                         return self->timer_.async_wait([self](beast::error_code ec2) {
-                           if (!ec2) {
-                             self->do_next_event();
-                           } else if (self->stopping_) {
-                             self->do_close(ec2);
-                           }
-                         });
-                       }
-                       net::async_write(self->stream_, http::make_chunk_last(),
-                                        [self](beast::error_code ec2, std::size_t n) {
-                                          self->events_.reset();
-                                          self->on_write(ec2, n);
-                                        });
-                     });
-  }
-
   void do_close(beast::error_code ec) {
     if (ec && !quiet_close(ec)) {
       spdlog::debug("connection {} closed: {}", remote_, ec.message());
@@ -622,8 +526,6 @@ class session : public connection, public std::enable_shared_from_this<session<S
   }
 
   static constexpr std::size_t linger_chunk = 64 * 1024;
-  // One read of an upload body; held only while the body is read.
-  static constexpr std::size_t upload_read_bytes = 1 << 20;
   static constexpr std::uint64_t max_linger_bytes = 256ULL << 20;
 
   Stream stream_;
@@ -643,22 +545,13 @@ class session : public connection, public std::enable_shared_from_this<session<S
 
   std::optional<http::request_parser<http::empty_body>> head_parser_;
   std::optional<http::request_parser<http::string_body>> body_parser_;
-  std::optional<http::request_parser<spool_body>> upload_parser_;
-  std::unique_ptr<upload> upload_;
-  std::unique_ptr<char[]> upload_buffer_;  // set while a body of known length is read raw
-  std::uint64_t upload_remaining_ = 0;
-  std::string continue_;
+  upload_reader<session> uploader_{*this};
+  body_writer<session> writer_{*this};
 
   std::string request_id_, method_, target_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
   std::chrono::steady_clock::time_point started_;
-
-  std::shared_ptr<event_source> events_;
-  std::optional<http::response<http::empty_body>> events_head_;
-  std::optional<http::response_serializer<http::empty_body>> events_serializer_;
-  std::string event_text_;
-  std::chrono::steady_clock::time_point last_event_ = std::chrono::steady_clock::now();
 };
 
 namespace {
@@ -720,8 +613,9 @@ class listener : public std::enable_shared_from_this<listener> {
 
 }  // namespace
 
-http_server::http_server(router& r, metrics& stats, http_settings settings)
-    : state_(std::make_shared<server_state>(r, stats, settings)), ioc_(static_cast<int>(settings.io_threads)) {}
+http_server::http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_settings settings)
+    : state_(std::make_shared<server_state>(handler, stats, pool, settings)),
+      ioc_(static_cast<int>(settings.io_threads)) {}
 
 http_server::~http_server() {
   stop();
@@ -782,6 +676,10 @@ void http_server::stop() {
     t.join();
   }
   threads_.clear();
+  // Work the sessions left on the blocking pool posts back to ioc_ when it
+  // ends (and removes abandoned uploads): let it end while ioc_ exists. Its
+  // completions are then destroyed, unrun, with ioc_.
+  state_->pool.wait_idle();
   listener_.reset();
 }
 

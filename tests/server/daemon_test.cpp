@@ -26,7 +26,7 @@ std::string fat_image() {
 }
 
 std::string clean_image() {
-  return read_file(test::corpus_dir() / "images" / "rustfatfs-fat12.img");
+  return read_file(test::clean_image());
 }
 
 std::string hex_to_bytes(const std::string& hex) {
@@ -502,7 +502,8 @@ std::vector<std::string> processes_naming(const std::string& needle) {
   return found;
 }
 
-TEST_F(Daemon, EveryHostileImageEndsDoneOrFailedWithAReasonNeverHung) {
+TEST_F(Daemon, CorpusEveryHostileImageEndsDoneOrFailedWithAReasonNeverHung) {
+  BORDERSCAN_REQUIRE_CORPUS();
   const auto images = test::hostile_images(scratch_.path());
   ASSERT_GE(images.size(), 11U);
 

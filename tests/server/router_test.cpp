@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
+#include "borderscan/scanner/digest.hpp"
+#include "borderscan/scanner/text.hpp"
 #include "server_test_support.hpp"
 
 namespace borderscan::server {
@@ -67,6 +71,42 @@ TEST(Router, WrongMethodIsMethodNotAllowedWithAllow) {
   EXPECT_EQ(res.message.result(), http::status::method_not_allowed);
   EXPECT_EQ(res.message[http::field::allow], "GET, DELETE");
   problem_of(res);
+}
+
+TEST(Router, TheTableTellsTheTransportWhereEachRouteRunsAndWhichBodyItStreams) {
+  wired w;
+  std::set<std::string> inline_routes, streamed;
+  for (const auto& r : router::routes()) {
+    std::string target = r.pattern;
+    if (const auto at = target.find("{id}"); at != std::string::npos) {
+      target.replace(at, 4, std::string(32, 'a'));
+    }
+    request_header head;
+    head.method(r.method);
+    head.target(target + "?any=query");
+    const route_info* found = w.routes.route_of(head);
+    ASSERT_NE(found, nullptr) << r.pattern;
+    EXPECT_EQ(found->pattern, r.pattern);
+    EXPECT_EQ(found->method, r.method);
+    if (found->where == runs_on::io_thread) {
+      inline_routes.insert(r.pattern);
+    }
+    if (found->streamed_upload) {
+      streamed.insert(std::string(http::to_string(r.method)) + " " + r.pattern);
+    }
+  }
+  // Only what never touches the store or the disk answers on an I/O thread.
+  EXPECT_EQ(inline_routes, (std::set<std::string>{"/healthz", "/metrics"}));
+  EXPECT_EQ(streamed, (std::set<std::string>{"POST /api/v1/scans"}));
+  for (const auto& [method, target] :
+       std::vector<std::pair<http::verb, std::string>>{{http::verb::get, "/api/v1/nothing"},
+                                                       {http::verb::put, "/api/v1/scans"},
+                                                       {http::verb::get, "http://x/healthz"}}) {
+    request_header head;
+    head.method(method);
+    head.target(target);
+    EXPECT_EQ(w.routes.route_of(head), nullptr) << target;
+  }
 }
 
 TEST(Router, MalformedQueriesAreBadRequests) {
@@ -173,7 +213,13 @@ TEST(Router, ReportIsConflictUntilTheScanIsDone) {
   finish_next(w);
   res = w.routes.handle(make(http::verb::get, "/api/v1/scans/" + id + "/report"));
   ASSERT_EQ(res.message.result(), http::status::ok);
-  const auto report = json::parse(res.message.body());
+  EXPECT_EQ(res.stream->size(), std::filesystem::file_size(w.store.find_report(id)->path));
+  const std::string body = body_of(res);
+  const auto report = json::parse(body);
+  std::array<std::uint8_t, 32> digest{};
+  ASSERT_TRUE(scanner::from_hex(w.store.find_report(id)->sha256, digest));
+  EXPECT_EQ(res.message["Repr-Digest"], "sha-256=:" + scanner::base64_encode(digest) + ":");
+  EXPECT_EQ(scanner::sha256_hex(body), w.store.find_report(id)->sha256);
   EXPECT_TRUE(test::validate_report(report));
   EXPECT_EQ(report.at("scan_id"), id);
   EXPECT_EQ(report.at("station"), "k1");
@@ -182,6 +228,41 @@ TEST(Router, ReportIsConflictUntilTheScanIsDone) {
   EXPECT_EQ(status.at("status"), "done");
   EXPECT_EQ(status.at("verdict"), "flagged");
   EXPECT_EQ(status.at("ruleset_digest"), report.at("ruleset").at("digest"));
+}
+
+TEST(Router, FilePagesStreamAcrossStoreBatchesAndContinueByCursor) {
+  wired w;
+  // 300 files: pages of 250 span three store batches, the second page two.
+  const auto content = w.dir / "content";
+  std::filesystem::create_directories(content);
+  for (int i = 0; i < 300; ++i) {
+    std::ofstream(content / ("note-" + std::to_string(i) + ".txt")) << "note " << i << "\n";
+  }
+  const auto image = w.dir / "many.img";
+  const auto made = test::run_command("mke2fs -q -t ext4 -d " + test::shell_quote(content.string()) + " " +
+                                      test::shell_quote(image.string()) + " 8M");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string id = upload(w, read_file(image));
+  finish_next(w);
+  const json stored = stored_report_json(w.store, id);
+  json seen = json::array();
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto res = w.routes.handle(make(
+        http::verb::get, "/api/v1/reports/" + id + "/files?limit=250" + (cursor.empty() ? "" : "&cursor=" + cursor)));
+    ASSERT_EQ(res.message.result(), http::status::ok);
+    EXPECT_FALSE(res.stream->size().has_value()) << "chunked: the length is not known up front";
+    const json page = json::parse(body_of(res));
+    EXPECT_LE(page.at("items").size(), 250U);
+    for (const auto& item : page.at("items")) {
+      seen.push_back(item);
+    }
+    cursor = page.at("next_cursor").is_null() ? "" : page.at("next_cursor").get<std::string>();
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(pages, 2);
+  EXPECT_EQ(seen, stored.at("files")) << "every entry once, in the report's order";
 }
 
 TEST(Router, UnknownOrMalformedScanIdsAreNotFound) {
@@ -212,7 +293,7 @@ TEST(Router, ListsReportsWithFiltersAndPagesFiles) {
   wired w;
   const std::string flagged = upload(w, fixture_image(), "a");
   finish_next(w);
-  const std::string clean = upload(w, read_file(test::corpus_dir() / "images" / "rustfatfs-fat12.img"), "b");
+  const std::string clean = upload(w, read_file(test::clean_image()), "b");
   finish_next(w);
 
   const auto list = [&](const std::string& q) {
@@ -233,9 +314,9 @@ TEST(Router, ListsReportsWithFiltersAndPagesFiles) {
   EXPECT_TRUE(second.at("next_cursor").is_null());
 
   const auto files = [&](const std::string& q) {
-    const auto res = w.routes.handle(make(http::verb::get, "/api/v1/reports/" + flagged + "/files" + q));
+    auto res = w.routes.handle(make(http::verb::get, "/api/v1/reports/" + flagged + "/files" + q));
     EXPECT_EQ(res.message.result(), http::status::ok) << res.message.body();
-    return json::parse(res.message.body());
+    return json::parse(body_of(res));
   };
   const auto hits = files("?flagged=true");
   ASSERT_FALSE(hits.at("items").empty());

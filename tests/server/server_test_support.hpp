@@ -1,6 +1,7 @@
 #pragma once
 // Deterministic seams and a wired-up router for the server's unit tests.
 
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -88,6 +89,19 @@ inline void finish_next(wired& w) {
   const report_file file = runner.run({job->scan(), cancel, nullptr});
   w.store.complete(job->scan().id, w.ingest.ingest(job->scan(), file, runner.flag_threshold()), w.clk.now_ms());
   w.queue.finished(job);
+}
+
+// A response's whole body, drawn from its stream when it has one.
+inline std::string body_of(response& res) {
+  if (!res.stream) {
+    return res.message.body();
+  }
+  std::string out;
+  std::array<char, 65536> piece{};
+  for (std::size_t n; (n = res.stream->read(piece)) > 0;) {
+    out.append(piece.data(), n);
+  }
+  return out;
 }
 
 // The stored report document of a done scan.

@@ -23,6 +23,7 @@
 
 #include "daemon_harness.hpp"
 #include "server_test_support.hpp"
+#include "test_clients.hpp"
 
 namespace borderscan::server {
 namespace {
@@ -36,145 +37,12 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using namespace std::chrono_literals;
 
-// A self-signed certificate for 127.0.0.1 and its key.
-struct key_pair {
-  fs::path certificate;
-  fs::path private_key;
-};
-
-key_pair make_key_pair(const fs::path& dir, const std::string& name) {
-  key_pair kp{dir / (name + ".crt"), dir / (name + ".key")};
-  const auto r = test::run_command(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
-      " -keyout " +
-      test::shell_quote(kp.private_key.string()) + " -out " + test::shell_quote(kp.certificate.string()));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(fs::exists(kp.certificate) && fs::exists(kp.private_key)) << r.err;
-  return kp;
-}
-
-// Runs the io_context until the operation `start` began has completed. Every
-// operation is bounded by the expiry of the client's tcp_stream, so this
-// never waits for ever.
-template <class Start>
-beast::error_code await(net::io_context& ioc, Start&& start) {
-  std::optional<beast::error_code> result;
-  start([&result](beast::error_code ec, auto&&...) { result = ec; });
-  ioc.restart();
-  ioc.run();
-  return result.value_or(net::error::make_error_code(net::error::operation_aborted));
-}
-
-enum class tls_version { modern, tls_1_1_only };
-
-ssl::context client_context(const fs::path& ca, tls_version version) {
-  ssl::context ctx(ssl::context::tls_client);
-  ctx.set_verify_mode(ssl::verify_peer);
-  ctx.load_verify_file(ca.string());
-  if (version == tls_version::tls_1_1_only) {
-    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_1_VERSION);
-    SSL_CTX_set_max_proto_version(ctx.native_handle(), TLS1_1_VERSION);
-    SSL_CTX_set_security_level(ctx.native_handle(), 0);  // OpenSSL 3 allows TLS 1.1 only at level 0
-  }
-  return ctx;
-}
-
-// One client connection that verifies the server against `ca` (and its
-// address against the certificate's subjectAltName).
-class tls_client {
- public:
-  tls_client(std::uint16_t port, const fs::path& ca, tls_version version = tls_version::modern)
-      : port_(port), ctx_(client_context(ca, version)), stream_(ioc_, ctx_) {
-    stream_.set_verify_callback(ssl::host_name_verification("127.0.0.1"));
-  }
-
-  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
-  beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
-  net::io_context& ioc() { return ioc_; }
-
-  beast::error_code connect() {
-    tcp().expires_after(60s);
-    return await(ioc_, [&](auto handler) {
-      tcp().async_connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), std::move(handler));
-    });
-  }
-
-  beast::error_code handshake() {
-    tcp().expires_after(60s);
-    return await(ioc_, [&](auto handler) { stream_.async_handshake(ssl::stream_base::client, std::move(handler)); });
-  }
-
-  // Connect and handshake; a failure fails the test.
-  bool open() {
-    const auto c = connect();
-    EXPECT_FALSE(c) << "connect: " << c.message();
-    if (c) {
-      return false;
-    }
-    const auto h = handshake();
-    EXPECT_FALSE(h) << "TLS handshake: " << h.message();
-    return !h;
-  }
-
-  http_result request(http::verb method, const std::string& target, const std::string& body = {},
-                      const std::map<std::string, std::string>& headers = {}, bool chunked = false) {
-    const auto req = make_request(method, target, body, headers, chunked);
-    tcp().expires_after(120s);
-    // May fail when the server refuses early; the answer is still there.
-    await(ioc_, [&](auto handler) { http::async_write(stream_, req, std::move(handler)); });
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(256 << 20);
-    tcp().expires_after(120s);
-    const auto ec = await(ioc_, [&](auto handler) { http::async_read(stream_, buffer_, parser, std::move(handler)); });
-    if (ec) {
-      ADD_FAILURE() << "no response to " << target << ": " << ec.message();
-      return {};
-    }
-    return to_result(parser.get());
-  }
-
-  // Sends close_notify and waits for the server's.
-  beast::error_code shutdown() {
-    tcp().expires_after(30s);
-    return await(ioc_, [&](auto handler) { stream_.async_shutdown(std::move(handler)); });
-  }
-
-  // Reads and drops application data until the connection ends: eof is a
-  // clean close (the server's close_notify), stream_truncated a bare TCP close.
-  beast::error_code read_until_closed(std::chrono::seconds limit) {
-    tcp().expires_after(limit);
-    std::string sink;
-    for (;;) {
-      char chunk[4096];
-      std::size_t n = 0;
-      const auto ec = await(ioc_, [&](auto handler) {
-        stream_.async_read_some(net::buffer(chunk),
-                                [&n, handler = std::move(handler)](beast::error_code e, std::size_t got) mutable {
-                                  n = got;
-                                  handler(e);
-                                });
-      });
-      if (ec) {
-        return ec;
-      }
-      sink.append(chunk, n);
-    }
-  }
-
- private:
-  std::uint16_t port_;
-  net::io_context ioc_;
-  ssl::context ctx_;
-  beast::ssl_stream<beast::tcp_stream> stream_;
-  beast::flat_buffer buffer_;
-};
-
 std::string fat_image() {
   return read_file(test::fixture_dir() / "fat-simple.img");
 }
 
 std::string clean_image() {
-  return read_file(test::corpus_dir() / "images" / "rustfatfs-fat12.img");
+  return read_file(test::clean_image());
 }
 
 // A client that connects and sends nothing, not even a TLS hello, is closed

@@ -1,10 +1,13 @@
 #pragma once
 // The transport: a listener accepting on a strand, one session per
-// connection (kept alive by shared_from_this), each calling the router.
-// With TLS configured every connection is TLS; the same session code serves
-// both (a template over the stream type).
-// Upload bodies stream to the spool; SSE responses are chunked. I/O runs on
-// `io_threads` threads of its own; nothing here blocks on a scan.
+// connection (kept alive by shared_from_this), each calling the request
+// handler (the router). With TLS configured every connection is TLS; the same
+// session code serves both (a template over the stream type).
+// Upload bodies stream to the spool; streamed bodies and SSE responses are
+// written piece by piece. I/O runs on `io_threads` threads of its own, which
+// never wait for the disk or the store: handlers that may (route_info::where)
+// and the start and end of an upload run on the blocking pool, and their
+// answers come back to the connection's strand.
 
 #include <chrono>
 #include <cstdint>
@@ -17,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "borderscan/server/blocking_pool.hpp"
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/router.hpp"
 
@@ -40,7 +44,9 @@ struct server_state;
 
 class http_server {
  public:
-  http_server(router& r, metrics& stats, http_settings settings);
+  // `handler` and `pool` must outlive the server; stop() waits for the
+  // pool to run what the sessions left on it.
+  http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_settings settings);
   ~http_server();
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;

@@ -1,8 +1,10 @@
 #pragma once
 // The HTTP API without sockets: requests in, responses out. The session
 // (http_server.hpp) owns the transport; everything the API decides happens
-// here, so tests call the router directly. Thread-safe: any I/O thread may
-// call it concurrently.
+// here, so tests call the router directly. One table lists every route with
+// its handler (a member function), where the handler may run and what the
+// session must do with its body; adding a route is one entry and one handler.
+// Thread-safe: any thread may call it concurrently.
 
 #include <cstdint>
 #include <filesystem>
@@ -19,32 +21,26 @@
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/problem.hpp"
 #include "borderscan/server/report_store.hpp"
+#include "borderscan/server/response.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/upload.hpp"
 
 namespace borderscan::server {
 
-using request = http::request<http::string_body>;
-using request_header = http::request_header<>;
-
-// A Server-Sent Events stream, polled by the session.
-class event_source {
- public:
-  virtual ~event_source() = default;
-  // Event text to send now (may be empty); sets `done` after the last event.
-  virtual std::string poll(bool& done) = 0;
-};
-
-struct response {
-  response_message message;
-  std::string route = "unmatched";       // metrics label: the route pattern
-  std::shared_ptr<event_source> events;  // set: stream events after the head
-};
+// Where a route's handler runs. One that reads or writes the store or the
+// disk runs on the blocking pool, so that I/O threads never wait for it.
+enum class runs_on { io_thread, blocking_pool };
 
 struct route_info {
   http::verb method;
   std::string pattern;  // "/api/v1/scans/{id}"
+  runs_on where = runs_on::blocking_pool;
+  // The session streams the body to the spool (begin_upload, finish_upload)
+  // instead of reading it into memory for handle().
+  bool streamed_upload = false;
+  // Access control (the next issue) adds who may call the route here, and
+  // dispatch checks it before the handler runs.
 };
 
 struct router_settings {
@@ -68,31 +64,77 @@ class upload {
   std::optional<std::string> header_sha256_, content_digest_sha256_;
 };
 
-class router {
+// What the transport asks of the API. The router is the implementation;
+// tests may put another in front of it. None of these throws. Which thread
+// may call what is the session's business: handle() only where the route's
+// `where` allows, the upload calls on the blocking pool.
+class request_handler {
+ public:
+  virtual ~request_handler() = default;
+  // The route a request head names; nullptr when it names none (handle()
+  // then answers 400, 404 or 405 without blocking).
+  virtual const route_info* route_of(const request_header& head) const = 0;
+  virtual response handle(const request& req, std::string_view request_id) = 0;
+  // Checks an upload's head (room in the queue, declared size, digests,
+  // station) and opens the spool file; an error response otherwise.
+  virtual std::variant<response, std::unique_ptr<upload>> begin_upload(const request_header& head,
+                                                                       std::optional<std::uint64_t> content_length,
+                                                                       std::string_view request_id) = 0;
+  // Makes the received image durable, verifies digests, queues the scan:
+  // 202, or a problem and nothing kept. Blocks on the disk and the store.
+  virtual response finish_upload(std::unique_ptr<upload> up, std::string_view request_id) = 0;
+  // The body could not be received (too large, disk full): a problem
+  // response; the partial file is removed.
+  virtual response upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec,
+                                 std::string_view request_id) = 0;
+  virtual std::uint64_t max_image_bytes() const = 0;
+};
+
+struct route_call;  // a matched request as a handler sees it (handler_support.hpp)
+
+class router final : public request_handler {
  public:
   router(report_store& store, job_queue& queue, metrics& stats, const rule_holder& rules, const clock& clk,
          id_generator& ids, router_settings settings);
 
-  // Every route but the streamed upload body. Never throws.
-  response handle(const request& req, std::string_view request_id = {});
-
-  // POST /api/v1/scans: the session streams the body instead of buffering it.
-  bool is_upload(const request_header& head) const;
-  // Checks the head (room in the queue, declared size, digests, station) and
-  // opens the spool file; an error response otherwise. Never throws.
+  const route_info* route_of(const request_header& head) const override;
+  // Every route; an upload's body is taken whole from the request (the path
+  // tests take; the daemon streams it).
+  response handle(const request& req, std::string_view request_id = {}) override;
   std::variant<response, std::unique_ptr<upload>> begin_upload(const request_header& head,
                                                                std::optional<std::uint64_t> content_length,
-                                                               std::string_view request_id = {});
-  // Verifies digests, queues the scan: 202, or a problem and nothing kept.
-  response finish_upload(std::unique_ptr<upload> up, std::string_view request_id = {});
-  // The body could not be received (too large, disk full): a problem response.
-  response upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec, std::string_view request_id = {});
+                                                               std::string_view request_id = {}) override;
+  response finish_upload(std::unique_ptr<upload> up, std::string_view request_id = {}) override;
+  response upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec,
+                         std::string_view request_id = {}) override;
+  std::uint64_t max_image_bytes() const noexcept override { return settings_.max_image_bytes; }
 
-  std::uint64_t max_image_bytes() const noexcept { return settings_.max_image_bytes; }
+  // Every route served, in table order (the OpenAPI test compares them).
   static const std::vector<route_info>& routes();
 
  private:
+  using handler = response (router::*)(const route_call&);
+  struct route_entry {
+    route_info info;
+    handler handle;
+  };
+  struct match;
+  static const std::vector<route_entry>& table();
+  static match find(http::verb method, std::string_view target);
   response dispatch(const request& req, std::string_view request_id);
+
+  // The handlers, one per route; each file routes_<resource>.cpp holds a resource's.
+  response get_healthz(const route_call& c);
+  response get_readyz(const route_call& c);
+  response get_metrics(const route_call& c);
+  response post_scan(const route_call& c);
+  response get_scan(const route_call& c);
+  response delete_scan(const route_call& c);
+  response get_scan_events(const route_call& c);
+  response get_scan_report(const route_call& c);
+  response get_reports(const route_call& c);
+  response get_report_files(const route_call& c);
+  response get_audit(const route_call& c);
 
   report_store& store_;
   job_queue& queue_;

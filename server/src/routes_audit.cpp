@@ -1,0 +1,32 @@
+// The audit log: GET /api/v1/audit.
+#include "handler_support.hpp"
+
+namespace borderscan::server {
+
+using namespace handlers;
+
+namespace {
+
+const name_set audit_events = {"scan_submitted", "scan_done", "scan_failed", "image_kept", "image_deleted"};
+
+}  // namespace
+
+response router::get_audit(const route_call& c) {
+  query q(c.url, {"scan", "event", "since", "until", "limit", "cursor"});
+  audit_filter f;
+  f.scan_id = q.text("scan", 64);
+  if (f.scan_id && !is_valid_scan_id(*f.scan_id)) {
+    bad_request("query parameter 'scan' is not a scan id");
+  }
+  f.event = q.one_of("event", audit_events);
+  read_range_and_page(q, f, 1000, 100);
+  const audit_page page = store_.list_audit(f);
+  json items = json::array();
+  for (const auto& e : page.items) {
+    items.push_back(
+        {{"seq", e.seq}, {"at", format_time(e.at)}, {"event", e.event}, {"scan_id", e.scan_id}, {"detail", e.detail}});
+  }
+  return page_response(std::move(items), page.next_seq);
+}
+
+}  // namespace borderscan::server

@@ -1,0 +1,131 @@
+// Reports: the list, one scan's report, and the pages of its files. The
+// report and file-page handlers read the report store and nothing else, so
+// that a new store interface changes only their bodies.
+#include <algorithm>
+#include <array>
+#include <system_error>
+
+#include "borderscan/scanner/digest.hpp"
+#include "borderscan/scanner/text.hpp"
+#include "borderscan/server/body_stream.hpp"
+#include "handler_support.hpp"
+
+namespace borderscan::server {
+
+using namespace handlers;
+
+namespace {
+
+// File rows per store call while a page streams.
+constexpr unsigned file_batch_rows = 100;
+
+const name_set verdicts = {"clean", "flagged", "incomplete", "error"};
+const name_set review_states = {"unreviewed", "cleared", "confirmed", "escalated"};
+
+json summary_json(const scan_record& s) {
+  json j = scan_identity_json(s);
+  j["review_state"] = s.review_state;
+  j["files"] = s.files;
+  j["flagged_files"] = s.flagged_files;
+  j["ruleset_digest"] = s.ruleset_digest;
+  j["links"] = {{"report", "/api/v1/scans/" + s.id + "/report"}, {"files", "/api/v1/reports/" + s.id + "/files"}};
+  return j;
+}
+
+}  // namespace
+
+response router::get_reports(const route_call& c) {
+  query q(c.url, {"verdict", "review", "station", "since", "until", "limit", "cursor"});
+  report_filter f;
+  f.verdict = q.one_of("verdict", verdicts);
+  f.review = q.one_of("review", review_states);
+  f.station = q.text("station", 64);
+  read_range_and_page(q, f, 500, 50);
+  const report_page page = store_.list_reports(f);
+  json items = json::array();
+  for (const auto& s : page.items) {
+    items.push_back(summary_json(s));
+  }
+  return page_response(std::move(items), page.next_seq);
+}
+
+response router::get_scan_report(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  if (scan.status != scan_status::done) {
+    throw http_error(http::status::conflict, "not-done",
+                     std::string("the scan is ") + to_string(scan.status) +
+                         (scan.status == scan_status::failed ? " (" + scan.error + ") and has no report"
+                                                             : "; the report is not ready yet"));
+  }
+  const auto stored = store_.find_report(scan.id);
+  if (!stored) {
+    throw std::runtime_error("scan " + scan.id + " is done but has no stored report");
+  }
+  response r;
+  r.message = response_message{http::status::ok, 11};
+  r.message.set(http::field::content_type, "application/json");
+  // The stored bytes, as the worker wrote them and the audit log pins them
+  // (RFC 9530), streamed from the file: never whole in memory.
+  std::array<std::uint8_t, 32> digest{};
+  if (scanner::from_hex(stored->sha256, digest)) {
+    r.message.set("Repr-Digest", "sha-256=:" + scanner::base64_encode(digest) + ":");
+  }
+  try {
+    r.stream = std::make_unique<file_body_stream>(stored->path);
+  } catch (const std::system_error& e) {
+    throw std::runtime_error("scan " + scan.id + ": its stored report cannot be read: " + e.what());
+  }
+  return r;
+}
+
+response router::get_report_files(const route_call& c) {
+  const std::string& id = scan_id(c);
+  query q(c.url, {"flagged", "deleted", "mime", "limit", "cursor"});
+  file_filter f;
+  f.flagged = q.boolean("flagged");
+  f.deleted = q.boolean("deleted");
+  f.mime = q.text("mime", 256);
+  f.limit = static_cast<unsigned>(q.integer("limit", 1, 1000).value_or(100));
+  f.after_index = q.cursor();
+  // The rows stream in batches, each a short store call, so a page of a
+  // thousand entries never sits whole in memory; the first batch is read
+  // here, to answer 404 or 409 before the head.
+  const unsigned page_limit = f.limit;
+  f.limit = std::min(page_limit, file_batch_rows);
+  auto batch = store_.list_files(id, f);
+  if (!batch) {
+    if (store_.find_scan(id)) {
+      throw http_error(http::status::conflict, "not-done", "the scan has no report yet");
+    }
+    not_found("report");
+  }
+  response r;
+  r.message = response_message{http::status::ok, 11};
+  r.message.set(http::field::content_type, "application/json");
+  r.stream = std::make_unique<chunked_body_stream>(
+      [this, id, f, left = page_limit, batch = std::move(*batch), opened = false, ended = false]() mutable {
+        if (ended) {
+          return std::string();
+        }
+        std::string piece = opened ? "" : "{\"items\":[";
+        for (const auto& row : batch.items) {
+          piece += (opened && piece.empty()) || piece.back() != '[' ? "," + row : row;
+          --left;
+        }
+        opened = true;
+        if (batch.next_index && left > 0) {
+          f.after_index = batch.next_index;
+          f.limit = std::min(left, file_batch_rows);
+          batch = store_.list_files(id, f).value_or(file_page{});
+        } else {
+          // A page ends at its limit; when rows remain, the cursor continues after its last.
+          piece += "],\"next_cursor\":" +
+                   (batch.next_index ? "\"c" + std::to_string(*batch.next_index) + "\"" : std::string("null")) + "}";
+          ended = true;
+        }
+        return piece;
+      });
+  return r;
+}
+
+}  // namespace borderscan::server

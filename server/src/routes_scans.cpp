@@ -1,0 +1,266 @@
+// Scans: upload (POST /api/v1/scans), status, cancel and the event stream.
+#include <spdlog/spdlog.h>
+
+#include "client_names.hpp"
+#include "handler_support.hpp"
+
+namespace borderscan::server {
+
+using namespace handlers;
+
+namespace {
+
+constexpr std::string_view upload_route = "/api/v1/scans";
+
+response upload_problem(std::exception_ptr error, std::string_view request_id) {
+  response r;
+  r.message = problem_from_exception(error, request_id);
+  r.route = std::string(upload_route);
+  return r;
+}
+
+json scan_json(const scan_record& s, const std::optional<scanner::scan_progress>& live) {
+  json progress = {{"files_done", 0}, {"files_found", 0}, {"bytes_done", 0}, {"bytes_total", 0}};
+  if (live) {
+    progress = {{"files_done", live->files_done},
+                {"files_found", live->files_found},
+                {"bytes_done", live->bytes_done},
+                {"bytes_total", live->bytes_total}};
+  } else if (s.status == scan_status::done) {
+    progress = {{"files_done", s.files},
+                {"files_found", s.files},
+                {"bytes_done", s.bytes_scanned},
+                {"bytes_total", s.bytes_scanned}};
+  }
+  json j = scan_identity_json(s);
+  j["status"] = to_string(s.status);
+  j["attempts"] = s.attempts;
+  j["progress"] = progress;
+  j["ruleset_digest"] = s.ruleset_digest.empty() ? json(nullptr) : json(s.ruleset_digest);
+  j["started_at"] = time_or_null(s.started_at);
+  j["error"] = s.error.empty() ? json(nullptr) : json(s.error);
+  j["image_kept_until"] = time_or_null(s.image_kept_until);
+  return j;
+}
+
+// SSE: one event per visible change, then `done` or `failed` and the end.
+class scan_event_source final : public event_source {
+ public:
+  scan_event_source(report_store& store, job_queue& queue, std::string id)
+      : store_(store), queue_(queue), id_(std::move(id)) {}
+
+  std::string poll(bool& done) override {
+    done = false;
+    const auto scan = store_.find_scan(id_);
+    if (!scan) {
+      done = true;
+      return "event: failed\ndata: {\"error\":\"scan no longer exists\"}\n\n";
+    }
+    const std::string data = scan_json(*scan, queue_.progress(id_)).dump();
+    std::string name;
+    if (scan->status == scan_status::done || scan->status == scan_status::failed) {
+      name = to_string(scan->status);
+      done = true;
+    } else if (data == last_) {
+      return {};
+    } else {
+      name = last_status_ != scan->status ? "status" : "progress";
+    }
+    last_ = data;
+    last_status_ = scan->status;
+    return "event: " + name + "\ndata: " + data + "\n\n";
+  }
+
+ private:
+  report_store& store_;
+  job_queue& queue_;
+  std::string id_;
+  std::string last_;
+  std::optional<scan_status> last_status_;
+};
+
+}  // namespace
+
+response router::post_scan(const route_call& c) {
+  // Whole body in memory: the path router tests take. The daemon streams it.
+  auto begun = begin_upload(c.req.base(), c.req.body().size(), c.request_id);
+  if (auto* r = std::get_if<response>(&begun)) {
+    return std::move(*r);
+  }
+  auto up = std::get<std::unique_ptr<upload>>(std::move(begun));
+  boost::beast::error_code ec;
+  up->file().write(c.req.body().data(), c.req.body().size(), ec);
+  if (ec) {
+    return upload_failed(std::move(up), ec, c.request_id);
+  }
+  return finish_upload(std::move(up), c.request_id);
+}
+
+response router::get_scan(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  return json_response(http::status::ok, scan_json(scan, queue_.progress(scan.id)));
+}
+
+response router::delete_scan(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  const std::string& id = scan.id;
+  switch (queue_.cancel(id)) {
+    case cancel_result::cancelled: {
+      spdlog::info("request={} job={} state=failed reason=cancelled", c.request_id, id);
+      metrics_.on_scan_failed();
+      std::error_code ec;
+      std::filesystem::remove(scan.spool_path, ec);
+      return json_response(http::status::ok, scan_json(*store_.find_scan(id), std::nullopt));
+    }
+    case cancel_result::stopping: {
+      json j = scan_json(scan, queue_.progress(id));
+      j["cancel_requested"] = true;
+      spdlog::info("request={} job={} cancel requested", c.request_id, id);
+      return json_response(http::status::accepted, j);
+    }
+    case cancel_result::not_active:
+      break;
+  }
+  throw http_error(
+      http::status::conflict, "not-active",
+      std::string("the scan is ") + to_string(store_.find_scan(id)->status) + " and can no longer be cancelled");
+}
+
+response router::get_scan_events(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  response r;
+  r.message = response_message{http::status::ok, 11};
+  r.message.set(http::field::content_type, "text/event-stream");
+  r.message.set(http::field::cache_control, "no-store");
+  r.events = std::make_shared<scan_event_source>(store_, queue_, scan.id);
+  return r;
+}
+
+std::variant<response, std::unique_ptr<upload>> router::begin_upload(const request_header& head,
+                                                                     std::optional<std::uint64_t> content_length,
+                                                                     std::string_view request_id) {
+  try {
+    auto up = std::make_unique<upload>();
+    const auto parsed = boost::urls::parse_origin_form(head.target());
+    if (!parsed) {
+      bad_request("the request target is not a valid origin-form URL");
+    }
+    query q(*parsed, {"label", "case_ref", "filename"});
+    up->scan_.label = q.text("label").value_or("");
+    up->scan_.case_ref = q.text("case_ref").value_or("");
+    up->scan_.filename = q.text("filename").value_or("");
+    if (up->scan_.filename.find('/') != std::string::npos) {
+      bad_request("query parameter 'filename' must be a bare file name");
+    }
+    const std::string_view station = head["X-Station"];
+    if (!is_plain_name(station, 64)) {
+      bad_request("X-Station must be up to 64 characters of A-Z a-z 0-9 . _ -");
+    }
+    up->scan_.station = std::string(station);
+
+    if (const auto type = head[http::field::content_type]; !type.empty()) {
+      const auto base = type.substr(0, type.find(';'));
+      if (!boost::beast::iequals(base, "application/octet-stream")) {
+        throw http_error(http::status::unsupported_media_type, "unsupported-media-type",
+                         "the image must be sent as application/octet-stream");
+      }
+    }
+    if (content_length && *content_length > settings_.max_image_bytes) {
+      throw http_error(http::status::payload_too_large, "too-large",
+                       "the image is " + std::to_string(*content_length) + " bytes; the limit is " +
+                           std::to_string(settings_.max_image_bytes));
+    }
+    if (content_length && *content_length == 0) {
+      bad_request("the image is empty");
+    }
+    if (const auto h = head["X-Image-SHA256"]; !h.empty()) {
+      up->header_sha256_ = normalise_sha256_hex(h);
+    }
+    if (const auto h = head["Content-Digest"]; !h.empty()) {
+      up->content_digest_sha256_ = content_digest_sha256(h);
+    }
+    if (content_length && free_disk_bytes(settings_.spool_dir) < *content_length + settings_.min_free_spool_bytes) {
+      throw http_error(http::status::insufficient_storage, "spool-full",
+                       "the spool has no room for an image of this size now");
+    }
+    up->slot_ = queue_.reserve();
+    if (!up->slot_) {
+      throw http_error(http::status::service_unavailable, "queue-full",
+                       "the scan queue is full (" + std::to_string(queue_.capacity()) + " scans); retry later")
+          .with_header(http::field::retry_after, std::to_string(settings_.retry_after_seconds));
+    }
+    up->scan_.id = ids_.next();
+    up->file_ = std::make_unique<spool_file>(settings_.spool_dir / (up->scan_.id + ".part"));
+    return up;
+  } catch (...) {
+    return upload_problem(std::current_exception(), request_id);
+  }
+}
+
+response router::finish_upload(std::unique_ptr<upload> up, std::string_view request_id) {
+  try {
+    boost::beast::error_code ec;
+    const std::string sha256 = up->file().finish(ec);
+    if (ec) {
+      return upload_failed(std::move(up), ec, request_id);
+    }
+    const std::uint64_t size = up->file().size();
+    if (size == 0) {
+      bad_request("the image is empty");
+    }
+    for (const auto* claimed : {&up->header_sha256_, &up->content_digest_sha256_}) {
+      if (*claimed && **claimed != sha256) {
+        throw http_error(http::status::unprocessable_entity, "digest-mismatch",
+                         "the received image has SHA-256 " + sha256 + " but the request claimed " + **claimed +
+                             "; nothing was kept");
+      }
+    }
+    scan_record& scan = up->scan_;
+    scan.image_sha256 = sha256;
+    scan.image_size = size;
+    scan.submitted_at = clock_.now_ms();
+    const auto final_path = settings_.spool_dir / (scan.id + ".img");
+    scan.spool_path = final_path.string();
+    up->file().commit(final_path);
+    try {
+      queue_.submit(std::move(up->slot_), scan);
+    } catch (...) {
+      std::error_code rm;
+      std::filesystem::remove(final_path, rm);
+      throw;
+    }
+    metrics_.on_upload(size);
+    spdlog::info("request={} job={} state=queued station='{}' size={} sha256={}", request_id, scan.id, scan.station,
+                 size, sha256);
+    response r = json_response(http::status::accepted,
+                               {{"id", scan.id}, {"status", "queued"}, {"image_sha256", sha256}, {"size", size}});
+    r.route = std::string(upload_route);
+    r.message.set(http::field::location, "/api/v1/scans/" + scan.id);
+    return r;
+  } catch (...) {
+    return upload_problem(std::current_exception(), request_id);
+  }
+}
+
+response router::upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec, std::string_view request_id) {
+  up.reset();  // removes the partial file, frees the slot
+  response r;
+  r.route = std::string(upload_route);
+  if (ec == http::error::body_limit) {
+    r.message = make_problem(
+        http::status::payload_too_large, "too-large",
+        "the image exceeds the limit of " + std::to_string(settings_.max_image_bytes) + " bytes; nothing was kept",
+        request_id);
+  } else if (ec == boost::system::errc::no_space_on_device || ec == boost::system::errc::file_too_large) {
+    spdlog::error("request={} spool write failed: {}", request_id, ec.message());
+    r.message = make_problem(http::status::insufficient_storage, "spool-full",
+                             "the spool ran out of space; nothing was kept", request_id);
+  } else {
+    spdlog::error("request={} spool write failed: {}", request_id, ec.message());
+    r.message = make_problem(http::status::internal_server_error, "internal",
+                             "the image could not be stored; nothing was kept", request_id);
+  }
+  return r;
+}
+
+}  // namespace borderscan::server
