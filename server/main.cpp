@@ -109,12 +109,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   fenced.rules = &rule_holder;
   fenced.limits = config.limits;
   fenced.scan_threads = config.jobs.effective_scan_threads();
-  fenced.memory_limit_bytes = config.worker.memory_limit_bytes;
-  fenced.cpu_limit_seconds = config.worker.cpu_limit_seconds;
-  fenced.timeout =
-      std::chrono::seconds(config.worker.timeout_seconds != 0 ? config.worker.timeout_seconds
-                                                              : std::uint64_t{config.limits.scan_timeout_seconds} + 60);
-  fenced.max_output_bytes = config.worker.max_output_bytes;
+  fenced.worker = config.worker;
   if (config.worker.isolation == "process" && !fs::exists(fenced.command)) {
     spdlog::critical("worker.command {} does not exist", fenced.command.string());
     return 2;
@@ -133,23 +128,12 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
   server::router routes(store, queue, stats, rule_holder, clock, ids,
                         {spool, config.storage.max_image_bytes, config.storage.min_free_spool_bytes, 30});
-  server::http_settings http;
-  http.io_threads = config.http.io_threads;
-  http.max_connections = config.http.max_connections;
-  http.header_limit_bytes = config.http.header_limit_bytes;
-  http.body_limit_bytes = config.http.body_limit_bytes;
-  http.header_timeout = std::chrono::seconds(config.http.header_timeout_seconds);
-  http.read_timeout = std::chrono::seconds(config.http.read_timeout_seconds);
-  http.idle_timeout = std::chrono::seconds(config.http.idle_timeout_seconds);
-  http.event_interval = std::chrono::milliseconds(config.http.event_interval_ms);
-  http.tls_certificate = config.http.tls_certificate;
-  http.tls_private_key = config.http.tls_private_key;
   // Handlers that wait for the disk or the store (fdatasync of an upload,
   // SQLite) run here instead of on the I/O threads. Two threads match the
   // I/O threads; 64 waiting requests is far more than SQLite clears in a
   // moment, and past it a request is answered 503 at once.
   server::blocking_pool blocking(2, 64);
-  server::http_server server(routes, stats, blocking, http);
+  server::http_server server(routes, stats, blocking, config.http);
 
   pool.start();
   sweeper.start();

@@ -124,7 +124,7 @@ class body_writer {
     }
     serializer_.emplace(*head_);
     session_.log_request(head_->result_int(), size.value_or(0), res.route);
-    session_.lowest().expires_after(session_.settings().read_timeout);
+    session_.lowest().expires_after(session_.settings().read_timeout());
     http::async_write_header(session_.stream(), *serializer_,
                              [this, self = session_.shared_from_this()](boost::beast::error_code ec, std::size_t) {
                                if (ec) {
@@ -170,7 +170,7 @@ class body_writer {
       return then(f.next);
     }
     sent_ += piece_.size();
-    session_.lowest().expires_after(session_.settings().read_timeout);
+    session_.lowest().expires_after(session_.settings().read_timeout());
     const auto on_written = [this, self = session_.shared_from_this(), next = f.next](boost::beast::error_code ec,
                                                                                       std::size_t) {
       if (ec) {
@@ -197,7 +197,7 @@ class body_writer {
     }
     // close() cancels this timer.
     auto& timer = session_.timer();
-    timer.expires_after(session_.settings().event_interval);
+    timer.expires_after(session_.settings().event_interval());
     timer.async_wait([this, self = session_.shared_from_this()](boost::beast::error_code ec) {
       if (!ec) {
         fetch();
@@ -211,7 +211,7 @@ class body_writer {
     if (!head_->chunked()) {
       return done({});
     }
-    session_.lowest().expires_after(session_.settings().read_timeout);
+    session_.lowest().expires_after(session_.settings().read_timeout());
     boost::asio::async_write(
         session_.stream(), http::make_chunk_last(),
         [this, self = session_.shared_from_this()](boost::beast::error_code ec, std::size_t) { done(ec); });

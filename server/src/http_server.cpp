@@ -45,7 +45,7 @@ class connection {
 // What every session needs, shared so that it outlives the server object
 // while the last handlers unwind.
 struct server_state {
-  server_state(request_handler& r, metrics& m, blocking_pool& p, http_settings s)
+  server_state(request_handler& r, metrics& m, blocking_pool& p, http_config s)
       : routes(r), stats(m), pool(p), settings(s) {
     std::random_device rd;
     const std::array<std::uint8_t, 3> random{static_cast<std::uint8_t>(rd()), static_cast<std::uint8_t>(rd()),
@@ -58,7 +58,7 @@ struct server_state {
   request_handler& routes;
   metrics& stats;
   blocking_pool& pool;
-  http_settings settings;
+  http_config settings;
   std::string prefix;
   std::atomic<std::uint64_t> counter{0};
   std::atomic<std::size_t> open{0};
@@ -175,7 +175,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
     }
     // header_timeout runs from here: it covers the TLS handshake and the first
     // request head together.
-    first_deadline_ = std::chrono::steady_clock::now() + settings().header_timeout;
+    first_deadline_ = std::chrono::steady_clock::now() + settings().header_timeout();
     if constexpr (is_tls) {
       net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_handshake(); });
     } else {
@@ -222,7 +222,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
   }
 
   // What the upload reader and the body writer use of their session.
-  const http_settings& settings() const { return state_->settings; }
+  const http_config& settings() const { return state_->settings; }
   request_handler& handler() { return state_->routes; }
   Stream& stream() { return stream_; }
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
@@ -279,7 +279,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
     if (first_request_) {
       lowest().expires_at(first_deadline_);
     } else {
-      lowest().expires_after(settings().idle_timeout);
+      lowest().expires_after(settings().idle_timeout());
     }
     http::async_read_header(stream_, buffer_, *head_parser_,
                             beast::bind_front_handler(&session::on_read_header, shared_from_this()));
@@ -315,7 +315,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
   void do_read_body() {
     body_parser_.emplace(std::move(*head_parser_));
     body_parser_->body_limit(settings().body_limit_bytes);
-    lowest().expires_after(settings().read_timeout);
+    lowest().expires_after(settings().read_timeout());
     http::async_read(stream_, buffer_, *body_parser_,
                      beast::bind_front_handler(&session::on_read_body, shared_from_this()));
   }
@@ -404,9 +404,15 @@ class session : public connection, public std::enable_shared_from_this<session<S
   }
 
   void on_upload_abandoned(std::unique_ptr<upload> up, beast::error_code ec) {
-    spdlog::warn("request={} {} {} {} upload abandoned after {} bytes ({}); nothing kept", request_id_, remote_,
-                 method_, target_, up ? up->file().size() : 0, ec.message());
-    state_->pool.post([up = std::move(up)]() mutable { up.reset(); });
+    const std::uint64_t received = up ? up->file().size() : 0;
+    // Logged once the partial file is gone, so the line says what is true.
+    state_->pool.post([up = std::move(up),
+                       line = fmt::format("request={} {} {} {} upload abandoned after {} bytes ({}); "
+                                          "nothing kept",
+                                          request_id_, remote_, method_, target_, received, ec.message())]() mutable {
+      up.reset();
+      spdlog::warn("{}", line);
+    });
     do_close(ec);
   }
 
@@ -445,7 +451,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
     msg.prepare_payload();
     keep_alive_ = msg.keep_alive();
     log_request(msg.result_int(), msg.body().size(), res.route);
-    lowest().expires_after(settings().read_timeout);
+    lowest().expires_after(settings().read_timeout());
     beast::async_write(stream_, http::message_generator(std::move(msg)),
                        beast::bind_front_handler(&session::on_write, shared_from_this()));
   }
@@ -613,7 +619,7 @@ class listener : public std::enable_shared_from_this<listener> {
 
 }  // namespace
 
-http_server::http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_settings settings)
+http_server::http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings)
     : state_(std::make_shared<server_state>(handler, stats, pool, settings)),
       ioc_(static_cast<int>(settings.io_threads)) {}
 

@@ -168,10 +168,10 @@ report_file process_runner::run(const scan_request& request) {
   // The report's file entries wait on the spool disk, which is sized for images, not in memory.
   w.spill_dir = std::filesystem::path(scan.spool_path).parent_path().string();
   w.report_path = report_path.string();
-  w.max_report_bytes = settings_.max_output_bytes;
+  w.max_report_bytes = settings_.worker.max_output_bytes;
   w.jobs = settings_.scan_threads;
-  w.memory_limit = settings_.memory_limit_bytes;
-  w.cpu_limit = settings_.cpu_limit_seconds;
+  w.memory_limit = settings_.worker.memory_limit_bytes;
+  w.cpu_limit = settings_.worker.cpu_limit_seconds;
   w.parent_pid = ::getpid();
 
   std::vector<std::string> args = {settings_.command.string(), "worker"};
@@ -203,8 +203,9 @@ report_file process_runner::run(const scan_request& request) {
   ::close(out_write.fd);
   out_write.fd = -1;
 
-  const auto deadline = steady::now() + settings_.timeout;
-  line_reader reader(out_read.fd, settings_.max_output_bytes);
+  const auto timeout = settings_.worker.deadline(settings_.limits);
+  const auto deadline = steady::now() + timeout;
+  line_reader reader(out_read.fd, settings_.worker.max_output_bytes);
   worker_output said;
   ending how = ending::exited;
   for (bool eof = false; !eof;) {
@@ -247,7 +248,7 @@ report_file process_runner::run(const scan_request& request) {
       break;
     }
     if (reader.overflow()) {
-      said.malformed = "output larger than " + std::to_string(settings_.max_output_bytes) + " bytes";
+      said.malformed = "output larger than " + std::to_string(settings_.worker.max_output_bytes) + " bytes";
       how = ending::refused;
       break;
     }
@@ -264,7 +265,7 @@ report_file process_runner::run(const scan_request& request) {
     throw std::runtime_error("cancelled");
   }
   if (how == ending::timed_out) {
-    throw scan_failed("timed out after " + std::to_string(settings_.timeout.count()) + " s");
+    throw scan_failed("timed out after " + std::to_string(timeout.count()) + " s");
   }
   if (!said.mismatch.empty()) {
     throw scan_failed("rule-set digest mismatch: " + said.mismatch);
@@ -272,7 +273,7 @@ report_file process_runner::run(const scan_request& request) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     if (sig == SIGXCPU) {
-      throw scan_failed("CPU time limit " + std::to_string(settings_.cpu_limit_seconds) + " s exceeded");
+      throw scan_failed("CPU time limit " + std::to_string(settings_.worker.cpu_limit_seconds) + " s exceeded");
     }
     if (!said.malformed.empty()) {
       throw scan_failed("malformed worker output: " + said.malformed);
@@ -284,7 +285,7 @@ report_file process_runner::run(const scan_request& request) {
     throw scan_failed("malformed worker output: " + said.malformed);
   }
   if (code == static_cast<int>(proto::worker_exit::out_of_memory)) {
-    throw scan_failed("memory limit " + std::to_string(settings_.memory_limit_bytes) + " bytes exceeded");
+    throw scan_failed("memory limit " + std::to_string(settings_.worker.memory_limit_bytes) + " bytes exceeded");
   }
   if (said.error) {
     if (said.error->code == proto::error_codes::rules_mismatch) {

@@ -54,7 +54,7 @@ class upload_reader {
     }
     // curl and kiosks wait for this before sending a large body.
     continue_ = "HTTP/1.1 100 Continue\r\n\r\n";
-    session_.lowest().expires_after(session_.settings().read_timeout);
+    session_.lowest().expires_after(session_.settings().read_timeout());
     boost::asio::async_write(session_.stream(), boost::asio::buffer(continue_),
                              [this, self = session_.shared_from_this()](boost::beast::error_code ec, std::size_t) {
                                if (ec) {
@@ -79,7 +79,7 @@ class upload_reader {
     }
     // The deadline restarts with every read: a slow but steady client is
     // fine, a silent one is cut off after read_timeout.
-    session_.lowest().expires_after(session_.settings().read_timeout);
+    session_.lowest().expires_after(session_.settings().read_timeout());
     http::async_read_some(
         session_.stream(), session_.buffer(), *parser_,
         [this, self = session_.shared_from_this()](boost::beast::error_code ec, std::size_t) { on_read_chunked(ec); });
@@ -89,7 +89,7 @@ class upload_reader {
     if (remaining_ == 0) {
       return received();
     }
-    session_.lowest().expires_after(session_.settings().read_timeout);
+    session_.lowest().expires_after(session_.settings().read_timeout());
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(raw_read_bytes, remaining_));
     session_.stream().async_read_some(
         boost::asio::buffer(raw_buffer_.get(), want),

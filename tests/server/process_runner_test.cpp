@@ -29,7 +29,7 @@ server::process_runner_settings settings_for(const fs::path& command) {
   server::process_runner_settings s;
   s.command = command;
   s.rule_paths = {test::rules_dir()};
-  s.timeout = std::chrono::seconds(60);
+  s.worker.timeout_seconds = 60;
   return s;
 }
 
@@ -167,8 +167,8 @@ TEST(ProcessRunner, MisbehavingWorkersEndWithPreciseReasons) {
   };
   for (const auto& c : cases) {
     auto s = settings_for(script(dir, c.name, c.body));
-    s.memory_limit_bytes = 1 << 20;
-    s.cpu_limit_seconds = 7;
+    s.worker.memory_limit_bytes = 1 << 20;
+    s.worker.cpu_limit_seconds = 7;
     server::process_runner runner(s);
     std::atomic<bool> cancel{false};
     const std::string got = failure_of(runner, record_for(fat_image(), dir.path()), cancel);
@@ -180,7 +180,7 @@ TEST(ProcessRunner, MisbehavingWorkersEndWithPreciseReasons) {
 TEST(ProcessRunner, OutputIsBounded) {
   test::scratch_dir dir;
   auto s = settings_for(script(dir, "flood.sh", "yes '{\"type\":\"progress\"}' | head -c 50000000"));
-  s.max_output_bytes = 1 << 20;
+  s.worker.max_output_bytes = 1 << 20;
   server::process_runner runner(s);
   std::atomic<bool> cancel{false};
   EXPECT_EQ(failure_of(runner, record_for(fat_image(), dir.path()), cancel),
@@ -191,7 +191,7 @@ TEST(ProcessRunner, OutputIsBounded) {
 TEST(ProcessRunner, HangingWorkerIsKilledAtTheDeadline) {
   test::scratch_dir dir;
   auto s = settings_for(script(dir, "hang.sh", "exec sleep 600"));
-  s.timeout = std::chrono::seconds(1);
+  s.worker.timeout_seconds = 1;
   server::process_runner runner(s);
   std::atomic<bool> cancel{false};
   EXPECT_EQ(failure_of(runner, record_for(fat_image(), dir.path()), cancel), "failed: timed out after 1 s");
@@ -234,14 +234,14 @@ TEST(ProcessRunner, CorpusEveryHostileImageEndsDoneOrFailedNeverHung) {
   BORDERSCAN_REQUIRE_CORPUS();
   test::scratch_dir tmp;
   auto s = settings_for(BORDERSCAN_CLI);
-  s.timeout = std::chrono::seconds(60);
+  s.worker.timeout_seconds = 60;
   server::process_runner runner(s);
   const auto images = test::hostile_images(tmp.path());
   ASSERT_GE(images.size(), 11u);
   for (const auto& image : images) {
     auto hang_settings = s;
     if (image.filename() == test::libtsk_hang_image) {
-      hang_settings.timeout = std::chrono::seconds(3);
+      hang_settings.worker.timeout_seconds = 3;
     }
     server::process_runner r(hang_settings);
     std::atomic<bool> cancel{false};

@@ -241,8 +241,8 @@ class in_process_server {
   http_server& server() { return server_; }
 
  private:
-  static http_settings settings(const server_options& o, const key_pair* tls) {
-    http_settings s;
+  static http_config settings(const server_options& o, const key_pair* tls) {
+    http_config s;
     s.io_threads = o.io_threads;
     if (tls != nullptr) {
       s.tls_certificate = tls->certificate;

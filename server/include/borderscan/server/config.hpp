@@ -4,6 +4,7 @@
 // printed back as TOML by `borderscand --print-config`.
 // config/borderscand.toml documents every key; a test keeps both in step.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
@@ -43,6 +44,11 @@ struct http_config {
   std::filesystem::path tls_certificate;  // certificate chain, leaf first
   std::filesystem::path tls_private_key;
   bool tls_enabled() const { return !tls_certificate.empty(); }
+
+  std::chrono::seconds header_timeout() const { return std::chrono::seconds(header_timeout_seconds); }
+  std::chrono::seconds read_timeout() const { return std::chrono::seconds(read_timeout_seconds); }
+  std::chrono::seconds idle_timeout() const { return std::chrono::seconds(idle_timeout_seconds); }
+  std::chrono::milliseconds event_interval() const { return std::chrono::milliseconds(event_interval_ms); }
 };
 
 struct storage_config {
@@ -87,7 +93,12 @@ struct worker_config {
   std::uint64_t memory_limit_bytes = 4ULL << 30;  // RLIMIT_AS of the worker; 0 = none
   std::uint64_t cpu_limit_seconds = 0;            // RLIMIT_CPU of the worker; 0 = none
   std::uint32_t timeout_seconds = 0;              // wall clock; 0 = limits.scan_timeout_seconds + 60
-  std::uint64_t max_output_bytes = 512ULL << 20;  // largest worker output accepted (the report)
+  std::uint64_t max_output_bytes = 512ULL << 20;  // largest report file, and most message bytes, of a worker
+
+  // The wall-clock deadline of a worker under these scan limits.
+  std::chrono::seconds deadline(const scanner::limits& lim) const {
+    return std::chrono::seconds(timeout_seconds != 0 ? timeout_seconds : std::uint64_t{lim.scan_timeout_seconds} + 60);
+  }
 };
 
 struct log_config {

@@ -21,24 +21,11 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "borderscan/server/blocking_pool.hpp"
+#include "borderscan/server/config.hpp"
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/router.hpp"
 
 namespace borderscan::server {
-
-struct http_settings {
-  unsigned io_threads = 2;
-  unsigned max_connections = 256;
-  std::uint32_t header_limit_bytes = 16 * 1024;
-  std::uint64_t body_limit_bytes = 1 << 20;
-  std::chrono::milliseconds header_timeout{30'000};
-  std::chrono::milliseconds read_timeout{60'000};
-  std::chrono::milliseconds idle_timeout{60'000};
-  std::chrono::milliseconds event_interval{250};
-  // Both set: every connection is TLS (PEM files, read by start()). Both empty: plain HTTP.
-  std::filesystem::path tls_certificate;
-  std::filesystem::path tls_private_key;
-};
 
 struct server_state;
 
@@ -46,7 +33,7 @@ class http_server {
  public:
   // `handler` and `pool` must outlive the server; stop() waits for the
   // pool to run what the sessions left on it.
-  http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_settings settings);
+  http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings);
   ~http_server();
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;

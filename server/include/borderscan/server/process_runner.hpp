@@ -17,11 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "borderscan/server/config.hpp"
 #include "borderscan/server/scan_runner.hpp"
 
 namespace borderscan::server {
 
 struct process_runner_settings {
+  worker_config worker;           // as configured; worker.command is resolved in `command`
   std::filesystem::path command;  // the borderscan executable (or a stand-in in tests)
   std::vector<std::filesystem::path> rule_paths;
   std::vector<std::string> hashsets;  // FILE:known-bad / FILE:known-good
