@@ -120,8 +120,8 @@ TEST_F(Pipeline, TheServedReportIsTheFileTheAuditLogPins) {
 TEST_F(Pipeline, AWorkerNeverOutlivesADaemonKilledMidScanAndTheScanFinishesOnce) {
   // Two scans that keep their workers busy: 600 MiB of zeros in one file
   // (sparse on disk; seconds of hashing, with progress on the pipe), and the
-  // image on which libtsk spins without end and without a word (a worker
-  // that nothing but the daemon's deadline, or its death, would stop).
+  // image on which libtsk spins for long without a word (a worker that only
+  // the daemon's deadline, or its death, stops early).
   const fs::path content = scratch_ / "content";
   fs::create_directories(content);
   ASSERT_EQ(test::run_command("truncate -s 600M " + test::shell_quote((content / "zeros.bin").string())).exit_code, 0);
@@ -150,13 +150,19 @@ TEST_F(Pipeline, AWorkerNeverOutlivesADaemonKilledMidScanAndTheScanFinishesOnce)
               most_per_scan, std::count_if(running.begin(), running.end(),
                                            [&](const std::string& cmd) { return cmd.find(id) != std::string::npos; }));
         }
-        return status_of(d, big).value("status", "") == "done" && status_of(d, spin).value("status", "") == "failed";
+        const std::string spun = status_of(d, spin).value("status", "");
+        return status_of(d, big).value("status", "") == "done" && (spun == "failed" || spun == "done");
       },
       std::chrono::seconds(180)))
       << d.log();
   EXPECT_EQ(most_per_scan, 1U) << "one worker per scan";
   EXPECT_EQ(status_of(d, big).at("attempts"), 2);  // the interrupted attempt counts
-  EXPECT_EQ(status_of(d, spin).at("error"), "timed out after 30 s");
+  // libtsk gives up on that image after some 25 s of CPU time: the scan ends
+  // done (incomplete) or at the deadline, once either way.
+  const auto spin_end = http_get(d.port(), "/api/v1/audit?scan=" + spin).json();
+  EXPECT_EQ(std::count_if(spin_end.at("items").begin(), spin_end.at("items").end(),
+                          [](const json& e) { return e.at("event") == "scan_done" || e.at("event") == "scan_failed"; }),
+            1);
   const auto done = http_get(d.port(), "/api/v1/audit?event=scan_done&scan=" + big).json();
   EXPECT_EQ(done.at("items").size(), 1U) << "stored once";
   const auto report = http_get(d.port(), "/api/v1/scans/" + big + "/report").json();
