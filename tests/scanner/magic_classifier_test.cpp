@@ -317,6 +317,12 @@ std::vector<std::pair<std::string, std::string>> made_contents() {
   c.emplace_back("XML document", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<root><item>1</item></root>\n");
   c.emplace_back("SVG image", "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\"/>\n");
   c.emplace_back("Windows INF", "[autorun]\nopen=setup.exe\nicon=setup.exe,0\n");
+  // Text whose type comes from soft magic run on text, with a MIME type
+  // outside text/: skipping the text check for non-text answers breaks them.
+  c.emplace_back("e-mail",
+                 "Delivered-To: inspector@example.org\nFrom: a@example.org\nSubject: cargo\n\n" + words + "\n");
+  c.emplace_back("PBM image, ASCII", "P1\n# made by hand\n4 2\n0 1 0 1\n1 0 1 0\n");
+  c.emplace_back("KDE desktop entry", "[KDE Desktop Entry]\nName=Inspect\nExec=inspect\n");
   c.emplace_back("JSON", "{\"name\": \"border\", \"items\": [1, 2, 3], \"ok\": true}\n");
   c.emplace_back("JSON array", "[{\"a\": 1}, {\"a\": 2}]");
   c.emplace_back("NDJSON", "{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n");
