@@ -1,6 +1,6 @@
 // Measures and compares libmagic configurations on real content, outside the
-// scanner (issue #12). Not part of the build: bench/magic-compare.sh and the
-// commands in its header compile it by hand against the classifier's source:
+// scanner (issue #12). Not part of the build: compile it by hand, from the
+// repository's root, against the classifier's source:
 //
 //   g++ -O2 -g -std=c++20 -Iscanner/include -Iscanner/src bench/magic-harness.cpp
 //       scanner/src/magic_classifier.cpp scanner/src/error.cpp -lmagic -o /tmp/magic-harness
