@@ -27,7 +27,6 @@ class magic_classifier {
  private:
   magic_set* mime_ = nullptr;
   magic_set* description_ = nullptr;
-  magic_set* text_description_ = nullptr;  // no soft magic: plain text needs only its encoding
 };
 
 }  // namespace borderscan::scanner::detail
