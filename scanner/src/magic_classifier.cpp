@@ -3,13 +3,16 @@
 #include <magic.h>
 
 #include "borderscan/scanner/error.hpp"
+#include "c_handle.hpp"
 
 namespace borderscan::scanner::detail {
 namespace {
 
-magic_set* open_cookie(int flags) {
-  magic_set* cookie = magic_open(flags);
-  if (cookie == nullptr) {
+using cookie_ptr = std::unique_ptr<magic_set, detail::c_deleter<&magic_close>>;
+
+cookie_ptr open_cookie(int flags) {
+  cookie_ptr cookie(magic_open(flags));
+  if (!cookie) {
     throw scan_error(scan_errc::magic_failed, "magic_open failed");
   }
   // libmagic checks the text encoding of (and runs its regular expressions
@@ -17,12 +20,14 @@ magic_set* open_cookie(int flags) {
   // decide the type just as well.
   const std::size_t encoding_max = 4096;
   const std::size_t regex_max = 4096;
-  magic_setparam(cookie, MAGIC_PARAM_ENCODING_MAX, &encoding_max);
-  magic_setparam(cookie, MAGIC_PARAM_REGEX_MAX, &regex_max);
-  if (magic_load(cookie, nullptr) != 0) {
-    std::string why = magic_error(cookie) ? magic_error(cookie) : "unknown error";
-    magic_close(cookie);
-    throw scan_error(scan_errc::magic_failed, "cannot load the libmagic database: " + why);
+  if (magic_setparam(cookie.get(), MAGIC_PARAM_ENCODING_MAX, &encoding_max) != 0 ||
+      magic_setparam(cookie.get(), MAGIC_PARAM_REGEX_MAX, &regex_max) != 0) {
+    throw scan_error(scan_errc::magic_failed, "libmagic refuses its parameters");
+  }
+  if (magic_load(cookie.get(), nullptr) != 0) {
+    const char* why = magic_error(cookie.get());
+    throw scan_error(scan_errc::magic_failed,
+                     std::string("cannot load the libmagic database: ") + (why ? why : "unknown error"));
   }
   return cookie;
 }
@@ -40,14 +45,15 @@ std::string call(magic_set* cookie, std::span<const std::byte> prefix) {
 
 // MAGIC_NO_CHECK_COMPRESS keeps libmagic from decompressing on its own:
 // archives are opened by the archive stage, with limits.
-magic_classifier::magic_classifier()
-    : mime_(open_cookie(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS)),
-      description_(open_cookie(MAGIC_NONE | MAGIC_NO_CHECK_COMPRESS)) {}
-
-magic_classifier::~magic_classifier() {
-  magic_close(mime_);
-  magic_close(description_);
+void magic_classifier::closer::operator()(magic_set* cookie) const noexcept {
+  magic_close(cookie);
 }
+
+magic_classifier::magic_classifier()
+    : mime_(open_cookie(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS).release()),
+      description_(open_cookie(MAGIC_NONE | MAGIC_NO_CHECK_COMPRESS).release()) {}
+
+magic_classifier::~magic_classifier() = default;
 
 namespace {
 
@@ -89,13 +95,13 @@ int description_flags(const std::string& mime) {
 }  // namespace
 
 magic_result magic_classifier::classify(std::span<const std::byte> prefix) {
-  magic_result r{call(mime_, prefix), {}};
+  magic_result r{call(mime_.get(), prefix), {}};
   // One cookie, flags set per call: libmagic reads them afresh on every call,
   // and one loaded database fewer per thread.
-  if (magic_setflags(description_, description_flags(r.mime)) != 0) {
+  if (magic_setflags(description_.get(), description_flags(r.mime)) != 0) {
     throw scan_error(scan_errc::magic_failed, "magic_setflags failed");
   }
-  r.description = call(description_, prefix);
+  r.description = call(description_.get(), prefix);
   return r;
 }
 

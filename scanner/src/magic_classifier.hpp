@@ -3,6 +3,7 @@
 // the cookie owns the strings it returns, so results are copied at once.
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -25,8 +26,11 @@ class magic_classifier {
   magic_result classify(std::span<const std::byte> prefix);
 
  private:
-  magic_set* mime_ = nullptr;
-  magic_set* description_ = nullptr;
+  struct closer {
+    void operator()(magic_set* cookie) const noexcept;
+  };
+  std::unique_ptr<magic_set, closer> mime_;
+  std::unique_ptr<magic_set, closer> description_;
 };
 
 }  // namespace borderscan::scanner::detail
