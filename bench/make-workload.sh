@@ -67,23 +67,7 @@ export SOURCE_DATE_EPOCH=1672531200      # 2023-01-01T00:00:00Z; mtools uses it 
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
 printf 'mtools_skip_check=1\ndefault_codepage=850\n' >"$tmp/mtoolsrc"
 export MTOOLSRC="$tmp/mtoolsrc"
-# Debian 12's ext4 feature set with 4 KiB blocks, pinned so that /etc/mke2fs.conf changes nothing.
-cat >"$tmp/mke2fs.conf" <<'EOF'
-[defaults]
-	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
-	blocksize = 4096
-	inode_size = 256
-	inode_ratio = 16384
-[fs_types]
-	small = {
-		blocksize = 4096
-		inode_ratio = 16384
-	}
-	ext4 = {
-		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
-	}
-EOF
-export MKE2FS_CONFIG="$tmp/mke2fs.conf"
+export MKE2FS_CONFIG=$here/mke2fs.conf  # Debian 12's ext4 features, pinned
 
 t0=$SECONDS
 src=$tmp/tree

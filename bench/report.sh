@@ -159,22 +159,7 @@ build_image() {
   umask 022
   export TZ=UTC LC_ALL=C.UTF-8 SOURCE_DATE_EPOCH=1672531200
   export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
-  cat >"$build_tmp/mke2fs.conf" <<'EOF'
-[defaults]
-	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
-	blocksize = 4096
-	inode_size = 256
-	inode_ratio = 16384
-[fs_types]
-	small = {
-		blocksize = 4096
-		inode_ratio = 16384
-	}
-	ext4 = {
-		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
-	}
-EOF
-  export MKE2FS_CONFIG=$build_tmp/mke2fs.conf
+  export MKE2FS_CONFIG=$here/mke2fs.conf  # Debian 12's ext4 features, pinned
   echo "report: generating $files files (bench/report_gen.py) in $tree_tmp ..." >&2
   python3 "$here/report_gen.py" "$files" "$src" "$build_tmp/summary.json"
   # Size: the files' blocks, a 16 KiB allowance per folder, the inode tables, 10 % slack and room for
@@ -218,7 +203,7 @@ json.dump(s, open(sys.argv[5], "w"), indent=1, ensure_ascii=False)' \
 
 # The cache key covers everything the image depends on: the generator, this recipe (build_image's own
 # text, mke2fs.conf included) and the mke2fs version.
-key=$( { declare -f build_image; mke2fs -V 2>&1 | head -n 1; cat "$here/report_gen.py"; } | sha256sum | cut -c1-12)
+key=$( { declare -f build_image; mke2fs -V 2>&1 | head -n 1; cat "$here/report_gen.py" "$here/workload_gen.py" "$here/mke2fs.conf"; } | sha256sum | cut -c1-12)
 image=$cache_dir/report-ext4-$files-$key.img
 summary=$cache_dir/report-ext4-$files-$key.json
 if [[ -s "$image" && -s "$summary" ]]; then
@@ -407,21 +392,14 @@ M_START=$start M_END=$end M_CMDLINE=$cmdline M_LOAD_BEFORE=$load_before M_LOAD_A
   M_BINARY="built $(date -u -r "$daemon" +%Y-%m-%dT%H:%M:%SZ)" M_IMAGE_DESC=$image_desc \
   M_CONFIG_DESC=$config_desc M_FILES=$files M_CLIENTS=$clients M_INTERVAL=$interval \
   M_IMAGE_BYTES=$image_bytes M_LIMIT_RATE=$limit_rate M_SCAN_OUTCOME=$scan_outcome M_PROBLEMS=$problems \
-  python3 - "$tmp/meta.json" <<'EOF'
-import json, os, socket, sys
+  python3 - "$tmp/meta.json" "$here" <<'EOF'
+import json, os, sys
+sys.path.insert(0, sys.argv[2])
+from bench_meta import machine
 e = os.environ
-cpu = "?"
-with open("/proc/cpuinfo") as f:
-    for line in f:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-with open("/proc/meminfo") as f:
-    mem_kb = int(next(l for l in f if l.startswith("MemTotal:")).split()[1])
 meta = {k[2:].lower(): v for k, v in e.items() if k.startswith("M_")}
 meta.update(files=int(e["M_FILES"]), clients=int(e["M_CLIENTS"]), image_bytes=int(e["M_IMAGE_BYTES"]),
-            problems=int(e["M_PROBLEMS"]), nproc=os.cpu_count(), cpu=cpu, mem_gib=mem_kb / 2**20,
-            host=socket.gethostname())
+            problems=int(e["M_PROBLEMS"]), **machine())
 with open(sys.argv[1], "w") as f:
     json.dump(meta, f, indent=1, ensure_ascii=False)
 EOF

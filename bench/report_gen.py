@@ -21,6 +21,9 @@ import os
 import random
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workload_gen import COMMON_WORDS  # noqa: E402
+
 SEED = "borderscan-report-bench-v1"
 FIXED_MTIME = 1672531200  # 2023-01-01T00:00:00Z; files get mtimes spread over 2023
 DUPLICATE_SHARE = 0.05
@@ -28,14 +31,7 @@ FILES_PER_DIR = 40
 MAX_DEPTH = 7
 
 WORDS = (
-    "the of and to in is was for on that with as by at from this be have are or an which not "
-    "report invoice customer delivery border station device card photo travel hotel meeting "
-    "budget quarter summary project status update review draft final notes agenda minutes "
-    "payment amount total balance account transfer reference number date time location "
-    "shipment container cargo vessel port terminal customs declaration value weight origin "
-    "destination contact phone email address street city country postal code office team "
-    "manager engineer analyst support service contract agreement terms conditions schedule "
-    "january february march april may june july august september october november december "
+    COMMON_WORDS +
     "please thanks regards kind best hello dear attached document file folder backup archive "
     "Zürich München Genève Kraków São Paulo Málaga Ångström café naïve résumé façade "
     "привет отчёт граница таможня груз Αθήνα λογαριασμός"

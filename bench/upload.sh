@@ -270,29 +270,23 @@ META_START=$start META_END=$end META_CMDLINE=$cmdline META_LOAD_BEFORE=$load_bef
   META_MOUNT_OPTS=$disk_opts META_AVAIL=$avail_h META_VERSION=$version META_GIT_REV=$git_rev \
   META_GIT_DIRTY=$git_dirty META_BINARY="$daemon, built $(date -u -r "$daemon" +%Y-%m-%dT%H:%M:%SZ)" META_CURL=$(curl --version | head -n 1 | cut -d' ' -f1-2) \
   META_IMAGE_DESC=${image_desc:-} META_SMALL_DESC=$small_desc META_WORKERS=$(nproc) META_IO_THREADS=2 \
-  python3 - "$tmp/meta.json" <<'EOF'
+  python3 - "$tmp/meta.json" "$repo/bench" <<'EOF'
 import json, os, platform, sys
+sys.path.insert(0, sys.argv[2])
+from bench_meta import machine
 e = os.environ
-cpu = "?"
-with open("/proc/cpuinfo") as f:
-    for line in f:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-with open("/proc/meminfo") as f:
-    mem_kb = int(next(l for l in f if l.startswith("MemTotal:")).split()[1])
 def sysctl(name):
     with open("/proc/sys/vm/" + name) as f:
         return f.read().strip()
 meta = {
-    "start": e["META_START"], "end": e["META_END"], "cmdline": e["META_CMDLINE"], "nproc": os.cpu_count(),
-    "cpu": cpu, "mem_gib": mem_kb / 2**20, "load_before": e["META_LOAD_BEFORE"], "load_after": e["META_LOAD_AFTER"],
+    "start": e["META_START"], "end": e["META_END"], "cmdline": e["META_CMDLINE"],
+    "load_before": e["META_LOAD_BEFORE"], "load_after": e["META_LOAD_AFTER"],
     "disk": e["META_DISK"], "fstype": e["META_FSTYPE"], "mount_opts": e["META_MOUNT_OPTS"],
     "avail_before": e["META_AVAIL"], "version": e["META_VERSION"], "git_rev": e["META_GIT_REV"],
     "git_dirty": e["META_GIT_DIRTY"], "binary": e["META_BINARY"], "curl": e["META_CURL"], "kernel": platform.release(),
     "dirty_ratio": sysctl("dirty_ratio"), "dirty_background_ratio": sysctl("dirty_background_ratio"),
     "image_desc": e["META_IMAGE_DESC"], "small_desc": e["META_SMALL_DESC"], "workers": e["META_WORKERS"],
-    "io_threads": e["META_IO_THREADS"],
+    "io_threads": e["META_IO_THREADS"], **machine(),
 }
 with open(sys.argv[1], "w") as f:
     json.dump(meta, f, indent=1)

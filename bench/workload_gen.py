@@ -66,7 +66,8 @@ SCALES = {
                   jpg_kb=(40, 300), blobs_mb=[6, 3], big_members_mb=[33], deleted=8),
 }
 
-WORDS = (
+# Words both generators use (bench/report_gen.py too).
+COMMON_WORDS = (
     "the of and to in is was for on that with as by at from this be have are or an which not "
     "report invoice customer delivery border station device card photo travel hotel meeting "
     "budget quarter summary project status update review draft final notes agenda minutes "
@@ -75,6 +76,10 @@ WORDS = (
     "destination contact phone email address street city country postal code office team "
     "manager engineer analyst support service contract agreement terms conditions schedule "
     "january february march april may june july august september october november december "
+)
+
+WORDS = (
+    COMMON_WORDS +
     "monday tuesday wednesday thursday friday please thanks regards kind best hello dear "
     "attached document file folder backup archive copy version system network server client "
     "password username login access security policy audit compliance risk incident response "
