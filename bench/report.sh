@@ -41,6 +41,8 @@ usage() {
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 here=$repo/bench
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 cmdline="bench/report.sh $*"
 files=100000
 clients=64
@@ -118,10 +120,7 @@ cleanup() {
     kill -TERM "$sampler_pid" 2>/dev/null || true
     wait "$sampler_pid" 2>/dev/null || true
   fi
-  if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
+  stop_daemon
   [[ -n "$build_tmp" ]] && rm -rf "$build_tmp"
   [[ -n "$tree_tmp" ]] && rm -rf "$tree_tmp"
   if [[ -n "$tmp" ]]; then
@@ -259,22 +258,7 @@ eff() { # KEY: its effective value
 }
 config_desc="workers $(eff workers), scan_threads $(eff scan_threads) (0 = cores / workers), io_threads $(eff io_threads), worker.memory_limit_bytes $(eff memory_limit_bytes), worker.max_output_bytes $(eff max_output_bytes), max_connections $(eff max_connections), isolation $(eff isolation); everything else default"
 version=$("$daemon" --version 2>&1 | head -n 1)
-"$daemon" serve --config "$cfg" --port-file "$tmp/port" >"$tmp/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 300); do
-  [[ -s "$tmp/port" ]] && break
-  kill -0 "$daemon_pid" 2>/dev/null || { cat "$tmp/daemon.log" >&2; die "borderscand exited at start-up"; }
-  sleep 0.1
-done
-[[ -s "$tmp/port" ]] || die "borderscand wrote no port file within 30 s"
-url=http://127.0.0.1:$(cat "$tmp/port")
-code=
-for _ in $(seq 300); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz" || true)
-  [[ "$code" == 200 ]] && break
-  sleep 0.1
-done
-[[ "$code" == 200 ]] || { curl -s "$url/readyz" >&2 || true; die "borderscand not ready (/readyz $code)"; }
+start_daemon "$daemon" "$cfg" "$tmp"
 echo "== borderscand ($version) pid $daemon_pid ready on $url"
 echo "   $config_desc"
 

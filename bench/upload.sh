@@ -38,6 +38,8 @@ usage() {
 }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 cmdline="bench/upload.sh $*"
 size_gib=4
 runs=3
@@ -94,10 +96,7 @@ tmp=$(mktemp -d "$tmp_parent/borderscan-upload.XXXXXX")
 daemon_pid=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-  if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
+  stop_daemon
   if [[ "$keep" == 1 ]]; then
     echo "upload: kept $tmp"
   else
@@ -213,22 +212,7 @@ paths = ["$repo/rules"]
 level = "info"
 EOF
 version=$("$daemon" --version 2>&1 | head -n 1)
-"$daemon" serve --config "$cfg" --port-file "$tmp/port" >"$tmp/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 300); do
-  [[ -s "$tmp/port" ]] && break
-  kill -0 "$daemon_pid" 2>/dev/null || { cat "$tmp/daemon.log" >&2; die "borderscand exited at start-up"; }
-  sleep 0.1
-done
-[[ -s "$tmp/port" ]] || die "borderscand wrote no port file within 30 s"
-port=$(cat "$tmp/port")
-url=http://127.0.0.1:$port
-for _ in $(seq 300); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz" || true)
-  [[ "$code" == 200 ]] && break
-  sleep 0.1
-done
-[[ "$code" == 200 ]] || { curl -s "$url/readyz" >&2 || true; die "borderscand not ready (/readyz $code)"; }
+start_daemon "$daemon" "$cfg" "$tmp"
 echo "== borderscand ($version) pid $daemon_pid ready on $url; config $cfg"
 
 # --- measurements ----------------------------------------------------------------------------------
