@@ -2,9 +2,17 @@
 # They expect: die MESSAGE (the caller's), and the caller's variables named below.
 
 # start_daemon DAEMON CONFIG WORKDIR: starts borderscand in the background with its port file and
-# log in WORKDIR, waits until /readyz says 200, and sets daemon_pid and url.
+# log in WORKDIR, waits until /readyz says 200, and sets daemon_pid and url. Every curl of the
+# benchmark (also those the Python helpers start) then sends an admin token of that daemon: it is
+# made on the data dir first and put in WORKDIR/.curlrc, which curl reads through CURL_HOME.
 start_daemon() {
-  local daemon=$1 cfg=$2 work=$3 code=
+  local daemon=$1 cfg=$2 work=$3 code= token=
+  if [[ ! -s "$work/.curlrc" ]]; then
+    token=$("$daemon" token create --role admin --name bench --config "$cfg" | tail -n 1 | awk '{print $NF}') ||
+      die "borderscand token create failed"
+    printf 'header = "Authorization: Bearer %s"\n' "$token" >"$work/.curlrc"
+  fi
+  export CURL_HOME=$work
   "$daemon" serve --config "$cfg" --port-file "$work/port" >"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 300); do

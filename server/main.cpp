@@ -2,6 +2,7 @@
 // picks the implementations (SQLite store, in-process runner) and wires them.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +27,7 @@
 #include "borderscan/server/sqlite_store.hpp"
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/worker_pool.hpp"
+#include "admin_commands.hpp"
 
 namespace fs = std::filesystem;
 using namespace borderscan;
@@ -60,7 +62,44 @@ void write_port_file(const fs::path& file, unsigned port) {
   fs::rename(tmp, file);
 }
 
+// The data dir and its folders hold travellers' data: owner only, also when
+// they were made by hand or by an older version with a wider mode.
+void make_private_dirs(std::initializer_list<fs::path> dirs) {
+  for (const auto& dir : dirs) {
+    fs::create_directories(dir);
+    std::error_code ec;
+    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec) {
+      spdlog::warn("cannot make {} owner-only (mode 0700): {}", dir.string(), ec.message());
+    }
+  }
+}
+
+// Plain HTTP beyond this machine sends tokens and reports in clear: refused
+// unless the operator said so, and then said again on every start.
+bool listen_allowed(const server::http_config& http) {
+  if (http.tls_enabled() || server::is_loopback(http.listen)) {
+    return true;
+  }
+  if (!http.allow_insecure_listen) {
+    spdlog::critical(
+        "refusing to listen on {} without TLS: tokens and reports would cross the network in clear. Set "
+        "http.tls_certificate and http.tls_private_key, listen on 127.0.0.1, or set http.allow_insecure_listen = "
+        "true when a TLS proxy or a private network protects the port",
+        http.listen.host);
+    return false;
+  }
+  spdlog::warn(
+      "INSECURE: listening on {} with plain HTTP (http.allow_insecure_listen = true); tokens and reports "
+      "cross the network in clear unless something else encrypts them",
+      http.listen.host);
+  return true;
+}
+
 int serve(const server::server_config& config, const fs::path& port_file, unsigned debug_scan_delay_ms) {
+  if (!listen_allowed(config.http)) {
+    return 2;
+  }
   scanner::yara_library yara;
   std::vector<std::string> rule_paths, hashsets;
   for (const auto& p : config.rules.paths) {
@@ -79,13 +118,17 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                rules.rules->info().digest, rules.compiled.string());
 
   const fs::path spool = config.storage.spool_path();
-  fs::create_directories(config.storage.data_dir);
-  fs::create_directories(spool);
-  fs::permissions(spool, fs::perms::owner_all, fs::perm_options::replace);
+  make_private_dirs(
+      {config.storage.data_dir, spool, config.storage.reports_path(), config.storage.compiled_rules_path()});
 
   server::system_clock clock;
   server::random_id_generator ids;
   server::sqlite_report_store store(config.storage.database_path(), config.storage.reports_path());
+  if (store.list_tokens().empty()) {
+    spdlog::warn(
+        "no API tokens yet: every route but /healthz and /readyz answers 401. Create one with "
+        "`borderscand token create --role admin --name NAME --config FILE`");
+  }
   server::retention_policy retention;
   retention.keep_all = config.storage.keep_images;
   retention.keep_flagged_ms = std::int64_t{config.storage.keep_flagged_days} * 86'400'000;
@@ -126,8 +169,9 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   server::worker_pool pool(queue, chosen, store, ingest, stats, clock,
                            {config.jobs.effective_workers(), config.jobs.max_attempts, retention});
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
-  server::router routes(store, queue, stats, rule_holder, clock, ids,
-                        {spool, config.storage.max_image_bytes, config.storage.min_free_spool_bytes, 30});
+  server::router routes(
+      store, queue, stats, rule_holder, clock, ids,
+      {spool, config.storage.max_image_bytes, config.storage.min_free_spool_bytes, 30, config.http.public_metrics});
   // Handlers that wait for the disk or the store (fdatasync of an upload,
   // SQLite) run here instead of on the I/O threads. Two threads match the
   // I/O threads; 64 waiting requests is far more than SQLite clears in a
@@ -173,6 +217,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // The database, its WAL, reports, spooled images and keys hold travellers'
+  // data: whatever this process creates is its owner's only.
+  ::umask(077);
 
   CLI::App app{"borderscand: the Borderscan checkpoint daemon (REST API, job queue, report store)"};
   app.set_version_flag("--version", BORDERSCAN_VERSION);
@@ -190,6 +237,7 @@ int main(int argc, char** argv) {
   app.add_flag("--print-config", print_config, "print the effective configuration as TOML and exit");
   // Hidden test seam: every scan stays `running` this long before it starts.
   app.add_option("--debug-scan-delay-ms", debug_scan_delay_ms)->group("");
+  const server::admin_commands admin = server::add_admin_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -215,6 +263,14 @@ int main(int argc, char** argv) {
   if (print_config) {
     std::cout << server::to_toml(config);
     return 0;
+  }
+  try {
+    if (const auto rc = admin.run(config)) {
+      return *rc;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "borderscand: " << e.what() << "\n";
+    return 1;
   }
 
   auto logger = spdlog::stderr_color_mt("borderscand");

@@ -1,5 +1,7 @@
 #include "borderscan/server/config.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -163,6 +165,8 @@ void read_http(table_reader& r, http_config& c) {
   r.integer("event_interval_ms", c.event_interval_ms, 10, 10'000);
   r.path("tls_certificate", c.tls_certificate);
   r.path("tls_private_key", c.tls_private_key);
+  r.boolean("public_metrics", c.public_metrics);
+  r.boolean("allow_insecure_listen", c.allow_insecure_listen);
   if (c.tls_certificate.empty() != c.tls_private_key.empty()) {
     throw config_error("http.tls_certificate and http.tls_private_key must be set together (TLS) or both left empty");
   }
@@ -252,6 +256,15 @@ toml::array to_array(const std::vector<std::filesystem::path>& paths) {
 }
 
 }  // namespace
+
+bool is_loopback(const listen_address& address) {
+  if (address.host == "localhost") {
+    return true;
+  }
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(address.host, ec);
+  return !ec && ip.is_loopback();
+}
 
 listen_address parse_listen_address(std::string_view text) {
   listen_address out;
@@ -344,6 +357,8 @@ std::string to_toml(const server_config& c) {
       {"event_interval_ms", i64(c.http.event_interval_ms)},
       {"tls_certificate", c.http.tls_certificate.string()},
       {"tls_private_key", c.http.tls_private_key.string()},
+      {"public_metrics", c.http.public_metrics},
+      {"allow_insecure_listen", c.http.allow_insecure_listen},
   };
   toml::table storage{
       {"data_dir", c.storage.data_dir.string()},

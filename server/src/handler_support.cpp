@@ -171,7 +171,16 @@ scan_record existing_scan(const route_call& c, report_store& store) {
   if (!scan) {
     not_found("scan");
   }
+  check_may_see(c, *scan);
   return std::move(*scan);
+}
+
+void check_may_see(const route_call& c, const scan_record& scan) {
+  if (c.who && c.who->role == role::station && scan.station != c.who->name) {
+    throw http_error(
+        http::status::forbidden, "forbidden",
+        "scan " + scan.id + " was submitted by another station; station '" + c.who->name + "' sees only its own scans");
+  }
 }
 
 }  // namespace borderscan::server::handlers

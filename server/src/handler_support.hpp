@@ -24,6 +24,8 @@ struct route_call {
   boost::urls::url_view url;
   std::string id;  // the decoded {id} segment; empty when the pattern has none
   std::string_view request_id;
+  std::optional<principal> who;  // the caller; empty on open routes
+  actor by;                      // the caller as the audit trail names it
 };
 
 namespace handlers {
@@ -72,8 +74,12 @@ json scan_identity_json(const scan_record& s);
 // The {id} of a route that names a scan, checked before anything else: an id
 // of the wrong shape never reaches the store (404).
 const std::string& scan_id(const route_call& c);
-// The scan a route without query parameters names, or 404.
+// The scan a route without query parameters names, or 404; 403 when a
+// station asks about another station's scan.
 scan_record existing_scan(const route_call& c, report_store& store);
+// 403 unless the caller may see the scan: reviewers and admins see every
+// scan, a station only its own.
+void check_may_see(const route_call& c, const scan_record& scan);
 
 }  // namespace handlers
 }  // namespace borderscan::server

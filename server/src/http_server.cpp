@@ -338,10 +338,13 @@ class session : public connection, public std::enable_shared_from_this<session<S
     const route_info* route = handler().route_of(req);
     if (route == nullptr || route->where == runs_on::io_thread) {
       // Unmatched requests are answered (400, 404, 405) without the store.
-      return send(handler().handle(req, request_id_));
+      return send(handler().handle(req, {request_id_, remote_}));
     }
-    const bool admitted = off_io([&h = handler(), req = std::move(req), id = request_id_] { return h.handle(req, id); },
-                                 [this](response r) { send(std::move(r)); }, true);
+    const bool admitted = off_io(
+        [&h = handler(), req = std::move(req), id = request_id_, peer = remote_] {
+          return h.handle(req, {id, peer});
+        },
+        [this](response r) { send(std::move(r)); }, true);
     if (!admitted) {
       send_busy(*route);
     }
@@ -366,8 +369,8 @@ class session : public connection, public std::enable_shared_from_this<session<S
       length = *declared;
     }
     const bool admitted = off_io(
-        [&h = handler(), head = request_header(head_parser_->get().base()), length, id = request_id_] {
-          return h.begin_upload(head, length, id);
+        [&h = handler(), head = request_header(head_parser_->get().base()), length, id = request_id_, peer = remote_] {
+          return h.begin_upload(head, length, {id, peer});
         },
         [this](std::variant<response, std::unique_ptr<upload>> begun) { on_upload_begun(std::move(begun)); }, true);
     if (!admitted) {
@@ -392,15 +395,19 @@ class session : public connection, public std::enable_shared_from_this<session<S
   void on_upload_received(std::unique_ptr<upload> up) {
     request_read_ = true;
     off_io(
-        [&h = handler(), up = std::move(up), id = request_id_]() mutable { return h.finish_upload(std::move(up), id); },
+        [&h = handler(), up = std::move(up), id = request_id_, peer = remote_]() mutable {
+          return h.finish_upload(std::move(up), {id, peer});
+        },
         [this](response r) { send(std::move(r)); });
   }
 
   void on_upload_failed(std::unique_ptr<upload> up, beast::error_code ec) {
     keep_alive_ = false;
-    off_io([&h = handler(), up = std::move(up), ec,
-            id = request_id_]() mutable { return h.upload_failed(std::move(up), ec, id); },
-           [this](response r) { send(std::move(r)); });
+    off_io(
+        [&h = handler(), up = std::move(up), ec, id = request_id_, peer = remote_]() mutable {
+          return h.upload_failed(std::move(up), ec, {id, peer});
+        },
+        [this](response r) { send(std::move(r)); });
   }
 
   void on_upload_abandoned(std::unique_ptr<upload> up, beast::error_code ec) {

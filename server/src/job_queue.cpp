@@ -63,10 +63,10 @@ void job_queue::release_slot() {
   --reserved_;
 }
 
-void job_queue::submit(queue_slot&& slot, scan_record& scan) {
+void job_queue::submit(queue_slot&& slot, scan_record& scan, const actor& by) {
   {
     std::lock_guard lock(mutex_);
-    store_.add_scan(scan);
+    store_.add_scan(scan, by);
     ++queued_;
     // The slot turns into the queued job: release it without the counter.
     --reserved_;
@@ -114,13 +114,15 @@ void job_queue::requeue(const std::string& id, std::string_view reason, bool cou
   wake_.notify_one();
 }
 
-cancel_result job_queue::cancel(const std::string& id) {
+cancel_result job_queue::cancel(const std::string& id, const actor& by) {
   std::lock_guard lock(mutex_);
   if (auto it = running_.find(id); it != running_.end()) {
     it->second->request_stop(stop_reason::cancelled);
+    // The scan fails as cancelled when its worker stops; who asked is recorded now.
+    store_.record("cancel_requested", id, nlohmann::json::object(), by, clock_.now_ms());
     return cancel_result::stopping;
   }
-  if (store_.cancel_queued(id, clock_.now_ms())) {
+  if (store_.cancel_queued(id, clock_.now_ms(), by)) {
     queued_ = queued_ > 0 ? queued_ - 1 : 0;
     return cancel_result::cancelled;
   }

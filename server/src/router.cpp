@@ -5,8 +5,8 @@
 namespace borderscan::server {
 namespace {
 
-// The pattern's segments against the request's decoded ones; `{id}` takes
-// any non-empty segment.
+// The pattern's segments against the request's decoded ones; a `{name}`
+// segment takes any non-empty segment.
 bool matches(std::string_view pattern, const boost::urls::segments_view& segments, std::string& id) {
   auto it = segments.begin();
   std::size_t start = 1;
@@ -17,7 +17,7 @@ bool matches(std::string_view pattern, const boost::urls::segments_view& segment
       return false;
     }
     const std::string segment = *it++;
-    if (part == "{id}") {
+    if (part.starts_with('{') && part.ends_with('}')) {
       if (segment.empty()) {
         return false;
       }
@@ -38,18 +38,25 @@ bool matches(std::string_view pattern, const boost::urls::segments_view& segment
 const std::vector<router::route_entry>& router::table() {
   using enum runs_on;
   using http::verb;
+  constexpr role_mask anyone = 0;
+  constexpr role_mask uploaders = mask_of(role::station) | mask_of(role::admin);
+  constexpr role_mask admins = mask_of(role::admin);
+  // method, pattern, where it runs, streamed upload, roles allowed, open with public metrics
   static const std::vector<route_entry> entries = {
-      {{verb::get, "/healthz", io_thread}, &router::get_healthz},
-      {{verb::get, "/readyz"}, &router::get_readyz},
-      {{verb::get, "/metrics", io_thread}, &router::get_metrics},
-      {{verb::post, "/api/v1/scans", blocking_pool, true}, &router::post_scan},
-      {{verb::get, "/api/v1/scans/{id}"}, &router::get_scan},
-      {{verb::delete_, "/api/v1/scans/{id}"}, &router::delete_scan},
-      {{verb::get, "/api/v1/scans/{id}/report"}, &router::get_scan_report},
-      {{verb::get, "/api/v1/scans/{id}/events"}, &router::get_scan_events},
-      {{verb::get, "/api/v1/reports"}, &router::get_reports},
-      {{verb::get, "/api/v1/reports/{id}/files"}, &router::get_report_files},
-      {{verb::get, "/api/v1/audit"}, &router::get_audit},
+      {{verb::get, "/healthz", io_thread, false, anyone}, &router::get_healthz},
+      {{verb::get, "/readyz", blocking_pool, false, anyone}, &router::get_readyz},
+      {{verb::get, "/metrics", blocking_pool, false, any_role, true}, &router::get_metrics},
+      {{verb::post, "/api/v1/scans", blocking_pool, true, uploaders}, &router::post_scan},
+      {{verb::get, "/api/v1/scans/{id}", blocking_pool, false, any_role}, &router::get_scan},
+      {{verb::delete_, "/api/v1/scans/{id}", blocking_pool, false, uploaders}, &router::delete_scan},
+      {{verb::get, "/api/v1/scans/{id}/report", blocking_pool, false, any_role}, &router::get_scan_report},
+      {{verb::get, "/api/v1/scans/{id}/events", blocking_pool, false, any_role}, &router::get_scan_events},
+      {{verb::get, "/api/v1/reports", blocking_pool, false, any_role}, &router::get_reports},
+      {{verb::get, "/api/v1/reports/{id}/files", blocking_pool, false, any_role}, &router::get_report_files},
+      {{verb::get, "/api/v1/audit", blocking_pool, false, admins}, &router::get_audit},
+      {{verb::post, "/api/v1/tokens", blocking_pool, false, admins}, &router::post_token},
+      {{verb::get, "/api/v1/tokens", blocking_pool, false, admins}, &router::get_tokens},
+      {{verb::delete_, "/api/v1/tokens/{name}", blocking_pool, false, admins}, &router::delete_token},
   };
   return entries;
 }
@@ -114,17 +121,37 @@ const route_info* router::route_of(const request_header& head) const {
   return m.entry != nullptr ? &m.entry->info : nullptr;
 }
 
-response router::handle(const request& req, std::string_view request_id) {
+response router::handle(const request& req, const request_context& ctx) {
   try {
-    return dispatch(req, request_id);
+    return dispatch(req, ctx);
   } catch (...) {
     response r;
-    r.message = problem_from_exception(std::current_exception(), request_id);
+    r.message = problem_from_exception(std::current_exception(), ctx.request_id);
     return r;
   }
 }
 
-response router::dispatch(const request& req, std::string_view request_id) {
+std::optional<principal> router::admit(const route_info& route, const request_header& head) {
+  if (route.roles == 0 || (route.public_with_metrics && settings_.public_metrics)) {
+    return std::nullopt;
+  }
+  const auto token = bearer_token(head[http::field::authorization]);
+  const auto who = token ? authenticate(*token, store_.list_tokens()) : std::nullopt;
+  if (!who) {
+    throw http_error(http::status::unauthorized, "unauthorized",
+                     token ? "the bearer token is not valid (unknown or revoked)"
+                           : "this route needs an Authorization: Bearer token")
+        .with_header(http::field::www_authenticate, "Bearer realm=\"borderscan\"");
+  }
+  if ((route.roles & mask_of(who->role)) == 0) {
+    throw http_error(http::status::forbidden, "forbidden",
+                     std::string("the ") + to_string(who->role) + " token '" + who->name + "' may not " +
+                         std::string(http::to_string(route.method)) + " " + route.pattern);
+  }
+  return who;
+}
+
+response router::dispatch(const request& req, const request_context& ctx) {
   const match m = find(req.method(), req.target());
   if (!m.valid_target) {
     handlers::bad_request("the request target is not a valid origin-form URL");
@@ -139,9 +166,12 @@ response router::dispatch(const request& req, std::string_view request_id) {
   }
   response r;
   try {
-    r = (this->*(m.entry->handle))(route_call{req, m.url, m.id, request_id});
+    const auto who = admit(m.entry->info, req);
+    const route_call call{
+        req, m.url, m.id, ctx.request_id, who, who ? actor::of(*who, ctx.request_id, ctx.client) : actor{}};
+    r = (this->*(m.entry->handle))(call);
   } catch (...) {
-    r.message = problem_from_exception(std::current_exception(), request_id);
+    r.message = problem_from_exception(std::current_exception(), ctx.request_id);
   }
   r.route = m.entry->info.pattern;
   return r;

@@ -7,7 +7,8 @@ using namespace handlers;
 
 namespace {
 
-const name_set audit_events = {"scan_submitted", "scan_done", "scan_failed", "image_kept", "image_deleted"};
+const name_set audit_events = {"scan_submitted", "scan_done",   "scan_failed", "cancel_requested", "image_kept",
+                               "image_deleted",  "report_read", "files_read",  "token_created",    "token_revoked"};
 
 }  // namespace
 
@@ -23,8 +24,16 @@ response router::get_audit(const route_call& c) {
   const audit_page page = store_.list_audit(f);
   json items = json::array();
   for (const auto& e : page.items) {
-    items.push_back(
-        {{"seq", e.seq}, {"at", format_time(e.at)}, {"event", e.event}, {"scan_id", e.scan_id}, {"detail", e.detail}});
+    items.push_back({{"seq", e.seq},
+                     {"at", format_time(e.at)},
+                     {"event", e.event},
+                     {"scan_id", e.scan_id.empty() ? json(nullptr) : json(e.scan_id)},
+                     {"detail", e.detail},
+                     {"actor", {{"name", e.by.name}, {"role", e.by.role}}},
+                     {"request_id", e.by.request_id.empty() ? json(nullptr) : json(e.by.request_id)},
+                     {"client", e.by.client.empty() ? json(nullptr) : json(e.by.client)},
+                     {"prev_sha256", e.prev_sha256},
+                     {"sha256", e.sha256}});
   }
   return page_response(std::move(items), page.next_seq);
 }

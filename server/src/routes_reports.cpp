@@ -40,6 +40,14 @@ response router::get_reports(const route_call& c) {
   f.verdict = q.one_of("verdict", verdicts);
   f.review = q.one_of("review", review_states);
   f.station = q.text("station", 64);
+  if (c.who && c.who->role == role::station) {
+    // A kiosk lists its own reports only.
+    if (f.station && *f.station != c.who->name) {
+      throw http_error(http::status::forbidden, "forbidden",
+                       "station '" + c.who->name + "' may list only its own reports");
+    }
+    f.station = c.who->name;
+  }
   read_range_and_page(q, f, 500, 50);
   const report_page page = store_.list_reports(f);
   json items = json::array();
@@ -75,6 +83,8 @@ response router::get_scan_report(const route_call& c) {
   } catch (const std::system_error& e) {
     throw std::runtime_error("scan " + scan.id + ": its stored report cannot be read: " + e.what());
   }
+  // Reports are personal data: every read is on the record, before a byte leaves.
+  store_.record("report_read", scan.id, {{"report_sha256", stored->sha256}}, c.by, clock_.now_ms());
   return r;
 }
 
@@ -92,13 +102,19 @@ response router::get_report_files(const route_call& c) {
   // here, to answer 404 or 409 before the head.
   const unsigned page_limit = f.limit;
   f.limit = std::min(page_limit, file_batch_rows);
-  auto batch = store_.list_files(id, f);
-  if (!batch) {
-    if (store_.find_scan(id)) {
-      throw http_error(http::status::conflict, "not-done", "the scan has no report yet");
-    }
+  const auto scan = store_.find_scan(id);
+  if (!scan) {
     not_found("report");
   }
+  check_may_see(c, *scan);
+  auto batch = store_.list_files(id, f);
+  if (!batch) {
+    throw http_error(http::status::conflict, "not-done", "the scan has no report yet");
+  }
+  store_.record(
+      "files_read", id,
+      {{"cursor", f.after_index ? json("c" + std::to_string(*f.after_index)) : json(nullptr)}, {"limit", page_limit}},
+      c.by, clock_.now_ms());
   response r;
   r.message = response_message{http::status::ok, 11};
   r.message.set(http::field::content_type, "application/json");

@@ -1,7 +1,6 @@
 // Scans: upload (POST /api/v1/scans), status, cancel and the event stream.
 #include <spdlog/spdlog.h>
 
-#include "client_names.hpp"
 #include "handler_support.hpp"
 
 namespace borderscan::server {
@@ -83,7 +82,8 @@ class scan_event_source final : public event_source {
 
 response router::post_scan(const route_call& c) {
   // Whole body in memory: the path router tests take. The daemon streams it.
-  auto begun = begin_upload(c.req.base(), c.req.body().size(), c.request_id);
+  const request_context ctx(c.request_id, c.by.client);
+  auto begun = begin_upload(c.req.base(), c.req.body().size(), ctx);
   if (auto* r = std::get_if<response>(&begun)) {
     return std::move(*r);
   }
@@ -91,9 +91,9 @@ response router::post_scan(const route_call& c) {
   boost::beast::error_code ec;
   up->file().write(c.req.body().data(), c.req.body().size(), ec);
   if (ec) {
-    return upload_failed(std::move(up), ec, c.request_id);
+    return upload_failed(std::move(up), ec, ctx);
   }
-  return finish_upload(std::move(up), c.request_id);
+  return finish_upload(std::move(up), ctx);
 }
 
 response router::get_scan(const route_call& c) {
@@ -104,7 +104,7 @@ response router::get_scan(const route_call& c) {
 response router::delete_scan(const route_call& c) {
   const scan_record scan = existing_scan(c, store_);
   const std::string& id = scan.id;
-  switch (queue_.cancel(id)) {
+  switch (queue_.cancel(id, c.by)) {
     case cancel_result::cancelled: {
       spdlog::info("request={} job={} state=failed reason=cancelled", c.request_id, id);
       metrics_.on_scan_failed();
@@ -138,7 +138,7 @@ response router::get_scan_events(const route_call& c) {
 
 std::variant<response, std::unique_ptr<upload>> router::begin_upload(const request_header& head,
                                                                      std::optional<std::uint64_t> content_length,
-                                                                     std::string_view request_id) {
+                                                                     const request_context& ctx) {
   try {
     auto up = std::make_unique<upload>();
     const auto parsed = boost::urls::parse_origin_form(head.target());
@@ -152,11 +152,11 @@ std::variant<response, std::unique_ptr<upload>> router::begin_upload(const reque
     if (up->scan_.filename.find('/') != std::string::npos) {
       bad_request("query parameter 'filename' must be a bare file name");
     }
-    const std::string_view station = head["X-Station"];
-    if (!is_plain_name(station, 64)) {
-      bad_request("X-Station must be up to 64 characters of A-Z a-z 0-9 . _ -");
-    }
-    up->scan_.station = std::string(station);
+    // The station is the token's name, never a header the client chooses.
+    const route_info* route = route_of(head);
+    const auto who = admit(*route, head);
+    up->scan_.station = who->name;
+    up->by_ = actor::of(*who, ctx.request_id, ctx.client);
 
     if (const auto type = head[http::field::content_type]; !type.empty()) {
       const auto base = type.substr(0, type.find(';'));
@@ -193,16 +193,16 @@ std::variant<response, std::unique_ptr<upload>> router::begin_upload(const reque
     up->file_ = std::make_unique<spool_file>(settings_.spool_dir / (up->scan_.id + ".part"));
     return up;
   } catch (...) {
-    return upload_problem(std::current_exception(), request_id);
+    return upload_problem(std::current_exception(), ctx.request_id);
   }
 }
 
-response router::finish_upload(std::unique_ptr<upload> up, std::string_view request_id) {
+response router::finish_upload(std::unique_ptr<upload> up, const request_context& ctx) {
   try {
     boost::beast::error_code ec;
     const std::string sha256 = up->file().finish(ec);
     if (ec) {
-      return upload_failed(std::move(up), ec, request_id);
+      return upload_failed(std::move(up), ec, ctx);
     }
     const std::uint64_t size = up->file().size();
     if (size == 0) {
@@ -223,14 +223,14 @@ response router::finish_upload(std::unique_ptr<upload> up, std::string_view requ
     scan.spool_path = final_path.string();
     up->file().commit(final_path);
     try {
-      queue_.submit(std::move(up->slot_), scan);
+      queue_.submit(std::move(up->slot_), scan, up->by_);
     } catch (...) {
       std::error_code rm;
       std::filesystem::remove(final_path, rm);
       throw;
     }
     metrics_.on_upload(size);
-    spdlog::info("request={} job={} state=queued station='{}' size={} sha256={}", request_id, scan.id, scan.station,
+    spdlog::info("request={} job={} state=queued station='{}' size={} sha256={}", ctx.request_id, scan.id, scan.station,
                  size, sha256);
     response r = json_response(http::status::accepted,
                                {{"id", scan.id}, {"status", "queued"}, {"image_sha256", sha256}, {"size", size}});
@@ -238,11 +238,11 @@ response router::finish_upload(std::unique_ptr<upload> up, std::string_view requ
     r.message.set(http::field::location, "/api/v1/scans/" + scan.id);
     return r;
   } catch (...) {
-    return upload_problem(std::current_exception(), request_id);
+    return upload_problem(std::current_exception(), ctx.request_id);
   }
 }
 
-response router::upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec, std::string_view request_id) {
+response router::upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec, const request_context& ctx) {
   up.reset();  // removes the partial file, frees the slot
   response r;
   r.route = std::string(upload_route);
@@ -250,15 +250,15 @@ response router::upload_failed(std::unique_ptr<upload> up, boost::beast::error_c
     r.message = make_problem(
         http::status::payload_too_large, "too-large",
         "the image exceeds the limit of " + std::to_string(settings_.max_image_bytes) + " bytes; nothing was kept",
-        request_id);
+        ctx.request_id);
   } else if (ec == boost::system::errc::no_space_on_device || ec == boost::system::errc::file_too_large) {
-    spdlog::error("request={} spool write failed: {}", request_id, ec.message());
+    spdlog::error("request={} spool write failed: {}", ctx.request_id, ec.message());
     r.message = make_problem(http::status::insufficient_storage, "spool-full",
-                             "the spool ran out of space; nothing was kept", request_id);
+                             "the spool ran out of space; nothing was kept", ctx.request_id);
   } else {
-    spdlog::error("request={} spool write failed: {}", request_id, ec.message());
+    spdlog::error("request={} spool write failed: {}", ctx.request_id, ec.message());
     r.message = make_problem(http::status::internal_server_error, "internal",
-                             "the image could not be stored; nothing was kept", request_id);
+                             "the image could not be stored; nothing was kept", ctx.request_id);
   }
   return r;
 }

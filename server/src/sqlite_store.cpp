@@ -1,6 +1,12 @@
 #include "borderscan/server/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <span>
 
 #include <sstream>
 #include <stdexcept>
@@ -89,6 +95,23 @@ CREATE TABLE report_documents (
   sha256 TEXT NOT NULL
 );
 )sql",
+    // 5: access control and a provable audit trail. Audit entries name who
+    // acted and link to the entry before (seal_audit_chain() seals the rows
+    // of version 4); tokens are stored as SHA-256 digests only.
+    R"sql(
+ALTER TABLE audit_log ADD COLUMN actor_name TEXT NOT NULL DEFAULT 'system';
+ALTER TABLE audit_log ADD COLUMN actor_role TEXT NOT NULL DEFAULT 'system';
+ALTER TABLE audit_log ADD COLUMN request_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN client TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN prev_sha256 TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN sha256 TEXT NOT NULL DEFAULT '';
+CREATE TABLE tokens (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  digest BLOB NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+)sql",
 };
 
 [[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
@@ -115,6 +138,10 @@ class statement {
   statement& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
   statement& bind(int i, std::int64_t v) {
     check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  statement& bind(int i, std::span<const std::uint8_t> blob) {
+    check(sqlite3_bind_blob(stmt_, i, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT));
     return *this;
   }
   statement& bind(int i, std::optional<std::int64_t> v) {
@@ -261,6 +288,12 @@ void sqlite_report_store::closer::operator()(sqlite3* db) const noexcept {
 
 sqlite_report_store::sqlite_report_store(const std::filesystem::path& file, std::filesystem::path reports_dir)
     : reports_dir_(reports_dir.empty() ? file.parent_path() / "reports" : std::move(reports_dir)) {
+  // The file holds travellers' personal data: owner only, whatever the
+  // umask. SQLite gives its WAL and SHM files the database file's mode.
+  if (const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
+    ::fchmod(fd, 0600);
+    ::close(fd);
+  }
   sqlite3* raw = nullptr;
   const int rc =
       sqlite3_open_v2(file.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
@@ -319,6 +352,9 @@ void sqlite_report_store::migrate() {
     if (v + 1 == 4) {
       move_reports_to_files();
     }
+    if (v + 1 == 5) {
+      seal_audit_chain();
+    }
     exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
     tx.commit();
   }
@@ -349,13 +385,175 @@ void sqlite_report_store::move_reports_to_files() {
   exec("DROP TABLE reports");
 }
 
-void sqlite_report_store::audit(std::int64_t at, std::string_view event, std::string_view scan_id,
-                                const nlohmann::json& detail) {
-  statement s(db(), "INSERT INTO audit_log (at, event, scan_id, detail) VALUES (?,?,?,?)");
-  s.bind(1, at).bind(2, event).bind(3, scan_id).bind(4, detail.dump()).run();
+namespace {
+
+constexpr const char* audit_columns =
+    "seq, at, event, scan_id, detail, actor_name, actor_role, request_id, client, prev_sha256, sha256";
+
+// The entry and its detail as stored text (the digest covers that text).
+std::pair<audit_entry, std::string> read_audit(const statement& s) {
+  audit_entry e;
+  e.seq = s.integer(0);
+  e.at = s.integer(1);
+  e.event = s.text(2);
+  e.scan_id = s.text(3);
+  std::string detail = s.text(4);
+  e.detail = nlohmann::json::parse(detail, nullptr, false);
+  e.by = {s.text(5), s.text(6), s.text(7), s.text(8)};
+  e.prev_sha256 = s.text(9);
+  e.sha256 = s.text(10);
+  return {std::move(e), std::move(detail)};
 }
 
-void sqlite_report_store::add_scan(scan_record& scan) {
+// The last entry's seq and digest; {0, ""} for an empty log.
+std::pair<std::int64_t, std::string> audit_head(sqlite3* db) {
+  statement s(db, "SELECT seq, sha256 FROM audit_log ORDER BY seq DESC LIMIT 1");
+  if (!s.step()) {
+    return {0, ""};
+  }
+  return {s.integer(0), s.text(1)};
+}
+
+}  // namespace
+
+std::string audit_entry_digest(const audit_entry& e, std::string_view detail_text) {
+  const nlohmann::json canonical = {e.seq,     e.at,      e.event,         e.scan_id,   detail_text,
+                                    e.by.name, e.by.role, e.by.request_id, e.by.client, e.prev_sha256};
+  return scanner::sha256_hex(canonical.dump());
+}
+
+void sqlite_report_store::audit(std::int64_t at, std::string_view event, std::string_view scan_id,
+                                const nlohmann::json& detail, const actor& by) {
+  // Callers hold a write transaction (BEGIN IMMEDIATE), so no other process
+  // (the token CLI) appends between reading the head and inserting.
+  const auto [last_seq, last_sha256] = audit_head(db());
+  audit_entry e;
+  e.seq = last_seq + 1;
+  e.at = at;
+  e.event = std::string(event);
+  e.scan_id = std::string(scan_id);
+  e.by = by;
+  e.prev_sha256 = last_sha256;
+  const std::string detail_text = detail.dump();
+  statement s(db(),
+              "INSERT INTO audit_log (seq, at, event, scan_id, detail, actor_name, actor_role, request_id, client, "
+              "prev_sha256, sha256) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  s.bind(1, e.seq)
+      .bind(2, at)
+      .bind(3, event)
+      .bind(4, scan_id)
+      .bind(5, detail_text)
+      .bind(6, by.name)
+      .bind(7, by.role)
+      .bind(8, by.request_id)
+      .bind(9, by.client)
+      .bind(10, e.prev_sha256)
+      .bind(11, audit_entry_digest(e, detail_text))
+      .run();
+}
+
+void sqlite_report_store::seal_audit_chain() {
+  std::string prev;
+  std::vector<std::pair<std::int64_t, std::string>> digests;
+  {
+    statement s(db(), (std::string("SELECT ") + audit_columns + " FROM audit_log ORDER BY seq").c_str());
+    while (s.step()) {
+      auto [e, detail] = read_audit(s);
+      e.prev_sha256 = prev;
+      prev = audit_entry_digest(e, detail);
+      digests.emplace_back(e.seq, prev);
+    }
+  }
+  statement u(db(), "UPDATE audit_log SET prev_sha256 = ?, sha256 = ? WHERE seq = ?");
+  std::string before;
+  for (const auto& [seq, digest] : digests) {
+    u.bind(1, before).bind(2, digest).bind(3, seq).run();
+    u.reset();
+    before = digest;
+  }
+}
+
+audit_check sqlite_report_store::verify_audit() {
+  std::lock_guard lock(mutex_);
+  audit_check check;
+  statement s(db(), (std::string("SELECT ") + audit_columns + " FROM audit_log ORDER BY seq").c_str());
+  std::string prev;
+  while (s.step()) {
+    const auto [e, detail] = read_audit(s);
+    ++check.entries;
+    if (e.prev_sha256 != prev) {
+      check.first_bad_seq = e.seq;
+      check.problem = "entry " + std::to_string(e.seq) +
+                      " does not follow the entry before it (an entry before it was deleted, added or changed)";
+      return check;
+    }
+    if (audit_entry_digest(e, detail) != e.sha256) {
+      check.first_bad_seq = e.seq;
+      check.problem = "entry " + std::to_string(e.seq) + " was changed after it was written";
+      return check;
+    }
+    prev = e.sha256;
+  }
+  return check;
+}
+
+void sqlite_report_store::record(std::string_view event, std::string_view scan_id, const nlohmann::json& detail,
+                                 const actor& by, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  audit(now_ms, event, scan_id, detail, by);
+  tx.commit();
+}
+
+bool sqlite_report_store::add_token(const token_record& token, const actor& by) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  statement s(db(), "INSERT INTO tokens (name, role, digest, created_at) VALUES (?,?,?,?) ON CONFLICT DO NOTHING");
+  s.bind(1, token.name).bind(2, to_string(token.role)).bind(3, token.digest).bind(4, token.created_at).run();
+  if (sqlite3_changes(db()) == 0) {
+    return false;
+  }
+  audit(token.created_at, "token_created", "", {{"name", token.name}, {"role", to_string(token.role)}}, by);
+  tx.commit();
+  return true;
+}
+
+std::vector<token_record> sqlite_report_store::list_tokens() {
+  std::lock_guard lock(mutex_);
+  statement s(db(), "SELECT name, role, digest, created_at FROM tokens ORDER BY name");
+  std::vector<token_record> out;
+  while (s.step()) {
+    token_record t;
+    t.name = s.text(0);
+    t.role = parse_role(s.text(1)).value_or(role::station);
+    const std::string digest = s.text(2);
+    std::copy_n(digest.begin(), std::min(digest.size(), t.digest.size()), t.digest.begin());
+    t.created_at = s.integer(3);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+bool sqlite_report_store::revoke_token(std::string_view name, const actor& by, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  std::string role_name;
+  {
+    statement s(db(), "SELECT role FROM tokens WHERE name = ?");
+    s.bind(1, name);
+    if (!s.step()) {
+      return false;
+    }
+    role_name = s.text(0);
+  }
+  statement d(db(), "DELETE FROM tokens WHERE name = ?");
+  d.bind(1, name).run();
+  audit(now_ms, "token_revoked", "", {{"name", name}, {"role", role_name}}, by);
+  tx.commit();
+  return true;
+}
+
+void sqlite_report_store::add_scan(scan_record& scan, const actor& by) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
   statement s(db(),
@@ -379,7 +577,8 @@ void sqlite_report_store::add_scan(scan_record& scan) {
          {"size", scan.image_size},
          {"label", scan.label},
          {"case_ref", scan.case_ref},
-         {"filename", scan.filename}});
+         {"filename", scan.filename}},
+        by);
   tx.commit();
   scan.seq = seq;
   scan.status = scan_status::queued;
@@ -532,7 +731,7 @@ void sqlite_report_store::fail(std::string_view id, std::string_view reason, std
   tx.commit();
 }
 
-bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms) {
+bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
   statement s(db(),
@@ -541,7 +740,7 @@ bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms
   s.bind(1, now_ms).bind(2, id).run();
   const bool cancelled = sqlite3_changes(db()) > 0;
   if (cancelled) {
-    audit(now_ms, "scan_failed", id, {{"reason", "cancelled"}});
+    audit(now_ms, "scan_failed", id, {{"reason", "cancelled"}}, by);
   }
   tx.commit();
   return cancelled;
@@ -579,7 +778,7 @@ void sqlite_report_store::image_deleted(std::string_view id, std::string_view re
 }
 
 audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
-  std::string sql = "SELECT seq, at, event, scan_id, detail FROM audit_log WHERE 1 = 1";
+  std::string sql = std::string("SELECT ") + audit_columns + " FROM audit_log WHERE 1 = 1";
   if (filter.scan_id) {
     sql += " AND scan_id = ?";
   }
@@ -612,13 +811,7 @@ audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
   s.bind(i++, static_cast<std::int64_t>(filter.limit) + 1);
   audit_page page;
   while (s.step()) {
-    audit_entry e;
-    e.seq = s.integer(0);
-    e.at = s.integer(1);
-    e.event = s.text(2);
-    e.scan_id = s.text(3);
-    e.detail = nlohmann::json::parse(s.text(4), nullptr, false);
-    page.items.push_back(std::move(e));
+    page.items.push_back(read_audit(s).first);
   }
   if (page.items.size() > filter.limit) {
     page.items.pop_back();

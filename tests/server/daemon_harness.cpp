@@ -41,6 +41,37 @@ std::string daemon::log() const {
   return out.str();
 }
 
+std::string create_token(const fs::path& config, const std::string& role, const std::string& name) {
+  const std::string cmd = std::string(BORDERSCAND) + " token create --role " + role + " --name " + name + " --config " +
+                          config.string() + " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    return {};
+  }
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) {
+    out += buf;
+  }
+  if (::pclose(p) != 0) {
+    ADD_FAILURE() << cmd << " failed:\n" << out;
+    return {};
+  }
+  // The token is the last word of the last line.
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+    out.pop_back();
+  }
+  return out.substr(out.find_last_of(" \n") + 1);
+}
+
+const std::string& daemon::token(const std::string& name, const std::string& role) {
+  auto it = tokens_.find(name);
+  if (it == tokens_.end()) {
+    it = tokens_.emplace(name, create_token(config_file(), role, name)).first;
+  }
+  return it->second;
+}
+
 void daemon::start() {
   ++starts_;
   fs::create_directories(data_dir_);
@@ -58,6 +89,9 @@ void daemon::start() {
         << "\nshutdown_grace_seconds = " << options_.shutdown_grace_seconds << "\n"
         << "[log]\nlevel = \"debug\"\n"
         << options_.extra_config;
+  }
+  if (starts_ == 1) {
+    default_bearer_token() = token("admin", "admin");
   }
   const fs::path port_file = data_dir_.parent_path() / "port";
   fs::remove(port_file);
@@ -136,8 +170,15 @@ http::request<http::string_body> make_request(http::verb method, const std::stri
                                               const std::map<std::string, std::string>& headers, bool chunked) {
   http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, "127.0.0.1");
+  if (!default_bearer_token().empty()) {
+    req.set(http::field::authorization, "Bearer " + default_bearer_token());
+  }
   for (const auto& [k, v] : headers) {
-    req.set(k, v);
+    if (boost::beast::iequals(k, "Authorization") && v.empty()) {
+      req.erase(http::field::authorization);
+    } else {
+      req.set(k, v);
+    }
   }
   req.body() = body;
   if (chunked) {

@@ -17,6 +17,8 @@
 #include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bearer.hpp"
+
 namespace borderscan::server::test_support {
 
 struct daemon_options {
@@ -51,8 +53,14 @@ class daemon {
   std::filesystem::path spool_dir() const { return data_dir_ / "spool"; }
   daemon_options& options() { return options_; }
   std::string log() const;
+  std::filesystem::path config_file() const { return data_dir_.parent_path() / "borderscand.toml"; }
+  // A token of this daemon's store, made on first use and kept for the test:
+  // the admin one ("admin") is made at the first start and becomes the
+  // default_bearer_token(); a station's token names the station.
+  const std::string& token(const std::string& name, const std::string& role = "station");
 
  private:
+  std::map<std::string, std::string> tokens_;
   std::filesystem::path data_dir_;
   daemon_options options_;
   pid_t pid_ = -1;
@@ -71,9 +79,15 @@ struct http_result {
   }
 };
 
+// `borderscand token create` on a data dir (the daemon may be running); the token.
+std::string create_token(const std::filesystem::path& config_or_data_dir, const std::string& role,
+                         const std::string& name);
+
 // A parsed response as http_result (header names lower-cased).
 http_result to_result(const boost::beast::http::response<boost::beast::http::string_body>& res);
 
+// Requests carry default_bearer_token() unless the headers name an
+// Authorization (an empty value: none at all).
 // One request on a fresh connection. Body write errors are ignored (the
 // server may answer before reading the body) and the response is read.
 // A request to 127.0.0.1 with the body sized (Content-Length) or chunked.

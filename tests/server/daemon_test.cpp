@@ -37,9 +37,10 @@ std::string hex_to_bytes(const std::string& hex) {
   return out;
 }
 
-std::string submit(const daemon& d, const std::string& image, const std::string& station = "k1",
+// Submits as the station's token (made on first use): the station is the token's name.
+std::string submit(daemon& d, const std::string& image, const std::string& station = "k1",
                    std::map<std::string, std::string> headers = {}) {
-  headers["X-Station"] = station;
+  headers["Authorization"] = "Bearer " + d.token(station);
   headers["Content-Type"] = "application/octet-stream";
   const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans?label=test", image, headers);
   EXPECT_EQ(res.status, 202U) << res.body;
@@ -301,8 +302,9 @@ TEST_F(Daemon, ReadsUploadBodiesExactlySoPipelinedRequestsFollow) {
     stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), d.port()));
     const std::string pipelined =
         "POST /api/v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-        "Content-Length: " +
-        std::to_string(body.size()) + "\r\n\r\n" + body + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        "Authorization: Bearer " +
+        d.token("k1") + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body +
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     net::write(stream, net::buffer(pipelined));
     boost::beast::flat_buffer buffer;
     http::response<http::string_body> uploaded, health;
@@ -325,7 +327,8 @@ TEST_F(Daemon, ClientDisconnectMidUploadKeepsNothing) {
     socket.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), d.port()));
     const std::string head =
         "POST /api/v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-        "Content-Length: 4194304\r\n\r\n";
+        "Authorization: Bearer " +
+        d.token("k1") + "\r\nContent-Length: 4194304\r\n\r\n";
     net::write(socket, net::buffer(head));
     net::write(socket, net::buffer(std::string(256 * 1024, 'x')));
     // Wait until the server has started spooling, then vanish.
@@ -571,8 +574,12 @@ TEST_F(Daemon, KeepsFlaggedImagesForTheConfiguredDaysAndAuditsTheirLife) {
   for (const auto& e : entries) {
     events.insert(events.begin(), e.at("event").get<std::string>());
   }
-  ASSERT_EQ(events, (std::vector<std::string>{"scan_submitted", "scan_done", "image_kept"}));
-  const json done = entries.at(1);
+  // The report fetched above is on the record too, with who read it.
+  ASSERT_EQ(events, (std::vector<std::string>{"scan_submitted", "scan_done", "image_kept", "report_read"}));
+  EXPECT_EQ(entries.at(0).at("actor").at("name"), "admin");
+  EXPECT_EQ(entries.at(3).at("actor").at("name"), "k1");
+  EXPECT_EQ(entries.at(3).at("actor").at("role"), "station");
+  const json done = entries.at(2);
   EXPECT_EQ(done.at("detail").at("verdict"), "flagged");
   expect_problem(http_get(d.port(), "/api/v1/audit?event=nonsense"), 400, "unknown audit event");
   expect_problem(http_get(d.port(), "/api/v1/audit?scan=../etc"), 400, "bad scan id");

@@ -19,19 +19,22 @@ using nlohmann::json;
 namespace http = boost::beast::http;
 namespace fs = std::filesystem;
 
-std::string upload(const daemon& d, const fs::path& image, const std::string& station = "k1") {
-  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans?filename=" + image.filename().string(),
-                             read_file(image), {{"X-Station", station}, {"Content-Type", "application/octet-stream"}});
+std::string upload(daemon& d, const fs::path& image, const std::string& station = "k1") {
+  const auto res =
+      http_call(d.port(), http::verb::post, "/api/v1/scans?filename=" + image.filename().string(), read_file(image),
+                {{"Authorization", "Bearer " + d.token(station)}, {"Content-Type", "application/octet-stream"}});
   EXPECT_EQ(res.status, 202U) << res.body;
   return res.status == 202 ? res.json().at("id").get<std::string>() : std::string();
 }
 
 // An upload streamed from the file by curl, for images too large to hold.
-std::string upload_large(const daemon& d, const fs::path& image) {
-  const auto res = test::run_command("curl -sS --fail -X POST -T " + test::shell_quote(image.string()) +
-                                     " -H 'Content-Type: application/octet-stream' -H 'X-Station: k1' "
-                                     "http://127.0.0.1:" +
-                                     std::to_string(d.port()) + "/api/v1/scans");
+std::string upload_large(daemon& d, const fs::path& image) {
+  const auto res =
+      test::run_command("curl -sS --fail -X POST -T " + test::shell_quote(image.string()) +
+                        " -H 'Content-Type: application/octet-stream' -H 'Authorization: Bearer " + d.token("k1") +
+                        "' "
+                        "http://127.0.0.1:" +
+                        std::to_string(d.port()) + "/api/v1/scans");
   EXPECT_EQ(res.exit_code, 0) << res.err;
   return res.exit_code == 0 ? json::parse(res.out).at("id").get<std::string>() : std::string();
 }

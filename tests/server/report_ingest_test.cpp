@@ -31,7 +31,7 @@ struct ingest_case {
     scan.id = w.ids.next();
     scan.station = "k1";
     scan.spool_path = image.string();
-    w.store.add_scan(scan);
+    w.store.add_scan(scan, {});
     std::atomic<bool> cancel{false};
     in_process_runner runner({}, w.rules, 1);
     file = runner.run({scan, cancel, nullptr});

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "borderscan/server/job_queue.hpp"
@@ -15,6 +16,7 @@
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/sqlite_store.hpp"
 #include "borderscan/server/system.hpp"
+#include "bearer.hpp"
 #include "support/test_support.hpp"
 
 namespace borderscan::server::test_support {
@@ -60,8 +62,20 @@ struct wired {
         ingest(store, {dir / "reports"}),
         queue(store, clk, capacity),
         rules(test::shipped_rules()),
-        routes(store, queue, stats, rules, clk, ids, {spool, max_image_bytes, 0, 30}) {}
+        routes(store, queue, stats, rules, clk, ids, {spool, max_image_bytes, 0, 30}) {
+    default_bearer_token() = token("admin", role::admin);
+  }
 
+  // A token in this store, made on first use; a station token names the station.
+  const std::string& token(const std::string& name, role r = role::station) {
+    auto it = tokens.find(name);
+    if (it == tokens.end()) {
+      const std::string t = generate_token();
+      store.add_token({name, r, digest_of_token(t), clk.now}, {});
+      it = tokens.emplace(name, t).first;
+    }
+    return it->second;
+  }
   static std::filesystem::path make_spool(const test::scratch_dir& d) {
     std::filesystem::create_directories(d / "spool");
     return d / "spool";
@@ -77,6 +91,7 @@ struct wired {
   metrics stats;
   rule_holder rules;
   router routes;
+  std::map<std::string, std::string> tokens;
 };
 
 // Runs the next queued scan in-process and stores its report, as the worker

@@ -87,7 +87,7 @@ TEST(SqliteStore, MigratesANewFileToTheLatestVersionAndReopens) {
     sqlite_report_store store(dir / "db.sqlite");
     EXPECT_EQ(store.current_version(), sqlite_report_store::schema_version());
     auto s = make_scan(id_n(1), 1000);
-    store.add_scan(s);
+    store.add_scan(s, {});
   }
   sqlite_report_store again(dir / "db.sqlite");
   EXPECT_TRUE(again.find_scan(id_n(1)).has_value());
@@ -156,7 +156,12 @@ TEST(SqliteStore, MovesReportsOfSchemaThreeIntoFilesKeepingTheirBytes) {
         "INSERT INTO scans (id, status, image_sha256, image_size, spool_path, submitted_at, verdict, score) VALUES "
         "('00000000000000000000000000000001', 'done', 'aa', 1, '/spool/1.img', 5, 'clean', 0);"
         "INSERT INTO reports (scan_seq, json) VALUES (1, '" +
-        text + "');PRAGMA user_version=3;";
+        text +
+        "');"
+        "INSERT INTO audit_log (at, event, scan_id, detail) VALUES (5, 'scan_submitted', "
+        "'00000000000000000000000000000001', '{}'), (6, 'scan_done', '00000000000000000000000000000001', "
+        "'{\"verdict\":\"clean\"}');"
+        "PRAGMA user_version=3;";
     ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     sqlite3_close(db);
   }
@@ -169,6 +174,14 @@ TEST(SqliteStore, MovesReportsOfSchemaThreeIntoFilesKeepingTheirBytes) {
   EXPECT_EQ(stored->sha256, scanner::sha256_hex(text));
   EXPECT_EQ(stored->size, text.size());
   EXPECT_EQ(stored->verdict, "clean");
+  // Entries written before the audit chain existed are sealed into it, by `system`.
+  const audit_check chain = store.verify_audit();
+  EXPECT_TRUE(chain.intact()) << chain.problem;
+  EXPECT_EQ(chain.entries, 2);
+  const auto entries = store.list_audit({}).items;
+  ASSERT_EQ(entries.size(), 2U);
+  EXPECT_EQ(entries[0].prev_sha256, entries[1].sha256);
+  EXPECT_EQ(entries[1].by.name, "system");
 }
 
 TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
@@ -176,12 +189,12 @@ TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   sqlite_report_store store(dir / "db.sqlite");
   auto a = make_scan(id_n(1), 1000, "kiosk-7");
   auto b = make_scan(id_n(2), 1100);
-  store.add_scan(a);
-  store.add_scan(b);
+  store.add_scan(a, {});
+  store.add_scan(b, {});
   store.claim_next(1200);
   complete_with(store, dir, a, make_report(scanner::verdict::flagged, true), 1300);
   store.keep_image(a.id, 1300 + 86'400'000, 1300);
-  EXPECT_TRUE(store.cancel_queued(b.id, 1400));
+  EXPECT_TRUE(store.cancel_queued(b.id, 1400, {}));
 
   const auto all = store.list_audit({});
   ASSERT_EQ(all.items.size(), 5U);
@@ -219,7 +232,7 @@ TEST(SqliteStore, KeptImagesStayNeededUntilTheirTimeThenAreListedAsExpired) {
   test::scratch_dir dir;
   sqlite_report_store store(dir / "db.sqlite");
   auto a = make_scan(id_n(1), 1000);
-  store.add_scan(a);
+  store.add_scan(a, {});
   store.claim_next(1000);
   store.fail(a.id, "crashed: SIGSEGV", 2000);
   EXPECT_TRUE(store.live_spool_paths().empty());
@@ -243,8 +256,8 @@ TEST(SqliteStore, ClaimsOldestQueuedFirstAndCountsAttempts) {
   sqlite_report_store store(dir / "db.sqlite");
   auto a = make_scan(id_n(1), 1000);
   auto b = make_scan(id_n(2), 2000);
-  store.add_scan(a);
-  store.add_scan(b);
+  store.add_scan(a, {});
+  store.add_scan(b, {});
   EXPECT_LT(a.seq, b.seq);
   const auto first = store.claim_next(5000);
   ASSERT_TRUE(first);
@@ -261,7 +274,7 @@ TEST(SqliteStore, RecoversRunningScansUntilAttemptsRunOut) {
   test::scratch_dir dir;
   sqlite_report_store store(dir / "db.sqlite");
   auto a = make_scan(id_n(1), 1000);
-  store.add_scan(a);
+  store.add_scan(a, {});
   for (unsigned attempt = 1; attempt <= 3; ++attempt) {
     ASSERT_TRUE(store.claim_next(1000));
     EXPECT_EQ(store.recover_running(3, 2000, 0), attempt < 3 ? 1U : 0U);
@@ -280,7 +293,7 @@ TEST(SqliteStore, RecoveryKeepsTheImageOfAScanItGivesUpOn) {
   test::scratch_dir dir;
   sqlite_report_store store(dir / "db.sqlite");
   auto a = make_scan(id_n(1), 1000);
-  store.add_scan(a);
+  store.add_scan(a, {});
   ASSERT_TRUE(store.claim_next(1000));
   EXPECT_EQ(store.recover_running(1, 2000, 3'600'000), 0U);
   EXPECT_EQ(store.find_scan(a.id)->image_kept_until, 2000 + 3'600'000);
@@ -292,11 +305,11 @@ TEST(SqliteStore, CancelsOnlyQueuedScans) {
   sqlite_report_store store(dir / "db.sqlite");
   auto a = make_scan(id_n(1), 1000);
   auto b = make_scan(id_n(2), 1000);
-  store.add_scan(a);
-  store.add_scan(b);
+  store.add_scan(a, {});
+  store.add_scan(b, {});
   store.claim_next(1000);
-  EXPECT_FALSE(store.cancel_queued(a.id, 2000));
-  EXPECT_TRUE(store.cancel_queued(b.id, 2000));
+  EXPECT_FALSE(store.cancel_queued(a.id, 2000, {}));
+  EXPECT_TRUE(store.cancel_queued(b.id, 2000, {}));
   EXPECT_EQ(store.find_scan(b.id)->error, "cancelled");
   EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
 }
@@ -305,7 +318,7 @@ TEST(SqliteStore, StoresReportWithSummaryColumnsAndFileRows) {
   test::scratch_dir dir;
   sqlite_report_store store(dir / "db.sqlite");
   auto a = make_scan(id_n(1), 1000);
-  store.add_scan(a);
+  store.add_scan(a, {});
   store.claim_next(1000);
   complete_with(store, dir, a, make_report(scanner::verdict::flagged, true), 3000);
   const auto done = store.find_scan(a.id);
@@ -344,7 +357,7 @@ TEST(SqliteStore, ListsNewestFirstWithFiltersAndAStableCursor) {
   sqlite_report_store store(dir / "db.sqlite");
   for (int i = 1; i <= 5; ++i) {
     auto s = make_scan(id_n(i), i * 1000, i % 2 == 0 ? "even" : "odd");
-    store.add_scan(s);
+    store.add_scan(s, {});
     store.claim_next(0);
     complete_with(store, dir, s, make_report(i == 3 ? scanner::verdict::flagged : scanner::verdict::clean, i == 3),
                   i * 1000 + 1);
@@ -364,7 +377,7 @@ TEST(SqliteStore, ListsNewestFirstWithFiltersAndAStableCursor) {
     // A scan finishing between pages does not shift the pages already handed out.
     if (page == 0) {
       auto late = make_scan(id_n(9), 9000);
-      store.add_scan(late);
+      store.add_scan(late, {});
       store.claim_next(0);
       complete_with(store, dir, late, make_report(scanner::verdict::clean, false), 9001);
     }

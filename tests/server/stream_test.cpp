@@ -138,15 +138,15 @@ class test_routes final : public request_handler {
     return is_test(head.target()) ? &test_route_ : inner_.route_of(head);
   }
 
-  response handle(const request& req, std::string_view request_id) override {
+  response handle(const request& req, const request_context& ctx) override {
     if (!is_test(req.target())) {
-      return inner_.handle(req, request_id);
+      return inner_.handle(req, ctx);
     }
     response r;
     try {
       r = test_response(req.target());
     } catch (...) {
-      r.message = problem_from_exception(std::current_exception(), request_id);
+      r.message = problem_from_exception(std::current_exception(), ctx.request_id);
     }
     r.route = test_route_.pattern;
     return r;
@@ -154,15 +154,15 @@ class test_routes final : public request_handler {
 
   std::variant<response, std::unique_ptr<upload>> begin_upload(const request_header& head,
                                                                std::optional<std::uint64_t> content_length,
-                                                               std::string_view request_id) override {
-    return inner_.begin_upload(head, content_length, request_id);
+                                                               const request_context& ctx) override {
+    return inner_.begin_upload(head, content_length, ctx);
   }
-  response finish_upload(std::unique_ptr<upload> up, std::string_view request_id) override {
+  response finish_upload(std::unique_ptr<upload> up, const request_context& ctx) override {
     finishing.pass();
-    return inner_.finish_upload(std::move(up), request_id);
+    return inner_.finish_upload(std::move(up), ctx);
   }
-  response upload_failed(std::unique_ptr<upload> up, beast::error_code ec, std::string_view request_id) override {
-    return inner_.upload_failed(std::move(up), ec, request_id);
+  response upload_failed(std::unique_ptr<upload> up, beast::error_code ec, const request_context& ctx) override {
+    return inner_.upload_failed(std::move(up), ec, ctx);
   }
   std::uint64_t max_image_bytes() const override { return inner_.max_image_bytes(); }
 

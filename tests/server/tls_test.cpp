@@ -137,7 +137,7 @@ TEST_F(Tls, UploadsAFixtureAndServesTheReportAndEvents) {
   auto& d = start();
   const std::string image = fat_image();
   const auto submitted = call(http::verb::post, "/api/v1/scans?label=tls", image,
-                              {{"X-Station", "kiosk-tls"},
+                              {{"Authorization", "Bearer " + d.token("kiosk-tls")},
                                {"Content-Type", "application/octet-stream"},
                                {"X-Image-SHA256", sha256_hex(image)}});
   ASSERT_EQ(submitted.status, 202U) << submitted.body;
@@ -296,6 +296,7 @@ TEST_F(Tls, SigtermSendsCloseNotifyToOpenConnectionsAndExitsCleanly) {
   ASSERT_TRUE(events.open());
   http::request<http::empty_body> req{http::verb::get, "/api/v1/scans/" + id + "/events", 11};
   req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::authorization, "Bearer " + default_bearer_token());
   events.tcp().expires_after(30s);
   ASSERT_FALSE(await(events.ioc(), [&](auto h) { http::async_write(events.stream(), req, std::move(h)); }));
   beast::flat_buffer buffer;

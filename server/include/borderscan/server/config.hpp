@@ -29,6 +29,8 @@ struct listen_address {
 
 // "HOST:PORT" or "[v6]:PORT"; throws config_error.
 listen_address parse_listen_address(std::string_view text);
+// True for 127.0.0.0/8, ::1 and "localhost": only this machine can connect.
+bool is_loopback(const listen_address& address);
 
 struct http_config {
   listen_address listen;
@@ -44,6 +46,10 @@ struct http_config {
   std::filesystem::path tls_certificate;  // certificate chain, leaf first
   std::filesystem::path tls_private_key;
   bool tls_enabled() const { return !tls_certificate.empty(); }
+  bool public_metrics = false;  // /metrics answers without a token
+  // Plain HTTP on an address other than loopback sends tokens and reports in
+  // clear: refused at start unless this is set (then warned on every start).
+  bool allow_insecure_listen = false;
 
   std::chrono::seconds header_timeout() const { return std::chrono::seconds(header_timeout_seconds); }
   std::chrono::seconds read_timeout() const { return std::chrono::seconds(read_timeout_seconds); }

@@ -67,7 +67,7 @@ class job_queue {
   // An empty slot when queued + reserved jobs already fill the capacity.
   queue_slot reserve();
   // Persists the scan (state queued) and wakes a worker.
-  void submit(queue_slot&& slot, scan_record& scan);
+  void submit(queue_slot&& slot, scan_record& scan, const actor& by = {});
 
   // Blocks until a job is claimed or stop is requested (then nullptr).
   std::shared_ptr<job_state> next(std::stop_token stop);
@@ -76,7 +76,7 @@ class job_queue {
   // Puts a claimed job back (its attempt is given back unless count_attempt).
   void requeue(const std::string& id, std::string_view reason, bool count_attempt);
 
-  cancel_result cancel(const std::string& id);
+  cancel_result cancel(const std::string& id, const actor& by = {});
   // Stops every running job (shutdown past the grace period).
   void stop_all(stop_reason why);
   // Live progress of a running job.

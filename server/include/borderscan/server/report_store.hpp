@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "borderscan/scanner/report.hpp"
+#include "borderscan/server/access.hpp"
 
 namespace borderscan::server {
 
@@ -44,14 +45,34 @@ struct scan_record {
   std::optional<std::int64_t> image_kept_until;
 };
 
-// One line of the audit log: what happened to a scan and its evidence.
-// Written in the same transaction as the state change it records.
+// One line of the audit log: what happened to a scan, its evidence or the
+// service, and who did it. Written in the same transaction as the change it
+// records. Each entry carries the SHA-256 of the one before (a hash chain),
+// so an edited or deleted row shows (verify_audit).
 struct audit_entry {
   std::int64_t seq = 0;
   std::int64_t at = 0;  // Unix ms
-  std::string event;    // scan_submitted, scan_done, scan_failed, image_kept, image_deleted
-  std::string scan_id;
+  // scan_submitted, scan_done, scan_failed, image_kept, image_deleted,
+  // report_read, files_read, token_created, token_revoked
+  std::string event;
+  std::string scan_id;  // empty when the entry is about no scan
   nlohmann::json detail = nlohmann::json::object();
+  actor by;
+  std::string prev_sha256;  // the previous entry's sha256 ("" for the first)
+  std::string sha256;       // of this entry's canonical form (audit_entry_digest)
+};
+
+// The canonical form an audit entry's sha256 covers: a JSON array of every
+// field (the detail as its stored text) and the previous entry's digest.
+std::string audit_entry_digest(const audit_entry& e, std::string_view detail_text);
+
+// What verify_audit found: intact, or the first entry that is not what the
+// chain says it was.
+struct audit_check {
+  std::int64_t entries = 0;
+  std::optional<std::int64_t> first_bad_seq;
+  std::string problem;
+  bool intact() const noexcept { return !first_bad_seq; }
 };
 
 struct audit_filter {
@@ -116,7 +137,7 @@ class report_store {
   virtual ~report_store() = default;
 
   // A new scan in state queued; seq is assigned. Audited (scan_submitted).
-  virtual void add_scan(scan_record& scan) = 0;
+  virtual void add_scan(scan_record& scan, const actor& by) = 0;
   virtual std::optional<scan_record> find_scan(std::string_view id) = 0;
   // Oldest queued scan becomes running (attempts + 1, started_at = now).
   virtual std::optional<scan_record> claim_next(std::int64_t now_ms) = 0;
@@ -137,7 +158,8 @@ class report_store {
   // Status failed with the reason. Audited (scan_failed).
   virtual void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
   // queued -> failed("cancelled") atomically; false if the scan was not queued.
-  virtual bool cancel_queued(std::string_view id, std::int64_t now_ms) = 0;
+  // Audited (scan_failed, reason cancelled, by whom).
+  virtual bool cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) = 0;
 
   // Retention of spooled images after their scan ended. keep_image records
   // until when (image_kept); expired_images lists those due at now;
@@ -146,6 +168,18 @@ class report_store {
   virtual std::vector<scan_record> expired_images(std::int64_t now_ms) = 0;
   virtual void image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
   virtual audit_page list_audit(const audit_filter& filter) = 0;
+  // An audit entry for something that changes no other row: a report or
+  // evidence read, for instance.
+  virtual void record(std::string_view event, std::string_view scan_id, const nlohmann::json& detail, const actor& by,
+                      std::int64_t now_ms) = 0;
+  // Walks the whole chain: each entry's digest and its link to the one before.
+  virtual audit_check verify_audit() = 0;
+
+  // API tokens. add_token is false when the name is taken; revoke_token false
+  // when there is no such token. Both audited (token_created, token_revoked).
+  virtual bool add_token(const token_record& token, const actor& by) = 0;
+  virtual std::vector<token_record> list_tokens() = 0;
+  virtual bool revoke_token(std::string_view name, const actor& by, std::int64_t now_ms) = 0;
 
   // The report of a done scan.
   virtual std::optional<stored_report> find_report(std::string_view id) = 0;

@@ -17,6 +17,7 @@
 
 #include <boost/beast/http.hpp>
 
+#include "borderscan/server/access.hpp"
 #include "borderscan/server/job_queue.hpp"
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/problem.hpp"
@@ -39,8 +40,21 @@ struct route_info {
   // The session streams the body to the spool (begin_upload, finish_upload)
   // instead of reading it into memory for handle().
   bool streamed_upload = false;
-  // Access control (the next issue) adds who may call the route here, and
-  // dispatch checks it before the handler runs.
+  // The roles whose tokens may call the route; 0: no token needed. Checked
+  // before the handler runs (401 without a valid token, 403 for another
+  // role). Handlers of routes that name a scan also check that a station
+  // asks only about its own scans.
+  role_mask roles = 0;
+  // Open without a token when the daemon is configured with public metrics.
+  bool public_with_metrics = false;
+};
+
+// Who sent a request, as the session knows it: for logs and the audit trail.
+struct request_context {
+  request_context(std::string_view id = {}, std::string_view peer = {}) : request_id(id), client(peer) {}
+  request_context(const char* id) : request_id(id) {}  // tests: handle(req, "rid")
+  std::string_view request_id;
+  std::string_view client;  // "ip:port"
 };
 
 struct router_settings {
@@ -48,6 +62,7 @@ struct router_settings {
   std::uint64_t max_image_bytes = 64ULL << 30;
   std::uint64_t min_free_spool_bytes = 0;
   unsigned retry_after_seconds = 30;
+  bool public_metrics = false;  // /metrics without a token
 };
 
 // An accepted upload head: a reserved queue slot and an open spool file.
@@ -61,6 +76,7 @@ class upload {
   queue_slot slot_;
   std::unique_ptr<spool_file> file_;
   scan_record scan_;
+  actor by_;
   std::optional<std::string> header_sha256_, content_digest_sha256_;
 };
 
@@ -74,19 +90,19 @@ class request_handler {
   // The route a request head names; nullptr when it names none (handle()
   // then answers 400, 404 or 405 without blocking).
   virtual const route_info* route_of(const request_header& head) const = 0;
-  virtual response handle(const request& req, std::string_view request_id) = 0;
-  // Checks an upload's head (room in the queue, declared size, digests,
-  // station) and opens the spool file; an error response otherwise.
+  virtual response handle(const request& req, const request_context& ctx) = 0;
+  // Checks an upload's head (the caller's token, room in the queue, declared
+  // size, digests) and opens the spool file; an error response otherwise.
   virtual std::variant<response, std::unique_ptr<upload>> begin_upload(const request_header& head,
                                                                        std::optional<std::uint64_t> content_length,
-                                                                       std::string_view request_id) = 0;
+                                                                       const request_context& ctx) = 0;
   // Makes the received image durable, verifies digests, queues the scan:
   // 202, or a problem and nothing kept. Blocks on the disk and the store.
-  virtual response finish_upload(std::unique_ptr<upload> up, std::string_view request_id) = 0;
+  virtual response finish_upload(std::unique_ptr<upload> up, const request_context& ctx) = 0;
   // The body could not be received (too large, disk full): a problem
   // response; the partial file is removed.
   virtual response upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec,
-                                 std::string_view request_id) = 0;
+                                 const request_context& ctx) = 0;
   virtual std::uint64_t max_image_bytes() const = 0;
 };
 
@@ -100,13 +116,13 @@ class router final : public request_handler {
   const route_info* route_of(const request_header& head) const override;
   // Every route; an upload's body is taken whole from the request (the path
   // tests take; the daemon streams it).
-  response handle(const request& req, std::string_view request_id = {}) override;
+  response handle(const request& req, const request_context& ctx = {}) override;
   std::variant<response, std::unique_ptr<upload>> begin_upload(const request_header& head,
                                                                std::optional<std::uint64_t> content_length,
-                                                               std::string_view request_id = {}) override;
-  response finish_upload(std::unique_ptr<upload> up, std::string_view request_id = {}) override;
+                                                               const request_context& ctx = {}) override;
+  response finish_upload(std::unique_ptr<upload> up, const request_context& ctx = {}) override;
   response upload_failed(std::unique_ptr<upload> up, boost::beast::error_code ec,
-                         std::string_view request_id = {}) override;
+                         const request_context& ctx = {}) override;
   std::uint64_t max_image_bytes() const noexcept override { return settings_.max_image_bytes; }
 
   // Every route served, in table order (the OpenAPI test compares them).
@@ -121,7 +137,10 @@ class router final : public request_handler {
   struct match;
   static const std::vector<route_entry>& table();
   static match find(http::verb method, std::string_view target);
-  response dispatch(const request& req, std::string_view request_id);
+  response dispatch(const request& req, const request_context& ctx);
+  // The caller a route needs, from the Authorization header: nothing for an
+  // open route; throws 401 or 403 otherwise.
+  std::optional<principal> admit(const route_info& route, const request_header& head);
 
   // The handlers, one per route; each file routes_<resource>.cpp holds a resource's.
   response get_healthz(const route_call& c);
@@ -135,6 +154,9 @@ class router final : public request_handler {
   response get_reports(const route_call& c);
   response get_report_files(const route_call& c);
   response get_audit(const route_call& c);
+  response post_token(const route_call& c);
+  response get_tokens(const route_call& c);
+  response delete_token(const route_call& c);
 
   report_store& store_;
   job_queue& queue_;

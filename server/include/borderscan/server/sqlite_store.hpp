@@ -26,7 +26,7 @@ class sqlite_report_store final : public report_store {
   static int schema_version() noexcept;
   int current_version();
 
-  void add_scan(scan_record& scan) override;
+  void add_scan(scan_record& scan, const actor& by) override;
   std::optional<scan_record> find_scan(std::string_view id) override;
   std::optional<scan_record> claim_next(std::int64_t now_ms) override;
   void requeue(std::string_view id, std::string_view reason, bool count_attempt) override;
@@ -35,11 +35,17 @@ class sqlite_report_store final : public report_store {
   void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) override;
   void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) override;
   void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
-  bool cancel_queued(std::string_view id, std::int64_t now_ms) override;
+  bool cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) override;
   void keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) override;
   std::vector<scan_record> expired_images(std::int64_t now_ms) override;
   void image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
   audit_page list_audit(const audit_filter& filter) override;
+  void record(std::string_view event, std::string_view scan_id, const nlohmann::json& detail, const actor& by,
+              std::int64_t now_ms) override;
+  audit_check verify_audit() override;
+  bool add_token(const token_record& token, const actor& by) override;
+  std::vector<token_record> list_tokens() override;
+  bool revoke_token(std::string_view name, const actor& by, std::int64_t now_ms) override;
   std::optional<stored_report> find_report(std::string_view id) override;
   report_page list_reports(const report_filter& filter) override;
   std::optional<file_page> list_files(std::string_view id, const file_filter& filter) override;
@@ -54,11 +60,13 @@ class sqlite_report_store final : public report_store {
   sqlite3* db() const noexcept { return handle_.get(); }
   void migrate();
   void move_reports_to_files();  // part of migration 4
+  void seal_audit_chain();       // part of migration 5
   void exec(const char* sql);
   // Caller holds mutex_. Throws std::runtime_error for an unknown id.
   std::int64_t seq_of(std::string_view id);
   // Caller holds mutex_ (and usually a transaction).
-  void audit(std::int64_t at, std::string_view event, std::string_view scan_id, const nlohmann::json& detail);
+  void audit(std::int64_t at, std::string_view event, std::string_view scan_id, const nlohmann::json& detail,
+             const actor& by = {});
 
   std::mutex mutex_;
   std::filesystem::path reports_dir_;

@@ -1,0 +1,301 @@
+// Who may call what: every route × every kind of caller, against a table
+// written here by hand (not read from the router), and the audit trail's
+// record of who did it.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "server_test_support.hpp"
+
+namespace borderscan::server {
+namespace {
+
+using namespace test_support;
+using nlohmann::json;
+
+enum class caller { none, bad_token, revoked, own_station, other_station, reviewer, admin };
+
+const char* name_of(caller c) {
+  switch (c) {
+    case caller::none:
+      return "no token";
+    case caller::bad_token:
+      return "unknown token";
+    case caller::revoked:
+      return "revoked token";
+    case caller::own_station:
+      return "the scan's station";
+    case caller::other_station:
+      return "another station";
+    case caller::reviewer:
+      return "reviewer";
+    case caller::admin:
+      return "admin";
+  }
+  return "?";
+}
+
+// What a caller gets: allowed (the handler ran: any status but 401/403),
+// unauthorized (401) or forbidden (403).
+enum class outcome { allowed, unauthorized, forbidden };
+
+struct route_case {
+  http::verb method;
+  std::string pattern;  // as router::routes() lists it
+  std::string target;   // {id} filled in below
+  std::set<caller> allowed;
+  bool open = false;  // no token needed at all
+};
+
+struct access_fixture {
+  wired w;
+  std::string scan_id, running_id, spare_token_name = "spare";
+
+  access_fixture() {
+    w.token("reviewer-1", role::reviewer);
+    w.token("k1");
+    w.token("k2");
+    w.token("spare", role::station);
+    w.token("gone", role::station);
+    w.store.revoke_token("gone", {}, w.clk.now);
+    scan_id = upload_as("k1");
+    finish_next(w);
+  }
+
+  std::string upload_as(const std::string& station) {
+    request req{http::verb::post, "/api/v1/scans", 11};
+    req.set(http::field::authorization, "Bearer " + w.tokens.at(station));
+    req.body() = read_file(test::clean_image());
+    req.prepare_payload();
+    const auto res = w.routes.handle(req);
+    EXPECT_EQ(res.message.result(), http::status::accepted) << res.message.body();
+    return json::parse(res.message.body()).at("id");
+  }
+
+  std::string token_of(caller c) {
+    switch (c) {
+      case caller::none:
+        return {};
+      case caller::bad_token:
+        return "bst_this-token-was-never-issued-by-anyone-at-all-000";
+      case caller::revoked:
+        return w.tokens.at("gone");
+      case caller::own_station:
+        return w.tokens.at("k1");
+      case caller::other_station:
+        return w.tokens.at("k2");
+      case caller::reviewer:
+        return w.tokens.at("reviewer-1");
+      case caller::admin:
+        return w.tokens.at("admin");
+    }
+    return {};
+  }
+
+  response call(caller c, http::verb method, const std::string& target, std::string body = {}) {
+    request req{method, target, 11};
+    if (const std::string t = token_of(c); !t.empty()) {
+      req.set(http::field::authorization, "Bearer " + t);
+    }
+    req.body() = std::move(body);
+    req.prepare_payload();
+    return w.routes.handle(req, {"rid-access", "127.0.0.1:5555"});
+  }
+};
+
+outcome outcome_of(const response& r) {
+  switch (r.message.result()) {
+    case http::status::unauthorized:
+      return outcome::unauthorized;
+    case http::status::forbidden:
+      return outcome::forbidden;
+    default:
+      return outcome::allowed;
+  }
+}
+
+std::vector<route_case> route_cases(const std::string& scan) {
+  using enum caller;
+  const std::set<caller> everyone_with_a_token = {own_station, reviewer, admin};
+  return {
+      {http::verb::get, "/healthz", "/healthz", {}, true},
+      {http::verb::get, "/readyz", "/readyz", {}, true},
+      {http::verb::get, "/metrics", "/metrics", {own_station, other_station, reviewer, admin}},
+      {http::verb::post, "/api/v1/scans", "/api/v1/scans", {own_station, other_station, admin}},
+      {http::verb::get, "/api/v1/scans/{id}", "/api/v1/scans/" + scan, everyone_with_a_token},
+      // Cancelling a done scan is allowed (the handler answers 409), not forbidden.
+      {http::verb::delete_, "/api/v1/scans/{id}", "/api/v1/scans/" + scan, {own_station, admin}},
+      {http::verb::get, "/api/v1/scans/{id}/report", "/api/v1/scans/" + scan + "/report", everyone_with_a_token},
+      {http::verb::get, "/api/v1/scans/{id}/events", "/api/v1/scans/" + scan + "/events", everyone_with_a_token},
+      {http::verb::get, "/api/v1/reports", "/api/v1/reports", {own_station, other_station, reviewer, admin}},
+      {http::verb::get, "/api/v1/reports/{id}/files", "/api/v1/reports/" + scan + "/files", everyone_with_a_token},
+      {http::verb::get, "/api/v1/audit", "/api/v1/audit", {admin}},
+      {http::verb::post, "/api/v1/tokens", "/api/v1/tokens", {admin}},
+      {http::verb::get, "/api/v1/tokens", "/api/v1/tokens", {admin}},
+      {http::verb::delete_, "/api/v1/tokens/{name}", "/api/v1/tokens/spare", {admin}},
+  };
+}
+
+TEST(Access, EveryRouteTimesEveryCaller) {
+  access_fixture f;
+  const auto cases = route_cases(f.scan_id);
+  // The table covers every route the router serves, so a new route without
+  // an entry here fails.
+  std::set<std::string> listed, served;
+  for (const auto& rc : cases) {
+    listed.insert(std::string(http::to_string(rc.method)) + " " + rc.pattern);
+  }
+  for (const auto& info : router::routes()) {
+    served.insert(std::string(http::to_string(info.method)) + " " + info.pattern);
+  }
+  EXPECT_EQ(listed, served);
+
+  using enum caller;
+  for (const auto& rc : cases) {
+    for (const caller c : {none, bad_token, revoked, own_station, other_station, reviewer, admin}) {
+      std::string body;
+      if (rc.method == http::verb::post && rc.pattern == "/api/v1/scans") {
+        body = read_file(test::clean_image());
+      } else if (rc.method == http::verb::post) {
+        body = R"({"name": "made-by-test", "role": "station"})";
+      }
+      const response r = f.call(c, rc.method, rc.target, body);
+      outcome want = outcome::allowed;
+      if (!rc.open && (c == none || c == bad_token || c == revoked)) {
+        want = outcome::unauthorized;
+      } else if (!rc.open && !rc.allowed.contains(c)) {
+        want = outcome::forbidden;
+      }
+      EXPECT_EQ(outcome_of(r), want) << http::to_string(rc.method) << " " << rc.target << " as " << name_of(c) << ": "
+                                     << r.message.result_int() << " " << r.message.body();
+      if (want != outcome::allowed) {
+        EXPECT_EQ(r.message[http::field::content_type], "application/problem+json");
+      }
+      if (want == outcome::unauthorized) {
+        EXPECT_EQ(r.message[http::field::www_authenticate], "Bearer realm=\"borderscan\"");
+      }
+      // Undo what an allowed call changed, so every caller meets the same state.
+      if (want == outcome::allowed && rc.pattern == "/api/v1/tokens" && rc.method == http::verb::post) {
+        f.w.store.revoke_token("made-by-test", {}, f.w.clk.now);
+      }
+      if (want == outcome::allowed && rc.pattern == "/api/v1/tokens/{name}") {
+        f.w.tokens.erase("spare");
+        f.w.token("spare");
+      }
+    }
+  }
+}
+
+TEST(Access, MetricsCanBeMadePublic) {
+  wired w;
+  router open_metrics(w.store, w.queue, w.stats, w.rules, w.clk, w.ids, {w.spool, 1 << 20, 0, 30, true});
+  request req{http::verb::get, "/metrics", 11};
+  EXPECT_EQ(open_metrics.handle(req).message.result(), http::status::ok);
+  request audit{http::verb::get, "/api/v1/audit", 11};
+  EXPECT_EQ(open_metrics.handle(audit).message.result(), http::status::unauthorized);
+}
+
+TEST(Access, AStationListsOnlyItsOwnReports) {
+  access_fixture f;
+  f.upload_as("k2");
+  finish_next(f.w);
+  const auto mine = json::parse(f.call(caller::own_station, http::verb::get, "/api/v1/reports").message.body());
+  ASSERT_EQ(mine.at("items").size(), 1U);
+  EXPECT_EQ(mine.at("items").at(0).at("station"), "k1");
+  EXPECT_EQ(f.call(caller::own_station, http::verb::get, "/api/v1/reports?station=k2").message.result(),
+            http::status::forbidden);
+  const auto all = json::parse(f.call(caller::reviewer, http::verb::get, "/api/v1/reports").message.body());
+  EXPECT_EQ(all.at("items").size(), 2U);
+}
+
+TEST(Access, TheStationIsTheTokensNameNotAHeader) {
+  access_fixture f;
+  request req{http::verb::post, "/api/v1/scans", 11};
+  req.set(http::field::authorization, "Bearer " + f.w.tokens.at("k2"));
+  req.set("X-Station", "k1");
+  req.body() = read_file(test::clean_image());
+  req.prepare_payload();
+  const auto res = f.w.routes.handle(req);
+  ASSERT_EQ(res.message.result(), http::status::accepted);
+  const std::string id = json::parse(res.message.body()).at("id");
+  EXPECT_EQ(f.w.store.find_scan(id)->station, "k2");
+}
+
+TEST(Access, TheAuditTrailNamesWhoReadAndWhoCancelled) {
+  access_fixture f;
+  const std::string queued = f.upload_as("k2");
+  ASSERT_EQ(f.call(caller::reviewer, http::verb::get, "/api/v1/scans/" + f.scan_id + "/report").message.result(),
+            http::status::ok);
+  ASSERT_EQ(f.call(caller::admin, http::verb::delete_, "/api/v1/scans/" + queued).message.result(), http::status::ok);
+  audit_filter reads;
+  reads.event = "report_read";
+  const auto read_entries = f.w.store.list_audit(reads).items;
+  ASSERT_EQ(read_entries.size(), 1U);
+  EXPECT_EQ(read_entries[0].scan_id, f.scan_id);
+  EXPECT_EQ(read_entries[0].by.name, "reviewer-1");
+  EXPECT_EQ(read_entries[0].by.role, "reviewer");
+  EXPECT_EQ(read_entries[0].by.request_id, "rid-access");
+  EXPECT_EQ(read_entries[0].by.client, "127.0.0.1:5555");
+  EXPECT_EQ(read_entries[0].detail.at("report_sha256"), f.w.store.find_report(f.scan_id)->sha256);
+
+  audit_filter of_queued;
+  of_queued.scan_id = queued;
+  const auto entries = f.w.store.list_audit(of_queued).items;  // newest first
+  ASSERT_EQ(entries.size(), 2U);
+  EXPECT_EQ(entries[0].event, "scan_failed");
+  EXPECT_EQ(entries[0].detail.at("reason"), "cancelled");
+  EXPECT_EQ(entries[0].by.name, "admin");
+  EXPECT_EQ(entries[1].event, "scan_submitted");
+  EXPECT_EQ(entries[1].by.name, "k2");
+  EXPECT_EQ(entries[1].by.role, "station");
+  EXPECT_TRUE(f.w.store.verify_audit().intact());
+}
+
+TEST(Access, TokensAreMadeListedAndRevokedOverTheApi) {
+  access_fixture f;
+  const auto made = f.call(caller::admin, http::verb::post, "/api/v1/tokens", R"({"name":"k9","role":"station"})");
+  ASSERT_EQ(made.message.result(), http::status::created) << made.message.body();
+  const json j = json::parse(made.message.body());
+  const std::string token = j.at("token");
+  EXPECT_TRUE(token.starts_with("bst_"));
+  EXPECT_GE(token.size(), 4U + 43U);  // 256 bits in base64url
+  // Stored as a digest only: the token's text is nowhere in the database.
+  const std::string db = read_file(f.w.dir / "borderscan.db") + read_file(f.w.dir / "borderscan.db-wal");
+  EXPECT_EQ(db.find(token), std::string::npos);
+
+  EXPECT_EQ(
+      f.call(caller::admin, http::verb::post, "/api/v1/tokens", R"({"name":"k9","role":"station"})").message.result(),
+      http::status::conflict);
+  for (const char* bad : {R"({"name":"a b","role":"station"})", R"({"name":"x","role":"root"})", R"([1])",
+                          R"({"name":"system","role":"admin"})", R"({"name":"x","role":"admin","extra":1})"}) {
+    EXPECT_EQ(f.call(caller::admin, http::verb::post, "/api/v1/tokens", bad).message.result(),
+              http::status::bad_request)
+        << bad;
+  }
+  request with_new{http::verb::get, "/api/v1/reports", 11};
+  with_new.set(http::field::authorization, "Bearer " + token);
+  EXPECT_EQ(f.w.routes.handle(with_new).message.result(), http::status::ok);
+
+  const auto listed = json::parse(f.call(caller::admin, http::verb::get, "/api/v1/tokens").message.body());
+  EXPECT_NE(listed.dump().find("\"k9\""), std::string::npos);
+  EXPECT_EQ(listed.dump().find("bst_"), std::string::npos);
+
+  EXPECT_EQ(f.call(caller::admin, http::verb::delete_, "/api/v1/tokens/k9").message.result(), http::status::ok);
+  EXPECT_EQ(f.w.routes.handle(with_new).message.result(), http::status::unauthorized);
+  EXPECT_EQ(f.call(caller::admin, http::verb::delete_, "/api/v1/tokens/k9").message.result(), http::status::not_found);
+  // The last admin cannot lock everyone out over the API.
+  EXPECT_EQ(f.call(caller::admin, http::verb::delete_, "/api/v1/tokens/admin").message.result(),
+            http::status::conflict);
+}
+
+TEST(Access, BearerHeadersAreParsedStrictly) {
+  EXPECT_EQ(bearer_token("Bearer abc"), "abc");
+  EXPECT_EQ(bearer_token("bearer   abc  "), "abc");
+  EXPECT_FALSE(bearer_token("Basic abc"));
+  EXPECT_FALSE(bearer_token("Bearer "));
+  EXPECT_FALSE(bearer_token(""));
+  EXPECT_FALSE(bearer_token("Bearerabc"));
+}
+
+}  // namespace
+}  // namespace borderscan::server

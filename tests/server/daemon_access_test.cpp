@@ -1,0 +1,194 @@
+// Access control and evidence integrity with the real borderscand: the token
+// and audit subcommands on a data dir, 401/403 over real HTTP, the refusal to
+// listen in clear beyond loopback, and the modes of what the daemon creates.
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "daemon_harness.hpp"
+#include "server_test_support.hpp"
+
+namespace borderscan::server {
+namespace {
+
+using namespace test_support;
+using nlohmann::json;
+namespace http = boost::beast::http;
+namespace fs = std::filesystem;
+
+std::string borderscand(const std::string& args) {
+  return std::string(BORDERSCAND) + " " + args;
+}
+
+TEST(DaemonAccess, TokenCommandsCreateListAndRevoke) {
+  test::scratch_dir dir;
+  const std::string data = "--data-dir " + (dir / "data").string();
+  const auto made = test::run_command(borderscand("token create --role reviewer --name rev-1 " + data));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  // The token is the last word of the last stdout line.
+  std::string out = made.out;
+  while (!out.empty() && out.back() == '\n') {
+    out.pop_back();
+  }
+  const std::string token = out.substr(out.find_last_of(" \n") + 1);
+  EXPECT_TRUE(token.starts_with("bst_")) << made.out;
+
+  const auto again = test::run_command(borderscand("token create --role admin --name rev-1 " + data));
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
+  EXPECT_EQ(test::run_command(borderscand("token create --role root --name x " + data)).exit_code, 2);
+  EXPECT_EQ(test::run_command(borderscand("token create --role admin --name 'a b' " + data)).exit_code, 2);
+
+  const auto listed = test::run_command(borderscand("token list " + data));
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("rev-1\treviewer\t"), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find(token), std::string::npos) << "token list must never print a token";
+
+  EXPECT_EQ(test::run_command(borderscand("token revoke rev-1 " + data)).exit_code, 0);
+  EXPECT_EQ(test::run_command(borderscand("token revoke rev-1 " + data)).exit_code, 1);
+  EXPECT_EQ(test::run_command(borderscand("token list " + data)).out, "NAME\tROLE\tCREATED\n");
+}
+
+TEST(DaemonAccess, RoutesNeedATokenOverHttpAndRevokedTokensStopWorking) {
+  test::scratch_dir dir;
+  daemon d(dir / "data");
+  d.start();
+  const std::string station = d.token("kiosk-9");
+  const std::map<std::string, std::string> none = {{"Authorization", ""}};
+  EXPECT_EQ(http_call(d.port(), http::verb::get, "/healthz", {}, none).status, 200U);
+  EXPECT_EQ(http_call(d.port(), http::verb::get, "/readyz", {}, none).status, 200U);
+  const auto anonymous = http_call(d.port(), http::verb::get, "/metrics", {}, none);
+  EXPECT_EQ(anonymous.status, 401U);
+  EXPECT_EQ(anonymous.header("content-type"), "application/problem+json");
+  EXPECT_EQ(anonymous.header("www-authenticate"), "Bearer realm=\"borderscan\"");
+  const auto upload_anonymous =
+      http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()), none);
+  EXPECT_EQ(upload_anonymous.status, 401U);
+  EXPECT_EQ(count_files(d.spool_dir()), 0U) << "nothing spooled for an unauthenticated upload";
+
+  const std::map<std::string, std::string> as_station = {{"Authorization", "Bearer " + station}};
+  EXPECT_EQ(http_call(d.port(), http::verb::get, "/api/v1/audit", {}, as_station).status, 403U);
+  EXPECT_EQ(http_call(d.port(), http::verb::get, "/api/v1/reports", {}, as_station).status, 200U);
+
+  // Revoked while the daemon runs (the CLI on the same data dir): refused at once.
+  ASSERT_EQ(test::run_command(borderscand("token revoke kiosk-9 --config " + d.config_file().string())).exit_code, 0);
+  EXPECT_EQ(http_call(d.port(), http::verb::get, "/api/v1/reports", {}, as_station).status, 401U);
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+TEST(DaemonAccess, MetricsCanBeOpenedByConfiguration) {
+  test::scratch_dir dir;
+  daemon d(dir / "data", {.http_extra = "public_metrics = true\n"});
+  d.start();
+  const std::map<std::string, std::string> none = {{"Authorization", ""}};
+  EXPECT_EQ(http_call(d.port(), http::verb::get, "/metrics", {}, none).status, 200U);
+  EXPECT_EQ(http_call(d.port(), http::verb::get, "/api/v1/reports", {}, none).status, 401U);
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+TEST(DaemonAccess, RefusesPlainHttpBeyondLoopbackUnlessAllowed) {
+  test::scratch_dir dir;
+  const fs::path config = dir / "c.toml";
+  {
+    std::ofstream out(config);
+    out << "[http]\nlisten = \"0.0.0.0:0\"\n[storage]\ndata_dir = \"" << (dir / "data").string() << "\"\n";
+  }
+  const auto refused = test::run_command(borderscand("serve --config " + config.string()));
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("refusing to listen on 0.0.0.0 without TLS"), std::string::npos) << refused.err;
+
+  daemon d(dir / "data2", {.http_extra = "allow_insecure_listen = true\n"});
+  // The harness listens on 127.0.0.1; the switch alone changes nothing there.
+  d.start();
+  EXPECT_EQ(d.log().find("INSECURE"), std::string::npos) << d.log();
+  EXPECT_EQ(d.stop(SIGTERM), 0);
+  {
+    std::ofstream out(config);
+    out << "[http]\nlisten = \"0.0.0.0:0\"\nallow_insecure_listen = true\n[storage]\ndata_dir = \""
+        << (dir / "data3").string() << "\"\n";
+  }
+  // Allowed: it starts, and says so loudly (stopped by the harness's signal).
+  const auto started =
+      test::run_command("timeout --preserve-status -s TERM 3 " + borderscand("serve --config " + config.string()));
+  EXPECT_EQ(started.exit_code, 0) << started.err;
+  EXPECT_NE(started.err.find("INSECURE: listening on 0.0.0.0"), std::string::npos) << started.err;
+}
+
+TEST(DaemonAccess, AuditVerifyPassesThenNamesTheEditedEntry) {
+  test::scratch_dir dir;
+  daemon d(dir / "data");
+  d.start();
+  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
+                             {{"Authorization", "Bearer " + d.token("k1")}});
+  ASSERT_EQ(res.status, 202U) << res.body;
+  const std::string id = res.json().at("id");
+  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
+      << d.log();
+  ASSERT_EQ(http_get(d.port(), "/api/v1/scans/" + id + "/report").status, 200U);
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+
+  const std::string verify = borderscand("audit verify --config " + d.config_file().string());
+  const auto intact = test::run_command(verify);
+  EXPECT_EQ(intact.exit_code, 0) << intact.out << intact.err;
+  EXPECT_NE(intact.out.find("intact"), std::string::npos) << intact.out;
+
+  // Someone with write access to the database rewrites who read the report.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((d.data_dir() / "borderscan.db").c_str(), &db), SQLITE_OK);
+  std::int64_t seq = 0;
+  {
+    sqlite3_stmt* s = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT seq FROM audit_log WHERE event = 'report_read'", -1, &s, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+    seq = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+  }
+  const std::string edit = "UPDATE audit_log SET actor_name = 'nobody' WHERE seq = " + std::to_string(seq);
+  ASSERT_EQ(sqlite3_exec(db, edit.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  const auto broken = test::run_command(verify);
+  EXPECT_EQ(broken.exit_code, 1);
+  EXPECT_NE(broken.out.find("BROKEN at entry " + std::to_string(seq)), std::string::npos) << broken.out;
+}
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+  return st.st_mode & 07777;
+}
+
+TEST(DaemonAccess, WhatTheDaemonCreatesIsOwnerOnlyUnderUmask022) {
+  test::scratch_dir dir;
+  const mode_t old = ::umask(022);  // inherited by the daemon the harness forks
+  daemon d(dir / "data", {.storage_extra = "keep_images = true\n"});
+  d.start();
+  ::umask(old);
+  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
+                             {{"Authorization", "Bearer " + d.token("k1")}});
+  ASSERT_EQ(res.status, 202U) << res.body;
+  const std::string id = res.json().at("id");
+  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
+      << d.log();
+  const fs::path data = d.data_dir();
+  EXPECT_EQ(mode_of(data), 0700U);
+  EXPECT_EQ(mode_of(data / "spool"), 0700U);
+  EXPECT_EQ(mode_of(data / "reports"), 0700U);
+  EXPECT_EQ(mode_of(data / "rules"), 0700U);
+  EXPECT_EQ(mode_of(data / "spool" / (id + ".img")), 0600U);
+  EXPECT_EQ(mode_of(data / "reports" / (id + ".json")), 0600U);
+  for (const char* name : {"borderscan.db", "borderscan.db-wal", "borderscan.db-shm"}) {
+    EXPECT_EQ(mode_of(data / name), 0600U) << name;
+  }
+  for (const auto& e : fs::directory_iterator(data / "rules")) {
+    EXPECT_EQ(mode_of(e.path()), 0600U) << e.path();
+  }
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+}  // namespace
+}  // namespace borderscan::server
