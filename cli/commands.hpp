@@ -12,5 +12,6 @@ using command_runner = std::function<int()>;
 
 command_runner add_scan_command(CLI::App& app);
 command_runner add_worker_command(CLI::App& app);
+command_runner add_verify_command(CLI::App& app);
 
 }  // namespace borderscan::cli

@@ -1,4 +1,5 @@
-// borderscan: offline scan of a device image, and (later) the kiosk client.
+// borderscan: offline scan of a device image, signature checks of reports,
+// and (later) the kiosk client.
 #include <clocale>
 #include <iostream>
 
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   commands.emplace_back(app.get_subcommand("scan"), std::move(scan));
   auto worker = borderscan::cli::add_worker_command(app);
   commands.emplace_back(app.get_subcommand("worker"), std::move(worker));
+  auto verify = borderscan::cli::add_verify_command(app);
+  commands.emplace_back(app.get_subcommand("verify"), std::move(verify));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

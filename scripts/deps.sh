@@ -14,6 +14,7 @@ test_packages=(
   libgtest-dev libgmock-dev libvalijson-dev
   sleuthkit dosfstools mtools exfatprogs e2fsprogs genisoimage ewf-tools fdisk
   gzip coreutils python3 zip p7zip-full xz-utils zstd bzip2 lz4 cpio gcab binutils qemu-utils openssl curl jq
+  nodejs npm
 )
 
 mode="${1:-test}"
@@ -24,6 +25,11 @@ fi
 
 missing=()
 for p in "${wanted[@]}"; do
+  # A Node.js build from outside Debian (NodeSource's nodejs) ships npm itself
+  # and conflicts with Debian's npm package: its npm command is enough.
+  if [[ "$p" == "npm" ]] && command -v npm >/dev/null 2>&1; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi

@@ -13,6 +13,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "borderscan/evidence/report_signature.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/rule_set.hpp"
 #include "borderscan/server/blocking_pool.hpp"
@@ -121,6 +122,10 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   make_private_dirs(
       {config.storage.data_dir, spool, config.storage.reports_path(), config.storage.compiled_rules_path()});
 
+  // Made at the first start; every stored report is signed with it.
+  const auto signer = evidence::signing_key::load_or_create(config.storage.signing_key_path());
+  spdlog::info("reports are signed with Ed25519 key {} ({})", signer.public_part().key_id(),
+               config.storage.signing_key_path().string());
   server::system_clock clock;
   server::random_id_generator ids;
   server::sqlite_report_store store(config.storage.database_path(), config.storage.reports_path());
@@ -165,13 +170,18 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                                    : std::string("inside the daemon (worker.isolation = \"none\")"));
   server::delayed_runner delayed(runner, std::chrono::milliseconds(debug_scan_delay_ms));
   server::scan_runner& chosen = debug_scan_delay_ms > 0 ? static_cast<server::scan_runner&>(delayed) : runner;
-  server::report_ingest ingest(store, {config.storage.reports_path(), config.worker.max_output_bytes});
+  server::report_ingest ingest(store, {.reports_dir = config.storage.reports_path(),
+                                       .max_report_bytes = config.worker.max_output_bytes,
+                                       .signer = &signer});
   server::worker_pool pool(queue, chosen, store, ingest, stats, clock,
                            {config.jobs.effective_workers(), config.jobs.max_attempts, retention});
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
-  server::router routes(
-      store, queue, stats, rule_holder, clock, ids,
-      {spool, config.storage.max_image_bytes, config.storage.min_free_spool_bytes, 30, config.http.public_metrics});
+  server::router routes(store, queue, stats, rule_holder, clock, ids,
+                        {.spool_dir = spool,
+                         .max_image_bytes = config.storage.max_image_bytes,
+                         .min_free_spool_bytes = config.storage.min_free_spool_bytes,
+                         .public_metrics = config.http.public_metrics,
+                         .signing_key_pem = signer.public_part().pem()});
   // Handlers that wait for the disk or the store (fdatasync of an upload,
   // SQLite) run here instead of on the I/O threads. Two threads match the
   // I/O threads; 64 waiting requests is far more than SQLite clears in a

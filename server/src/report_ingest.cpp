@@ -152,13 +152,19 @@ stored_report report_ingest::ingest(const scan_record& scan, const report_file& 
                       ruleset);
   }
 
+  scanner::report_file_info kept = read;
+  if (settings_.signer != nullptr) {
+    evidence::sign_report_file(file.path, *settings_.signer, read.sha256);
+    // The served document is the signed one: its digest is what the audit log pins.
+    kept = hashing_reader(file.path).finish();
+  }
   fs::create_directories(settings_.reports_dir);
   const fs::path stored_at = settings_.reports_dir / (scan.id + ".json");
   move_into(file.path, stored_at);
   stored_report out;
   out.path = stored_at.string();
-  out.size = read.size;
-  out.sha256 = read.sha256;
+  out.size = kept.size;
+  out.sha256 = kept.sha256;
   out.verdict = scanner::to_string(head.result);
   out.score = head.score;
   out.ruleset_digest = head.ruleset.digest;

@@ -54,6 +54,7 @@ const std::vector<router::route_entry>& router::table() {
       {{verb::get, "/api/v1/reports", blocking_pool, false, any_role}, &router::get_reports},
       {{verb::get, "/api/v1/reports/{id}/files", blocking_pool, false, any_role}, &router::get_report_files},
       {{verb::get, "/api/v1/audit", blocking_pool, false, admins}, &router::get_audit},
+      {{verb::get, "/api/v1/signing-key", blocking_pool, false, any_role}, &router::get_signing_key},
       {{verb::post, "/api/v1/tokens", blocking_pool, false, admins}, &router::post_token},
       {{verb::get, "/api/v1/tokens", blocking_pool, false, admins}, &router::get_tokens},
       {{verb::delete_, "/api/v1/tokens/{name}", blocking_pool, false, admins}, &router::delete_token},

@@ -88,6 +88,18 @@ response router::get_scan_report(const route_call& c) {
   return r;
 }
 
+response router::get_signing_key(const route_call& c) {
+  query(c.url, {});
+  if (settings_.signing_key_pem.empty()) {
+    not_found("signing key (this daemon does not sign reports)");
+  }
+  response r;
+  r.message = response_message{http::status::ok, 11};
+  r.message.set(http::field::content_type, "application/x-pem-file");
+  r.message.body() = settings_.signing_key_pem;
+  return r;
+}
+
 response router::get_report_files(const route_call& c) {
   const std::string& id = scan_id(c);
   query q(c.url, {"flagged", "deleted", "mime", "limit", "cursor"});

@@ -130,6 +130,7 @@ std::vector<route_case> route_cases(const std::string& scan) {
       {http::verb::get, "/api/v1/reports", "/api/v1/reports", {own_station, other_station, reviewer, admin}},
       {http::verb::get, "/api/v1/reports/{id}/files", "/api/v1/reports/" + scan + "/files", everyone_with_a_token},
       {http::verb::get, "/api/v1/audit", "/api/v1/audit", {admin}},
+      {http::verb::get, "/api/v1/signing-key", "/api/v1/signing-key", {own_station, other_station, reviewer, admin}},
       {http::verb::post, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::get, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::delete_, "/api/v1/tokens/{name}", "/api/v1/tokens/spare", {admin}},
@@ -188,7 +189,9 @@ TEST(Access, EveryRouteTimesEveryCaller) {
 
 TEST(Access, MetricsCanBeMadePublic) {
   wired w;
-  router open_metrics(w.store, w.queue, w.stats, w.rules, w.clk, w.ids, {w.spool, 1 << 20, 0, 30, true});
+  router_settings settings = wired::settings_for(w.spool, 1 << 20);
+  settings.public_metrics = true;
+  router open_metrics(w.store, w.queue, w.stats, w.rules, w.clk, w.ids, settings);
   request req{http::verb::get, "/metrics", 11};
   EXPECT_EQ(open_metrics.handle(req).message.result(), http::status::ok);
   request audit{http::verb::get, "/api/v1/audit", 11};

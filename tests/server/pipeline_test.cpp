@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <algorithm>
 #include <regex>
 
@@ -67,10 +69,12 @@ std::vector<std::string> workers_of(const daemon& d) {
 
 // The report text with what differs from run to run blanked: times, the
 // scan id, the station and the names the image's files had (the spool's).
+// The signature the daemon adds (the CLI's reports carry none) goes too.
 std::string without_run_details(const std::string& text) {
   static const std::regex volatile_fields(
       R"re("(started_at|finished_at|scan_id|station)": "[^"]*"|"(duration_ms)":[0-9]+|"(segments)":\[[^\]]*\])re");
-  return std::regex_replace(text, volatile_fields, "\"$1$2$3\": -");
+  static const std::regex signature(R"re(,"signature":\{[^}]*\}\}(\s*)$)re");
+  return std::regex_replace(std::regex_replace(text, signature, "}$1"), volatile_fields, "\"$1$2$3\": -");
 }
 
 class Pipeline : public ::testing::Test {
@@ -104,6 +108,56 @@ TEST_F(Pipeline, TheStoredReportIsTheCliReportOfTheSameImage) {
     EXPECT_TRUE(same) << name << ": the stored report differs from the CLI's\n" << served.body;
     EXPECT_EQ(json::parse(served.body).at("scan_id"), id);
   }
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+TEST_F(Pipeline, ServedReportsAreSignedAndVerifyOfflineUntilOneByteChanges) {
+  auto& d = start();
+  const std::string id = upload(d, test::fixture_dir() / "fat-simple.img");
+  ASSERT_TRUE(ends_as(d, id, "done")) << d.log();
+  const auto served = http_get(d.port(), "/api/v1/scans/" + id + "/report");
+  ASSERT_EQ(served.status, 200U);
+  const json signature = json::parse(served.body).at("signature");
+  EXPECT_EQ(signature.at("alg"), "Ed25519");
+  const auto key = http_get(d.port(), "/api/v1/signing-key");
+  ASSERT_EQ(key.status, 200U);
+  EXPECT_EQ(key.header("content-type"), "application/x-pem-file");
+  EXPECT_TRUE(key.body.starts_with("-----BEGIN PUBLIC KEY-----")) << key.body;
+  const fs::path key_file = scratch_ / "signing-key.pem", report_file = scratch_ / "report.json";
+  std::ofstream(key_file) << key.body;
+  std::ofstream(report_file, std::ios::binary) << served.body;
+  const std::string verify = test::shell_quote(BORDERSCAN_CLI) + " verify " + test::shell_quote(report_file.string()) +
+                             " --key " + test::shell_quote(key_file.string());
+  const auto valid = test::run_command(verify);
+  EXPECT_EQ(valid.exit_code, 0) << valid.out << valid.err;
+  EXPECT_NE(valid.out.find(signature.at("key_id").get<std::string>()), std::string::npos) << valid.out;
+
+  // One byte anywhere: in a file entry, in the summary, in the signature itself.
+  for (const std::string& anchor : {std::string("\"path\""), std::string("\"verdict\""), std::string("\"value\":\"")}) {
+    std::string changed = served.body;
+    const auto at = changed.rfind(anchor);
+    ASSERT_NE(at, std::string::npos) << anchor;
+    const std::size_t pos = at + anchor.size() + 3;
+    changed[pos] = changed[pos] == 'A' ? 'B' : 'A';
+    std::ofstream(report_file, std::ios::binary | std::ios::trunc) << changed;
+    const auto broken = test::run_command(verify);
+    EXPECT_EQ(broken.exit_code, 1) << "changed at " << pos << " (" << anchor << "): " << broken.out;
+  }
+  // Usage errors: no key, a key that is not one, a report that is not there.
+  EXPECT_EQ(test::run_command(test::shell_quote(BORDERSCAN_CLI) + " verify " + report_file.string()).exit_code, 2);
+  std::ofstream(scratch_ / "not-a-key.pem") << "hello";
+  EXPECT_EQ(test::run_command(test::shell_quote(BORDERSCAN_CLI) + " verify " + report_file.string() + " --key " +
+                              (scratch_ / "not-a-key.pem").string())
+                .exit_code,
+            2);
+  EXPECT_EQ(
+      test::run_command(test::shell_quote(BORDERSCAN_CLI) + " verify /nonexistent.json --key " + key_file.string())
+          .exit_code,
+      2);
+  // The key survives a restart: reports stay verifiable with the key fetched before.
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  d.start();
+  EXPECT_EQ(http_get(d.port(), "/api/v1/signing-key").body, key.body);
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 

@@ -62,7 +62,7 @@ struct wired {
         ingest(store, {dir / "reports"}),
         queue(store, clk, capacity),
         rules(test::shipped_rules()),
-        routes(store, queue, stats, rules, clk, ids, {spool, max_image_bytes, 0, 30}) {
+        routes(store, queue, stats, rules, clk, ids, settings_for(spool, max_image_bytes)) {
     default_bearer_token() = token("admin", role::admin);
   }
 
@@ -76,6 +76,13 @@ struct wired {
     }
     return it->second;
   }
+  static router_settings settings_for(const std::filesystem::path& spool, std::uint64_t max_image_bytes) {
+    router_settings s;
+    s.spool_dir = spool;
+    s.max_image_bytes = max_image_bytes;
+    return s;
+  }
+
   static std::filesystem::path make_spool(const test::scratch_dir& d) {
     std::filesystem::create_directories(d / "spool");
     return d / "spool";

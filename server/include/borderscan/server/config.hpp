@@ -73,6 +73,7 @@ struct storage_config {
   // Report documents, one file per done scan, and compiled rule sets.
   std::filesystem::path reports_path() const { return data_dir / "reports"; }
   std::filesystem::path compiled_rules_path() const { return data_dir / "rules"; }
+  std::filesystem::path signing_key_path() const { return data_dir / "keys" / "report-signing.pem"; }
 };
 
 struct jobs_config {

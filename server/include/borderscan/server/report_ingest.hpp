@@ -3,13 +3,15 @@
 // front to back (never as one document in memory): its bytes are hashed and
 // compared with what the writer claimed, its structure, summary and verdict
 // checked (scanner::read_report), its file entries stored as rows in batches,
-// and it is moved into the report folder, from which it is served as it is.
+// it is signed (the signature appended in place) and moved into the report
+// folder, from which it is served as it is.
 // The store lock is taken per batch, never while the file is parsed.
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 
+#include "borderscan/evidence/report_signature.hpp"
 #include "borderscan/server/report_store.hpp"
 #include "borderscan/server/scan_runner.hpp"
 
@@ -19,6 +21,9 @@ struct ingest_settings {
   std::filesystem::path reports_dir;
   std::uint64_t max_report_bytes = 512ULL << 20;
   std::size_t batch_rows = 1000;  // file rows per store transaction
+  // Signs each accepted report (evidence/report_signature.hpp); unsigned
+  // when null.
+  const evidence::signing_key* signer = nullptr;
 };
 
 class report_ingest {

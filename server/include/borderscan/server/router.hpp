@@ -63,6 +63,7 @@ struct router_settings {
   std::uint64_t min_free_spool_bytes = 0;
   unsigned retry_after_seconds = 30;
   bool public_metrics = false;  // /metrics without a token
+  std::string signing_key_pem;  // the reports' public key; empty: reports are not signed
 };
 
 // An accepted upload head: a reserved queue slot and an open spool file.
@@ -157,6 +158,7 @@ class router final : public request_handler {
   response post_token(const route_call& c);
   response get_tokens(const route_call& c);
   response delete_token(const route_call& c);
+  response get_signing_key(const route_call& c);
 
   report_store& store_;
   job_queue& queue_;

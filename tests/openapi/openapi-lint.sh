@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The openapi_lint test's two steps (tests/openapi/CMakeLists.txt runs them):
+#
+#   openapi-lint.sh install SOURCE_DIR TOOLS_DIR
+#       copies package.json and package-lock.json from SOURCE_DIR (this
+#       folder) to TOOLS_DIR, in the build directory, and runs `npm ci`
+#       there; skipped when TOOLS_DIR already holds that lock file's install.
+#   openapi-lint.sh check SOURCE_DIR TOOLS_DIR SPEC
+#       lints SPEC with `redocly lint` (the recommended rules; any error
+#       fails) and validates it with swagger-parser (validate.cjs).
+#
+# Node.js and npm come from Debian's packages nodejs and npm
+# (scripts/deps.sh test installs them).
+set -uo pipefail
+
+# No usage data, update checks or notices from the tools: the only network
+# traffic is npm ci's download from the registry.
+export REDOCLY_TELEMETRY=off
+export REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+export REDOCLY_SUPPRESS_NOTIFICATIONS=true
+export NO_UPDATE_NOTIFIER=1
+export NPM_CONFIG_UPDATE_NOTIFIER=false
+export NPM_CONFIG_AUDIT=false
+export NPM_CONFIG_FUND=false
+
+fail() {
+  echo "openapi_lint: $*" >&2
+  exit 1
+}
+
+need() {
+  command -v "$1" >/dev/null 2>&1 ||
+    fail "'$1' is not installed; it comes with the Debian packages nodejs and npm: run scripts/deps.sh test (or apt-get install nodejs npm)"
+}
+
+check_node() {
+  need node
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]') || fail "'node' does not run"
+  ((major >= 18)) || fail "Node.js $(node --version) is too old: the lint tools need Node.js 18 or later"
+}
+
+mode="${1:-}"
+src="${2:-}"
+tools="${3:-}"
+[[ -n "$mode" && -d "$src" && -n "$tools" ]] ||
+  fail "usage: $0 install SOURCE_DIR TOOLS_DIR | check SOURCE_DIR TOOLS_DIR SPEC"
+
+case "$mode" in
+  install)
+    check_node
+    need npm
+    mkdir -p "$tools" || fail "cannot create $tools"
+    cp "$src/package.json" "$src/package-lock.json" "$tools/" || fail "cannot copy the package files to $tools"
+    stamp="$tools/node_modules/.borderscan-installed"
+    want="$(sha256sum "$tools/package-lock.json" | cut -d' ' -f1) node $(node --version)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+      echo "openapi_lint: the tools of $tools/package-lock.json are installed"
+      exit 0
+    fi
+    echo "openapi_lint: npm ci in $tools"
+    # No install scripts: the tools need none.
+    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund) ||
+      fail "npm ci failed in $tools (is the npm registry reachable?)"
+    echo "$want" >"$stamp"
+    ;;
+  check)
+    spec="${4:-}"
+    [[ -f "$spec" ]] || fail "no OpenAPI description at '$spec'"
+    check_node
+    redocly="$tools/node_modules/@redocly/cli/bin/cli.js"
+    [[ -f "$redocly" && -f "$tools/node_modules/@apidevtools/swagger-parser/package.json" ]] ||
+      fail "the lint tools are not installed in $tools: run the openapi_npm_ci test first (ctest -R openapi)"
+    status=0
+    echo "== redocly lint (recommended rules) $(node "$redocly" --version 2>/dev/null | head -n1)"
+    node "$redocly" lint --config "$src/redocly.yaml" "$spec" || status=1
+    echo "== swagger-parser validate"
+    node "$src/validate.cjs" "$tools" "$spec" || status=1
+    if ((status != 0)); then
+      fail "$spec has problems (see above)"
+    fi
+    echo "openapi_lint: $spec passes redocly lint and swagger-parser validation"
+    ;;
+  *)
+    fail "unknown step '$mode'; use install or check"
+    ;;
+esac
