@@ -24,6 +24,7 @@
 #include "borderscan/server/router.hpp"
 #include "borderscan/server/process_runner.hpp"
 #include "borderscan/server/retention.hpp"
+#include "borderscan/server/rules_service.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/sqlite_store.hpp"
 #include "borderscan/server/system.hpp"
@@ -113,10 +114,6 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
     hashsets.push_back(p.string() + ":known-good");
   }
   const scanner::rule_sources sources = scanner::rule_sources_for(rule_paths, hashsets);
-  // Compiled once here; every worker loads the saved result and says which rule set it holds.
-  server::rules_snapshot rules = server::load_rules(sources, config.storage.compiled_rules_path());
-  spdlog::info("rules: {} YARA rules, ruleset {}, compiled to {}", rules.rules->info().yara_rules,
-               rules.rules->info().digest, rules.compiled.string());
 
   const fs::path spool = config.storage.spool_path();
   make_private_dirs(
@@ -145,7 +142,15 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   }
   sweep_spool(spool, store, config.storage.keep_images);
 
-  server::rule_holder rule_holder(std::move(rules));
+  // Compiled once here (and at each reload); every worker loads the saved
+  // result and says which rule set it holds.
+  server::rules_service rules(sources, config.storage.compiled_rules_path(), store, clock);
+  server::rule_holder& rule_holder = rules.holder();
+  {
+    const auto loaded = rule_holder.snapshot();
+    spdlog::info("rules: {} YARA rules, ruleset {}, compiled to {}", loaded.rules->info().yara_rules,
+                 loaded.rules->info().digest, loaded.compiled.string());
+  }
   server::metrics stats;
   server::job_queue queue(store, clock, config.jobs.queue_capacity);
   server::in_process_runner in_process(config.limits, rule_holder, config.jobs.effective_scan_threads());
@@ -181,7 +186,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                          .max_image_bytes = config.storage.max_image_bytes,
                          .min_free_spool_bytes = config.storage.min_free_spool_bytes,
                          .public_metrics = config.http.public_metrics,
-                         .signing_key_pem = signer.public_part().pem()});
+                         .signing_key_pem = signer.public_part().pem(),
+                         .reload_rules = [&rules](const server::actor& by) { return rules.reload(by); }});
   // Handlers that wait for the disk or the store (fdatasync of an upload,
   // SQLite) run here instead of on the I/O threads. Two threads match the
   // I/O threads; 64 waiting requests is far more than SQLite clears in a
@@ -204,8 +210,13 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   int sig = 0;
-  sigwait(&signals, &sig);
+  // SIGHUP reloads the rules (as POST /api/v1/rules/reload does); the others stop.
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    spdlog::info("SIGHUP: reloading the rules");
+    rules.reload(server::actor{"signal", "system", "", "SIGHUP"});
+  }
   spdlog::info("{}: draining (up to {} s for running scans)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                config.jobs.shutdown_grace_seconds);
   server.stop_accepting();
@@ -225,6 +236,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // The database, its WAL, reports, spooled images and keys hold travellers'

@@ -5,6 +5,8 @@
 #include <array>
 #include <system_error>
 
+#include <spdlog/spdlog.h>
+
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "borderscan/server/body_stream.hpp"
@@ -86,6 +88,36 @@ response router::get_scan_report(const route_call& c) {
   // Reports are personal data: every read is on the record, before a byte leaves.
   store_.record("report_read", scan.id, {{"report_sha256", stored->sha256}}, c.by, clock_.now_ms());
   return r;
+}
+
+response router::delete_report(const route_call& c) {
+  const std::string& id = scan_id(c);
+  query(c.url, {});
+  const purge_result purged = store_.purge(id, c.by, clock_.now_ms());
+  switch (purged.result) {
+    case purge_result::outcome::not_found:
+      not_found("scan");
+    case purge_result::outcome::active:
+      throw http_error(http::status::conflict, "not-finished",
+                       "the scan is still queued or running; cancel it first, then purge it");
+    case purge_result::outcome::purged:
+      break;
+  }
+  // The rows are gone (committed); now the files. A file that cannot be
+  // removed is logged: the audit entry already says it was purged.
+  std::error_code ec;
+  for (const std::string& path : {purged.report_path, purged.image_kept ? purged.spool_path : std::string()}) {
+    if (!path.empty() && !std::filesystem::remove(path, ec) && ec) {
+      spdlog::error("request={} purge of {}: cannot remove {}: {}", c.request_id, id, path, ec.message());
+    }
+  }
+  spdlog::info("request={} job={} purged by {} (report sha256 {})", c.request_id, id, c.by.name,
+               purged.report_sha256.empty() ? "none" : purged.report_sha256);
+  return json_response(http::status::ok,
+                       {{"id", id},
+                        {"purged", true},
+                        {"report_sha256", purged.report_sha256.empty() ? json(nullptr) : json(purged.report_sha256)},
+                        {"image_deleted", purged.image_kept}});
 }
 
 response router::get_signing_key(const route_call& c) {

@@ -505,6 +505,51 @@ void sqlite_report_store::record(std::string_view event, std::string_view scan_i
   tx.commit();
 }
 
+purge_result sqlite_report_store::purge(std::string_view id, const actor& by, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  purge_result out;
+  std::int64_t seq = 0;
+  std::string image_sha256;
+  {
+    statement s(db(), "SELECT seq, status, spool_path, image_kept_until, image_sha256 FROM scans WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) {
+      return out;
+    }
+    const auto status = parse_scan_status(s.text(1));
+    if (status != scan_status::done && status != scan_status::failed) {
+      out.result = purge_result::outcome::active;
+      return out;
+    }
+    seq = s.integer(0);
+    out.spool_path = s.text(2);
+    out.image_kept = !s.is_null(3);
+    image_sha256 = s.text(4);
+  }
+  {
+    statement r(db(), "SELECT path, sha256 FROM report_documents WHERE scan_seq = ?");
+    r.bind(1, seq);
+    if (r.step()) {
+      out.report_path = r.text(0);
+      out.report_sha256 = r.text(1);
+    }
+  }
+  for (const char* sql : {"DELETE FROM report_files WHERE scan_seq = ?",
+                          "DELETE FROM report_documents WHERE scan_seq = ?", "DELETE FROM scans WHERE seq = ?"}) {
+    statement d(db(), sql);
+    d.bind(1, seq).run();
+  }
+  audit(now_ms, "report_purged", id,
+        {{"report_sha256", out.report_sha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(out.report_sha256)},
+         {"image_sha256", image_sha256},
+         {"image_deleted", out.image_kept}},
+        by);
+  tx.commit();
+  out.result = purge_result::outcome::purged;
+  return out;
+}
+
 bool sqlite_report_store::add_token(const token_record& token, const actor& by) {
   std::lock_guard lock(mutex_);
   transaction tx(db());

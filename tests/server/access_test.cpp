@@ -131,6 +131,11 @@ std::vector<route_case> route_cases(const std::string& scan) {
       {http::verb::get, "/api/v1/reports/{id}/files", "/api/v1/reports/" + scan + "/files", everyone_with_a_token},
       {http::verb::get, "/api/v1/audit", "/api/v1/audit", {admin}},
       {http::verb::get, "/api/v1/signing-key", "/api/v1/signing-key", {own_station, other_station, reviewer, admin}},
+      {http::verb::get, "/api/v1/rules", "/api/v1/rules", {own_station, other_station, reviewer, admin}},
+      // The test router cannot reload (501): allowed, not forbidden.
+      {http::verb::post, "/api/v1/rules/reload", "/api/v1/rules/reload", {admin}},
+      // A scan id that is not there: admins get 404, everyone else never reaches the handler.
+      {http::verb::delete_, "/api/v1/reports/{id}", "/api/v1/reports/" + std::string(32, 'f'), {admin}},
       {http::verb::post, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::get, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::delete_, "/api/v1/tokens/{name}", "/api/v1/tokens/spare", {admin}},
@@ -289,6 +294,39 @@ TEST(Access, TokensAreMadeListedAndRevokedOverTheApi) {
   // The last admin cannot lock everyone out over the API.
   EXPECT_EQ(f.call(caller::admin, http::verb::delete_, "/api/v1/tokens/admin").message.result(),
             http::status::conflict);
+}
+
+TEST(Access, AnAdminPurgesAReportWithItsRowsFilesAndAnAuditEntry) {
+  access_fixture f;
+  const auto stored = f.w.store.find_report(f.scan_id);
+  ASSERT_TRUE(stored);
+  ASSERT_TRUE(std::filesystem::exists(stored->path));
+  EXPECT_EQ(f.call(caller::reviewer, http::verb::delete_, "/api/v1/reports/" + f.scan_id).message.result(),
+            http::status::forbidden);
+  const std::string queued = f.upload_as("k2");
+  EXPECT_EQ(f.call(caller::admin, http::verb::delete_, "/api/v1/reports/" + queued).message.result(),
+            http::status::conflict);
+
+  const auto purged = f.call(caller::admin, http::verb::delete_, "/api/v1/reports/" + f.scan_id);
+  ASSERT_EQ(purged.message.result(), http::status::ok) << purged.message.body();
+  EXPECT_EQ(json::parse(purged.message.body()).at("report_sha256"), stored->sha256);
+  EXPECT_FALSE(std::filesystem::exists(stored->path));
+  EXPECT_FALSE(f.w.store.find_scan(f.scan_id));
+  EXPECT_FALSE(f.w.store.find_report(f.scan_id));
+  EXPECT_FALSE(f.w.store.list_files(f.scan_id, {}));
+  EXPECT_EQ(f.call(caller::admin, http::verb::get, "/api/v1/scans/" + f.scan_id + "/report").message.result(),
+            http::status::not_found);
+  EXPECT_EQ(f.call(caller::admin, http::verb::delete_, "/api/v1/reports/" + f.scan_id).message.result(),
+            http::status::not_found);
+
+  audit_filter purges;
+  purges.event = "report_purged";
+  const auto entries = f.w.store.list_audit(purges).items;
+  ASSERT_EQ(entries.size(), 1U);
+  EXPECT_EQ(entries[0].scan_id, f.scan_id);
+  EXPECT_EQ(entries[0].detail.at("report_sha256"), stored->sha256);
+  EXPECT_EQ(entries[0].by.name, "admin");
+  EXPECT_TRUE(f.w.store.verify_audit().intact());
 }
 
 TEST(Access, BearerHeadersAreParsedStrictly) {

@@ -156,6 +156,44 @@ TEST(DaemonAccess, AuditVerifyPassesThenNamesTheEditedEntry) {
   EXPECT_NE(broken.out.find("BROKEN at entry " + std::to_string(seq)), std::string::npos) << broken.out;
 }
 
+TEST(DaemonAccess, SighupReloadsTheRulesAndABrokenRuleKeepsTheOldSet) {
+  test::scratch_dir dir;
+  const fs::path rules = dir / "rules";
+  fs::create_directories(rules);
+  std::ofstream(rules / "a.yar") << "rule a_rule { strings: $a = \"not-in-any-image-a\" condition: $a }\n";
+  daemon d(dir / "data", {.extra_config = "[rules]\npaths = [\"" + rules.string() + "\"]\n"});
+  d.start();
+  const auto digest = [&] { return http_get(d.port(), "/api/v1/rules").json().at("digest").get<std::string>(); };
+  const std::string first = digest();
+
+  std::ofstream(rules / "b.yar") << "rule b_rule { condition: $nothing }\n";
+  ::kill(d.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return d.log().find("failed; still serving ruleset " + first) != std::string::npos; }))
+      << d.log();
+  EXPECT_EQ(digest(), first);
+
+  std::ofstream(rules / "b.yar", std::ios::trunc) << "rule b_rule { strings: $b = \"b-marker\" condition: $b }\n";
+  ::kill(d.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return digest() != first; })) << d.log();
+  const std::string second = digest();
+  EXPECT_EQ(http_get(d.port(), "/api/v1/rules").json().at("yara_rules"), 2);
+
+  // A scan after the reload runs with the new set, in its fenced worker too.
+  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
+                             {{"Authorization", "Bearer " + d.token("k1")}});
+  ASSERT_EQ(res.status, 202U) << res.body;
+  const std::string id = res.json().at("id");
+  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
+      << d.log();
+  EXPECT_EQ(http_get(d.port(), "/api/v1/scans/" + id + "/report").json().at("ruleset").at("digest"), second);
+
+  const auto audit = http_get(d.port(), "/api/v1/audit?event=rules_reloaded").json().at("items");
+  ASSERT_EQ(audit.size(), 1U);
+  EXPECT_EQ(audit.at(0).at("actor").at("name"), "signal");
+  EXPECT_EQ(http_get(d.port(), "/api/v1/audit?event=rules_reload_failed").json().at("items").size(), 1U);
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 mode_t mode_of(const fs::path& p) {
   struct stat st {};
   EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;

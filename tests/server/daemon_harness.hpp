@@ -47,6 +47,7 @@ class daemon {
   int stop(int signal_number);
   void kill_hard();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   std::uint16_t port() const { return port_; }
   const std::filesystem::path& data_dir() const { return data_dir_; }

@@ -132,6 +132,15 @@ struct stored_report {
   std::uint64_t files = 0, flagged_files = 0, bytes = 0;
 };
 
+// What purge() removed (the files are the caller's to delete after it).
+struct purge_result {
+  enum class outcome { purged, not_found, active } result = outcome::not_found;
+  std::string report_path;    // empty when the scan had no report
+  std::string report_sha256;  // likewise
+  std::string spool_path;     // the image, when it was still kept
+  bool image_kept = false;
+};
+
 class report_store {
  public:
   virtual ~report_store() = default;
@@ -174,6 +183,11 @@ class report_store {
                       std::int64_t now_ms) = 0;
   // Walks the whole chain: each entry's digest and its link to the one before.
   virtual audit_check verify_audit() = 0;
+
+  // Removes a finished (done or failed) scan: its row, report document row
+  // and file rows, in one transaction, audited (report_purged, with the
+  // report's SHA-256). `active` for a queued or running scan (nothing done).
+  virtual purge_result purge(std::string_view id, const actor& by, std::int64_t now_ms) = 0;
 
   // API tokens. add_token is false when the name is taken; revoke_token false
   // when there is no such token. Both audited (token_created, token_revoked).

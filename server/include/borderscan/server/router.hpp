@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,7 @@
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/problem.hpp"
 #include "borderscan/server/report_store.hpp"
+#include "borderscan/server/rules_service.hpp"
 #include "borderscan/server/response.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/system.hpp"
@@ -64,6 +66,8 @@ struct router_settings {
   unsigned retry_after_seconds = 30;
   bool public_metrics = false;  // /metrics without a token
   std::string signing_key_pem;  // the reports' public key; empty: reports are not signed
+  // Compiles the rules from disk again (rules_service::reload); empty: no reloads.
+  std::function<reload_result(const actor&)> reload_rules;
 };
 
 // An accepted upload head: a reserved queue slot and an open spool file.
@@ -159,6 +163,9 @@ class router final : public request_handler {
   response get_tokens(const route_call& c);
   response delete_token(const route_call& c);
   response get_signing_key(const route_call& c);
+  response get_rules(const route_call& c);
+  response post_rules_reload(const route_call& c);
+  response delete_report(const route_call& c);
 
   report_store& store_;
   job_queue& queue_;
