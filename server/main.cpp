@@ -257,6 +257,9 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "directory of the database and spool (overrides storage.data_dir)");
   app.add_option("--port-file", port_file, "write the bound port to this file once listening");
   app.add_flag("--print-config", print_config, "print the effective configuration as TOML and exit");
+  bool allow_insecure_listen = false;
+  app.add_flag("--allow-insecure-listen", allow_insecure_listen,
+               "listen with plain HTTP beyond loopback (sets http.allow_insecure_listen; warned at every start)");
   // Hidden test seam: every scan stays `running` this long before it starts.
   app.add_option("--debug-scan-delay-ms", debug_scan_delay_ms)->group("");
   const server::admin_commands admin = server::add_admin_commands(app);
@@ -278,6 +281,7 @@ int main(int argc, char** argv) {
     if (!data_dir.empty()) {
       config.storage.data_dir = data_dir;
     }
+    config.http.allow_insecure_listen = config.http.allow_insecure_listen || allow_insecure_listen;
   } catch (const server::config_error& e) {
     std::cerr << "borderscand: configuration error: " << e.what() << "\n";
     return 2;
