@@ -12,15 +12,10 @@
 #include "borderscan/server/access.hpp"
 #include "borderscan/server/sqlite_store.hpp"
 #include "borderscan/server/system.hpp"
+#include "hashset_command.hpp"
 
 namespace borderscan::server {
 namespace {
-
-// The operator at this terminal, as the audit trail names them.
-actor local_operator() {
-  const passwd* pw = ::getpwuid(::geteuid());
-  return {std::string("local:") + (pw != nullptr ? pw->pw_name : std::to_string(::geteuid())), "cli", "", "local"};
-}
 
 sqlite_report_store open_store(const server_config& config) {
   std::filesystem::create_directories(config.storage.data_dir);
@@ -85,6 +80,16 @@ int audit_verify(const server_config& config) {
 
 }  // namespace
 
+actor local_operator() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return {std::string("local:") + (pw != nullptr ? pw->pw_name : std::to_string(::geteuid())), "cli", "", "local"};
+}
+
+void audit_locally(const server_config& config, std::string_view event, const nlohmann::json& detail) {
+  auto store = open_store(config);
+  store.record(event, "", detail, local_operator(), system_clock().now_ms());
+}
+
 admin_commands add_admin_commands(CLI::App& app) {
   admin_commands out;
   auto* token = app.add_subcommand("token", "manage API tokens on the data dir");
@@ -104,7 +109,11 @@ admin_commands add_admin_commands(CLI::App& app) {
   for (auto* sub : {token, create, list, revoke, audit, verify}) {
     sub->fallthrough();  // --config and --data-dir may follow the subcommand
   }
+  const hashset_commands hashsets = add_hashset_commands(app);
   out.run = [=](const server_config& config) -> std::optional<int> {
+    if (auto rc = hashsets.run(config)) {
+      return rc;
+    }
     if (create->parsed()) {
       return token_create(config, *role_name, *name);
     }

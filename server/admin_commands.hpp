@@ -8,7 +8,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "borderscan/server/access.hpp"
 #include "borderscan/server/config.hpp"
+
+#include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace borderscan::server {
 
@@ -17,5 +21,10 @@ struct admin_commands {
 };
 
 admin_commands add_admin_commands(CLI::App& app);
+
+// The operator at this terminal, as the audit trail names them ("local:<user>", role "cli").
+actor local_operator();
+// Writes one audit entry for an offline change to the data dir (an import, for instance).
+void audit_locally(const server_config& config, std::string_view event, const nlohmann::json& detail);
 
 }  // namespace borderscan::server

@@ -30,6 +30,7 @@
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/worker_pool.hpp"
 #include "admin_commands.hpp"
+#include "hashset_command.hpp"
 
 namespace fs = std::filesystem;
 using namespace borderscan;
@@ -144,7 +145,17 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
 
   // Compiled once here (and at each reload); every worker loads the saved
   // result and says which rule set it holds.
-  server::rules_service rules(sources, config.storage.compiled_rules_path(), store, clock);
+  server::rules_service rules(
+      rule_paths,
+      [&config, hashsets] {
+        // The configured sets, then those imported into the data dir (`borderscand hashset import`).
+        std::vector<std::string> all = hashsets;
+        for (auto& imported : server::imported_hashsets(config.storage.data_dir)) {
+          all.push_back(std::move(imported));
+        }
+        return all;
+      },
+      config.storage.compiled_rules_path(), store, clock);
   server::rule_holder& rule_holder = rules.holder();
   {
     const auto loaded = rule_holder.snapshot();

@@ -4,10 +4,21 @@
 //   build/bin/borderscan_micro_bench [--benchmark_filter=...]
 // BORDERSCAN_COMMUNITY_RULES: directory of the public rule set (default
 // ../shared/corpus/yara-community/signature-base, compile-noext.txt list).
+// BM_HashSetCompact / BM_HashSetText measure files that bench/hashset.sh
+// makes (BORDERSCAN_BENCH_HASHSET = the .bhs, BORDERSCAN_BENCH_HASHSET_TEXT =
+// the text file it was imported from); run each in a process of its own, so
+// that the peak RSS is its own.
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -16,6 +27,7 @@
 #include "borderscan/scanner/hashset.hpp"
 #include "borderscan/scanner/object_scanner.hpp"
 #include "borderscan/scanner/rule_set.hpp"
+#include "borderscan/scanner/text.hpp"
 #include "digest.hpp"
 #include "magic_classifier.hpp"
 
@@ -220,6 +232,186 @@ void BM_HashSet10M(benchmark::State& state) {
   state.counters["hit_rate"] = static_cast<double>(hits) / lookups;
 }
 BENCHMARK(BM_HashSet10M)->Iterations(1)->Unit(benchmark::kSecond);
+
+// Keys for the 50 M-entry comparison: the first `n` lines of the text set
+// (hits: a random sample of the set, since its digests are random) and as
+// many random digests (misses).
+struct bench_keys {
+  std::vector<std::array<std::uint8_t, 32>> hits, misses;
+};
+
+bench_keys read_keys(const fs::path& text, std::size_t n) {
+  bench_keys k;
+  std::ifstream in(text);
+  for (std::string line; k.hits.size() < n && std::getline(in, line);) {
+    std::array<std::uint8_t, 32> d{};
+    if (line.size() >= 64 && sc::from_hex(std::string_view(line).substr(0, 64), d)) {
+      k.hits.push_back(d);
+    }
+  }
+  std::mt19937_64 rng(99);
+  k.misses.resize(k.hits.size());
+  for (auto& d : k.misses) {
+    for (std::size_t i = 0; i < 32; i += 8) {
+      const std::uint64_t v = rng();
+      std::memcpy(d.data() + i, &v, 8);
+    }
+  }
+  return k;
+}
+
+// Nanoseconds per lookup of every key; `found` counts the hits.
+double time_lookups(const sc::hashset_db& db, const std::vector<std::array<std::uint8_t, 32>>& keys,
+                    std::size_t& found) {
+  const std::array<std::uint8_t, 16> md5{};
+  const std::array<std::uint8_t, 20> sha1{};
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& k : keys) {
+    found += db.lookup(md5, sha1, k).size();
+  }
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+         static_cast<double>(keys.size());
+}
+
+const char* bench_env(benchmark::State& state, const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    state.SkipWithError((std::string(name) + " is not set: run bench/hashset.sh").c_str());
+    return nullptr;
+  }
+  return v;
+}
+
+// RssAnon and RssFile of this process in MiB (/proc/self/status): private
+// memory, and pages of mapped files (the page cache, shared, reclaimable).
+std::pair<double, double> rss_anon_file_mib() {
+  std::ifstream in("/proc/self/status");
+  double anon = 0, file = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("RssAnon:")) anon = std::stod(line.substr(8)) / 1024.0;
+    if (line.starts_with("RssFile:")) file = std::stod(line.substr(8)) / 1024.0;
+  }
+  return {anon, file};
+}
+
+// Lookups in one loaded set: each key once after loading ("first": every
+// page of the mapping touched for the first time, from the page cache), then
+// again ("repeat"). Hits and misses apart.
+void lookup_counters(benchmark::State& state, const sc::hashset_db& db, const bench_keys& keys) {
+  std::size_t found = 0;
+  state.counters["hit_ns_first"] = time_lookups(db, keys.hits, found);
+  state.counters["miss_ns_first"] = time_lookups(db, keys.misses, found);
+  state.counters["hit_ns_repeat"] = time_lookups(db, keys.hits, found);
+  state.counters["miss_ns_repeat"] = time_lookups(db, keys.misses, found);
+  state.counters["hit_rate"] = static_cast<double>(found) / static_cast<double>(4 * keys.hits.size());
+  state.counters["keys"] = static_cast<double>(keys.hits.size());
+  const auto [anon, file] = rss_anon_file_mib();
+  state.counters["rss_anon_MiB"] = anon;
+  state.counters["rss_file_MiB"] = file;
+}
+
+// What one memory access costs on this machine when it depends on the one
+// before (as a lookup's steps do): random 8-byte reads across the mapped
+// file, its pages already touched. The floor under any lookup that misses
+// the caches.
+double dependent_read_ns(const char* file) {
+  const int fd = ::open(file, O_RDONLY);
+  const auto size = static_cast<std::size_t>(fs::file_size(file));
+  void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (base == MAP_FAILED) {
+    return 0;
+  }
+  const auto* p = static_cast<const std::uint8_t*>(base);
+  std::uint64_t x = 12345, sink = 0;
+  for (std::size_t i = 0; i < size; i += 4096) sink += p[i];  // touch every page first
+  constexpr int reads = 1'000'000;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reads; ++i) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, p + x % (size - 8), 8);
+    x = x * 6364136223846793005ULL + v + 1442695040888963407ULL;
+  }
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / reads;
+  benchmark::DoNotOptimize(x + sink);
+  ::munmap(base, size);
+  return ns;
+}
+
+// A compact (.bhs) set: load = open, check the header, map; no per-entry work.
+void BM_HashSetCompact(benchmark::State& state) {
+  const char* file = bench_env(state, "BORDERSCAN_BENCH_HASHSET");
+  const char* text = bench_env(state, "BORDERSCAN_BENCH_HASHSET_TEXT");
+  if (file == nullptr || text == nullptr) {
+    return;
+  }
+  const bench_keys keys = read_keys(text, 500'000);
+  const long rss_before = max_rss_kib();
+  double load_us = 0;
+  double evicted_hit_us = 0;
+  for (auto _ : state) {
+    // The load as a worker does it, ten times (the best and the mean count).
+    double best = 1e30, total = 0;
+    for (int i = 0; i < 10; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      sc::hashset_db db;
+      db.load(file, sc::hashset_kind::known_bad);
+      db.seal();
+      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      best = std::min(best, us);
+      total += us;
+      benchmark::DoNotOptimize(db.size());
+    }
+    load_us = total / 10;
+    state.counters["load_us_best"] = best;
+
+    {
+      sc::hashset_db db;
+      db.load(file, sc::hashset_kind::known_bad);
+      db.seal();
+      lookup_counters(state, db, keys);
+    }
+    state.counters["memory_dependent_ns"] = dependent_read_ns(file);
+
+    // Last, with no mapping left: lookups with the file's pages dropped from
+    // the page cache (the first scan after a reboot), each reading a few
+    // pages from disk.
+    const int fd = ::open(file, O_RDONLY);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+    sc::hashset_db db;
+    db.load(file, sc::hashset_kind::known_bad);
+    const std::vector<std::array<std::uint8_t, 32>> few(
+        keys.hits.begin(),
+        keys.hits.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(2000, keys.hits.size())));
+    std::size_t found = 0;
+    evicted_hit_us = time_lookups(db, few, found) / 1000.0;
+  }
+  state.counters["load_us_mean"] = load_us;
+  state.counters["hit_us_evicted"] = evicted_hit_us;
+  state.counters["rss_growth_MiB"] = static_cast<double>(max_rss_kib() - rss_before) / 1024.0;
+}
+BENCHMARK(BM_HashSetCompact)->Iterations(1)->Unit(benchmark::kSecond);
+
+// The same set from its text file, parsed into memory (the baseline).
+void BM_HashSetText(benchmark::State& state) {
+  const char* text = bench_env(state, "BORDERSCAN_BENCH_HASHSET_TEXT");
+  if (text == nullptr) {
+    return;
+  }
+  const bench_keys keys = read_keys(text, 500'000);
+  const long rss_before = max_rss_kib();
+  for (auto _ : state) {
+    sc::hashset_db db;
+    const auto t0 = std::chrono::steady_clock::now();
+    db.load(text, sc::hashset_kind::known_bad);
+    db.seal();
+    state.counters["load_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.counters["rss_growth_MiB"] = static_cast<double>(max_rss_kib() - rss_before) / 1024.0;
+    lookup_counters(state, db, keys);
+  }
+}
+BENCHMARK(BM_HashSetText)->Iterations(1)->Unit(benchmark::kSecond);
 
 }  // namespace
 

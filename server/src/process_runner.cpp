@@ -155,7 +155,7 @@ report_file process_runner::run(const scan_request& request) {
   for (const auto& p : settings_.rule_paths) {
     w.rule_paths.push_back(p.string());
   }
-  w.hashsets = settings_.hashsets;
+  w.hashsets = settings_.rules != nullptr ? rules.hashset_args : settings_.hashsets;
   if (!rules.compiled.empty()) {
     w.compiled_rules = rules.compiled.string();
     w.compiled_rules_sha256 = rules.compiled_sha256;

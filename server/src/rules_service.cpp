@@ -7,12 +7,6 @@
 namespace borderscan::server {
 namespace {
 
-rules_snapshot loaded_now(const scanner::rule_sources& sources, const std::filesystem::path& dir, const clock& clk) {
-  rules_snapshot s = load_rules(sources, dir);
-  s.loaded_at = clk.now_ms();
-  return s;
-}
-
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -32,20 +26,29 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 }  // namespace
 
-rules_service::rules_service(scanner::rule_sources sources, std::filesystem::path compiled_dir, report_store& store,
-                             const clock& clk)
-    : sources_(std::move(sources)),
+rules_service::rules_service(std::vector<std::string> rule_paths, hashset_list hashsets,
+                             std::filesystem::path compiled_dir, report_store& store, const clock& clk)
+    : rule_paths_(std::move(rule_paths)),
+      hashsets_(std::move(hashsets)),
       compiled_dir_(std::move(compiled_dir)),
       store_(store),
       clock_(clk),
-      holder_(loaded_now(sources_, compiled_dir_, clk)) {}
+      holder_(load()) {}
+
+rules_snapshot rules_service::load() const {
+  std::vector<std::string> hashsets = hashsets_ ? hashsets_() : std::vector<std::string>{};
+  rules_snapshot s = load_rules(scanner::rule_sources_for(rule_paths_, hashsets), compiled_dir_);
+  s.loaded_at = clock_.now_ms();
+  s.hashset_args = std::move(hashsets);
+  return s;
+}
 
 reload_result rules_service::reload(const actor& by) {
   std::lock_guard lock(reload_mutex_);
   reload_result result;
   result.previous_digest = holder_.snapshot().rules->info().digest;
   try {
-    rules_snapshot fresh = loaded_now(sources_, compiled_dir_, clock_);
+    rules_snapshot fresh = load();
     result.ok = true;
     result.digest = fresh.rules->info().digest;
     holder_.swap(std::move(fresh));

@@ -194,6 +194,66 @@ TEST(DaemonAccess, SighupReloadsTheRulesAndABrokenRuleKeepsTheOldSet) {
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+TEST(DaemonAccess, AnImportedHashSetJoinsAtReloadAndFlagsItsFiles) {
+  test::scratch_dir dir;
+  daemon d(dir / "data");
+  d.start();
+  const auto scan = [&] {
+    const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
+                               {{"Authorization", "Bearer " + d.token("k1")}});
+    EXPECT_EQ(res.status, 202U) << res.body;
+    const std::string id = res.json().at("id");
+    EXPECT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
+        << d.log();
+    return http_get(d.port(), "/api/v1/scans/" + id + "/report").json();
+  };
+  const json before = scan();
+  ASSERT_EQ(before.at("verdict"), "clean");
+  std::string target_sha256, target_path;
+  for (const auto& f : before.at("files")) {
+    if (f.value("type", "") == "regular" && f.at("sha256").is_string() && f.at("size").get<std::uint64_t>() > 0) {
+      target_sha256 = f.at("sha256");
+      target_path = f.at("path");
+      break;
+    }
+  }
+  ASSERT_FALSE(target_sha256.empty()) << before.dump(1);
+
+  // Imported on the data dir while the daemon runs, then reloaded over the API.
+  const fs::path list = dir / "field.txt";
+  std::ofstream(list) << target_sha256 << " seized-before-2026\n";
+  const auto imported =
+      test::run_command(std::string(BORDERSCAND) + " hashset import --format text --kind known-bad " +
+                        "--name field-set " + list.string() + " --config " + d.config_file().string());
+  ASSERT_EQ(imported.exit_code, 0) << imported.out << imported.err;
+  const auto reloaded = http_call(d.port(), http::verb::post, "/api/v1/rules/reload");
+  ASSERT_EQ(reloaded.status, 200U) << reloaded.body;
+  bool listed = false;
+  const json now_serving = reloaded.json();
+  for (const auto& h : now_serving.at("hashsets")) {
+    listed = listed || (h.at("name") == "field-set" && h.at("entries") == 1 && h.at("kind") == "known-bad");
+  }
+  EXPECT_TRUE(listed) << reloaded.body;
+
+  const json after = scan();
+  EXPECT_EQ(after.at("verdict"), "flagged");
+  EXPECT_EQ(after.at("ruleset").at("digest"), now_serving.at("digest"));
+  bool found = false;
+  for (const auto& f : after.at("files")) {
+    if (f.at("path") == target_path) {
+      for (const auto& finding : f.value("findings", json::array())) {
+        found = found || (finding.at("source") == "hashset" && finding.at("namespace") == "field-set" &&
+                          finding.at("rule") == "seized-before-2026");
+      }
+    }
+  }
+  EXPECT_TRUE(found) << after.dump(1);
+  const auto audit = http_get(d.port(), "/api/v1/audit?event=hashset_imported").json().at("items");
+  ASSERT_EQ(audit.size(), 1U);
+  EXPECT_EQ(audit.at(0).at("actor").at("role"), "cli");
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 mode_t mode_of(const fs::path& p) {
   struct stat st {};
   EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;

@@ -30,8 +30,8 @@ struct reloading {
   reloading() {
     fs::create_directories(rules_dir);
     write(rules_dir / "first.yar", "rule first_rule { strings: $a = \"first-marker\" condition: $a }\n");
-    service =
-        std::make_unique<rules_service>(scanner::rule_sources{{rules_dir}, {}}, w.dir / "compiled", w.store, w.clk);
+    service = std::make_unique<rules_service>(std::vector<std::string>{rules_dir.string()},
+                                              rules_service::hashset_list{}, w.dir / "compiled", w.store, w.clk);
     router_settings settings = wired::settings_for(w.spool, 1 << 20);
     settings.reload_rules = [this](const actor& by) { return service->reload(by); };
     routes = std::make_unique<router>(w.store, w.queue, w.stats, service->holder(), w.clk, w.ids, settings);

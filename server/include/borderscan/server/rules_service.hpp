@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,15 +28,19 @@ struct reload_result {
 
 class rules_service {
  public:
-  // Compiles `sources` now (throws scan_error when they do not compile: the
-  // daemon cannot start without rules) and keeps the compiled file in
+  // The hash sets to load, asked again at every reload (sets imported since
+  // the last load join then), as "PATH:known-good|known-bad".
+  using hashset_list = std::function<std::vector<std::string>()>;
+
+  // Compiles the rules of `rule_paths` (the shipped rules when empty) and
+  // the hash sets now (throws scan_error when they do not compile: the
+  // daemon cannot start without rules); keeps the compiled file in
   // `compiled_dir`.
-  rules_service(scanner::rule_sources sources, std::filesystem::path compiled_dir, report_store& store,
-                const clock& clk);
+  rules_service(std::vector<std::string> rule_paths, hashset_list hashsets, std::filesystem::path compiled_dir,
+                report_store& store, const clock& clk);
 
   rule_holder& holder() noexcept { return holder_; }
   const rule_holder& holder() const noexcept { return holder_; }
-  const scanner::rule_sources& sources() const noexcept { return sources_; }
 
   // Compiles the sources from disk again. On success the new set serves
   // every scan that starts from now on; on failure the old one stays. Both
@@ -44,7 +49,10 @@ class rules_service {
   reload_result reload(const actor& by);
 
  private:
-  scanner::rule_sources sources_;
+  rules_snapshot load() const;
+
+  std::vector<std::string> rule_paths_;
+  hashset_list hashsets_;
   std::filesystem::path compiled_dir_;
   report_store& store_;
   const clock& clock_;

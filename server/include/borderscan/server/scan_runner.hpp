@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <string>
+#include <vector>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -24,6 +25,9 @@ struct rules_snapshot {
   std::filesystem::path compiled;  // the saved compiled rules; empty: none saved
   std::string compiled_sha256;     // of that file: workers refuse any other
   std::int64_t loaded_at = 0;      // Unix ms
+  // The hash sets the set was loaded with, as workers take them
+  // ("PATH:known-good|known-bad"); a reload may add imported ones.
+  std::vector<std::string> hashset_args;
 };
 
 // The rule set new scans start with. A scan keeps the snapshot it took, so a
@@ -31,7 +35,7 @@ struct rules_snapshot {
 class rule_holder {
  public:
   explicit rule_holder(rules_snapshot rules) : rules_(std::move(rules)) {}
-  explicit rule_holder(std::shared_ptr<const scanner::rule_set> rules) : rules_{std::move(rules), {}, {}, 0} {}
+  explicit rule_holder(std::shared_ptr<const scanner::rule_set> rules) : rules_{std::move(rules), {}, {}, 0, {}} {}
   std::shared_ptr<const scanner::rule_set> current() const { return snapshot().rules; }
   rules_snapshot snapshot() const {
     std::lock_guard lock(mutex_);
