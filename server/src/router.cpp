@@ -41,6 +41,7 @@ const std::vector<router::route_entry>& router::table() {
   constexpr role_mask anyone = 0;
   constexpr role_mask uploaders = mask_of(role::station) | mask_of(role::admin);
   constexpr role_mask admins = mask_of(role::admin);
+  constexpr role_mask reviewers = mask_of(role::reviewer) | mask_of(role::admin);
   // method, pattern, where it runs, streamed upload, roles allowed, open with public metrics
   static const std::vector<route_entry> entries = {
       {{verb::get, "/healthz", io_thread, false, anyone}, &router::get_healthz},
@@ -55,6 +56,8 @@ const std::vector<router::route_entry>& router::table() {
       {{verb::get, "/api/v1/reports/{id}/files", blocking_pool, false, any_role}, &router::get_report_files},
       {{verb::get, "/api/v1/audit", blocking_pool, false, admins}, &router::get_audit},
       {{verb::delete_, "/api/v1/reports/{id}", blocking_pool, false, admins}, &router::delete_report},
+      {{verb::post, "/api/v1/reports/{id}/reviews", blocking_pool, false, reviewers}, &router::post_review},
+      {{verb::get, "/api/v1/reports/{id}/reviews", blocking_pool, false, reviewers}, &router::get_reviews},
       {{verb::get, "/api/v1/signing-key", blocking_pool, false, any_role}, &router::get_signing_key},
       {{verb::get, "/api/v1/rules", blocking_pool, false, any_role}, &router::get_rules},
       {{verb::post, "/api/v1/rules/reload", blocking_pool, false, admins}, &router::post_rules_reload},

@@ -22,26 +22,31 @@ namespace {
 constexpr unsigned file_batch_rows = 100;
 
 const name_set verdicts = {"clean", "flagged", "incomplete", "error"};
-const name_set review_states = {"unreviewed", "cleared", "confirmed", "escalated"};
+const name_set review_states = {"unreviewed", "cleared",  "confirmed",   "escalated",
+                                "pending",    "reviewed", "not_required"};
 
 json summary_json(const scan_record& s) {
   json j = scan_identity_json(s);
-  j["review_state"] = s.review_state;
+  j["review_state"] = s.review_state;  // the last decision, or unreviewed
+  j["review"] = review_state_of(s);    // pending, reviewed, not_required
   j["files"] = s.files;
   j["flagged_files"] = s.flagged_files;
   j["ruleset_digest"] = s.ruleset_digest;
-  j["links"] = {{"report", "/api/v1/scans/" + s.id + "/report"}, {"files", "/api/v1/reports/" + s.id + "/files"}};
+  j["links"] = {{"report", "/api/v1/scans/" + s.id + "/report"},
+                {"files", "/api/v1/reports/" + s.id + "/files"},
+                {"reviews", "/api/v1/reports/" + s.id + "/reviews"}};
   return j;
 }
 
 }  // namespace
 
 response router::get_reports(const route_call& c) {
-  query q(c.url, {"verdict", "review", "station", "since", "until", "limit", "cursor"});
+  query q(c.url, {"verdict", "review", "station", "case_ref", "since", "until", "limit", "cursor"});
   report_filter f;
   f.verdict = q.one_of("verdict", verdicts);
   f.review = q.one_of("review", review_states);
   f.station = q.text("station", 64);
+  f.case_ref = q.text("case_ref", 256);
   if (c.who && c.who->role == role::station) {
     // A kiosk lists its own reports only.
     if (f.station && *f.station != c.who->name) {

@@ -112,6 +112,21 @@ CREATE TABLE tokens (
   created_at INTEGER NOT NULL
 );
 )sql",
+    // 6: inspectors' reviews of reports, oldest first; the case reference
+    // is a filter of the review queue.
+    R"sql(
+CREATE TABLE reviews (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE,
+  at INTEGER NOT NULL,
+  decision TEXT NOT NULL,
+  note TEXT NOT NULL,
+  reviewer TEXT NOT NULL,
+  role TEXT NOT NULL
+);
+CREATE INDEX reviews_by_scan ON reviews(scan_seq, seq);
+CREATE INDEX scans_by_case_ref ON scans(case_ref, seq);
+)sql",
 };
 
 [[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
@@ -505,6 +520,58 @@ void sqlite_report_store::record(std::string_view event, std::string_view scan_i
   tx.commit();
 }
 
+std::string review_state_of(const scan_record& scan) {
+  if (scan.review_state != "unreviewed") {
+    return "reviewed";
+  }
+  return scan.verdict && *scan.verdict == "clean" ? "not_required" : "pending";
+}
+
+bool sqlite_report_store::add_review(std::string_view id, const review_record& review, const actor& by) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  std::int64_t seq = 0;
+  {
+    statement s(db(), "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
+    s.bind(1, id);
+    if (!s.step()) {
+      return false;
+    }
+    seq = s.integer(0);
+  }
+  statement add(db(), "INSERT INTO reviews (scan_seq, at, decision, note, reviewer, role) VALUES (?,?,?,?,?,?)");
+  add.bind(1, seq)
+      .bind(2, review.at)
+      .bind(3, review.decision)
+      .bind(4, review.note)
+      .bind(5, review.reviewer)
+      .bind(6, review.role)
+      .run();
+  statement u(db(), "UPDATE scans SET review_state = ? WHERE seq = ?");
+  u.bind(1, review.decision).bind(2, seq).run();
+  audit(review.at, "review_recorded", id, {{"decision", review.decision}, {"note", review.note}}, by);
+  tx.commit();
+  return true;
+}
+
+std::optional<std::vector<review_record>> sqlite_report_store::list_reviews(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  statement s(db(),
+              "SELECT r.seq, r.at, r.decision, r.note, r.reviewer, r.role FROM scans c LEFT JOIN reviews r ON "
+              "r.scan_seq = c.seq WHERE c.id = ? ORDER BY r.seq");
+  s.bind(1, id);
+  std::optional<std::vector<review_record>> out;
+  while (s.step()) {
+    if (!out) {
+      out.emplace();
+    }
+    if (!s.is_null(0)) {
+      out->push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5)});
+    }
+  }
+  return out;
+}
+
 purge_result sqlite_report_store::purge(std::string_view id, const actor& by, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
@@ -893,11 +960,23 @@ report_page sqlite_report_store::list_reports(const report_filter& filter) {
   if (filter.verdict) {
     where += " AND verdict = ?";
   }
-  if (filter.review) {
+  // The derived review states are conditions on the verdict and the last decision.
+  const bool derived_review = filter.review && (*filter.review == "pending" || *filter.review == "reviewed" ||
+                                                *filter.review == "not_required");
+  if (derived_review && *filter.review == "pending") {
+    where += " AND review_state = 'unreviewed' AND verdict IN ('flagged', 'incomplete', 'error')";
+  } else if (derived_review && *filter.review == "reviewed") {
+    where += " AND review_state <> 'unreviewed'";
+  } else if (derived_review) {
+    where += " AND review_state = 'unreviewed' AND verdict = 'clean'";
+  } else if (filter.review) {
     where += " AND review_state = ?";
   }
   if (filter.station) {
     where += " AND station = ?";
+  }
+  if (filter.case_ref) {
+    where += " AND case_ref = ?";
   }
   if (filter.since) {
     where += " AND submitted_at >= ?";
@@ -916,11 +995,14 @@ report_page sqlite_report_store::list_reports(const report_filter& filter) {
   if (filter.verdict) {
     s.bind(i++, *filter.verdict);
   }
-  if (filter.review) {
+  if (filter.review && !derived_review) {
     s.bind(i++, *filter.review);
   }
   if (filter.station) {
     s.bind(i++, *filter.station);
+  }
+  if (filter.case_ref) {
+    s.bind(i++, *filter.case_ref);
   }
   if (filter.since) {
     s.bind(i++, *filter.since);

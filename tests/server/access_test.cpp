@@ -62,10 +62,10 @@ struct access_fixture {
     finish_next(w);
   }
 
-  std::string upload_as(const std::string& station) {
-    request req{http::verb::post, "/api/v1/scans", 11};
+  std::string upload_as(const std::string& station, const std::filesystem::path& image = test::clean_image()) {
+    request req{http::verb::post, "/api/v1/scans?case_ref=" + station + "-case", 11};
     req.set(http::field::authorization, "Bearer " + w.tokens.at(station));
-    req.body() = read_file(test::clean_image());
+    req.body() = read_file(image);
     req.prepare_payload();
     const auto res = w.routes.handle(req);
     EXPECT_EQ(res.message.result(), http::status::accepted) << res.message.body();
@@ -136,6 +136,8 @@ std::vector<route_case> route_cases(const std::string& scan) {
       {http::verb::post, "/api/v1/rules/reload", "/api/v1/rules/reload", {admin}},
       // A scan id that is not there: admins get 404, everyone else never reaches the handler.
       {http::verb::delete_, "/api/v1/reports/{id}", "/api/v1/reports/" + std::string(32, 'f'), {admin}},
+      {http::verb::post, "/api/v1/reports/{id}/reviews", "/api/v1/reports/" + scan + "/reviews", {reviewer, admin}},
+      {http::verb::get, "/api/v1/reports/{id}/reviews", "/api/v1/reports/" + scan + "/reviews", {reviewer, admin}},
       {http::verb::post, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::get, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::delete_, "/api/v1/tokens/{name}", "/api/v1/tokens/spare", {admin}},
@@ -327,6 +329,79 @@ TEST(Access, AnAdminPurgesAReportWithItsRowsFilesAndAnAuditEntry) {
   EXPECT_EQ(entries[0].detail.at("report_sha256"), stored->sha256);
   EXPECT_EQ(entries[0].by.name, "admin");
   EXPECT_TRUE(f.w.store.verify_audit().intact());
+}
+
+TEST(Reviews, ADecisionIsRecordedListedAndMovesTheReportOutOfThePendingQueue) {
+  access_fixture f;
+  const std::string flagged = f.upload_as("k2", test::fixture_dir() / "fat-simple.img");
+  finish_next(f.w);
+  const auto list = [&](const std::string& q) {
+    const auto res = f.call(caller::reviewer, http::verb::get, "/api/v1/reports" + q);
+    EXPECT_EQ(res.message.result(), http::status::ok) << res.message.body();
+    std::vector<std::string> ids;
+    const json page = json::parse(res.message.body());
+    for (const auto& item : page.at("items")) {
+      ids.push_back(item.at("id"));
+    }
+    return ids;
+  };
+  EXPECT_EQ(list("?review=pending"), std::vector<std::string>{flagged});
+  EXPECT_EQ(list("?review=not_required"), std::vector<std::string>{f.scan_id});
+  EXPECT_TRUE(list("?review=reviewed").empty());
+  EXPECT_EQ(list("?case_ref=k2-case"), std::vector<std::string>{flagged});
+  EXPECT_EQ(list("?review=pending&case_ref=k1-case"), std::vector<std::string>{});
+
+  const std::string reviews = "/api/v1/reports/" + flagged + "/reviews";
+  const std::string report_before = body_of(
+      *std::make_unique<response>(f.call(caller::admin, http::verb::get, "/api/v1/scans/" + flagged + "/report")));
+  auto first = f.call(caller::reviewer, http::verb::post, reviews, R"({"decision":"escalated","note":"ask the lab"})");
+  ASSERT_EQ(first.message.result(), http::status::created) << first.message.body();
+  EXPECT_EQ(json::parse(first.message.body()).at("review_state"), "reviewed");
+  f.w.clk.now += 60'000;
+  ASSERT_EQ(f.call(caller::admin, http::verb::post, reviews, R"({"decision":"confirmed"})").message.result(),
+            http::status::created);
+  for (const char* bad : {R"({"decision":"maybe"})", R"({"note":"x"})", R"({"decision":"cleared","extra":1})",
+                          R"({"decision":"cleared","note":5})", "not json"}) {
+    EXPECT_EQ(f.call(caller::reviewer, http::verb::post, reviews, bad).message.result(), http::status::bad_request)
+        << bad;
+  }
+  EXPECT_EQ(f.call(caller::own_station, http::verb::post, reviews, R"({"decision":"cleared"})").message.result(),
+            http::status::forbidden);
+
+  const json history = json::parse(f.call(caller::reviewer, http::verb::get, reviews).message.body());
+  ASSERT_EQ(history.at("items").size(), 2U);  // oldest first
+  EXPECT_EQ(history.at("items").at(0).at("decision"), "escalated");
+  EXPECT_EQ(history.at("items").at(0).at("note"), "ask the lab");
+  EXPECT_EQ(history.at("items").at(0).at("reviewer").at("name"), "reviewer-1");
+  EXPECT_EQ(history.at("items").at(1).at("decision"), "confirmed");
+  EXPECT_EQ(history.at("items").at(1).at("reviewer").at("name"), "admin");
+  EXPECT_EQ(history.at("review_state"), "reviewed");
+
+  EXPECT_TRUE(list("?review=pending").empty());
+  EXPECT_EQ(list("?review=reviewed"), std::vector<std::string>{flagged});
+  EXPECT_EQ(list("?review=confirmed"), std::vector<std::string>{flagged});
+  // The report document is untouched: still the signed bytes the scan produced.
+  const std::string report_after = body_of(
+      *std::make_unique<response>(f.call(caller::admin, http::verb::get, "/api/v1/scans/" + flagged + "/report")));
+  EXPECT_EQ(report_after, report_before);
+
+  audit_filter recorded;
+  recorded.event = "review_recorded";
+  const auto entries = f.w.store.list_audit(recorded).items;
+  ASSERT_EQ(entries.size(), 2U);
+  EXPECT_EQ(entries[1].by.name, "reviewer-1");
+  EXPECT_EQ(entries[1].detail.at("decision"), "escalated");
+  EXPECT_TRUE(f.w.store.verify_audit().intact());
+
+  // Not reviewable: a scan that is not done, one that does not exist.
+  const std::string queued = f.upload_as("k1");
+  EXPECT_EQ(
+      f.call(caller::reviewer, http::verb::post, "/api/v1/reports/" + queued + "/reviews", R"({"decision":"cleared"})")
+          .message.result(),
+      http::status::conflict);
+  EXPECT_EQ(f.call(caller::reviewer, http::verb::get, "/api/v1/reports/" + std::string(32, 'e') + "/reviews")
+                .message.result(),
+            http::status::not_found);
 }
 
 TEST(Access, BearerHeadersAreParsedStrictly) {

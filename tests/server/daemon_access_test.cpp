@@ -254,6 +254,40 @@ TEST(DaemonAccess, AnImportedHashSetJoinsAtReloadAndFlagsItsFiles) {
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+TEST(DaemonAccess, AReviewerClearsTheQueueAndAStationMayNotReview) {
+  test::scratch_dir dir;
+  daemon d(dir / "data");
+  d.start();
+  const std::string station = d.token("k1"), reviewer = d.token("rev-1", "reviewer");
+  const auto res =
+      http_call(d.port(), http::verb::post, "/api/v1/scans?case_ref=C-77",
+                read_file(test::fixture_dir() / "fat-simple.img"), {{"Authorization", "Bearer " + station}});
+  ASSERT_EQ(res.status, 202U) << res.body;
+  const std::string id = res.json().at("id");
+  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
+      << d.log();
+  const std::map<std::string, std::string> as_reviewer = {{"Authorization", "Bearer " + reviewer}};
+  const auto queue = [&](const std::string& q) {
+    return http_call(d.port(), http::verb::get, "/api/v1/reports" + q, {}, as_reviewer).json().at("items").size();
+  };
+  EXPECT_EQ(queue("?review=pending&case_ref=C-77"), 1U);
+  const std::string reviews = "/api/v1/reports/" + id + "/reviews";
+  EXPECT_EQ(http_call(d.port(), http::verb::post, reviews, R"({"decision":"cleared"})",
+                      {{"Authorization", "Bearer " + station}, {"Content-Type", "application/json"}})
+                .status,
+            403U);
+  const auto recorded = http_call(d.port(), http::verb::post, reviews, R"({"decision":"confirmed","note":"EICAR"})",
+                                  {{"Authorization", "Bearer " + reviewer}, {"Content-Type", "application/json"}});
+  ASSERT_EQ(recorded.status, 201U) << recorded.body;
+  EXPECT_EQ(queue("?review=pending"), 0U);
+  EXPECT_EQ(queue("?review=reviewed"), 1U);
+  const json history = http_call(d.port(), http::verb::get, reviews, {}, as_reviewer).json();
+  ASSERT_EQ(history.at("items").size(), 1U);
+  EXPECT_EQ(history.at("items").at(0).at("reviewer").at("name"), "rev-1");
+  EXPECT_EQ(history.at("items").at(0).at("note"), "EICAR");
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 mode_t mode_of(const fs::path& p) {
   struct stat st {};
   EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;

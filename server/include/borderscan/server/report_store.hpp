@@ -88,7 +88,9 @@ struct audit_page {
 };
 
 struct report_filter {
-  std::optional<std::string> verdict, review, station;
+  // review: a decision (unreviewed, cleared, confirmed, escalated) or a
+  // derived state (pending, reviewed, not_required; see review_state_of).
+  std::optional<std::string> verdict, review, station, case_ref;
   std::optional<std::int64_t> since, until;  // submitted_at, Unix ms, inclusive / exclusive
   std::optional<std::int64_t> before_seq;    // cursor: rows with seq below this
   unsigned limit = 50;
@@ -131,6 +133,22 @@ struct stored_report {
   std::string ruleset_digest;
   std::uint64_t files = 0, flagged_files = 0, bytes = 0;
 };
+
+// One inspector's decision on a report. Reports themselves are never edited
+// (they stay signed as produced); reviews are kept beside them, in order.
+struct review_record {
+  std::int64_t seq = 0;
+  std::int64_t at = 0;   // Unix ms
+  std::string decision;  // cleared, confirmed, escalated
+  std::string note;
+  std::string reviewer;  // the token's name
+  std::string role;
+};
+
+// The review state a report is in, from its verdict and its last decision:
+// `reviewed` once any decision is recorded, else `pending` for a report that
+// needs a look (flagged, incomplete, error) and `not_required` for a clean one.
+std::string review_state_of(const scan_record& scan);
 
 // What purge() removed (the files are the caller's to delete after it).
 struct purge_result {
@@ -183,6 +201,13 @@ class report_store {
                       std::int64_t now_ms) = 0;
   // Walks the whole chain: each entry's digest and its link to the one before.
   virtual audit_check verify_audit() = 0;
+
+  // Appends a review to a done scan's report and makes its decision the
+  // scan's review_state; audited (review_recorded). False when there is no
+  // done scan with that id.
+  virtual bool add_review(std::string_view id, const review_record& review, const actor& by) = 0;
+  // Oldest first; nothing when the scan does not exist.
+  virtual std::optional<std::vector<review_record>> list_reviews(std::string_view id) = 0;
 
   // Removes a finished (done or failed) scan: its row, report document row
   // and file rows, in one transaction, audited (report_purged, with the

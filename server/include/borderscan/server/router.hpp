@@ -166,6 +166,8 @@ class router final : public request_handler {
   response get_rules(const route_call& c);
   response post_rules_reload(const route_call& c);
   response delete_report(const route_call& c);
+  response post_review(const route_call& c);
+  response get_reviews(const route_call& c);
 
   report_store& store_;
   job_queue& queue_;

@@ -44,6 +44,8 @@ class sqlite_report_store final : public report_store {
               std::int64_t now_ms) override;
   audit_check verify_audit() override;
   purge_result purge(std::string_view id, const actor& by, std::int64_t now_ms) override;
+  bool add_review(std::string_view id, const review_record& review, const actor& by) override;
+  std::optional<std::vector<review_record>> list_reviews(std::string_view id) override;
   bool add_token(const token_record& token, const actor& by) override;
   std::vector<token_record> list_tokens() override;
   bool revoke_token(std::string_view name, const actor& by, std::int64_t now_ms) override;
