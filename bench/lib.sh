@@ -4,15 +4,19 @@
 # start_daemon DAEMON CONFIG WORKDIR: starts borderscand in the background with its port file and
 # log in WORKDIR, waits until /readyz says 200, and sets daemon_pid and url. Every curl of the
 # benchmark (also those the Python helpers start) then sends an admin token of that daemon: it is
-# made on the data dir first and put in WORKDIR/.curlrc, which curl reads through CURL_HOME.
+# made on the data dir first and put in WORKDIR/.curlrc, which curl reads through CURL_HOME, and in
+# BORDERSCAN_TOKEN for the helpers' own requests.
 start_daemon() {
   local daemon=$1 cfg=$2 work=$3 code= token=
   if [[ ! -s "$work/.curlrc" ]]; then
     token=$("$daemon" token create --role admin --name bench --config "$cfg" | tail -n 1 | awk '{print $NF}') ||
       die "borderscand token create failed"
     printf 'header = "Authorization: Bearer %s"\n' "$token" >"$work/.curlrc"
+    printf '%s\n' "$token" >"$work/token"
   fi
   export CURL_HOME=$work
+  BORDERSCAN_TOKEN=$(cat "$work/token")  # for the Python helpers' own HTTP requests
+  export BORDERSCAN_TOKEN
   "$daemon" serve --config "$cfg" --port-file "$work/port" >"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 300); do

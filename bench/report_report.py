@@ -249,7 +249,10 @@ def cmd_page(a):
         if cursor is not None:
             q["cursor"] = cursor
         t = time.time()
-        with urllib.request.urlopen(base + "?" + urllib.parse.urlencode(q), timeout=300) as r:
+        req = urllib.request.Request(base + "?" + urllib.parse.urlencode(q))
+        if os.environ.get("BORDERSCAN_TOKEN"):  # bench/lib.sh's start_daemon sets it
+            req.add_header("Authorization", "Bearer " + os.environ["BORDERSCAN_TOKEN"])
+        with urllib.request.urlopen(req, timeout=300) as r:
             body = r.read()
         page_times.append(time.time() - t)
         biggest = max(biggest, len(body))

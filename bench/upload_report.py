@@ -105,6 +105,8 @@ def run_timed(cmd, stdout=subprocess.DEVNULL):
 
 def http_json(method, url, timeout=30):
     req = urllib.request.Request(url, method=method)
+    if os.environ.get("BORDERSCAN_TOKEN"):  # bench/lib.sh's start_daemon sets it
+        req.add_header("Authorization", "Bearer " + os.environ["BORDERSCAN_TOKEN"])
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read() or b"null")
