@@ -59,22 +59,38 @@ bool is_space(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-// The last bytes of a file (up to `max`), and where they start.
-std::pair<std::string, std::uint64_t> tail_of(const fs::path& file, std::uint64_t max) {
+// The end of a report file: its last bytes, where they start in the file,
+// and where its content ends in them (trailing whitespace cut off).
+struct document_tail {
+  std::string bytes;
+  std::uint64_t start = 0;
+  std::size_t content_end = 0;
+  bool ends_with_brace() const { return content_end > 0 && bytes[content_end - 1] == '}'; }
+  std::string trailing() const { return bytes.substr(content_end); }
+};
+
+document_tail tail_of(const fs::path& file) {
+  // The signature member is about 150 bytes: 4 KiB always holds it.
+  constexpr std::uint64_t max = 4096;
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
   }
   in.seekg(0, std::ios::end);
   const auto size = static_cast<std::uint64_t>(in.tellg());
-  const std::uint64_t start = size > max ? size - max : 0;
-  std::string tail(size - start, '\0');
-  in.seekg(static_cast<std::streamoff>(start));
-  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  document_tail t;
+  t.start = size > max ? size - max : 0;
+  t.bytes.assign(size - t.start, '\0');
+  in.seekg(static_cast<std::streamoff>(t.start));
+  in.read(t.bytes.data(), static_cast<std::streamsize>(t.bytes.size()));
   if (!in) {
     throw std::system_error(EIO, std::generic_category(), "cannot read " + file.string());
   }
-  return {std::move(tail), start};
+  t.content_end = t.bytes.size();
+  while (t.content_end > 0 && is_space(t.bytes[t.content_end - 1])) {
+    --t.content_end;
+  }
+  return t;
 }
 
 }  // namespace
@@ -190,21 +206,16 @@ report_signature signing_key::sign_digest(std::string_view canonical_sha256_hex)
 }
 
 void sign_report_file(const fs::path& file, const signing_key& key, std::string_view canonical_sha256_hex) {
-  const auto [tail, start] = tail_of(file, 4096);
-  std::size_t end = tail.size();
-  while (end > 0 && is_space(tail[end - 1])) {
-    --end;
-  }
-  if (end == 0 || tail[end - 1] != '}') {
+  const document_tail tail = tail_of(file);
+  if (!tail.ends_with_brace()) {
     throw std::runtime_error(file.string() + " does not end with a JSON object's closing brace");
   }
-  const std::string trailing = tail.substr(end);
-  const std::string appended = signature_member(key.sign_digest(canonical_sha256_hex)) + "}" + trailing;
+  const std::string appended = signature_member(key.sign_digest(canonical_sha256_hex)) + "}" + tail.trailing();
   const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
     throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
   }
-  const auto cut = static_cast<off_t>(start + end - 1);
+  const auto cut = static_cast<off_t>(tail.start + tail.content_end - 1);
   bool ok = ::ftruncate(fd, cut) == 0 &&
             ::pwrite(fd, appended.data(), appended.size(), cut) == static_cast<ssize_t>(appended.size());
   ok = ok && ::fsync(fd) == 0;
@@ -217,18 +228,14 @@ void sign_report_file(const fs::path& file, const signing_key& key, std::string_
 
 verify_outcome verify_report_file(const fs::path& file, const public_key& key) {
   verify_outcome out;
-  const auto [tail, start] = tail_of(file, 4096);
-  std::size_t end = tail.size();
-  while (end > 0 && is_space(tail[end - 1])) {
-    --end;
-  }
-  const auto at = tail.rfind(member_prefix);
-  if (end == 0 || tail[end - 1] != '}' || at == std::string::npos) {
+  const document_tail tail = tail_of(file);
+  const auto at = tail.bytes.rfind(member_prefix);
+  if (!tail.ends_with_brace() || at == std::string::npos) {
     out.result = verification::not_signed;
     out.detail = "the report carries no signature";
     return out;
   }
-  const std::string member = tail.substr(at, end - 1 - at);
+  const std::string member = tail.bytes.substr(at, tail.content_end - 1 - at);
   const auto sig_json = nlohmann::json::parse(member.substr(member_prefix.size() - 1), nullptr, false);
   if (!sig_json.is_object() || !sig_json.contains("alg") || !sig_json.contains("key_id") ||
       !sig_json.contains("value") || !sig_json["alg"].is_string() || !sig_json["key_id"].is_string() ||
@@ -255,7 +262,7 @@ verify_outcome verify_report_file(const fs::path& file, const public_key& key) {
   scanner::sha256_hasher h;
   std::ifstream in(file, std::ios::binary);
   std::vector<char> buf(1 << 20);
-  std::uint64_t left = start + at;
+  std::uint64_t left = tail.start + at;
   while (left > 0 && in) {
     const auto n = static_cast<std::streamsize>(std::min<std::uint64_t>(left, buf.size()));
     in.read(buf.data(), n);
@@ -265,7 +272,7 @@ verify_outcome verify_report_file(const fs::path& file, const public_key& key) {
     h.update(buf.data(), static_cast<std::size_t>(n));
     left -= static_cast<std::uint64_t>(n);
   }
-  const std::string rest = "}" + tail.substr(end);
+  const std::string rest = "}" + tail.trailing();
   h.update(rest.data(), rest.size());
   if (!key.verify(signing_message(h.hex_digest()), sig.value)) {
     out.detail = "the signature does not match the report's content: the report was changed after it was signed";

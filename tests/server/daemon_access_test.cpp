@@ -24,6 +24,22 @@ std::string borderscand(const std::string& args) {
   return std::string(BORDERSCAND) + " " + args;
 }
 
+// Uploads `image` as station k1 (or `station`) and waits until its scan is
+// done; the scan id, or "" after a recorded failure.
+std::string scanned(daemon& d, const fs::path& image = test::clean_image(), const std::string& station = "k1",
+                    const std::string& query = "") {
+  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans" + query, read_file(image),
+                             {{"Authorization", "Bearer " + d.token(station)}});
+  EXPECT_EQ(res.status, 202U) << res.body;
+  if (res.status != 202U) {
+    return {};
+  }
+  const std::string id = res.json().at("id");
+  const bool done = eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; });
+  EXPECT_TRUE(done) << d.log();
+  return done ? id : std::string();
+}
+
 TEST(DaemonAccess, TokenCommandsCreateListAndRevoke) {
   test::scratch_dir dir;
   const std::string data = "--data-dir " + (dir / "data").string();
@@ -122,12 +138,8 @@ TEST(DaemonAccess, AuditVerifyPassesThenNamesTheEditedEntry) {
   test::scratch_dir dir;
   daemon d(dir / "data");
   d.start();
-  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
-                             {{"Authorization", "Bearer " + d.token("k1")}});
-  ASSERT_EQ(res.status, 202U) << res.body;
-  const std::string id = res.json().at("id");
-  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
-      << d.log();
+  const std::string id = scanned(d);
+  ASSERT_FALSE(id.empty());
   ASSERT_EQ(http_get(d.port(), "/api/v1/scans/" + id + "/report").status, 200U);
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 
@@ -179,12 +191,8 @@ TEST(DaemonAccess, SighupReloadsTheRulesAndABrokenRuleKeepsTheOldSet) {
   EXPECT_EQ(http_get(d.port(), "/api/v1/rules").json().at("yara_rules"), 2);
 
   // A scan after the reload runs with the new set, in its fenced worker too.
-  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
-                             {{"Authorization", "Bearer " + d.token("k1")}});
-  ASSERT_EQ(res.status, 202U) << res.body;
-  const std::string id = res.json().at("id");
-  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
-      << d.log();
+  const std::string id = scanned(d);
+  ASSERT_FALSE(id.empty());
   EXPECT_EQ(http_get(d.port(), "/api/v1/scans/" + id + "/report").json().at("ruleset").at("digest"), second);
 
   const auto audit = http_get(d.port(), "/api/v1/audit?event=rules_reloaded").json().at("items");
@@ -198,15 +206,7 @@ TEST(DaemonAccess, AnImportedHashSetJoinsAtReloadAndFlagsItsFiles) {
   test::scratch_dir dir;
   daemon d(dir / "data");
   d.start();
-  const auto scan = [&] {
-    const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
-                               {{"Authorization", "Bearer " + d.token("k1")}});
-    EXPECT_EQ(res.status, 202U) << res.body;
-    const std::string id = res.json().at("id");
-    EXPECT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
-        << d.log();
-    return http_get(d.port(), "/api/v1/scans/" + id + "/report").json();
-  };
+  const auto scan = [&] { return http_get(d.port(), "/api/v1/scans/" + scanned(d) + "/report").json(); };
   const json before = scan();
   ASSERT_EQ(before.at("verdict"), "clean");
   std::string target_sha256, target_path;
@@ -259,13 +259,8 @@ TEST(DaemonAccess, AReviewerClearsTheQueueAndAStationMayNotReview) {
   daemon d(dir / "data");
   d.start();
   const std::string station = d.token("k1"), reviewer = d.token("rev-1", "reviewer");
-  const auto res =
-      http_call(d.port(), http::verb::post, "/api/v1/scans?case_ref=C-77",
-                read_file(test::fixture_dir() / "fat-simple.img"), {{"Authorization", "Bearer " + station}});
-  ASSERT_EQ(res.status, 202U) << res.body;
-  const std::string id = res.json().at("id");
-  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
-      << d.log();
+  const std::string id = scanned(d, test::fixture_dir() / "fat-simple.img", "k1", "?case_ref=C-77");
+  ASSERT_FALSE(id.empty());
   const std::map<std::string, std::string> as_reviewer = {{"Authorization", "Bearer " + reviewer}};
   const auto queue = [&](const std::string& q) {
     return http_call(d.port(), http::verb::get, "/api/v1/reports" + q, {}, as_reviewer).json().at("items").size();
@@ -300,12 +295,8 @@ TEST(DaemonAccess, WhatTheDaemonCreatesIsOwnerOnlyUnderUmask022) {
   daemon d(dir / "data", {.storage_extra = "keep_images = true\n"});
   d.start();
   ::umask(old);
-  const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(test::clean_image()),
-                             {{"Authorization", "Bearer " + d.token("k1")}});
-  ASSERT_EQ(res.status, 202U) << res.body;
-  const std::string id = res.json().at("id");
-  ASSERT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
-      << d.log();
+  const std::string id = scanned(d);
+  ASSERT_FALSE(id.empty());
   const fs::path data = d.data_dir();
   EXPECT_EQ(mode_of(data), 0700U);
   EXPECT_EQ(mode_of(data / "spool"), 0700U);
