@@ -30,7 +30,57 @@ std::string dir_name(std::string_view path) {
   return std::string(cut == std::string_view::npos ? std::string_view{} : path.substr(0, cut));
 }
 
-finding make_yara_finding(const file_entry& entry, const YR_RULE* rule) {
+std::string hex_of(const std::uint8_t* data, std::size_t size) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 0x0f];
+  }
+  return out;
+}
+
+// As `yara -s` shows matched data: printable ASCII as it is, every other
+// byte (and the backslash) as \xHH, so no control character reaches a screen.
+std::string printable_of(const std::uint8_t* data, std::size_t size) {
+  std::string out;
+  for (std::size_t i = 0; i < size; ++i) {
+    const auto c = data[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x" + hex_of(&c, 1);
+    }
+  }
+  return out;
+}
+
+// The first matches of each of the rule's strings, so a reviewer sees what
+// matched and where without the content (private strings stay private).
+void add_matches(finding& f, YR_SCAN_CONTEXT* context, const YR_RULE* rule) {
+  const YR_STRING* string = nullptr;
+  yr_rule_strings_foreach(rule, string) {
+    if (STRING_IS_PRIVATE(string)) {
+      continue;
+    }
+    f.match_count += static_cast<std::uint64_t>(std::max(0, context->matches[string->idx].count));
+    const YR_MATCH* match = nullptr;
+    yr_string_matches_foreach(context, string, match) {
+      if (f.matches.size() == max_matches_per_finding) {
+        break;
+      }
+      const auto shown =
+          std::min<std::size_t>(static_cast<std::size_t>(std::max(0, match->data_length)), max_match_bytes);
+      f.matches.push_back({string->identifier != nullptr ? string->identifier : "",
+                           static_cast<std::uint64_t>(match->base + match->offset),
+                           static_cast<std::uint64_t>(match->match_length), printable_of(match->data, shown),
+                           hex_of(match->data, shown)});
+    }
+  }
+}
+
+finding make_yara_finding(const file_entry& entry, const YR_RULE* rule, YR_SCAN_CONTEXT* context) {
   finding f;
   f.path = entry.path;
   f.volume = entry.volume;
@@ -78,6 +128,9 @@ finding make_yara_finding(const file_entry& entry, const YR_RULE* rule) {
     }
   }
   f.level = from_severity.value_or(from_score.value_or(severity::medium));
+  if (context != nullptr) {
+    add_matches(f, context, rule);
+  }
   return f;
 }
 
@@ -352,12 +405,12 @@ struct object_scanner::impl {
     return reinterpret_cast<const uint8_t*>(buffer.data());
   }
 
-  static int on_yara_message(YR_SCAN_CONTEXT* /*context*/, int message, void* message_data, void* user_data) {
+  static int on_yara_message(YR_SCAN_CONTEXT* context, int message, void* message_data, void* user_data) {
     auto* self = static_cast<impl*>(user_data);
     try {
       if (message == CALLBACK_MSG_RULE_MATCHING) {
         self->cur.entry->findings.push_back(
-            make_yara_finding(*self->cur.entry, static_cast<const YR_RULE*>(message_data)));
+            make_yara_finding(*self->cur.entry, static_cast<const YR_RULE*>(message_data), context));
       } else if (message == CALLBACK_MSG_TOO_MANY_MATCHES) {
         const auto* string = static_cast<const YR_STRING*>(message_data);
         error_entry e;
@@ -502,7 +555,7 @@ struct object_scanner::impl {
       f.rule_namespace = hit.set;
       f.level = severity::high;
       f.tags = {"known-bad"};
-      f.meta = {{"algorithm", hit.algorithm}, {"set", hit.set}};
+      f.meta = {{"algorithm", hit.algorithm}, {"set", hit.set}, {"entry", hit.entry}};
       entry.findings.push_back(std::move(f));
     }
   }

@@ -4,6 +4,7 @@
 #include <ostream>
 #include <stdexcept>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/file_spill.hpp"
 #include "borderscan/scanner/text.hpp"
 
@@ -87,8 +88,24 @@ const char* to_string(verdict v) noexcept {
   return "error";
 }
 
+std::string finding_id(const finding& f) {
+  const nlohmann::json key = {optional_json(f.volume), f.path, f.source, f.rule_namespace, f.rule};
+  return sha256_hex(report_element_text(key)).substr(0, 32);
+}
+
+void to_json(nlohmann::json& j, const string_match& m) {
+  j = nlohmann::json{
+      {"identifier", m.identifier}, {"offset", m.offset}, {"length", m.length}, {"text", m.text}, {"hex", m.hex}};
+}
+
+void to_json(nlohmann::json& j, const score_reason& r) {
+  j = nlohmann::json{{"finding", r.finding},           {"path", r.path},    {"rule", r.rule}, {"source", r.source},
+                     {"severity", to_string(r.level)}, {"points", r.points}};
+}
+
 void to_json(nlohmann::json& j, const finding& f) {
-  j = nlohmann::json{{"path", f.path},
+  j = nlohmann::json{{"id", finding_id(f)},
+                     {"path", f.path},
                      {"volume", optional_json(f.volume)},
                      {"source", f.source},
                      {"rule", f.rule},
@@ -96,6 +113,10 @@ void to_json(nlohmann::json& j, const finding& f) {
                      {"severity", to_string(f.level)},
                      {"tags", f.tags},
                      {"meta", f.meta}};
+  if (f.source == "yara") {
+    j["matches"] = f.matches;
+    j["match_count"] = f.match_count;
+  }
 }
 
 void to_json(nlohmann::json& j, const file_entry& f) {
@@ -183,6 +204,7 @@ void to_json(nlohmann::json& j, const report& r) {
                      {"verdict", to_string(r.result)},
                      {"verdict_reason", r.verdict_reason},
                      {"score", r.score},
+                     {"score_reasons", r.score_reasons},
                      {"findings", r.findings},
                      {"files", r.spilled_files ? r.spilled_files->load(r.files) : r.files},
                      {"errors", r.errors},
@@ -220,6 +242,7 @@ void write_report(std::ostream& out, const report& r, bool pretty) {
     shell.result = r.result;
     shell.verdict_reason = r.verdict_reason;
     shell.score = r.score;
+    shell.score_reasons = r.score_reasons;
     head = shell;
   }
   const auto dump = report_element_text;
@@ -314,6 +337,34 @@ void from_json(const nlohmann::json& j, finding& f) {
   f.level = *level;
   f.tags = j.at("tags").get<std::vector<std::string>>();
   f.meta = j.at("meta");
+  if (j.contains("matches")) {
+    f.matches = j.at("matches").get<std::vector<string_match>>();
+    f.match_count = j.at("match_count").get<std::uint64_t>();
+  }
+  if (j.contains("id") && j.at("id").get<std::string>() != finding_id(f)) {
+    throw std::invalid_argument("finding id does not match its path and rule");
+  }
+}
+
+void from_json(const nlohmann::json& j, string_match& m) {
+  m.identifier = j.at("identifier").get<std::string>();
+  m.offset = j.at("offset").get<std::uint64_t>();
+  m.length = j.at("length").get<std::uint64_t>();
+  m.text = j.at("text").get<std::string>();
+  m.hex = j.at("hex").get<std::string>();
+}
+
+void from_json(const nlohmann::json& j, score_reason& r) {
+  r.finding = j.at("finding").get<std::string>();
+  r.path = j.at("path").get<std::string>();
+  r.rule = j.at("rule").get<std::string>();
+  r.source = j.at("source").get<std::string>();
+  const auto level = parse_severity(j.at("severity").get<std::string>());
+  if (!level) {
+    throw std::invalid_argument("bad severity");
+  }
+  r.level = *level;
+  r.points = j.at("points").get<int>();
 }
 
 void from_json(const nlohmann::json& j, file_entry& f) {
@@ -427,6 +478,10 @@ void from_json(const nlohmann::json& j, report& r) {
   }
   r.verdict_reason = j.at("verdict_reason").get<std::string>();
   r.score = j.at("score").get<int>();
+  // Reports stored before score reasons existed have none.
+  if (j.contains("score_reasons")) {
+    r.score_reasons = j.at("score_reasons").get<std::vector<score_reason>>();
+  }
 }
 
 }  // namespace borderscan::scanner

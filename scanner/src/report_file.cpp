@@ -188,7 +188,8 @@ report_file_info write_report_file(int fd, const report& r, std::uint64_t max_by
 }
 
 report_reading read_report(std::istream& in, severity flag_threshold,
-                           const std::function<void(const file_entry& entry, const std::string& json_text)>& on_file) {
+                           const std::function<void(const file_entry& entry, const std::string& json_text)>& on_file,
+                           const std::function<void(const finding& f)>& on_finding) {
   report_reading out;
   scan_summary counted;
   std::vector<finding> ignored;
@@ -203,6 +204,9 @@ report_reading read_report(std::istream& in, severity flag_threshold,
       }
       levels.push_back(f.level);
       ++out.findings;
+      if (on_finding) {
+        on_finding(f);
+      }
       return;
     }
     file_entry entry;
@@ -249,6 +253,14 @@ report_reading read_report(std::istream& in, severity flag_threshold,
   if (out.head.score != j.score) {
     invalid("score " + std::to_string(out.head.score) + " does not follow from the findings (" +
             std::to_string(j.score) + ")");
+  }
+  int explained = 0;
+  for (const auto& reason : out.head.score_reasons) {
+    explained += reason.points;
+  }
+  // Reports stored before score reasons existed carry none.
+  if (!out.head.score_reasons.empty() && explained != j.score) {
+    invalid("score_reasons add up to " + std::to_string(explained) + ", the score is " + std::to_string(j.score));
   }
   if (out.head.result != verdict::error && out.head.result != j.result) {
     invalid(std::string("verdict ") + to_string(out.head.result) +

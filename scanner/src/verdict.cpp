@@ -102,6 +102,7 @@ void finalize(report& r, severity flag_threshold) {
       std::any_of(r.errors.begin(), r.errors.end(), [](const error_entry& e) { return e.affects_verdict; });
   const judgement j = judge(levels, !r.limits_hit.empty(), unread, flag_threshold);
   r.score = j.score;
+  r.score_reasons = explain_score(r.findings);
   if (r.result == verdict::error) {
     // verdict_reason was set where the image failed to open.
     return;
@@ -132,6 +133,28 @@ judgement judge(const std::vector<severity>& finding_levels, bool limits_hit, bo
   j.score = std::min(100, score + std::max(0, above_info - 1));
   j.result = flagged ? verdict::flagged : limits_hit || unread ? verdict::incomplete : verdict::clean;
   return j;
+}
+
+std::vector<score_reason> explain_score(const std::vector<finding>& findings) {
+  const auto reason = [](const finding& f, int points) {
+    return score_reason{finding_id(f), f.path, f.rule, f.source, f.level, points};
+  };
+  std::vector<score_reason> out;
+  const auto top = std::max_element(findings.begin(), findings.end(), [](const finding& a, const finding& b) {
+    return severity_weight(a.level) < severity_weight(b.level);
+  });
+  if (top == findings.end() || top->level == severity::info) {
+    return out;
+  }
+  out.push_back(reason(*top, severity_weight(top->level)));
+  int score = out.front().points;
+  for (auto it = findings.begin(); it != findings.end() && score < 100; ++it) {
+    if (it != top && it->level > severity::info) {
+      out.push_back(reason(*it, 1));
+      ++score;
+    }
+  }
+  return out;
 }
 
 }  // namespace borderscan::scanner

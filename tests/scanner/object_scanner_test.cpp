@@ -576,3 +576,69 @@ rule middle_c { condition: uint16(25000) == 0x7171 and uint8(3) == 0x44 })"),
   EXPECT_NE(out.errors[0].message.find("device error"), std::string::npos);
   EXPECT_FALSE(e.content_complete) << "YARA could not see all it asked for";
 }
+
+TEST(ObjectScanner, YaraFindingsCarryMatchedStringsOffsetsAndBytes) {
+  scratch_dir tmp;
+  sc::limits lim;
+  // Small blocks: the matches lie in different blocks, so their offsets must
+  // add the block's base.
+  sc::object_scanner scanner(lim, rules_from(tmp, R"(
+rule many_hits {
+  meta: severity = "high" description = "repeated token" author = "tests" reference = "https://example.org/r"
+  strings: $tok = "TOKEN\x1b" $m = "BORDERSCAN-STRADDLE-MARKER-0123456789" $hidden = "HIDDEN" private
+  condition: $tok and $m and $hidden
+})"),
+                             4096, 1024);
+  std::string content(40000, '.');
+  const std::string marker = "BORDERSCAN-STRADDLE-MARKER-0123456789";
+  content.replace(30000, marker.size(), marker);
+  content.replace(100, 6, "HIDDEN");
+  for (int i = 0; i < 20; ++i) {
+    content.replace(1000 + static_cast<std::size_t>(i) * 1500, 6, std::string("TOKEN\x1b", 6));
+  }
+  const auto data = bytes_of(content);
+  sc::memory_source src(data);
+  auto e = entry_for("/hits.bin", content.size());
+  scanner.scan(e, src);
+  ASSERT_EQ(e.findings.size(), 1u);
+  const auto& f = e.findings[0];
+  EXPECT_EQ(f.meta.at("author"), "tests");
+  EXPECT_EQ(f.meta.at("reference"), "https://example.org/r");
+  EXPECT_EQ(f.match_count, 21u);  // 20 tokens and one marker; the private string is not shown
+  ASSERT_EQ(f.matches.size(), sc::max_matches_per_finding);
+  for (const auto& m : f.matches) {
+    EXPECT_NE(m.identifier, "$hidden");
+  }
+  const auto tok = std::find_if(f.matches.begin(), f.matches.end(),
+                                [](const sc::string_match& m) { return m.identifier == "$tok"; });
+  ASSERT_NE(tok, f.matches.end());
+  EXPECT_EQ(tok->offset, 1000u);
+  EXPECT_EQ(tok->length, 6u);
+  EXPECT_EQ(tok->hex, "544f4b454e1b");
+  EXPECT_EQ(tok->text, "TOKEN\\x1b");  // control bytes never reach a screen raw
+  // Whichever strings fill the 16 slots, offsets point at the matched bytes.
+  for (const auto& m : f.matches) {
+    ASSERT_LE(m.offset + m.length, content.size());
+    EXPECT_EQ(m.hex.size(), 2 * std::min<std::size_t>(m.length, sc::max_match_bytes));
+    EXPECT_EQ(content.substr(m.offset, 5), m.identifier == "$tok" ? "TOKEN" : "BORDE");
+  }
+  const nlohmann::json j = f;
+  EXPECT_EQ(j.at("match_count"), 21);
+  EXPECT_EQ(j.at("id").get<std::string>().size(), 32u);
+}
+
+TEST(ObjectScanner, HashSetFindingNamesTheSetAndTheEntry) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(
+      lim, rules_from(tmp, "rule never { condition: false }",
+                      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  sample-abc.exe"));
+  const auto data = bytes_of("abc");
+  sc::memory_source src(data);
+  auto e = entry_for("/abc", 3);
+  scanner.scan(e, src);
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_EQ(e.findings[0].meta.at("set"), "set");
+  EXPECT_EQ(e.findings[0].meta.at("entry"), "sample-abc.exe");
+  EXPECT_EQ(e.findings[0].rule, "sample-abc.exe");
+}

@@ -173,3 +173,52 @@ TEST(Report, ReadsBackWhatItWrites) {
   broken["files"][0]["size"] = "big";
   EXPECT_THROW(broken.get<sc::report>(), nlohmann::json::exception);
 }
+
+TEST(Report, ScoreReasonsSayWhichFindingsAddedWhat) {
+  sc::report r;
+  auto a = file("/a");
+  a.findings.push_back(finding_of("/a", sc::severity::low));
+  auto b = file("/b");
+  b.findings.push_back(finding_of("/b", sc::severity::high));
+  b.findings.push_back(finding_of("/b", sc::severity::info));
+  r.files = {a, b};
+  sc::finalize(r, sc::severity::medium);
+  EXPECT_EQ(r.score, 81);
+  ASSERT_EQ(r.score_reasons.size(), 2u);
+  EXPECT_EQ(r.score_reasons[0].path, "/b");
+  EXPECT_EQ(r.score_reasons[0].points, 80);
+  EXPECT_EQ(r.score_reasons[1].path, "/a");
+  EXPECT_EQ(r.score_reasons[1].points, 1);
+  EXPECT_EQ(r.score_reasons[1].finding, sc::finding_id(r.files[0].findings[0]));
+
+  // Never more reasons than points: 150 findings of a capped score.
+  sc::report many;
+  for (int i = 0; i < 150; ++i) {
+    auto f = file("/f" + std::to_string(i));
+    f.findings.push_back(finding_of(f.path, sc::severity::medium));
+    many.files.push_back(f);
+  }
+  sc::finalize(many, sc::severity::medium);
+  EXPECT_EQ(many.score, 100);
+  int sum = 0;
+  for (const auto& reason : many.score_reasons) sum += reason.points;
+  EXPECT_EQ(sum, 100);
+  EXPECT_EQ(many.score_reasons.size(), 51u);
+}
+
+TEST(Report, FindingIdsAreStableAndDistinct) {
+  const auto f = finding_of("/a", sc::severity::high);
+  auto other_rule = f;
+  other_rule.rule = "r2";
+  auto other_path = f;
+  other_path.path = "/b";
+  auto other_level = f;
+  other_level.level = sc::severity::low;  // the same finding, judged differently: same id
+  EXPECT_EQ(sc::finding_id(f), sc::finding_id(other_level));
+  EXPECT_NE(sc::finding_id(f), sc::finding_id(other_rule));
+  EXPECT_NE(sc::finding_id(f), sc::finding_id(other_path));
+  nlohmann::json j = f;
+  j["id"] = std::string(32, '0');
+  sc::finding back;
+  EXPECT_THROW(sc::from_json(j, back), std::invalid_argument);
+}

@@ -26,6 +26,14 @@ severity severity_from_score(long long score) noexcept;
 enum class verdict { clean, flagged, incomplete, error };
 const char* to_string(verdict v) noexcept;
 
+// One place a YARA string matched: where, how long, and the first bytes.
+struct string_match {
+  std::string identifier;  // $name
+  std::uint64_t offset = 0, length = 0;
+  std::string text;  // the first bytes as escaped text (escape_name)
+  std::string hex;   // the same bytes as lower-case hex
+};
+
 struct finding {
   std::string path;  // object path, `!` separates container levels
   std::optional<std::uint32_t> volume;
@@ -35,6 +43,25 @@ struct finding {
   severity level = severity::medium;  // JSON key `severity`
   std::vector<std::string> tags;
   nlohmann::json meta = nlohmann::json::object();
+  // YARA findings: the first matches (at most max_matches_per_finding) and
+  // how many there were in all.
+  std::vector<string_match> matches;
+  std::uint64_t match_count = 0;
+};
+
+inline constexpr std::size_t max_matches_per_finding = 16;
+inline constexpr std::size_t max_match_bytes = 64;
+
+// A finding's id within its report (32 hex digits): the same file, source and
+// rule give the same id, so dispositions outlive a re-scan of the same image.
+std::string finding_id(const finding& f);
+
+// What a finding added to the report's score.
+struct score_reason {
+  std::string finding;  // finding_id
+  std::string path, rule, source;
+  severity level = severity::medium;
+  int points = 0;
 };
 
 struct file_times {
@@ -140,8 +167,11 @@ struct report {
   verdict result = verdict::clean;  // JSON key `verdict`
   std::string verdict_reason;
   int score = 0;
+  std::vector<score_reason> score_reasons;  // their points add up to score
 };
 
+void to_json(nlohmann::json& j, const string_match& m);
+void to_json(nlohmann::json& j, const score_reason& r);
 void to_json(nlohmann::json& j, const finding& f);
 void to_json(nlohmann::json& j, const file_entry& f);
 void to_json(nlohmann::json& j, const volume_entry& v);
@@ -153,6 +183,8 @@ void to_json(nlohmann::json& j, const scan_summary& s);
 void to_json(nlohmann::json& j, const report& r);
 
 // Reading a report back (strict about types; throws on a malformed document).
+void from_json(const nlohmann::json& j, string_match& m);
+void from_json(const nlohmann::json& j, score_reason& r);
 void from_json(const nlohmann::json& j, finding& f);
 void from_json(const nlohmann::json& j, file_entry& f);
 void from_json(const nlohmann::json& j, volume_entry& v);
@@ -178,5 +210,9 @@ struct judgement {
   int score = 0;
 };
 judgement judge(const std::vector<severity>& finding_levels, bool limits_hit, bool unread, severity flag_threshold);
+
+// Which findings make up judge()'s score: the weightiest finding its weight,
+// each further finding above info one point, up to the score.
+std::vector<score_reason> explain_score(const std::vector<finding>& findings);
 
 }  // namespace borderscan::scanner

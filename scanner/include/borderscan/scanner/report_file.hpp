@@ -38,12 +38,14 @@ struct report_reading {
 
 // Reads a report document front to back. Each file entry is checked
 // (from_json) and handed to on_file with its JSON text, one at a time; the
-// top-level findings are counted; the rest is kept in `head`. Then the summary
+// top-level findings are checked and handed to on_finding (when set); the
+// rest is kept in `head`. Then the summary
 // is checked against the entries read (counts, bytes, types, flagged files at
 // flag_threshold) and the verdict and score against the findings, errors and
 // limits. Throws report_invalid saying what is wrong. Memory: one file entry
 // at a time plus the head.
 report_reading read_report(std::istream& in, severity flag_threshold,
-                           const std::function<void(const file_entry& entry, const std::string& json_text)>& on_file);
+                           const std::function<void(const file_entry& entry, const std::string& json_text)>& on_file,
+                           const std::function<void(const finding& f)>& on_finding = {});
 
 }  // namespace borderscan::scanner
