@@ -13,7 +13,7 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libvalijson-dev
   sleuthkit dosfstools mtools exfatprogs e2fsprogs genisoimage ewf-tools fdisk
-  gzip coreutils python3 zip p7zip-full xz-utils zstd bzip2 lz4 cpio gcab binutils qemu-utils openssl curl jq
+  gzip coreutils python3 zip p7zip-full libarchive-tools xz-utils zstd bzip2 lz4 cpio gcab binutils qemu-utils openssl curl jq
   nodejs npm
 )
 

@@ -6,47 +6,36 @@
 namespace borderscan::scanner {
 namespace {
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid
-// (overlong forms, surrogates and code points past U+10FFFF are invalid).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) {
-    return 1;
-  }
-  std::size_t len = 0;
-  std::uint32_t cp = 0;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2;
-    cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3;
-    cp = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4;
-    cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) {
-    return 0;
-  }
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) {
-      return 0;
-    }
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  static constexpr std::array<std::uint32_t, 5> min_for_len{0, 0, 0x80, 0x800, 0x10000};
-  if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  return len;
-}
-
 constexpr char hex_digits[] = "0123456789abcdef";
 
 }  // namespace
+
+utf8_char decode_utf8(std::string_view s, std::size_t i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) return {b0, 1, true};
+  std::size_t len = 0;
+  char32_t cp = 0;
+  // Allowed range of the second byte; narrowing it after E0, ED, F0 and F4
+  // rules out overlong forms, surrogates and code points past U+10FFFF.
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2, cp = b0 & 0x1F;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3, cp = b0 & 0x0F, lo = b0 == 0xE0 ? 0xA0 : 0x80, hi = b0 == 0xED ? 0x9F : 0xBF;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4, cp = b0 & 0x07, lo = b0 == 0xF0 ? 0x90 : 0x80, hi = b0 == 0xF4 ? 0x8F : 0xBF;
+  } else {
+    return {};  // continuation byte, C0/C1 (always overlong), F5..FF
+  }
+  for (std::size_t k = 1; k < len; ++k) {
+    if (i + k >= s.size()) return {.length = k};
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if (b < lo || b > hi) return {.length = k};
+    lo = 0x80, hi = 0xBF;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  return {cp, len, true};
+}
 
 std::string escape_name(std::string_view raw) {
   std::string out;
@@ -57,8 +46,8 @@ std::string escape_name(std::string_view raw) {
       ++i;
       continue;
     }
-    const std::size_t len = utf8_sequence_length(raw, i);
-    if (len == 0) {
+    const utf8_char c = decode_utf8(raw, i);
+    if (!c.valid) {  // escaped byte by byte: the mapping stays reversible
       const auto b = static_cast<unsigned char>(raw[i]);
       out += "\\x";
       out += hex_digits[b >> 4];
@@ -66,8 +55,8 @@ std::string escape_name(std::string_view raw) {
       ++i;
       continue;
     }
-    out.append(raw.substr(i, len));
-    i += len;
+    out.append(raw.substr(i, c.length));
+    i += c.length;
   }
   return out;
 }
