@@ -22,7 +22,8 @@ namespace borderscan::server {
 struct route_call {
   const request& req;
   boost::urls::url_view url;
-  std::string id;  // the decoded {id} segment; empty when the pattern has none
+  std::string id;   // the decoded {id} segment; empty when the pattern has none
+  std::string sub;  // a second placeholder ({finding}, {index}); empty when none
   std::string_view request_id;
   std::optional<principal> who;  // the caller; empty on open routes
   actor by;                      // the caller as the audit trail names it
@@ -70,6 +71,9 @@ response page_response(json items, const std::optional<std::int64_t>& next);
 json time_or_null(const std::optional<std::int64_t>& ms);
 // The fields a scan's status and its report summary share.
 json scan_identity_json(const scan_record& s);
+
+// Each finding's current disposition (the last mark), keyed by finding id.
+json current_dispositions(const std::vector<disposition_record>& history);
 
 // The {id} of a route that names a scan, checked before anything else: an id
 // of the wrong shape never reaches the store (404).

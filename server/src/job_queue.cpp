@@ -4,12 +4,13 @@
 
 namespace borderscan::server {
 
-void job_state::request_stop(stop_reason why) {
+void job_state::request_stop(stop_reason why, const actor& by) {
   {
     std::lock_guard lock(mutex_);
     // A user's cancel wins over shutdown: it must not come back as queued.
     if (reason_ != stop_reason::cancelled) {
       reason_ = why;
+      cancelled_by_ = by;
     }
   }
   cancel_.store(true);
@@ -18,6 +19,11 @@ void job_state::request_stop(stop_reason why) {
 stop_reason job_state::reason() const {
   std::lock_guard lock(mutex_);
   return reason_;
+}
+
+actor job_state::cancelled_by() const {
+  std::lock_guard lock(mutex_);
+  return cancelled_by_;
 }
 
 void job_state::set_progress(const scanner::scan_progress& p) {
@@ -117,8 +123,8 @@ void job_queue::requeue(const std::string& id, std::string_view reason, bool cou
 cancel_result job_queue::cancel(const std::string& id, const actor& by) {
   std::lock_guard lock(mutex_);
   if (auto it = running_.find(id); it != running_.end()) {
-    it->second->request_stop(stop_reason::cancelled);
-    // The scan fails as cancelled when its worker stops; who asked is recorded now.
+    it->second->request_stop(stop_reason::cancelled, by);
+    // The scan is cancelled when its worker stops; that the request came is recorded now.
     store_.record("cancel_requested", id, nlohmann::json::object(), by, clock_.now_ms());
     return cancel_result::stopping;
   }

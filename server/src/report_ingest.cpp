@@ -93,6 +93,37 @@ void move_into(const fs::path& from, const fs::path& to) {
   scanner::sync_directory(to.parent_path());
 }
 
+// The weightiest findings of a report (severity, then report order), for
+// triage in the reports listing without opening each report.
+class top_findings {
+ public:
+  void offer(const scanner::finding& f) {
+    const auto heavier = [](const scanner::finding& a, const scanner::finding& b) { return a.level > b.level; };
+    if (kept_.size() == limit && !heavier(f, kept_.back())) {
+      return;
+    }
+    kept_.insert(std::upper_bound(kept_.begin(), kept_.end(), f, heavier), f);
+    if (kept_.size() > limit) {
+      kept_.pop_back();
+    }
+  }
+  std::string json_text() const {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& f : kept_) {
+      out.push_back({{"id", scanner::finding_id(f)},
+                     {"rule", f.rule},
+                     {"severity", scanner::to_string(f.level)},
+                     {"path", f.path},
+                     {"source", f.source}});
+    }
+    return out.dump();
+  }
+
+ private:
+  static constexpr std::size_t limit = 3;
+  std::vector<scanner::finding> kept_;
+};
+
 [[noreturn]] void refuse(const std::string& why) {
   throw scan_failed("malformed worker output: " + why);
 }
@@ -117,24 +148,39 @@ stored_report report_ingest::ingest(const scan_record& scan, const report_file& 
   store_.begin_report(scan.id);
   std::vector<report_file_row> batch;
   batch.reserve(settings_.batch_rows);
+  std::vector<report_finding_row> finding_batch;
+  top_findings top;
   std::int64_t index = 0;
   hashing_reader bytes(file.path);
   std::istream in(&bytes);
   scanner::report_reading reading;
   try {
-    reading = scanner::read_report(in, flag_threshold, [&](const scanner::file_entry& entry, const std::string& text) {
-      const bool flagged = std::any_of(entry.findings.begin(), entry.findings.end(),
-                                       [&](const scanner::finding& f) { return f.level >= flag_threshold; });
-      batch.push_back({index++, entry.path, entry.deleted, entry.mime, flagged, text});
-      if (batch.size() == settings_.batch_rows) {
-        store_.add_report_rows(scan.id, batch);
-        batch.clear();
-      }
-    });
+    reading = scanner::read_report(
+        in, flag_threshold,
+        [&](const scanner::file_entry& entry, const std::string& text) {
+          const bool flagged = std::any_of(entry.findings.begin(), entry.findings.end(),
+                                           [&](const scanner::finding& f) { return f.level >= flag_threshold; });
+          batch.push_back(
+              {index++, entry.path, entry.deleted, entry.mime, flagged, text, entry.md5, entry.sha1, entry.sha256});
+          if (batch.size() == settings_.batch_rows) {
+            store_.add_report_rows(scan.id, batch);
+            batch.clear();
+          }
+        },
+        [&](const scanner::finding& f) {
+          top.offer(f);
+          finding_batch.push_back({scanner::finding_id(f), f.path, f.source, f.rule, scanner::to_string(f.level),
+                                   f.level >= flag_threshold});
+          if (finding_batch.size() == settings_.batch_rows) {
+            store_.add_report_findings(scan.id, finding_batch);
+            finding_batch.clear();
+          }
+        });
   } catch (const scanner::report_invalid& e) {
     refuse(e.what());
   }
   store_.add_report_rows(scan.id, batch);
+  store_.add_report_findings(scan.id, finding_batch);
   const scanner::report_file_info read = bytes.finish();
   if (read.sha256 != file.sha256 || read.size != file.size) {
     refuse("the report file's SHA-256 is " + read.sha256 + ", the worker said " + file.sha256);
@@ -171,6 +217,15 @@ stored_report report_ingest::ingest(const scan_record& scan, const report_file& 
   out.files = head.summary.files + head.summary.directories;
   out.flagged_files = head.summary.flagged_files;
   out.bytes = head.summary.bytes;
+  out.top_findings = top.json_text();
+  if (head.result == scanner::verdict::error) {
+    out.verdict_without_flags = "error";
+  } else {
+    const bool unread = std::any_of(head.errors.begin(), head.errors.end(),
+                                    [](const scanner::error_entry& e) { return e.affects_verdict; });
+    out.verdict_without_flags =
+        scanner::to_string(scanner::judge({}, !head.limits_hit.empty(), unread, flag_threshold).result);
+  }
   return out;
 }
 

@@ -6,8 +6,9 @@ namespace borderscan::server {
 namespace {
 
 // The pattern's segments against the request's decoded ones; a `{name}`
-// segment takes any non-empty segment.
-bool matches(std::string_view pattern, const boost::urls::segments_view& segments, std::string& id) {
+// segment takes any non-empty segment: the first is the id, a second the sub-id.
+bool matches(std::string_view pattern, const boost::urls::segments_view& segments, std::string& id, std::string& sub) {
+  bool have_id = false;
   auto it = segments.begin();
   std::size_t start = 1;
   while (start <= pattern.size()) {
@@ -21,7 +22,8 @@ bool matches(std::string_view pattern, const boost::urls::segments_view& segment
       if (segment.empty()) {
         return false;
       }
-      id = segment;
+      (have_id ? sub : id) = segment;
+      have_id = true;
     } else if (part != segment) {
       return false;
     }
@@ -58,6 +60,10 @@ const std::vector<router::route_entry>& router::table() {
       {{verb::delete_, "/api/v1/reports/{id}", blocking_pool, false, admins}, &router::delete_report},
       {{verb::post, "/api/v1/reports/{id}/reviews", blocking_pool, false, reviewers}, &router::post_review},
       {{verb::get, "/api/v1/reports/{id}/reviews", blocking_pool, false, reviewers}, &router::get_reviews},
+      {{verb::post, "/api/v1/reports/{id}/findings/{finding}/disposition", blocking_pool, false, reviewers},
+       &router::post_disposition},
+      {{verb::get, "/api/v1/reports/{id}/dispositions", blocking_pool, false, reviewers}, &router::get_dispositions},
+      {{verb::get, "/api/v1/files", blocking_pool, false, reviewers}, &router::get_files_by_hash},
       {{verb::get, "/api/v1/signing-key", blocking_pool, false, any_role}, &router::get_signing_key},
       {{verb::get, "/api/v1/rules", blocking_pool, false, any_role}, &router::get_rules},
       {{verb::post, "/api/v1/rules/reload", blocking_pool, false, admins}, &router::post_rules_reload},
@@ -83,7 +89,7 @@ struct router::match {
   bool valid_target = false;
   boost::urls::url_view url;
   const route_entry* entry = nullptr;
-  std::string id;
+  std::string id, sub;
   std::string allow;  // methods of the routes whose pattern matches, when none has this method
 };
 
@@ -97,13 +103,14 @@ router::match router::find(http::verb method, std::string_view target) {
   m.url = *parsed;
   const auto segments = m.url.segments();
   for (const auto& e : table()) {
-    std::string id;
-    if (!matches(e.info.pattern, segments, id)) {
+    std::string id, sub;
+    if (!matches(e.info.pattern, segments, id, sub)) {
       continue;
     }
     if (e.info.method == method) {
       m.entry = &e;
       m.id = std::move(id);
+      m.sub = std::move(sub);
       m.allow.clear();
       return m;
     }
@@ -175,7 +182,7 @@ response router::dispatch(const request& req, const request_context& ctx) {
   try {
     const auto who = admit(m.entry->info, req);
     const route_call call{
-        req, m.url, m.id, ctx.request_id, who, who ? actor::of(*who, ctx.request_id, ctx.client) : actor{}};
+        req, m.url, m.id, m.sub, ctx.request_id, who, who ? actor::of(*who, ctx.request_id, ctx.client) : actor{}};
     r = (this->*(m.entry->handle))(call);
   } catch (...) {
     r.message = problem_from_exception(std::current_exception(), ctx.request_id);

@@ -7,10 +7,12 @@ using namespace handlers;
 
 namespace {
 
-const name_set audit_events = {"scan_submitted",      "scan_done",        "scan_failed",    "cancel_requested",
-                               "image_kept",          "image_deleted",    "report_read",    "files_read",
-                               "report_purged",       "token_created",    "token_revoked",  "rules_reloaded",
-                               "rules_reload_failed", "hashset_imported", "review_recorded"};
+const name_set audit_events = {"scan_submitted",       "scan_done",           "scan_failed",      "scan_cancelled",
+                               "cancel_requested",     "image_kept",          "image_deleted",    "report_read",
+                               "files_read",           "report_purged",       "token_created",    "token_revoked",
+                               "rules_reloaded",       "rules_reload_failed", "hashset_imported", "review_recorded",
+                               "disposition_recorded", "files_searched",      "evidence_kept",    "evidence_read",
+                               "evidence_purged"};
 
 }  // namespace
 

@@ -21,7 +21,7 @@ namespace {
 // File rows per store call while a page streams.
 constexpr unsigned file_batch_rows = 100;
 
-const name_set verdicts = {"clean", "flagged", "incomplete", "error"};
+const name_set verdicts = {"clean", "flagged", "incomplete", "error", "cleared_false_positive"};
 const name_set review_states = {"unreviewed", "cleared",  "confirmed",   "escalated",
                                 "pending",    "reviewed", "not_required"};
 
@@ -29,6 +29,8 @@ json summary_json(const scan_record& s) {
   json j = scan_identity_json(s);
   j["review_state"] = s.review_state;  // the last decision, or unreviewed
   j["review"] = review_state_of(s);    // pending, reviewed, not_required
+  j["derived_verdict"] = s.derived_verdict ? json(*s.derived_verdict) : j["verdict"];
+  j["top_findings"] = json::parse(s.top_findings, nullptr, false);
   j["files"] = s.files;
   j["flagged_files"] = s.flagged_files;
   j["ruleset_digest"] = s.ruleset_digest;
@@ -36,6 +38,22 @@ json summary_json(const scan_record& s) {
                 {"files", "/api/v1/reports/" + s.id + "/files"},
                 {"reviews", "/api/v1/reports/" + s.id + "/reviews"}};
   return j;
+}
+
+// A stored file entry with each marked finding's disposition beside it.
+std::string with_dispositions(const std::string& row, const json& marks) {
+  json entry = json::parse(row, nullptr, false);
+  if (!entry.is_object() || !entry.contains("findings")) {
+    return row;
+  }
+  bool changed = false;
+  for (auto& f : entry["findings"]) {
+    if (f.contains("id") && marks.contains(f["id"].get<std::string>())) {
+      f["disposition"] = marks[f["id"].get<std::string>()];
+      changed = true;
+    }
+  }
+  return changed ? entry.dump(-1, ' ', false, json::error_handler_t::replace) : row;
 }
 
 }  // namespace
@@ -69,8 +87,9 @@ response router::get_scan_report(const route_call& c) {
   if (scan.status != scan_status::done) {
     throw http_error(http::status::conflict, "not-done",
                      std::string("the scan is ") + to_string(scan.status) +
-                         (scan.status == scan_status::failed ? " (" + scan.error + ") and has no report"
-                                                             : "; the report is not ready yet"));
+                         (scan.status == scan_status::failed      ? " (" + scan.error + ") and has no report"
+                          : scan.status == scan_status::cancelled ? " and has no report"
+                                                                  : "; the report is not ready yet"));
   }
   const auto stored = store_.find_report(scan.id);
   if (!stored) {
@@ -160,6 +179,11 @@ response router::get_report_files(const route_call& c) {
   if (!batch) {
     throw http_error(http::status::conflict, "not-done", "the scan has no report yet");
   }
+  // Reviewers see their colleagues' false-positive marks beside each finding.
+  json marks = json::object();
+  if (c.who && c.who->role != role::station) {
+    marks = current_dispositions(store_.list_dispositions(id).value_or(std::vector<disposition_record>{}));
+  }
   store_.record(
       "files_read", id,
       {{"cursor", f.after_index ? json("c" + std::to_string(*f.after_index)) : json(nullptr)}, {"limit", page_limit}},
@@ -167,13 +191,17 @@ response router::get_report_files(const route_call& c) {
   response r;
   r.message = response_message{http::status::ok, 11};
   r.message.set(http::field::content_type, "application/json");
-  r.stream = std::make_unique<chunked_body_stream>(
-      [this, id, f, left = page_limit, batch = std::move(*batch), opened = false, ended = false]() mutable {
+  r.stream =
+      std::make_unique<chunked_body_stream>([this, id, f, marks = std::move(marks), left = page_limit,
+                                             batch = std::move(*batch), opened = false, ended = false]() mutable {
         if (ended) {
           return std::string();
         }
         std::string piece = opened ? "" : "{\"items\":[";
-        for (const auto& row : batch.items) {
+        for (auto& row : batch.items) {
+          if (!marks.empty()) {
+            row = with_dispositions(row, marks);
+          }
           piece += (opened && piece.empty()) || piece.back() != '[' ? "," + row : row;
           --left;
         }

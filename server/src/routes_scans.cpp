@@ -39,6 +39,8 @@ json scan_json(const scan_record& s, const std::optional<scanner::scan_progress>
   j["started_at"] = time_or_null(s.started_at);
   j["error"] = s.error.empty() ? json(nullptr) : json(s.error);
   j["image_kept_until"] = time_or_null(s.image_kept_until);
+  j["cancelled_by"] =
+      s.cancelled_by ? json{{"name", s.cancelled_by->name}, {"role", s.cancelled_by->role}} : json(nullptr);
   return j;
 }
 
@@ -57,7 +59,8 @@ class scan_event_source final : public event_source {
     }
     const std::string data = scan_json(*scan, queue_.progress(id_)).dump();
     std::string name;
-    if (scan->status == scan_status::done || scan->status == scan_status::failed) {
+    if (scan->status == scan_status::done || scan->status == scan_status::failed ||
+        scan->status == scan_status::cancelled) {
       name = to_string(scan->status);
       done = true;
     } else if (data == last_) {
@@ -106,7 +109,7 @@ response router::delete_scan(const route_call& c) {
   const std::string& id = scan.id;
   switch (queue_.cancel(id, c.by)) {
     case cancel_result::cancelled: {
-      spdlog::info("request={} job={} state=failed reason=cancelled", c.request_id, id);
+      spdlog::info("request={} job={} state=cancelled by={}", c.request_id, id, c.by.name);
       metrics_.on_scan_failed();
       std::error_code ec;
       std::filesystem::remove(scan.spool_path, ec);

@@ -127,6 +127,48 @@ CREATE TABLE reviews (
 CREATE INDEX reviews_by_scan ON reviews(scan_seq, seq);
 CREATE INDEX scans_by_case_ref ON scans(case_ref, seq);
 )sql",
+    // 7: the review workflow. Cancelled scans have their own status and say
+    // who cancelled them; findings are stored per report (dispositions,
+    // triage), reviewers mark them false positives, and the derived verdict
+    // counts those marks; file hashes are indexed ("seen before?").
+    R"sql(
+ALTER TABLE scans ADD COLUMN cancelled_by TEXT;
+UPDATE scans SET status = 'cancelled' WHERE status = 'failed' AND error = 'cancelled';
+ALTER TABLE scans ADD COLUMN derived_verdict TEXT;
+ALTER TABLE scans ADD COLUMN verdict_without_flags TEXT NOT NULL DEFAULT 'incomplete';
+ALTER TABLE scans ADD COLUMN top_findings TEXT NOT NULL DEFAULT '[]';
+UPDATE scans SET derived_verdict = verdict;
+CREATE INDEX scans_by_derived_verdict ON scans(derived_verdict, seq);
+CREATE TABLE report_findings (
+  scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE,
+  finding_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  source TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  flagging INTEGER NOT NULL,
+  PRIMARY KEY (scan_seq, finding_id)
+) WITHOUT ROWID;
+CREATE TABLE dispositions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE,
+  finding_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  false_positive INTEGER NOT NULL,
+  note TEXT NOT NULL,
+  reviewer TEXT NOT NULL,
+  role TEXT NOT NULL
+);
+CREATE INDEX dispositions_by_finding ON dispositions(scan_seq, finding_id, seq);
+ALTER TABLE report_files ADD COLUMN md5 TEXT;
+ALTER TABLE report_files ADD COLUMN sha1 TEXT;
+ALTER TABLE report_files ADD COLUMN sha256 TEXT;
+UPDATE report_files SET md5 = json_extract(json, '$.md5'), sha1 = json_extract(json, '$.sha1'),
+  sha256 = json_extract(json, '$.sha256');
+CREATE INDEX report_files_by_md5 ON report_files(md5) WHERE md5 IS NOT NULL;
+CREATE INDEX report_files_by_sha1 ON report_files(sha1) WHERE sha1 IS NOT NULL;
+CREATE INDEX report_files_by_sha256 ON report_files(sha256) WHERE sha256 IS NOT NULL;
+)sql",
 };
 
 [[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
@@ -234,7 +276,8 @@ class transaction {
 constexpr const char* scan_columns =
     "seq, id, status, station, label, case_ref, filename, image_sha256, image_size, spool_path, submitted_at, "
     "started_at, finished_at, attempts, error, verdict, score, ruleset_digest, review_state, files, flagged_files, "
-    "image_kept_until, bytes_scanned";
+    "image_kept_until, bytes_scanned, derived_verdict, top_findings, cancelled_by";
+constexpr int scan_column_count = 26;  // read_scan reads columns 0 to 25
 
 scan_record read_scan(const statement& s) {
   scan_record r;
@@ -265,6 +308,16 @@ scan_record read_scan(const statement& s) {
   r.flagged_files = static_cast<std::uint64_t>(s.integer(20));
   r.image_kept_until = s.opt_integer(21);
   r.bytes_scanned = static_cast<std::uint64_t>(s.integer(22));
+  if (!s.is_null(23)) {
+    r.derived_verdict = s.text(23);
+  }
+  r.top_findings = s.text(24);
+  if (!s.is_null(25)) {
+    const auto by = nlohmann::json::parse(s.text(25), nullptr, false);
+    if (by.is_object()) {
+      r.cancelled_by = actor{by.value("name", ""), by.value("role", ""), by.value("request_id", ""), ""};
+    }
+  }
   return r;
 }
 
@@ -284,12 +337,15 @@ const char* to_string(scan_status s) noexcept {
       return "done";
     case scan_status::failed:
       return "failed";
+    case scan_status::cancelled:
+      return "cancelled";
   }
   return "failed";
 }
 
 std::optional<scan_status> parse_scan_status(std::string_view text) noexcept {
-  for (auto s : {scan_status::queued, scan_status::running, scan_status::done, scan_status::failed}) {
+  for (auto s :
+       {scan_status::queued, scan_status::running, scan_status::done, scan_status::failed, scan_status::cancelled}) {
     if (text == to_string(s)) {
       return s;
     }
@@ -572,6 +628,132 @@ std::optional<std::vector<review_record>> sqlite_report_store::list_reviews(std:
   return out;
 }
 
+disposition_result sqlite_report_store::add_disposition(std::string_view id, const disposition_record& mark,
+                                                        const actor& by) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  disposition_result out;
+  std::int64_t seq = 0;
+  std::string verdict, without_flags;
+  {
+    statement s(db(), "SELECT seq, status, verdict, verdict_without_flags FROM scans WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) {
+      return out;
+    }
+    if (s.text(1) != "done") {
+      out.result = disposition_result::outcome::not_done;
+      return out;
+    }
+    seq = s.integer(0);
+    verdict = s.text(2);
+    without_flags = s.text(3);
+  }
+  std::string path, rule;
+  {
+    statement f(db(), "SELECT path, rule FROM report_findings WHERE scan_seq = ? AND finding_id = ?");
+    f.bind(1, seq).bind(2, mark.finding_id);
+    if (!f.step()) {
+      out.result = disposition_result::outcome::no_finding;
+      return out;
+    }
+    path = f.text(0);
+    rule = f.text(1);
+  }
+  statement add(db(),
+                "INSERT INTO dispositions (scan_seq, finding_id, at, false_positive, note, reviewer, role) VALUES "
+                "(?,?,?,?,?,?,?)");
+  add.bind(1, seq)
+      .bind(2, mark.finding_id)
+      .bind(3, mark.at)
+      .bind(4, static_cast<std::int64_t>(mark.false_positive))
+      .bind(5, mark.note)
+      .bind(6, mark.reviewer)
+      .bind(7, mark.role)
+      .run();
+  // Flagging findings whose last mark is not "false positive".
+  statement left(db(),
+                 "SELECT COUNT(*) FROM report_findings f WHERE f.scan_seq = ?1 AND f.flagging = 1 AND NOT COALESCE("
+                 "(SELECT d.false_positive FROM dispositions d WHERE d.scan_seq = ?1 AND d.finding_id = f.finding_id "
+                 "ORDER BY d.seq DESC LIMIT 1), 0)");
+  left.bind(1, seq);
+  const bool still_flagged = left.step() && left.integer(0) > 0;
+  out.derived_verdict = verdict;
+  if (verdict == "flagged" && !still_flagged) {
+    out.derived_verdict = without_flags == "clean" ? "cleared_false_positive" : without_flags;
+  }
+  statement u(db(), "UPDATE scans SET derived_verdict = ? WHERE seq = ?");
+  u.bind(1, out.derived_verdict).bind(2, seq).run();
+  audit(mark.at, "disposition_recorded", id,
+        {{"finding", mark.finding_id},
+         {"path", path},
+         {"rule", rule},
+         {"false_positive", mark.false_positive},
+         {"note", mark.note},
+         {"derived_verdict", out.derived_verdict}},
+        by);
+  tx.commit();
+  out.result = disposition_result::outcome::recorded;
+  return out;
+}
+
+std::optional<std::vector<disposition_record>> sqlite_report_store::list_dispositions(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  statement s(db(),
+              "SELECT d.seq, d.at, d.finding_id, d.false_positive, d.note, d.reviewer, d.role FROM scans c LEFT JOIN "
+              "dispositions d ON d.scan_seq = c.seq WHERE c.id = ? ORDER BY d.seq");
+  s.bind(1, id);
+  std::optional<std::vector<disposition_record>> out;
+  while (s.step()) {
+    if (!out) {
+      out.emplace();
+    }
+    if (!s.is_null(0)) {
+      out->push_back({s.integer(0), s.integer(1), s.text(2), s.integer(3) != 0, s.text(4), s.text(5), s.text(6)});
+    }
+  }
+  return out;
+}
+
+hash_page sqlite_report_store::find_by_hash(const hash_query& q) {
+  const char* column = q.algorithm == "md5" ? "md5" : q.algorithm == "sha1" ? "sha1" : "sha256";
+  // The hash index gives (scan_seq, idx) in order (the table's key follows
+  // the indexed column), so newest first is a backward walk of the index.
+  // No column name of report_files is also one of scans.
+  std::string sql = std::string("SELECT ") + scan_columns +
+                    ", idx, path, deleted, flagged FROM report_files f JOIN scans s ON s.seq = f.scan_seq WHERE f." +
+                    column + " = ? AND s.status = 'done'";
+  if (q.before) {
+    sql += " AND (f.scan_seq < ? OR (f.scan_seq = ? AND f.idx < ?))";
+  }
+  sql += " ORDER BY f.scan_seq DESC, f.idx DESC LIMIT ?";
+  std::lock_guard lock(mutex_);
+  statement s(db(), sql.c_str());
+  int i = 1;
+  s.bind(i++, q.value);
+  if (q.before) {
+    s.bind(i, q.before->first).bind(i + 1, q.before->first).bind(i + 2, q.before->second);
+    i += 3;
+  }
+  s.bind(i++, static_cast<std::int64_t>(q.limit) + 1);
+  hash_page page;
+  const int n = scan_column_count;
+  while (s.step()) {
+    if (page.items.size() == q.limit) {
+      page.next = std::pair(page.items.back().scan.seq, page.items.back().index);
+      break;
+    }
+    hash_hit hit;
+    hit.scan = read_scan(s);
+    hit.index = s.integer(n);
+    hit.path = s.text(n + 1);
+    hit.deleted = s.integer(n + 2) != 0;
+    hit.flagged = s.integer(n + 3) != 0;
+    page.items.push_back(std::move(hit));
+  }
+  return page;
+}
+
 purge_result sqlite_report_store::purge(std::string_view id, const actor& by, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
@@ -585,7 +767,7 @@ purge_result sqlite_report_store::purge(std::string_view id, const actor& by, st
       return out;
     }
     const auto status = parse_scan_status(s.text(1));
-    if (status != scan_status::done && status != scan_status::failed) {
+    if (status != scan_status::done && status != scan_status::failed && status != scan_status::cancelled) {
       out.result = purge_result::outcome::active;
       return out;
     }
@@ -602,8 +784,10 @@ purge_result sqlite_report_store::purge(std::string_view id, const actor& by, st
       out.report_sha256 = r.text(1);
     }
   }
-  for (const char* sql : {"DELETE FROM report_files WHERE scan_seq = ?",
-                          "DELETE FROM report_documents WHERE scan_seq = ?", "DELETE FROM scans WHERE seq = ?"}) {
+  for (const char* sql :
+       {"DELETE FROM report_files WHERE scan_seq = ?", "DELETE FROM report_findings WHERE scan_seq = ?",
+        "DELETE FROM dispositions WHERE scan_seq = ?", "DELETE FROM reviews WHERE scan_seq = ?",
+        "DELETE FROM report_documents WHERE scan_seq = ?", "DELETE FROM scans WHERE seq = ?"}) {
     statement d(db(), sql);
     d.bind(1, seq).run();
   }
@@ -782,8 +966,12 @@ std::int64_t sqlite_report_store::seq_of(std::string_view id) {
 
 void sqlite_report_store::begin_report(std::string_view id) {
   std::lock_guard lock(mutex_);
-  statement d(db(), "DELETE FROM report_files WHERE scan_seq = ?");
-  d.bind(1, seq_of(id)).run();
+  const std::int64_t seq = seq_of(id);
+  for (const char* sql :
+       {"DELETE FROM report_files WHERE scan_seq = ?", "DELETE FROM report_findings WHERE scan_seq = ?"}) {
+    statement d(db(), sql);
+    d.bind(1, seq).run();
+  }
 }
 
 void sqlite_report_store::add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) {
@@ -791,7 +979,8 @@ void sqlite_report_store::add_report_rows(std::string_view id, const std::vector
   transaction tx(db());
   const std::int64_t seq = seq_of(id);
   statement f(db(),
-              "INSERT INTO report_files (scan_seq, idx, path, deleted, mime, flagged, json) VALUES (?,?,?,?,?,?,?)");
+              "INSERT INTO report_files (scan_seq, idx, path, deleted, mime, flagged, json, md5, sha1, sha256) VALUES "
+              "(?,?,?,?,?,?,?,?,?,?)");
   for (const auto& row : rows) {
     f.bind(1, seq)
         .bind(2, row.index)
@@ -800,6 +989,38 @@ void sqlite_report_store::add_report_rows(std::string_view id, const std::vector
         .bind(5, row.mime)
         .bind(6, static_cast<std::int64_t>(row.flagged))
         .bind(7, row.json);
+    int col = 8;
+    for (const std::string* hash : {&row.md5, &row.sha1, &row.sha256}) {
+      // NULL, not "": the partial indexes leave unread content out.
+      if (hash->empty()) {
+        f.bind(col++, std::optional<std::int64_t>());
+      } else {
+        f.bind(col++, *hash);
+      }
+    }
+    f.run();
+    f.reset();
+  }
+  tx.commit();
+}
+
+void sqlite_report_store::add_report_findings(std::string_view id, const std::vector<report_finding_row>& rows) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  const std::int64_t seq = seq_of(id);
+  // The same finding twice (a rule and a hash set naming one file the same
+  // way cannot, but an image-level finding may repeat) is one row.
+  statement f(db(),
+              "INSERT OR IGNORE INTO report_findings (scan_seq, finding_id, path, source, rule, severity, flagging) "
+              "VALUES (?,?,?,?,?,?,?)");
+  for (const auto& row : rows) {
+    f.bind(1, seq)
+        .bind(2, row.id)
+        .bind(3, row.path)
+        .bind(4, row.source)
+        .bind(5, row.rule)
+        .bind(6, row.severity)
+        .bind(7, static_cast<std::int64_t>(row.flagging));
     f.run();
     f.reset();
   }
@@ -812,7 +1033,8 @@ void sqlite_report_store::complete(std::string_view id, const stored_report& rep
   const std::int64_t seq = seq_of(id);
   statement u(db(),
               "UPDATE scans SET status = 'done', finished_at = ?, error = '', verdict = ?, score = ?, "
-              "ruleset_digest = ?, files = ?, flagged_files = ?, bytes_scanned = ? WHERE seq = ?");
+              "ruleset_digest = ?, files = ?, flagged_files = ?, bytes_scanned = ?, derived_verdict = ?, "
+              "verdict_without_flags = ?, top_findings = ? WHERE seq = ?");
   u.bind(1, now_ms)
       .bind(2, report.verdict)
       .bind(3, static_cast<std::int64_t>(report.score))
@@ -820,7 +1042,10 @@ void sqlite_report_store::complete(std::string_view id, const stored_report& rep
       .bind(5, static_cast<std::int64_t>(report.files))
       .bind(6, static_cast<std::int64_t>(report.flagged_files))
       .bind(7, static_cast<std::int64_t>(report.bytes))
-      .bind(8, seq)
+      .bind(8, report.verdict)
+      .bind(9, report.verdict_without_flags)
+      .bind(10, report.top_findings)
+      .bind(11, seq)
       .run();
   statement r(db(), "INSERT OR REPLACE INTO report_documents (scan_seq, path, size, sha256) VALUES (?, ?, ?, ?)");
   r.bind(1, seq).bind(2, report.path).bind(3, static_cast<std::int64_t>(report.size)).bind(4, report.sha256).run();
@@ -843,19 +1068,40 @@ void sqlite_report_store::fail(std::string_view id, std::string_view reason, std
   tx.commit();
 }
 
+namespace {
+
+std::string actor_text(const actor& by) {
+  return nlohmann::json{{"name", by.name}, {"role", by.role}, {"request_id", by.request_id}}.dump();
+}
+
+}  // namespace
+
 bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
   statement s(db(),
-              "UPDATE scans SET status = 'failed', error = 'cancelled', finished_at = ? WHERE id = ? AND status = "
-              "'queued'");
-  s.bind(1, now_ms).bind(2, id).run();
+              "UPDATE scans SET status = 'cancelled', error = '', finished_at = ?, cancelled_by = ? WHERE id = ? AND "
+              "status = 'queued'");
+  s.bind(1, now_ms).bind(2, actor_text(by)).bind(3, id).run();
   const bool cancelled = sqlite3_changes(db()) > 0;
   if (cancelled) {
-    audit(now_ms, "scan_failed", id, {{"reason", "cancelled"}}, by);
+    audit(now_ms, "scan_cancelled", id, {{"was", "queued"}}, by);
   }
   tx.commit();
   return cancelled;
+}
+
+void sqlite_report_store::mark_cancelled(std::string_view id, std::int64_t now_ms, const actor& by) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  statement s(db(),
+              "UPDATE scans SET status = 'cancelled', error = '', finished_at = ?, cancelled_by = ? WHERE id = ? AND "
+              "status = 'running'");
+  s.bind(1, now_ms).bind(2, actor_text(by)).bind(3, id).run();
+  if (sqlite3_changes(db()) > 0) {
+    audit(now_ms, "scan_cancelled", id, {{"was", "running"}}, by);
+  }
+  tx.commit();
 }
 
 void sqlite_report_store::keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) {
@@ -958,7 +1204,7 @@ std::optional<stored_report> sqlite_report_store::find_report(std::string_view i
 report_page sqlite_report_store::list_reports(const report_filter& filter) {
   std::string where = "WHERE status = 'done'";
   if (filter.verdict) {
-    where += " AND verdict = ?";
+    where += " AND derived_verdict = ?";
   }
   // The derived review states are conditions on the verdict and the last decision.
   const bool derived_review = filter.review && (*filter.review == "pending" || *filter.review == "reviewed" ||

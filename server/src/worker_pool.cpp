@@ -77,10 +77,10 @@ void worker_pool::run_one(job_state& job) {
         runner_.run({scan, job.cancel_flag(), [&job](const scanner::scan_progress& p) { job.set_progress(p); }});
     switch (job.reason()) {
       case stop_reason::cancelled:
-        store_.fail(scan.id, "cancelled", clock_.now_ms());
+        store_.mark_cancelled(scan.id, clock_.now_ms(), job.cancelled_by());
         metrics_.on_scan_failed();
         retire(scan, scan_outcome::cancelled);
-        spdlog::info("job={} state=failed reason=cancelled", scan.id);
+        spdlog::info("job={} state=cancelled by={}", scan.id, job.cancelled_by().name);
         return;
       case stop_reason::shutdown:
         queue_.requeue(scan.id, "interrupted by shutdown", false);
@@ -102,9 +102,10 @@ void worker_pool::run_one(job_state& job) {
         queue_.requeue(scan.id, "interrupted by shutdown", false);
         spdlog::info("job={} state=queued reason='interrupted by shutdown'", scan.id);
       } else if (job.reason() == stop_reason::cancelled) {
-        store_.fail(scan.id, "cancelled", clock_.now_ms());
+        store_.mark_cancelled(scan.id, clock_.now_ms(), job.cancelled_by());
         metrics_.on_scan_failed();
         retire(scan, scan_outcome::cancelled);
+        spdlog::info("job={} state=cancelled by={}", scan.id, job.cancelled_by().name);
       } else if (dynamic_cast<const scan_failed*>(&e) != nullptr) {
         store_.fail(scan.id, e.what(), clock_.now_ms());
         metrics_.on_scan_failed();

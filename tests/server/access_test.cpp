@@ -138,6 +138,16 @@ std::vector<route_case> route_cases(const std::string& scan) {
       {http::verb::delete_, "/api/v1/reports/{id}", "/api/v1/reports/" + std::string(32, 'f'), {admin}},
       {http::verb::post, "/api/v1/reports/{id}/reviews", "/api/v1/reports/" + scan + "/reviews", {reviewer, admin}},
       {http::verb::get, "/api/v1/reports/{id}/reviews", "/api/v1/reports/" + scan + "/reviews", {reviewer, admin}},
+      // A finding id the report does not have: reviewers get 404, stations never reach the handler.
+      {http::verb::post,
+       "/api/v1/reports/{id}/findings/{finding}/disposition",
+       "/api/v1/reports/" + scan + "/findings/" + std::string(32, '0') + "/disposition",
+       {reviewer, admin}},
+      {http::verb::get,
+       "/api/v1/reports/{id}/dispositions",
+       "/api/v1/reports/" + scan + "/dispositions",
+       {reviewer, admin}},
+      {http::verb::get, "/api/v1/files", "/api/v1/files?sha256=" + std::string(64, 'a'), {reviewer, admin}},
       {http::verb::post, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::get, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::delete_, "/api/v1/tokens/{name}", "/api/v1/tokens/spare", {admin}},
@@ -252,9 +262,13 @@ TEST(Access, TheAuditTrailNamesWhoReadAndWhoCancelled) {
   of_queued.scan_id = queued;
   const auto entries = f.w.store.list_audit(of_queued).items;  // newest first
   ASSERT_EQ(entries.size(), 2U);
-  EXPECT_EQ(entries[0].event, "scan_failed");
-  EXPECT_EQ(entries[0].detail.at("reason"), "cancelled");
+  EXPECT_EQ(entries[0].event, "scan_cancelled");
+  EXPECT_EQ(entries[0].detail.at("was"), "queued");
   EXPECT_EQ(entries[0].by.name, "admin");
+  const auto cancelled = f.w.store.find_scan(queued);
+  ASSERT_TRUE(cancelled && cancelled->cancelled_by);
+  EXPECT_EQ(cancelled->status, scan_status::cancelled);
+  EXPECT_EQ(cancelled->cancelled_by->name, "admin");
   EXPECT_EQ(entries[1].event, "scan_submitted");
   EXPECT_EQ(entries[1].by.name, "k2");
   EXPECT_EQ(entries[1].by.role, "station");

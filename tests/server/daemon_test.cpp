@@ -240,8 +240,9 @@ TEST_F(Daemon, ErrorsAreProblemDetails) {
   EXPECT_TRUE(eventually([&] { return spool_files(d) == 1; })) << "only the running scan's image stays";
   const auto cancel = http_call(port, http::verb::delete_, "/api/v1/scans/" + id);
   EXPECT_EQ(cancel.status, 202U) << cancel.body;
-  ASSERT_TRUE(reaches(d, id, "failed"));
-  EXPECT_EQ(scan_status(d, id).at("error"), "cancelled");
+  ASSERT_TRUE(reaches(d, id, "cancelled"));
+  EXPECT_EQ(scan_status(d, id).at("cancelled_by").at("role"), "admin");
+  EXPECT_EQ(scan_status(d, id).at("error"), nullptr);
   expect_problem(http_call(port, http::verb::delete_, "/api/v1/scans/" + id), 409, "cancel twice");
 }
 

@@ -184,6 +184,62 @@ TEST(SqliteStore, MovesReportsOfSchemaThreeIntoFilesKeepingTheirBytes) {
   EXPECT_EQ(entries[1].by.name, "system");
 }
 
+TEST(SqliteStore, MigratesCancelledScansDerivedVerdictsAndFileHashesToVersionSeven) {
+  test::scratch_dir dir;
+  const auto file = dir / "v3.sqlite";
+  const std::string sha = std::string(64, 'e');
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    // Schema 3 by hand: a scan cancelled the old way (failed, error
+    // "cancelled") and a done flagged scan with one file row.
+    const std::string v3 =
+        "CREATE TABLE scans (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, "
+        "station TEXT NOT NULL DEFAULT '', label TEXT NOT NULL DEFAULT '', case_ref TEXT NOT NULL DEFAULT '', "
+        "filename TEXT NOT NULL DEFAULT '', image_sha256 TEXT NOT NULL, image_size INTEGER NOT NULL, spool_path TEXT "
+        "NOT NULL, submitted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL "
+        "DEFAULT 0, error TEXT NOT NULL DEFAULT '', verdict TEXT, score INTEGER, ruleset_digest TEXT NOT NULL DEFAULT "
+        "'', review_state TEXT NOT NULL DEFAULT 'unreviewed', files INTEGER NOT NULL DEFAULT 0, flagged_files INTEGER "
+        "NOT NULL DEFAULT 0, image_kept_until INTEGER, bytes_scanned INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE reports (scan_seq INTEGER PRIMARY KEY REFERENCES scans(seq) ON DELETE CASCADE, json TEXT NOT "
+        "NULL);"
+        "CREATE TABLE report_files (scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE, idx INTEGER "
+        "NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL, mime TEXT NOT NULL, flagged INTEGER NOT NULL, json "
+        "TEXT NOT NULL, PRIMARY KEY (scan_seq, idx)) WITHOUT ROWID;"
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL, "
+        "scan_id TEXT NOT NULL, detail TEXT NOT NULL);"
+        "INSERT INTO scans (id, status, image_sha256, image_size, spool_path, submitted_at, error) VALUES "
+        "('00000000000000000000000000000001', 'failed', 'aa', 1, '/spool/1.img', 5, 'cancelled');"
+        "INSERT INTO scans (id, status, image_sha256, image_size, spool_path, submitted_at, verdict, score) VALUES "
+        "('00000000000000000000000000000002', 'done', 'bb', 1, '/spool/2.img', 6, 'flagged', 80);"
+        "INSERT INTO reports (scan_seq, json) VALUES (2, '{}');"
+        "INSERT INTO report_files VALUES (2, 0, '/x.com', 0, 'text/plain', 1, '{\"path\":\"/x.com\",\"sha256\":\"" +
+        sha +
+        "\",\"md5\":null}');"
+        "PRAGMA user_version=3;";
+    ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  sqlite_report_store store(file, dir / "reports");
+  EXPECT_EQ(store.current_version(), sqlite_report_store::schema_version());
+  EXPECT_EQ(store.find_scan(id_n(1))->status, scan_status::cancelled);
+  EXPECT_EQ(store.find_scan(id_n(2))->derived_verdict, "flagged");
+  hash_query q;
+  q.algorithm = "sha256";
+  q.value = sha;
+  const auto seen = store.find_by_hash(q);
+  ASSERT_EQ(seen.items.size(), 1U);
+  EXPECT_EQ(seen.items[0].path, "/x.com");
+  EXPECT_EQ(seen.items[0].scan.id, id_n(2));
+  q.algorithm = "md5";
+  q.value = std::string(32, 'e');
+  EXPECT_TRUE(store.find_by_hash(q).items.empty()) << "a null hash is never found";
+  // A report stored before findings had ids has none to mark.
+  disposition_record mark;
+  mark.finding_id = std::string(32, 'a');
+  EXPECT_EQ(store.add_disposition(id_n(2), mark, {}).result, disposition_result::outcome::no_finding);
+}
+
 TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   test::scratch_dir dir;
   sqlite_report_store store(dir / "db.sqlite");
@@ -202,9 +258,9 @@ TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   for (const auto& e : all.items) {
     events.push_back(e.event + ":" + e.scan_id.substr(31));
   }
-  EXPECT_EQ(events, (std::vector<std::string>{"scan_failed:2", "image_kept:1", "scan_done:1", "scan_submitted:2",
+  EXPECT_EQ(events, (std::vector<std::string>{"scan_cancelled:2", "image_kept:1", "scan_done:1", "scan_submitted:2",
                                               "scan_submitted:1"}));
-  EXPECT_EQ(all.items[0].detail.at("reason"), "cancelled");
+  EXPECT_EQ(all.items[0].detail.at("was"), "queued");
   EXPECT_EQ(all.items[1].detail.at("until"), "1970-01-02T00:00:01.300Z");
   EXPECT_EQ(all.items[2].detail.at("verdict"), "flagged");
   EXPECT_EQ(all.items[2].detail.at("report_sha256").get<std::string>().size(), 64U);
@@ -223,9 +279,9 @@ TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   EXPECT_EQ(second.items[0].event, "scan_submitted");
   EXPECT_FALSE(second.next_seq);
 
-  audit_filter failures;
-  failures.event = "scan_failed";
-  EXPECT_EQ(store.list_audit(failures).items.size(), 1U);
+  audit_filter cancels;
+  cancels.event = "scan_cancelled";
+  EXPECT_EQ(store.list_audit(cancels).items.size(), 1U);
 }
 
 TEST(SqliteStore, KeptImagesStayNeededUntilTheirTimeThenAreListedAsExpired) {
@@ -309,8 +365,10 @@ TEST(SqliteStore, CancelsOnlyQueuedScans) {
   store.add_scan(b, {});
   store.claim_next(1000);
   EXPECT_FALSE(store.cancel_queued(a.id, 2000, {}));
-  EXPECT_TRUE(store.cancel_queued(b.id, 2000, {}));
-  EXPECT_EQ(store.find_scan(b.id)->error, "cancelled");
+  EXPECT_TRUE(store.cancel_queued(b.id, 2000, {"kiosk-2", "station", "rid-9", ""}));
+  EXPECT_EQ(store.find_scan(b.id)->status, scan_status::cancelled);
+  EXPECT_EQ(store.find_scan(b.id)->cancelled_by->name, "kiosk-2");
+  EXPECT_EQ(store.find_scan(b.id)->cancelled_by->request_id, "rid-9");
   EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
 }
 

@@ -111,16 +111,16 @@ TEST(WorkerPool, StoresTheReportOfARealScan) {
   EXPECT_FALSE(std::filesystem::exists(image));
 }
 
-TEST(WorkerPool, CancelStopsARunningScanAsFailed) {
+TEST(WorkerPool, CancelStopsARunningScanAsCancelledNamingWhoAsked) {
   wired w;
   scripted_runner runner(wait_for_cancel);
   worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, {1, 3, {}});
   pool.start();
   const std::string id = submit(w);
   ASSERT_TRUE(wait_until([&] { return w.queue.running() == 1; }));
-  EXPECT_EQ(w.queue.cancel(id), cancel_result::stopping);
-  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::failed; }));
-  EXPECT_EQ(w.store.find_scan(id)->error, "cancelled");
+  EXPECT_EQ(w.queue.cancel(id, {"reviewer-3", "admin", "rid-c", "127.0.0.1:1"}), cancel_result::stopping);
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(id)->status == scan_status::cancelled; }));
+  EXPECT_EQ(w.store.find_scan(id)->cancelled_by->name, "reviewer-3");
 }
 
 TEST(WorkerPool, DrainPutsScansPastTheGracePeriodBackInTheQueue) {

@@ -28,8 +28,9 @@ class job_state {
   explicit job_state(scan_record scan) : scan_(std::move(scan)) {}
   const scan_record& scan() const noexcept { return scan_; }
   const std::atomic<bool>& cancel_flag() const noexcept { return cancel_; }
-  void request_stop(stop_reason why);
+  void request_stop(stop_reason why, const actor& by = {});
   stop_reason reason() const;
+  actor cancelled_by() const;  // who asked, when the reason is cancelled
   void set_progress(const scanner::scan_progress& p);
   scanner::scan_progress progress() const;
 
@@ -38,6 +39,7 @@ class job_state {
   std::atomic<bool> cancel_{false};
   mutable std::mutex mutex_;
   stop_reason reason_ = stop_reason::none;
+  actor cancelled_by_;
   scanner::scan_progress progress_;
 };
 

@@ -17,7 +17,7 @@
 
 namespace borderscan::server {
 
-enum class scan_status { queued, running, done, failed };
+enum class scan_status { queued, running, done, failed, cancelled };
 const char* to_string(scan_status s) noexcept;
 std::optional<scan_status> parse_scan_status(std::string_view text) noexcept;
 
@@ -35,7 +35,12 @@ struct scan_record {
   std::string error;  // last failure reason
   // Filled when done.
   std::optional<std::string> verdict;
+  // The verdict once reviewers' false-positive marks count: the report's
+  // verdict, or cleared_false_positive when every finding that flagged it is
+  // marked a false positive (the report itself is never changed).
+  std::optional<std::string> derived_verdict;
   std::optional<int> score;
+  std::string top_findings = "[]";  // JSON: the weightiest findings, for triage
   std::string ruleset_digest;
   std::string review_state = "unreviewed";
   std::uint64_t files = 0, flagged_files = 0;
@@ -43,6 +48,7 @@ struct scan_record {
   // Set while the spooled image is kept after the scan ended (retention);
   // the sweep deletes it at this time (Unix ms).
   std::optional<std::int64_t> image_kept_until;
+  std::optional<actor> cancelled_by;  // status cancelled: who asked
 };
 
 // One line of the audit log: what happened to a scan, its evidence or the
@@ -90,6 +96,7 @@ struct audit_page {
 struct report_filter {
   // review: a decision (unreviewed, cleared, confirmed, escalated) or a
   // derived state (pending, reviewed, not_required; see review_state_of).
+  // verdict: matched against the derived verdict (cleared_false_positive too).
   std::optional<std::string> verdict, review, station, case_ref;
   std::optional<std::int64_t> since, until;  // submitted_at, Unix ms, inclusive / exclusive
   std::optional<std::int64_t> before_seq;    // cursor: rows with seq below this
@@ -119,8 +126,53 @@ struct report_file_row {
   std::string path;
   bool deleted = false;
   std::string mime;
-  bool flagged = false;  // a finding at or above the flag threshold
-  std::string json;      // the entry's JSON text
+  bool flagged = false;           // a finding at or above the flag threshold
+  std::string json;               // the entry's JSON text
+  std::string md5, sha1, sha256;  // empty when the content was not read whole
+};
+
+// One finding of a report, as stored for dispositions and triage.
+struct report_finding_row {
+  std::string id;  // scanner::finding_id
+  std::string path, source, rule, severity;
+  bool flagging = false;  // at or above the flag threshold: it made the report flagged
+};
+
+// A reviewer's mark on one finding; the last one of a finding counts.
+struct disposition_record {
+  std::int64_t seq = 0;
+  std::int64_t at = 0;  // Unix ms
+  std::string finding_id;
+  bool false_positive = true;
+  std::string note;
+  std::string reviewer, role;
+};
+
+struct disposition_result {
+  enum class outcome { recorded, no_scan, not_done, no_finding } result = outcome::no_scan;
+  std::string derived_verdict;  // recorded: the report's verdict with the marks counted
+};
+
+// "Seen before?": where content with one hash appeared, newest first.
+struct hash_query {
+  std::string algorithm;  // md5, sha1, sha256
+  std::string value;      // lower-case hex
+  // Cursor: rows before this (scan seq, file index).
+  std::optional<std::pair<std::int64_t, std::int64_t>> before;
+  unsigned limit = 50;
+};
+
+struct hash_hit {
+  scan_record scan;
+  std::int64_t index = 0;  // the file's position in the report
+  std::string path;
+  bool deleted = false;
+  bool flagged = false;
+};
+
+struct hash_page {
+  std::vector<hash_hit> items;
+  std::optional<std::pair<std::int64_t, std::int64_t>> next;
 };
 
 // A finished scan's report: where its document is, and the summary columns.
@@ -132,6 +184,10 @@ struct stored_report {
   int score = 0;
   std::string ruleset_digest;
   std::uint64_t files = 0, flagged_files = 0, bytes = 0;
+  // The verdict the report would have without its flagging findings (clean,
+  // incomplete or error): what it becomes when all of them are false positives.
+  std::string verdict_without_flags = "clean";
+  std::string top_findings = "[]";  // JSON array of {id, rule, severity, path, source}
 };
 
 // One inspector's decision on a report. Reports themselves are never edited
@@ -181,12 +237,16 @@ class report_store {
   // Audited (scan_done, with the document's SHA-256).
   virtual void begin_report(std::string_view id) = 0;
   virtual void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) = 0;
+  virtual void add_report_findings(std::string_view id, const std::vector<report_finding_row>& rows) = 0;
   virtual void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) = 0;
   // Status failed with the reason. Audited (scan_failed).
   virtual void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
-  // queued -> failed("cancelled") atomically; false if the scan was not queued.
-  // Audited (scan_failed, reason cancelled, by whom).
+  // queued -> cancelled atomically; false if the scan was not queued.
+  // Audited (scan_cancelled, by whom).
   virtual bool cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) = 0;
+  // A running scan whose worker stopped on a cancel -> cancelled, naming who
+  // asked. Audited (scan_cancelled).
+  virtual void mark_cancelled(std::string_view id, std::int64_t now_ms, const actor& by) = 0;
 
   // Retention of spooled images after their scan ended. keep_image records
   // until when (image_kept); expired_images lists those due at now;
@@ -208,6 +268,13 @@ class report_store {
   virtual bool add_review(std::string_view id, const review_record& review, const actor& by) = 0;
   // Oldest first; nothing when the scan does not exist.
   virtual std::optional<std::vector<review_record>> list_reviews(std::string_view id) = 0;
+  // Marks one finding of a done scan's report (false positive or not) and
+  // recomputes the scan's derived verdict; audited (disposition_recorded).
+  virtual disposition_result add_disposition(std::string_view id, const disposition_record& mark, const actor& by) = 0;
+  // Oldest first; nothing when the scan does not exist.
+  virtual std::optional<std::vector<disposition_record>> list_dispositions(std::string_view id) = 0;
+  // Files of done reports with this hash, newest scan first.
+  virtual hash_page find_by_hash(const hash_query& q) = 0;
 
   // Removes a finished (done or failed) scan: its row, report document row
   // and file rows, in one transaction, audited (report_purged, with the

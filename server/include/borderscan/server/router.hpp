@@ -168,6 +168,9 @@ class router final : public request_handler {
   response delete_report(const route_call& c);
   response post_review(const route_call& c);
   response get_reviews(const route_call& c);
+  response post_disposition(const route_call& c);
+  response get_dispositions(const route_call& c);
+  response get_files_by_hash(const route_call& c);
 
   report_store& store_;
   job_queue& queue_;

@@ -33,9 +33,11 @@ class sqlite_report_store final : public report_store {
   std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) override;
   void begin_report(std::string_view id) override;
   void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) override;
+  void add_report_findings(std::string_view id, const std::vector<report_finding_row>& rows) override;
   void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) override;
   void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
   bool cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) override;
+  void mark_cancelled(std::string_view id, std::int64_t now_ms, const actor& by) override;
   void keep_image(std::string_view id, std::int64_t until_ms, std::int64_t now_ms) override;
   std::vector<scan_record> expired_images(std::int64_t now_ms) override;
   void image_deleted(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
@@ -46,6 +48,9 @@ class sqlite_report_store final : public report_store {
   purge_result purge(std::string_view id, const actor& by, std::int64_t now_ms) override;
   bool add_review(std::string_view id, const review_record& review, const actor& by) override;
   std::optional<std::vector<review_record>> list_reviews(std::string_view id) override;
+  disposition_result add_disposition(std::string_view id, const disposition_record& mark, const actor& by) override;
+  std::optional<std::vector<disposition_record>> list_dispositions(std::string_view id) override;
+  hash_page find_by_hash(const hash_query& q) override;
   bool add_token(const token_record& token, const actor& by) override;
   std::vector<token_record> list_tokens() override;
   bool revoke_token(std::string_view name, const actor& by, std::int64_t now_ms) override;

@@ -1,0 +1,237 @@
+// The inspectors' review with the real borderscand: why a file is flagged
+// (matched strings, score reasons, top findings), false-positive marks and
+// the derived verdict, "seen before?" across stations, and that a station's
+// token reaches none of it.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "daemon_harness.hpp"
+#include "server_test_support.hpp"
+
+namespace borderscan::server {
+namespace {
+
+using namespace test_support;
+using nlohmann::json;
+namespace http = boost::beast::http;
+namespace fs = std::filesystem;
+
+constexpr const char* eicar_sha256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
+
+// A FAT image (mkfs.vfat + mtools) holding bundle.zip with EICAR inside.
+fs::path fat_with_zipped_eicar(const fs::path& dir) {
+  const fs::path work = dir / "zip-work";
+  fs::create_directories(work / "inner");
+  std::ofstream(work / "inner" / "test.com") << test::eicar();
+  std::ofstream(work / "readme.txt") << "holiday photos\n";
+  const std::string q = test::shell_quote(work.string());
+  const fs::path image = dir / "stick.img";
+  const std::string img = test::shell_quote(image.string());
+  const auto made = test::run_command("cd " + q + " && zip -q -r bundle.zip inner readme.txt && mkfs.vfat -C " + img +
+                                      " 4096 >/dev/null && mcopy -i " + img + " bundle.zip ::/bundle.zip");
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return image;
+}
+
+class review_session {
+ public:
+  explicit review_session(const fs::path& data) : d(data) {
+    d.start();
+    reviewer = d.token("rev-1", "reviewer");
+  }
+
+  // Uploads as `station` and waits for the scan to finish.
+  std::string scan(const fs::path& image, const std::string& station) {
+    const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", read_file(image),
+                               {{"Authorization", "Bearer " + d.token(station)}});
+    EXPECT_EQ(res.status, 202U) << res.body;
+    const std::string id = res.json().value("id", "");
+    EXPECT_TRUE(eventually([&] { return http_get(d.port(), "/api/v1/scans/" + id).json().at("status") == "done"; }))
+        << d.log();
+    return id;
+  }
+
+  http_result as_reviewer(http::verb method, const std::string& target, const std::string& body = {}) {
+    return http_call(d.port(), method, target, body,
+                     {{"Authorization", "Bearer " + reviewer}, {"Content-Type", "application/json"}});
+  }
+  json get(const std::string& target) {
+    const auto res = as_reviewer(http::verb::get, target);
+    EXPECT_EQ(res.status, 200U) << target << ": " << res.body;
+    return res.json();
+  }
+
+  daemon d;
+  std::string reviewer;
+};
+
+const json* file_at(const json& page, const std::string& path) {
+  for (const auto& f : page.at("items")) {
+    if (f.at("path") == path) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+TEST(DaemonReview, MatchedStringsScoreReasonsAndTopFindingsExplainTheFlag) {
+  test::scratch_dir dir;
+  review_session s(dir / "data");
+  const std::string id = s.scan(fat_with_zipped_eicar(dir.path()), "k1");
+
+  const json page = s.get("/api/v1/reports/" + id + "/files?flagged=true");
+  const json* member = file_at(page, "/bundle.zip!inner/test.com");
+  ASSERT_NE(member, nullptr) << page.dump(2);
+  const json* eicar = nullptr;
+  for (const auto& f : member->at("findings")) {
+    if (f.at("rule") == "EICAR_Test_File") {
+      eicar = &f;
+    }
+  }
+  ASSERT_NE(eicar, nullptr) << member->dump(2);
+  ASSERT_FALSE(eicar->at("matches").empty());
+  const json& first = eicar->at("matches").at(0);
+  EXPECT_EQ(first.at("offset"), 0) << "EICAR starts the member's content";
+  EXPECT_EQ(first.at("length"), test::eicar().size());
+  EXPECT_EQ(first.at("hex").get<std::string>().substr(0, 6), "58354f");  // "X5O"
+  EXPECT_EQ(first.at("text").get<std::string>().substr(0, 3), "X5O");
+  EXPECT_GE(eicar->at("match_count").get<int>(), 1);
+  EXPECT_TRUE(eicar->at("meta").contains("description")) << eicar->dump(2);
+
+  const json report = s.get("/api/v1/scans/" + id + "/report");
+  EXPECT_TRUE(test::validate_report(report));
+  int points = 0;
+  for (const auto& reason : report.at("score_reasons")) {
+    points += reason.at("points").get<int>();
+  }
+  EXPECT_EQ(points, report.at("score").get<int>());
+  EXPECT_GT(points, 0);
+
+  const json listing = s.get("/api/v1/reports?review=pending");
+  ASSERT_EQ(listing.at("items").size(), 1U);
+  const json& top = listing.at("items").at(0).at("top_findings");
+  ASSERT_FALSE(top.empty());
+  EXPECT_EQ(top.at(0).at("severity"), report.at("score_reasons").at(0).at("severity"));
+  EXPECT_EQ(listing.at("items").at(0).at("derived_verdict"), "flagged");
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+TEST(DaemonReview, FalsePositiveMarksClearTheDerivedVerdictAndNeverTouchTheReport) {
+  test::scratch_dir dir;
+  review_session s(dir / "data");
+  const std::string id = s.scan(test::fixture_dir() / "fat-simple.img", "k1");
+  const auto before = s.as_reviewer(http::verb::get, "/api/v1/scans/" + id + "/report");
+  ASSERT_EQ(before.status, 200U);
+  const json report = before.json();
+  ASSERT_EQ(report.at("verdict"), "flagged");
+
+  std::vector<std::string> flagging;
+  for (const auto& f : report.at("findings")) {
+    const std::string level = f.at("severity");
+    if (level != "info" && level != "low") {
+      flagging.push_back(f.at("id"));
+    }
+  }
+  ASSERT_FALSE(flagging.empty());
+  const auto mark = [&](const std::string& finding, bool false_positive) {
+    return s.as_reviewer(http::verb::post, "/api/v1/reports/" + id + "/findings/" + finding + "/disposition",
+                         json{{"false_positive", false_positive}, {"note", "vendor test file"}}.dump());
+  };
+  // Unknown finding, malformed body: clear refusals, nothing recorded.
+  EXPECT_EQ(mark(std::string(32, '0'), true).status, 404U);
+  EXPECT_EQ(s.as_reviewer(http::verb::post, "/api/v1/reports/" + id + "/findings/" + flagging[0] + "/disposition",
+                          R"({"false_positive":"yes"})")
+                .status,
+            400U);
+
+  for (std::size_t i = 0; i < flagging.size(); ++i) {
+    const auto res = mark(flagging[i], true);
+    ASSERT_EQ(res.status, 201U) << res.body;
+    EXPECT_EQ(res.json().at("derived_verdict"), i + 1 == flagging.size() ? "cleared_false_positive" : "flagged");
+    EXPECT_EQ(res.json().at("reviewer").at("name"), "rev-1");
+  }
+  EXPECT_EQ(s.get("/api/v1/reports?verdict=cleared_false_positive").at("items").size(), 1U);
+  EXPECT_EQ(s.get("/api/v1/reports?verdict=flagged").at("items").size(), 0U);
+
+  // The files page shows the marks to reviewers; the report is byte for byte what was signed.
+  const json page = s.get("/api/v1/reports/" + id + "/files?flagged=true");
+  bool shown = false;
+  for (const auto& f : page.at("items")) {
+    for (const auto& finding : f.at("findings")) {
+      if (finding.at("id") == flagging[0]) {
+        shown = finding.at("disposition").at("false_positive") == true;
+      }
+    }
+  }
+  EXPECT_TRUE(shown) << page.dump(2);
+  EXPECT_EQ(s.as_reviewer(http::verb::get, "/api/v1/scans/" + id + "/report").body, before.body);
+
+  // Taking a mark back flags the report again.
+  ASSERT_EQ(mark(flagging[0], false).status, 201U);
+  const json marks = s.get("/api/v1/reports/" + id + "/dispositions");
+  EXPECT_EQ(marks.at("items").size(), flagging.size() + 1);
+  EXPECT_EQ(marks.at("current").at(flagging[0]).at("false_positive"), false);
+  EXPECT_EQ(marks.at("derived_verdict"), "flagged");
+
+  const json audit =
+      json::parse(http_get(s.d.port(), "/api/v1/audit?event=disposition_recorded&scan=" + id).body);  // admin token
+  EXPECT_EQ(audit.at("items").size(), flagging.size() + 1);
+  EXPECT_EQ(audit.at("items").at(0).at("actor").at("name"), "rev-1");
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+TEST(DaemonReview, SeenBeforeFindsTheSameContentAcrossStationsAndStationsAreRefused) {
+  test::scratch_dir dir;
+  review_session s(dir / "data");
+  const std::string first = s.scan(fat_with_zipped_eicar(dir.path()), "k1");
+  const std::string second = s.scan(test::fixture_dir() / "fat-simple.img", "k2");
+
+  const json all = s.get(std::string("/api/v1/files?sha256=") + eicar_sha256);
+  ASSERT_EQ(all.at("items").size(), 2U) << all.dump(2);
+  EXPECT_EQ(all.at("items").at(0).at("scan").at("id"), second) << "newest first";
+  EXPECT_EQ(all.at("items").at(0).at("scan").at("station"), "k2");
+  EXPECT_EQ(all.at("items").at(0).at("file").at("path"), "/eicar.com");
+  EXPECT_EQ(all.at("items").at(1).at("scan").at("station"), "k1");
+  EXPECT_EQ(all.at("items").at(1).at("file").at("path"), "/bundle.zip!inner/test.com");
+  EXPECT_EQ(all.at("items").at(1).at("scan").at("review"), "pending");
+
+  // Paged, and the other hashes and upper case find the same.
+  const json one = s.get(std::string("/api/v1/files?limit=1&sha256=") + eicar_sha256);
+  ASSERT_EQ(one.at("items").size(), 1U);
+  ASSERT_TRUE(one.at("next_cursor").is_string());
+  const json rest = s.get(std::string("/api/v1/files?limit=1&sha256=") + eicar_sha256 +
+                          "&cursor=" + one.at("next_cursor").get<std::string>());
+  ASSERT_EQ(rest.at("items").size(), 1U);
+  EXPECT_EQ(rest.at("items").at(0).at("scan").at("id"), first);
+  EXPECT_TRUE(rest.at("next_cursor").is_null());
+  EXPECT_EQ(s.get("/api/v1/files?md5=44D88612FEA8A8F36DE82E1278ABB02F").at("items").size(), 2U);
+  EXPECT_EQ(s.get("/api/v1/files?sha1=3395856ce81f2b7382dee72602f798b642f14140").at("items").size(), 2U);
+  EXPECT_EQ(s.as_reviewer(http::verb::get, "/api/v1/files?sha256=abc").status, 400U);
+  EXPECT_EQ(s.as_reviewer(http::verb::get, "/api/v1/files").status, 400U);
+
+  const json searches = json::parse(http_get(s.d.port(), "/api/v1/audit?event=files_searched").body);
+  ASSERT_GE(searches.at("items").size(), 4U);
+  EXPECT_EQ(searches.at("items").at(0).at("actor").at("name"), "rev-1");
+
+  // A station reaches none of the review routes, not even about its own scan.
+  const std::map<std::string, std::string> as_station = {{"Authorization", "Bearer " + s.d.token("k1")},
+                                                         {"Content-Type", "application/json"}};
+  const std::string finding = std::string(32, 'a');
+  for (const auto& [method, target, body] : std::vector<std::tuple<http::verb, std::string, std::string>>{
+           {http::verb::get, std::string("/api/v1/files?sha256=") + eicar_sha256, ""},
+           {http::verb::get, "/api/v1/reports/" + first + "/dispositions", ""},
+           {http::verb::post, "/api/v1/reports/" + first + "/findings/" + finding + "/disposition",
+            R"({"false_positive":true})"},
+           {http::verb::get, "/api/v1/reports/" + first + "/reviews", ""},
+           {http::verb::post, "/api/v1/reports/" + first + "/reviews", R"({"decision":"cleared"})"}}) {
+    const auto res = http_call(s.d.port(), method, target, body, as_station);
+    EXPECT_EQ(res.status, 403U) << target << ": " << res.body;
+  }
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+}  // namespace
+}  // namespace borderscan::server
