@@ -20,6 +20,7 @@
 #include "borderscan/sandbox/sandbox.hpp"
 #include "borderscan/scanner/engine.hpp"
 #include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/scanner/report_file.hpp"
 #include "commands.hpp"
 
@@ -146,6 +147,23 @@ int run_worker(const proto::worker_invocation& args) {
   if (!args.report_path.empty() && report_fd < 0) {
     return fail(proto::error_codes::report_failed, args.report_path + ": " + std::strerror(errno));
   }
+  std::shared_ptr<sc::evidence_pack> evidence;
+  if (!args.evidence_pack_path.empty()) {
+    // Also opened here: the scan appends flagged files' content to it.
+    const int fd = ::open(args.evidence_pack_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return fail(proto::error_codes::evidence_failed, args.evidence_pack_path + ": " + std::strerror(errno));
+    }
+    sc::evidence_limits el;
+    el.max_file_bytes = args.evidence_max_file_bytes != 0 ? args.evidence_max_file_bytes : el.max_file_bytes;
+    el.max_bytes_per_scan =
+        args.evidence_max_bytes_per_scan != 0 ? args.evidence_max_bytes_per_scan : el.max_bytes_per_scan;
+    try {
+      evidence = std::make_shared<sc::evidence_pack>(fd, el);
+    } catch (const std::exception& e) {
+      return fail(proto::error_codes::evidence_failed, args.evidence_pack_path + ": " + e.what());
+    }
+  }
   try {
     if (const int rc = install_fence(args); rc >= 0) {
       return rc;
@@ -185,11 +203,20 @@ int run_worker(const proto::worker_invocation& args) {
   opts.image_sha256 = args.image_sha256;
   opts.display_name = args.display_name;
   opts.spill = spill;
+  opts.evidence = evidence;
   opts.on_progress = [](const sc::scan_progress& p) {
     emit(proto::progress_message{p.files_done, p.files_found, p.bytes_done, p.bytes_total});
   };
   const sc::engine eng(lim, rules);
   const sc::report r = eng.scan(std::vector<std::filesystem::path>(args.image.begin(), args.image.end()), opts);
+  if (evidence) {
+    try {
+      // On disk before the report that says what it holds.
+      evidence->sync();
+    } catch (const std::exception& e) {
+      return fail(proto::error_codes::evidence_failed, args.evidence_pack_path + ": " + e.what());
+    }
+  }
   try {
     const sc::report_file_info written = sc::write_report_file(report_fd, r, args.max_report_bytes);
     ::close(report_fd);

@@ -25,6 +25,12 @@ void for_each_option(Invocation& w, Visit&& visit) {
         "Folder for the unlinked temporary file that holds report entries (default: $TMPDIR or /tmp)");
   visit("--report", w.report_path, "Report file to create (must not exist); its path, size and SHA-256 end the output");
   visit("--max-report-bytes", w.max_report_bytes, "Largest report file written (0 = no bound)");
+  visit("--evidence-pack", w.evidence_pack_path,
+        "Evidence pack to create (must not exist): flagged files' content is copied there");
+  visit("--evidence-max-file-bytes", w.evidence_max_file_bytes,
+        "Largest flagged file whose content is kept (0 = default, 64 MiB)");
+  visit("--evidence-max-bytes-per-scan", w.evidence_max_bytes_per_scan,
+        "Content kept per scan, all files together (0 = default, 1 GiB)");
   visit("-j,--jobs", w.jobs, "Worker threads (default: number of cores)");
   visit("--memory-limit", w.memory_limit, "Address-space limit in bytes (RLIMIT_AS; 0 = none)");
   visit("--cpu-limit", w.cpu_limit, "CPU-time limit in seconds (RLIMIT_CPU; 0 = none)");

@@ -259,7 +259,7 @@ class image_scan {
     worker_tools t;
     try {
       t.image = std::make_unique<detail::tsk_image>(segments_);
-      t.scanner = std::make_unique<object_scanner>(limits_, rules_, 4 << 20, 64 << 10, &yara_cache_);
+      t.scanner = std::make_unique<object_scanner>(limits_, rules_, 4 << 20, 64 << 10, &yara_cache_, options_.evidence);
       t.gate = std::make_unique<recursion_gate>(limits_, *t.scanner, budget_, *ctx_, default_container_stages());
     } catch (const std::exception& e) {
       t.setup_error = e.what();

@@ -8,6 +8,7 @@
 
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/scanner/extension.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "c_handle.hpp"
@@ -209,6 +210,7 @@ struct object_scanner::impl {
   // modules read headers (uint16(0), pe, elf) after the blocks went past.
   std::vector<std::byte> head;
   yara_result_cache* cache;
+  std::shared_ptr<evidence_pack> evidence;
 
   // State of the object being scanned; valid during scan() only.
   struct current_state {
@@ -228,10 +230,24 @@ struct object_scanner::impl {
     bool replaying = false;  // YARA walks the blocks again to evaluate conditions and modules
     YR_MEMORY_BLOCK block{};
     std::exception_ptr callback_error;
+    // Evidence: a small object's content stays in `buffer`; a forward-only
+    // one is copied into `tee` as it is fed (it cannot be read again).
+    bool small = false;
+    std::optional<evidence_pack::reservation> tee;
+    bool tee_overflow = false;            // a stream of unknown length went past the region
+    std::string tee_error;                // why the copy could not be made
+    std::optional<sha256_digest> sha256;  // of the whole content, when complete
   } cur;
 
-  impl(const limits& l, std::shared_ptr<const rule_set> r, std::size_t bs, std::size_t ov, yara_result_cache* c)
-      : lim(l), rules(std::move(r)), block_size(bs), overlap(std::min(ov, bs / 2)), buffer(bs), cache(c) {
+  impl(const limits& l, std::shared_ptr<const rule_set> r, std::size_t bs, std::size_t ov, yara_result_cache* c,
+       std::shared_ptr<evidence_pack> ev)
+      : lim(l),
+        rules(std::move(r)),
+        block_size(bs),
+        overlap(std::min(ov, bs / 2)),
+        buffer(bs),
+        cache(c),
+        evidence(std::move(ev)) {
     if (rules->yara() != nullptr) {
       YR_SCANNER* s = nullptr;
       if (yr_scanner_create(rules->yara(), &s) != ERROR_SUCCESS) {
@@ -301,6 +317,7 @@ struct object_scanner::impl {
     }
     const auto fresh = data.subspan(static_cast<std::size_t>(cur.fed_until - base));
     hasher.update(fresh);
+    copy_to_tee(cur.fed_until, fresh);
     cur.fed_until = end;
     if (*cur.on_bytes) {
       (*cur.on_bytes)(fresh.size());
@@ -581,6 +598,206 @@ struct object_scanner::impl {
     }
   }
 
+  // --- Evidence: a flagged file's content copied into the scan's pack. Every
+  // flagged file gets a note saying whether its copy was kept, and why not.
+
+  bool flagged(const file_entry& entry) const {
+    return std::any_of(entry.findings.begin(), entry.findings.end(),
+                       [&](const finding& f) { return f.level >= lim.flag_threshold; });
+  }
+
+  void add_evidence_error(const char* code, std::string message) {
+    // The content was scanned all the same: the verdict does not depend on its copy.
+    cur.outcome->errors.push_back({cur.entry->path, cur.entry->volume, "evidence", code, std::move(message), false});
+  }
+
+  void note_evidence(bool kept, std::string reason = {}) {
+    cur.entry->evidence = evidence_note{kept, std::move(reason)};
+  }
+
+  void evidence_limit_hit(const char* limit, std::uint64_t value) {
+    cur.outcome->limits.push_back({limit, std::to_string(value), cur.entry->path, cur.entry->volume});
+    note_evidence(false, std::string("not kept: ") + limit + " (" + std::to_string(value) + " bytes)");
+  }
+
+  // A forward-only object cannot be read again once flagged: claim a region
+  // before reading, copy every byte fed, and keep or drop it at the end.
+  void start_tee(bool unknown_size, std::uint64_t declared, bool truncated_by_limit) {
+    if (!evidence || cur.small || !cur.source->forward_only() || truncated_by_limit) {
+      return;
+    }
+    const evidence_limits& el = evidence->limits();
+    if (!unknown_size && declared > el.max_file_bytes) {
+      return;  // if it is flagged, settle_evidence() records the limit
+    }
+    if (!evidence->fits_budget(unknown_size ? 1 : declared)) {
+      return;
+    }
+    try {
+      cur.tee = evidence->reserve(unknown_size ? std::min(el.max_file_bytes, lim.max_file_bytes) : declared);
+    } catch (const std::exception& e) {
+      cur.tee_error = e.what();
+    }
+  }
+
+  void copy_to_tee(std::uint64_t offset, std::span<const std::byte> fresh) {
+    if (!cur.tee) {
+      return;
+    }
+    if (offset > cur.tee->capacity() || fresh.size() > cur.tee->capacity() - offset) {
+      cur.tee_overflow = true;
+      drop_tee();
+      return;
+    }
+    try {
+      evidence->write(*cur.tee, offset, fresh);
+    } catch (const std::exception& e) {
+      cur.tee_error = e.what();
+      drop_tee();
+    }
+  }
+
+  void drop_tee() {
+    if (!cur.tee) {
+      return;
+    }
+    try {
+      evidence->drop(*cur.tee);
+    } catch (const std::exception& e) {
+      // The copy of content that may not be flagged could stay in the pack.
+      add_evidence_error("evidence_drop_failed", std::string("dropping a copy from the evidence pack: ") + e.what());
+    }
+    cur.tee.reset();
+  }
+
+  // After all findings: keeps a flagged file's content, or says why not.
+  void settle_evidence() {
+    if (!evidence || !flagged(*cur.entry) || cur.entry->evidence) {
+      drop_tee();
+      return;
+    }
+    file_entry& entry = *cur.entry;
+    const evidence_limits& el = evidence->limits();
+    const std::uint64_t size = entry.size.value_or(entry.bytes_read);
+    if (cur.tee_overflow || size > el.max_file_bytes) {
+      drop_tee();
+      evidence_limit_hit("evidence.max_file_bytes", el.max_file_bytes);
+      return;
+    }
+    if (!entry.content_complete || !cur.sha256) {
+      drop_tee();
+      note_evidence(false, entry.skipped ? "content not fully read: " + *entry.skipped : "content not fully read");
+      return;
+    }
+    if (evidence->contains(*cur.sha256)) {
+      drop_tee();
+      note_evidence(true);  // the same content, kept for another file
+      return;
+    }
+    if (!evidence->fits_budget(entry.bytes_read)) {
+      drop_tee();
+      evidence_limit_hit("evidence.max_bytes_per_scan", el.max_bytes_per_scan);
+      return;
+    }
+    try {
+      std::optional<evidence_pack::reservation> copy = take_copy();
+      if (!copy) {
+        return;  // noted
+      }
+      switch (evidence->keep(*copy, *cur.sha256, entry.bytes_read)) {
+        case evidence_outcome::kept:
+        case evidence_outcome::already_kept:
+          note_evidence(true);
+          break;
+        case evidence_outcome::over_scan_budget:
+          evidence_limit_hit("evidence.max_bytes_per_scan", el.max_bytes_per_scan);
+          break;
+      }
+    } catch (const std::exception& e) {
+      drop_tee();
+      add_evidence_error("evidence_write_failed", std::string("copying into the evidence pack: ") + e.what());
+      note_evidence(false, std::string("copy failed: ") + e.what());
+    }
+  }
+
+  // The content in a pending record: the tee, the buffer of a small object,
+  // or the object read again. Nullopt (and a note) when there is none.
+  std::optional<evidence_pack::reservation> take_copy() {
+    const std::uint64_t size = cur.entry->bytes_read;
+    if (cur.tee) {
+      return std::exchange(cur.tee, std::nullopt);
+    }
+    if (!cur.tee_error.empty()) {
+      add_evidence_error("evidence_write_failed", "copying into the evidence pack: " + cur.tee_error);
+      note_evidence(false, "copy failed: " + cur.tee_error);
+      return std::nullopt;
+    }
+    if (cur.small) {
+      auto r = evidence->reserve(size);
+      evidence->write(r, 0, std::span<const std::byte>(buffer).first(static_cast<std::size_t>(size)));
+      return r;
+    }
+    if (cur.source->forward_only()) {
+      note_evidence(false, "streamed content cannot be read again to copy it");
+      return std::nullopt;
+    }
+    return read_again(size);
+  }
+
+  // Only flagged files pay for a second read; the copy must hash to what the
+  // first read found (a device changing under the scan is not evidence).
+  std::optional<evidence_pack::reservation> read_again(std::uint64_t size) {
+    auto r = evidence->reserve(size);
+    sha256_hasher again;
+    std::uint64_t done = 0;
+    try {
+      while (done < size) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - done));
+        const std::size_t n = cur.source->read_at(done, std::span(buffer).first(want));
+        if (n == 0) {
+          break;
+        }
+        const auto piece = std::span<const std::byte>(buffer).first(n);
+        again.update(piece);
+        evidence->write(r, done, piece);
+        done += n;
+      }
+    } catch (const scan_error& e) {
+      evidence->drop(r);
+      add_evidence_error("evidence_read_failed", std::string("reading the content again to copy it: ") + e.what());
+      note_evidence(false, std::string("reading the content again failed: ") + e.what());
+      return std::nullopt;
+    }
+    if (done != size || again.finish() != *cur.sha256) {
+      evidence->drop(r);
+      add_evidence_error("evidence_content_changed", "the content read again to copy it was not the content scanned (" +
+                                                         std::to_string(done) + " of " + std::to_string(size) +
+                                                         " bytes, different SHA-256 or length)");
+      note_evidence(false, "content changed when read again");
+      return std::nullopt;
+    }
+    return r;
+  }
+
+  // For a file flagged after scan() (a container stage found it to be a bomb
+  // or encrypted): its copy comes from reading it again.
+  object_outcome settle_later(file_entry& entry, content_source& source) {
+    object_outcome outcome;
+    cur = current_state{};
+    cur.entry = &entry;
+    cur.source = &source;
+    cur.outcome = &outcome;
+    if (entry.content_complete && entry.sha256.size() == 64) {
+      sha256_digest d{};
+      for (std::size_t i = 0; i < d.size(); ++i) {
+        d[i] = static_cast<std::uint8_t>(std::stoul(entry.sha256.substr(2 * i, 2), nullptr, 16));
+      }
+      cur.sha256 = d;
+    }
+    settle_evidence();
+    return outcome;
+  }
+
   object_outcome run(file_entry& entry, content_source& source, const std::function<void(std::uint64_t)>& on_bytes) {
     object_outcome outcome;
     cur = current_state{};
@@ -595,11 +812,13 @@ struct object_scanner::impl {
     cur.unknown_size = unknown_size;
     cur.total = std::min(declared, lim.max_file_bytes);
     bool truncated_by_limit = !unknown_size && declared > lim.max_file_bytes;
+    cur.small = cur.total <= block_size;
+    start_tee(unknown_size, declared, truncated_by_limit);
     const bool have_yara = yara != nullptr;
     const bool can_skip_known = lim.skip_yara_for_known_good && rules->hashsets().size() > 0;
 
     std::optional<detail::digests> early_digests;
-    if (cur.total <= block_size) {
+    if (cur.small) {
       // Small object: one buffer serves every stage.
       const std::size_t n = read_fully(0, std::span(buffer).first(static_cast<std::size_t>(cur.total)));
       cur.cached_base = 0;
@@ -678,22 +897,33 @@ struct object_scanner::impl {
       entry.md5 = to_hex(d.md5);
       entry.sha1 = to_hex(d.sha1);
       entry.sha256 = to_hex(d.sha256);
+      cur.sha256 = d.sha256;
       apply_hashsets(d);
     }
     check_extension_stage();
+    settle_evidence();
     return outcome;
   }
 };
 
 object_scanner::object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules, std::size_t block_size,
-                               std::size_t overlap, yara_result_cache* cache)
-    : impl_(std::make_unique<impl>(lim, std::move(rules), block_size, overlap, cache)) {}
+                               std::size_t overlap, yara_result_cache* cache, std::shared_ptr<evidence_pack> evidence)
+    : impl_(std::make_unique<impl>(lim, std::move(rules), block_size, overlap, cache, std::move(evidence))) {}
 
 object_scanner::~object_scanner() = default;
 
 object_outcome object_scanner::scan(file_entry& entry, content_source& source,
                                     const std::function<void(std::uint64_t)>& on_bytes) {
-  return impl_->run(entry, source, on_bytes);
+  try {
+    return impl_->run(entry, source, on_bytes);
+  } catch (...) {
+    impl_->cur.tee.reset();  // a copy half made is dropped now, not at the next object
+    throw;
+  }
+}
+
+object_outcome object_scanner::settle_evidence(file_entry& entry, content_source& source) {
+  return impl_->settle_later(entry, source);
 }
 
 }  // namespace borderscan::scanner

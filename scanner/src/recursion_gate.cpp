@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
 
 #include "borderscan/scanner/error.hpp"
 #include "container_stages.hpp"
@@ -15,6 +16,11 @@ constexpr std::uint64_t ratio_floor_bytes = 1 << 20;
 
 limit_hit hit(const char* limit, std::uint64_t value, const file_entry& at) {
   return {limit, std::to_string(value), at.path, at.volume};
+}
+
+void append(object_outcome& to, object_outcome&& more) {
+  std::move(more.errors.begin(), more.errors.end(), std::back_inserter(to.errors));
+  std::move(more.limits.begin(), more.limits.end(), std::back_inserter(to.limits));
 }
 
 }  // namespace
@@ -124,6 +130,7 @@ void recursion_gate::scan_top(file_entry& entry, stored_member& content, object_
     const auto source = content.open();
     outcome = scanner_.scan(entry, *source, on_bytes_);
     expand_in(entry, *source, nullptr);
+    append(outcome, scanner_.settle_evidence(entry, *source));
   } catch (const scan_error& e) {
     outcome.errors.push_back({entry.path, entry.volume, "read", to_string(static_cast<scan_errc>(e.code().value())),
                               e.what(), !entry.deleted});
@@ -189,6 +196,7 @@ void recursion_gate::recurse(container& parent, file_entry&& child, stored_membe
       record(std::move(outcome));
       if (!parent.stopped()) {
         expand_in(child, *source, &parent);
+        record(scanner_.settle_evidence(child, *source));
       }
     } catch (const scan_error& e) {
       add_error({child.path, child.volume, "read", "member_unreadable", e.what(), !child.deleted});
@@ -277,6 +285,7 @@ void recursion_gate::scan_held(container& parent, file_entry& child, inflated_me
   if (!parent.stopped()) {
     // A nested container's frame has a buffer of its own, so `held` stays valid.
     expand_in(child, mem, &parent);
+    record(scanner_.settle_evidence(child, mem));
   }
 }
 

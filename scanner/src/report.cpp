@@ -119,6 +119,13 @@ void to_json(nlohmann::json& j, const finding& f) {
   }
 }
 
+void to_json(nlohmann::json& j, const evidence_note& e) {
+  j = nlohmann::json{{"kept", e.kept}};
+  if (!e.kept) {
+    j["reason"] = e.reason;
+  }
+}
+
 void to_json(nlohmann::json& j, const file_entry& f) {
   j = nlohmann::json{{"path", f.path},
                      {"volume", f.volume},
@@ -142,7 +149,8 @@ void to_json(nlohmann::json& j, const file_entry& f) {
                      {"extension_mismatch", f.extension_mismatch},
                      {"container", optional_json(f.container)},
                      {"depth", f.depth},
-                     {"findings", f.findings}};
+                     {"findings", f.findings},
+                     {"evidence", optional_json(f.evidence)}};
 }
 
 void to_json(nlohmann::json& j, const volume_entry& v) {
@@ -367,6 +375,11 @@ void from_json(const nlohmann::json& j, score_reason& r) {
   r.points = j.at("points").get<int>();
 }
 
+void from_json(const nlohmann::json& j, evidence_note& e) {
+  e.kept = j.at("kept").get<bool>();
+  e.reason = e.kept ? std::string() : j.at("reason").get<std::string>();
+}
+
 void from_json(const nlohmann::json& j, file_entry& f) {
   f.path = j.at("path").get<std::string>();
   f.volume = j.at("volume").get<std::uint32_t>();
@@ -392,6 +405,7 @@ void from_json(const nlohmann::json& j, file_entry& f) {
   f.container = opt<std::string>(j, "container");
   f.depth = j.at("depth").get<std::uint32_t>();
   f.findings = j.at("findings").get<std::vector<finding>>();
+  f.evidence = opt<evidence_note>(j, "evidence");  // absent in reports from before evidence packs
 }
 
 void from_json(const nlohmann::json& j, volume_entry& v) {

@@ -1,11 +1,15 @@
 #include "borderscan/scanner/object_scanner.hpp"
 
+#include <fcntl.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 
+#include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "support/test_support.hpp"
 
@@ -396,8 +400,10 @@ class forward_only_source final : public sc::content_source {
     const std::size_t n = std::min<std::uint64_t>(out.size(), data_.size() - offset);
     std::memcpy(out.data(), data_.data() + offset, n);
     pos_ = offset + n;
+    bytes_read += n;
     return n;
   }
+  std::uint64_t bytes_read = 0;
 
  private:
   std::span<const std::byte> data_;
@@ -641,4 +647,370 @@ TEST(ObjectScanner, HashSetFindingNamesTheSetAndTheEntry) {
   EXPECT_EQ(e.findings[0].meta.at("set"), "set");
   EXPECT_EQ(e.findings[0].meta.at("entry"), "sample-abc.exe");
   EXPECT_EQ(e.findings[0].rule, "sample-abc.exe");
+}
+
+// --- Evidence: a flagged file's content kept in the scan's evidence pack.
+
+namespace {
+
+// The pack in tmp, opened as the worker opens it.
+std::shared_ptr<sc::evidence_pack> evidence_in(const scratch_dir& tmp, sc::evidence_limits el = {}) {
+  const int fd = ::open((tmp / "evidence.pack").c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  EXPECT_GE(fd, 0);
+  return std::make_shared<sc::evidence_pack>(fd, el);
+}
+
+// What the pack holds: each kept record's content (checked against its
+// digest while read), by its SHA-256.
+std::map<std::string, std::string> kept_in(const scratch_dir& tmp) {
+  std::map<std::string, std::string> out;
+  sc::read_evidence_pack(tmp / "evidence.pack", [&](const sc::evidence_record& r) {
+    std::string& content = out[r.sha256];
+    sc::copy_evidence(tmp / "evidence.pack", r, [&](std::span<const std::byte> piece) {
+      content.append(reinterpret_cast<const char*>(piece.data()), piece.size());
+    });
+  });
+  return out;
+}
+
+// `marker` flags (high); `low_note` is below the default threshold (medium).
+const char* const evidence_rules = R"(
+rule marker { meta: severity = "high" strings: $m = "BORDERSCAN-STRADDLE-MARKER-0123456789" condition: $m }
+rule low_note { meta: severity = "low" strings: $n = "ONLY-A-LOW-NOTE" condition: $n }
+)";
+
+// n bytes of varied text, with the flagging marker in the middle if `flag`.
+std::string evidence_text(std::size_t n, bool flag, unsigned seed = 1) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) {
+    s[i] = static_cast<char>('a' + (i * 7 + seed) % 26);
+  }
+  if (flag) {
+    s.replace(n / 2, 37, "BORDERSCAN-STRADDLE-MARKER-0123456789");
+  }
+  return s;
+}
+
+// A forward-only stream whose length is found only at its end (a raw .gz member).
+class unknown_length_source final : public sc::content_source {
+ public:
+  explicit unknown_length_source(std::span<const std::byte> d) : inner(d) {}
+  std::uint64_t size() const override { return 0; }
+  bool size_known() const override { return false; }
+  bool forward_only() const override { return true; }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override { return inner.read_at(offset, out); }
+  forward_only_source inner;
+};
+
+sc::file_entry entry_of_unknown_size(const std::string& path) {
+  sc::file_entry e;
+  e.path = path;
+  e.type = "regular";
+  e.depth = 1;
+  return e;
+}
+
+std::vector<std::string> limit_names(const sc::object_outcome& out) {
+  std::vector<std::string> names;
+  for (const auto& l : out.limits) names.push_back(l.limit);
+  return names;
+}
+
+}  // namespace
+
+TEST(ObjectScannerEvidence, FlaggedSmallFileIsKeptWithItsExactBytesAndDigest) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string text = evidence_text(3000, true);
+  const auto data = bytes_of(text);
+  counting_source src(data);
+  auto e = entry_for("/small.txt", data.size());
+  const auto out = scanner.scan(e, src);
+  EXPECT_TRUE(out.errors.empty());
+  EXPECT_TRUE(out.limits.empty());
+  ASSERT_TRUE(e.evidence.has_value());
+  EXPECT_TRUE(e.evidence->kept);
+  EXPECT_EQ(src.bytes_read, data.size()) << "the copy comes from the buffer already read";
+  const auto kept = kept_in(tmp);
+  ASSERT_EQ(kept.size(), 1u);
+  ASSERT_TRUE(kept.contains(e.sha256));
+  EXPECT_EQ(kept.at(e.sha256), text);
+  EXPECT_EQ(nlohmann::json(e).at("evidence"), nlohmann::json({{"kept", true}}));
+}
+
+TEST(ObjectScannerEvidence, UnflaggedFilesGetNoNoteAndNothingIsKept) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  std::string low = evidence_text(50000, false);
+  low.replace(100, 15, "ONLY-A-LOW-NOTE");
+  const auto low_data = bytes_of(low);
+  const auto small_data = bytes_of(low.substr(0, 2000));
+
+  sc::memory_source small(small_data);
+  auto e1 = entry_for("/small", small_data.size());
+  scanner.scan(e1, small);
+  counting_source large(low_data);
+  auto e2 = entry_for("/large", low_data.size());
+  scanner.scan(e2, large);
+  forward_only_source streamed(low_data);
+  auto e3 = entry_for("/a.zip!streamed", low_data.size());
+  scanner.scan(e3, streamed);
+  for (const auto* e : {&e1, &e2, &e3}) {
+    ASSERT_EQ(e->findings.size(), 1u) << e->path;
+    EXPECT_EQ(e->findings[0].level, sc::severity::low);
+    EXPECT_FALSE(e->evidence.has_value()) << e->path;
+    EXPECT_TRUE(nlohmann::json(*e).at("evidence").is_null());
+  }
+  EXPECT_EQ(large.bytes_read, low_data.size()) << "only flagged files are read again";
+  EXPECT_TRUE(kept_in(tmp).empty());
+  EXPECT_EQ(pack->bytes_kept(), 0u);
+  // The stream was copied while read, then dropped: the last record of the
+  // pack, so cut off with it.
+  EXPECT_EQ(pack->end_offset(), 0u);
+  EXPECT_EQ(std::filesystem::file_size(tmp / "evidence.pack"), 0u);
+}
+
+TEST(ObjectScannerEvidence, FlaggedForwardOnlySourceIsReadOnceAndItsBytesKeptExactly) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string text = evidence_text(50000, true, 3);
+  const auto data = bytes_of(text);
+  forward_only_source src(data);
+  auto e = entry_for("/a.zip!big.bin", data.size());
+  e.depth = 1;
+  const auto out = scanner.scan(e, src);
+  EXPECT_TRUE(out.errors.empty()) << out.errors.front().message;
+  EXPECT_EQ(src.bytes_read, data.size()) << "read exactly once";
+  ASSERT_TRUE(e.evidence.has_value());
+  EXPECT_TRUE(e.evidence->kept);
+  const auto kept = kept_in(tmp);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept.at(e.sha256), text);
+}
+
+TEST(ObjectScannerEvidence, FlaggedStreamOfUnknownLengthIsKeptAtItsRealLength) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string text = evidence_text(30001, true, 5);
+  const auto data = bytes_of(text);
+  unknown_length_source src(data);
+  auto e = entry_of_unknown_size("/x.gz!x");
+  scanner.scan(e, src);
+  EXPECT_EQ(src.inner.bytes_read, data.size());
+  ASSERT_TRUE(e.evidence.has_value());
+  EXPECT_TRUE(e.evidence->kept);
+  EXPECT_EQ(kept_in(tmp).at(e.sha256), text);
+}
+
+TEST(ObjectScannerEvidence, LargeRandomAccessFileIsReadAgainOnlyWhenFlagged) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string text = evidence_text(50000, true, 7);
+  const auto data = bytes_of(text);
+  counting_source src(data);
+  auto e = entry_for("/big.bin", data.size());
+  const auto out = scanner.scan(e, src);
+  EXPECT_TRUE(out.errors.empty());
+  EXPECT_EQ(src.bytes_read, 2 * data.size()) << "scanned once, copied once";
+  ASSERT_TRUE(e.evidence.has_value());
+  EXPECT_TRUE(e.evidence->kept);
+  EXPECT_EQ(kept_in(tmp).at(e.sha256), text);
+}
+
+TEST(ObjectScannerEvidence, ContentThatChangesWhenReadAgainIsNotKept) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string text = evidence_text(50000, true, 9);
+  // A device whose content changes once the scan has read all of it.
+  class changing_source final : public sc::content_source {
+   public:
+    explicit changing_source(std::string t) : text_(std::move(t)) {}
+    std::uint64_t size() const override { return text_.size(); }
+    std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+      sc::memory_source now(std::as_bytes(std::span(text_)));
+      return now.read_at(offset, out);
+    }
+    void change() { text_[10] = '!'; }
+
+   private:
+    std::string text_;
+  } src(text);
+  std::uint64_t seen = 0;
+  const std::function<void(std::uint64_t)> on_bytes = [&](std::uint64_t n) {
+    seen += n;
+    if (seen == text.size()) src.change();
+  };
+  auto e = entry_for("/flaky.bin", text.size());
+  const auto out = scanner.scan(e, src, on_bytes);
+  ASSERT_EQ(e.sha256, sc::sha256_hex(text)) << "the scan saw the content before the change";
+  ASSERT_TRUE(e.evidence.has_value());
+  EXPECT_FALSE(e.evidence->kept);
+  EXPECT_EQ(e.evidence->reason, "content changed when read again");
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_EQ(out.errors[0].stage, "evidence");
+  EXPECT_EQ(out.errors[0].code, "evidence_content_changed");
+  EXPECT_FALSE(out.errors[0].affects_verdict);
+  EXPECT_TRUE(kept_in(tmp).empty());
+}
+
+TEST(ObjectScannerEvidence, FlaggedFileOverTheEvidenceFileLimitIsALimitHitAndANote) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp, {.max_file_bytes = 1000, .max_bytes_per_scan = 1 << 20});
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string text = evidence_text(20000, true, 11);
+  const auto data = bytes_of(text);
+  const auto small_data = bytes_of(text.substr(9000, 2000));  // holds the marker
+
+  sc::memory_source small(small_data);
+  auto e1 = entry_for("/small", small_data.size());
+  const auto out1 = scanner.scan(e1, small);
+  forward_only_source streamed(data);
+  auto e2 = entry_for("/a.zip!streamed", data.size());
+  const auto out2 = scanner.scan(e2, streamed);
+  unknown_length_source unknown(data);
+  auto e3 = entry_of_unknown_size("/b.gz!b");
+  const auto out3 = scanner.scan(e3, unknown);
+  for (const auto& [e, out] : {std::pair{&e1, &out1}, std::pair{&e2, &out2}, std::pair{&e3, &out3}}) {
+    ASSERT_FALSE(e->findings.empty()) << e->path;
+    ASSERT_EQ(limit_names(*out), std::vector<std::string>{"evidence.max_file_bytes"}) << e->path;
+    EXPECT_EQ(out->limits[0].value, "1000");
+    EXPECT_EQ(out->limits[0].path, e->path);
+    ASSERT_TRUE(e->evidence.has_value()) << e->path;
+    EXPECT_FALSE(e->evidence->kept);
+    EXPECT_NE(e->evidence->reason.find("evidence.max_file_bytes"), std::string::npos) << e->evidence->reason;
+    EXPECT_TRUE(e->content_complete) << "the scan itself is not bounded by the evidence limit";
+    const nlohmann::json j = *e;
+    EXPECT_EQ(j.at("evidence").at("kept"), false);
+    EXPECT_EQ(j.at("evidence").at("reason"), e->evidence->reason);
+  }
+  EXPECT_EQ(streamed.bytes_read, data.size());
+  EXPECT_EQ(unknown.inner.bytes_read, data.size());
+  EXPECT_TRUE(kept_in(tmp).empty());
+}
+
+TEST(ObjectScannerEvidence, UsedUpScanBudgetIsALimitHitButCopiesOfKeptContentAreKept) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp, {.max_file_bytes = 1 << 20, .max_bytes_per_scan = 10000});
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string first = evidence_text(3000, true, 1), second = evidence_text(2000, true, 2);
+  const std::string streamed_text = evidence_text(20000, true, 3);
+  const auto d1 = bytes_of(first), d2 = bytes_of(second), d3 = bytes_of(streamed_text);
+  // 3000 and 2000 bytes fit the 10000 of the budget; the 20000-byte stream then does not.
+  sc::memory_source s1(d1), s2(d2);
+  auto e1 = entry_for("/first", d1.size());
+  EXPECT_TRUE(scanner.scan(e1, s1).limits.empty());
+  auto e2 = entry_for("/second", d2.size());
+  EXPECT_TRUE(scanner.scan(e2, s2).limits.empty());
+  forward_only_source s3(d3);
+  auto e3 = entry_for("/a.zip!streamed", d3.size());
+  const auto out3 = scanner.scan(e3, s3);
+  ASSERT_EQ(limit_names(out3), std::vector<std::string>{"evidence.max_bytes_per_scan"});
+  EXPECT_EQ(out3.limits[0].value, "10000");
+  ASSERT_TRUE(e3.evidence.has_value());
+  EXPECT_FALSE(e3.evidence->kept);
+  EXPECT_NE(e3.evidence->reason.find("evidence.max_bytes_per_scan"), std::string::npos);
+  // Small and re-readable ones past the budget alike.
+  const std::string third = evidence_text(6000, true, 4);
+  const auto d4 = bytes_of(third);
+  sc::memory_source s4(d4);
+  auto e4 = entry_for("/third", d4.size());
+  EXPECT_EQ(limit_names(scanner.scan(e4, s4)), std::vector<std::string>{"evidence.max_bytes_per_scan"});
+  ASSERT_TRUE(e4.evidence.has_value());
+  EXPECT_FALSE(e4.evidence->kept);
+  // A copy of content already kept costs nothing: kept.
+  sc::memory_source again(d1);
+  auto e5 = entry_for("/copy-of-first", d1.size());
+  EXPECT_TRUE(scanner.scan(e5, again).limits.empty());
+  ASSERT_TRUE(e5.evidence.has_value());
+  EXPECT_TRUE(e5.evidence->kept);
+
+  const auto kept = kept_in(tmp);
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept.at(e1.sha256), first);
+  EXPECT_EQ(kept.at(e2.sha256), second);
+  EXPECT_EQ(pack->bytes_kept(), 5000u);
+}
+
+TEST(ObjectScannerEvidence, FlaggedFileNotFullyReadIsNotKept) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(
+      lim, rules_from(tmp, R"(rule xs { meta: severity = "high" strings: $x = "xxxxxxxxxx" condition: $x })"), 4096,
+      512, nullptr, pack);
+  truncated_source src(100, 50);
+  auto e = entry_for("/cut", 100);
+  const auto out = scanner.scan(e, src);
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_FALSE(e.content_complete);
+  ASSERT_TRUE(e.evidence.has_value());
+  EXPECT_FALSE(e.evidence->kept);
+  EXPECT_EQ(e.evidence->reason, "content not fully read");
+  EXPECT_TRUE(out.limits.empty());
+  EXPECT_TRUE(kept_in(tmp).empty());
+}
+
+TEST(ObjectScannerEvidence, WithoutAPackNoFileGetsANote) {
+  scratch_dir tmp;
+  sc::limits lim;
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512);
+  const auto data = bytes_of(evidence_text(3000, true));
+  sc::memory_source src(data);
+  auto e = entry_for("/small.txt", data.size());
+  scanner.scan(e, src);
+  ASSERT_EQ(e.findings.size(), 1u);
+  EXPECT_FALSE(e.evidence.has_value());
+}
+
+TEST(ObjectScannerEvidence, FileFlaggedAfterItsScanIsKeptByReadingItAgain) {
+  scratch_dir tmp;
+  sc::limits lim;
+  auto pack = evidence_in(tmp);
+  sc::object_scanner scanner(lim, rules_from(tmp, evidence_rules), 4096, 512, nullptr, pack);
+  const std::string text = evidence_text(3000, false);
+  const auto data = bytes_of(text);
+  sc::memory_source src(data);
+  auto e = entry_for("/bomb.zip", data.size());
+  scanner.scan(e, src);
+  ASSERT_FALSE(e.evidence.has_value());
+  EXPECT_TRUE(scanner.settle_evidence(e, src).errors.empty());
+  EXPECT_FALSE(e.evidence.has_value()) << "still not flagged";
+
+  sc::finding bomb;
+  bomb.path = e.path;
+  bomb.source = "limit";
+  bomb.rule = "archive_bomb";
+  bomb.level = sc::severity::high;
+  e.findings.push_back(bomb);
+  EXPECT_TRUE(scanner.settle_evidence(e, src).errors.empty());
+  ASSERT_TRUE(e.evidence.has_value());
+  EXPECT_TRUE(e.evidence->kept);
+  scanner.settle_evidence(e, src);  // noted already: nothing more
+  EXPECT_EQ(pack->records_kept(), 1u);
+  EXPECT_EQ(kept_in(tmp).at(e.sha256), text);
+
+  // A stream went past for good.
+  const auto other = bytes_of(evidence_text(3000, false, 4));
+  forward_only_source streamed(other);
+  auto s = entry_for("/a.zip!inner.zip", other.size());
+  scanner.scan(s, streamed);
+  s.findings.push_back(bomb);
+  scanner.settle_evidence(s, streamed);
+  ASSERT_TRUE(s.evidence.has_value());
+  EXPECT_FALSE(s.evidence->kept);
+  EXPECT_EQ(pack->records_kept(), 1u);
 }

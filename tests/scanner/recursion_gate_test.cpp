@@ -9,8 +9,10 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -139,7 +141,7 @@ class RecursionGate : public ::testing::Test {
   // the engine records them.
   const sc::file_entry& scan(const std::string& path, const std::string& bytes,
                              const sc::recursion_gate::stage_list& stages = sc::default_container_stages()) {
-    sc::object_scanner scanner(lim, borderscan::test::shipped_rules());
+    sc::object_scanner scanner(lim, borderscan::test::shipped_rules(), 4 << 20, 64 << 10, nullptr, evidence);
     sc::recursion_gate gate(lim, scanner, budget, sink, stages);
     sc::file_entry top;
     top.path = path;
@@ -158,9 +160,28 @@ class RecursionGate : public ::testing::Test {
     return std::any_of(f.findings.begin(), f.findings.end(), [&](const sc::finding& x) { return x.rule == rule; });
   }
 
+  // Kept content by SHA-256 (each record checked against its digest).
+  std::map<std::string, std::string> kept() const {
+    std::map<std::string, std::string> out;
+    sc::read_evidence_pack(tmp / "evidence.pack", [&](const sc::evidence_record& r) {
+      sc::copy_evidence(tmp / "evidence.pack", r, [&](std::span<const std::byte> piece) {
+        out[r.sha256].append(reinterpret_cast<const char*>(piece.data()), piece.size());
+      });
+    });
+    return out;
+  }
+
+  void keep_evidence() {
+    const int fd = ::open((tmp / "evidence.pack").c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    evidence = std::make_shared<sc::evidence_pack>(fd, sc::evidence_limits{});
+  }
+
   sc::limits lim;
   sc::expansion_budget budget;
   collecting_sink sink;
+  borderscan::test::scratch_dir tmp;
+  std::shared_ptr<sc::evidence_pack> evidence;  // none unless keep_evidence()
 };
 
 TEST_F(RecursionGate, MembersAreScannedWithTheirContainerPathAndDepth) {
@@ -374,3 +395,39 @@ TEST_F(RecursionGate, StoredMembersCountAgainstTheRatioOnceRead) {
 }
 
 }  // namespace
+
+TEST_F(RecursionGate, FlaggedMembersHeldOrStreamedAreKeptInTheEvidencePack) {
+  keep_evidence();
+  const std::string eicar = borderscan::test::eicar();
+  const std::string other = "X5O" + eicar.substr(3, 60) + "-other-copy";  // not EICAR: never flagged
+  const std::string bytes = zip({{"held/eicar.com", eicar}, {"note.txt", other}});
+  scan("/a.zip", bytes);
+  lim.member_memory_bytes = 0;  // now every member is streamed once, forward only
+  scan("/b.zip", zip({{"streamed/eicar.com", eicar + "\n"}, {"note.txt", other}}));
+  for (const char* path : {"/a.zip!held/eicar.com", "/b.zip!streamed/eicar.com"}) {
+    const sc::file_entry* member = sink.file(path);
+    ASSERT_NE(member, nullptr) << path;
+    ASSERT_TRUE(has_finding(*member, "EICAR_Test_File")) << path;
+    ASSERT_TRUE(member->evidence.has_value()) << path;
+    EXPECT_TRUE(member->evidence->kept) << path;
+  }
+  for (const char* path : {"/a.zip!note.txt", "/b.zip!note.txt", "/a.zip", "/b.zip"}) {
+    ASSERT_NE(sink.file(path), nullptr) << path;
+    EXPECT_FALSE(sink.file(path)->evidence.has_value()) << path;
+  }
+  const auto content = kept();
+  ASSERT_EQ(content.size(), 2u);
+  EXPECT_EQ(content.at(sink.file("/a.zip!held/eicar.com")->sha256), eicar);
+  EXPECT_EQ(content.at(sink.file("/b.zip!streamed/eicar.com")->sha256), eicar + "\n");
+}
+
+TEST_F(RecursionGate, ContainerFlaggedAsABombAfterItsScanIsKept) {
+  keep_evidence();
+  lim.max_expansion_ratio = 2;
+  const std::string bytes = zip({{"zeros.bin", zeros(3 * mib)}});
+  const auto& top = scan("/bomb.zip", bytes);
+  ASSERT_TRUE(has_finding(top, "archive_bomb"));
+  ASSERT_TRUE(top.evidence.has_value()) << "flagged by the gate, after the scanner saw it";
+  EXPECT_TRUE(top.evidence->kept);
+  EXPECT_EQ(kept().at(top.sha256), bytes);
+}

@@ -174,6 +174,43 @@ TEST(Report, ReadsBackWhatItWrites) {
   EXPECT_THROW(broken.get<sc::report>(), nlohmann::json::exception);
 }
 
+TEST(Report, EvidenceNotesReadBackAndReportsWrittenBeforeThemStillRead) {
+  sc::report r;
+  r.image.sha256 = std::string(64, 'c');
+  auto kept = file("/kept");
+  kept.findings.push_back(finding_of("/kept", sc::severity::high));
+  kept.evidence = sc::evidence_note{true, ""};
+  auto too_big = file("/too-big");
+  too_big.findings.push_back(finding_of("/too-big", sc::severity::high));
+  too_big.evidence = sc::evidence_note{false, "not kept: evidence.max_file_bytes (10 bytes)"};
+  r.files = {kept, too_big, file("/clean")};
+  r.limits_hit.push_back({"evidence.max_file_bytes", "10", "/too-big", 0});
+  sc::finalize(r, sc::severity::medium);
+  const nlohmann::json j = r;
+  // Sorted by path: /clean, /kept, /too-big.
+  EXPECT_TRUE(j.at("files").at(0).at("evidence").is_null());
+  EXPECT_EQ(j.at("files").at(1).at("evidence"), nlohmann::json({{"kept", true}}));
+  EXPECT_EQ(j.at("files").at(2).at("evidence"),
+            nlohmann::json({{"kept", false}, {"reason", "not kept: evidence.max_file_bytes (10 bytes)"}}));
+  const auto back = j.get<sc::report>();
+  ASSERT_TRUE(back.files.at(2).evidence.has_value());
+  EXPECT_FALSE(back.files.at(2).evidence->kept);
+  EXPECT_EQ(back.files.at(2).evidence->reason, too_big.evidence->reason);
+  EXPECT_EQ(nlohmann::json(back), j);
+
+  nlohmann::json old = j;
+  for (auto& f : old.at("files")) {
+    f.erase("evidence");
+  }
+  const auto old_back = old.get<sc::report>();
+  for (const auto& f : old_back.files) {
+    EXPECT_FALSE(f.evidence.has_value()) << f.path;
+  }
+  nlohmann::json broken = j;
+  broken["files"][2]["evidence"].erase("reason");
+  EXPECT_THROW(broken.get<sc::report>(), nlohmann::json::exception) << "a copy not kept says why";
+}
+
 TEST(Report, ScoreReasonsSayWhichFindingsAddedWhat) {
   sc::report r;
   auto a = file("/a");

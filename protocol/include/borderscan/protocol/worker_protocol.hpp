@@ -59,6 +59,7 @@ inline constexpr std::string_view rules_invalid = "rules_invalid";
 inline constexpr std::string_view rules_mismatch = "rules_mismatch";
 inline constexpr std::string_view sandbox_failed = "sandbox_failed";
 inline constexpr std::string_view report_failed = "report_failed";
+inline constexpr std::string_view evidence_failed = "evidence_failed";
 inline constexpr std::string_view memory_limit = "memory_limit";
 inline constexpr std::string_view parent_gone = "parent_gone";
 }  // namespace error_codes
@@ -88,6 +89,12 @@ struct worker_invocation {
   std::int64_t parent_pid = 0;         // the worker dies with this process (0: not tied)
   bool no_seccomp = false;             // debugging only
   bool check_sandbox = false;          // install the filter, probe it, report, exit
+
+  // The evidence pack to create (it must not exist yet): the content of every
+  // flagged file is copied there (scanner/evidence_pack.hpp). Empty: none.
+  std::string evidence_pack_path;
+  std::uint64_t evidence_max_file_bytes = 0;      // 0: the default, 64 MiB
+  std::uint64_t evidence_max_bytes_per_scan = 0;  // 0: the default, 1 GiB
 };
 
 // Arguments for execve after "worker".

@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "borderscan/scanner/limits.hpp"
+#include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/scanner/file_spill.hpp"
+#include "borderscan/scanner/limits.hpp"
 #include "borderscan/scanner/report.hpp"
 #include "borderscan/scanner/rule_set.hpp"
 
@@ -39,6 +40,10 @@ struct scan_options {
   // If set, file entries are written there as they finish rather than kept in
   // report::files, so memory does not grow with the number of files.
   std::shared_ptr<file_spill> spill;
+  // If set, the content of every flagged file is copied there while it is
+  // read (bounded by the pack's limits), and each file entry that is flagged
+  // says in `evidence` whether its copy was kept. One pack per scan.
+  std::shared_ptr<evidence_pack> evidence;
 };
 
 class engine {

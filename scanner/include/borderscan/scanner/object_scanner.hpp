@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/scanner/limits.hpp"
 #include "borderscan/scanner/report.hpp"
 #include "borderscan/scanner/rule_set.hpp"
@@ -99,8 +100,11 @@ class object_scanner {
   // block_size: read unit; files up to it are scanned from one buffer, larger
   // ones as overlapping YARA blocks (overlap catches straddling matches).
   // cache: optional, shared with the other threads of the same scan.
+  // evidence: optional, shared likewise; when set, the content of every
+  // flagged file is copied into it (see scan()).
   object_scanner(const limits& lim, std::shared_ptr<const rule_set> rules, std::size_t block_size = 4 << 20,
-                 std::size_t overlap = 64 << 10, yara_result_cache* cache = nullptr);
+                 std::size_t overlap = 64 << 10, yara_result_cache* cache = nullptr,
+                 std::shared_ptr<evidence_pack> evidence = nullptr);
   ~object_scanner();
   object_scanner(const object_scanner&) = delete;
   object_scanner& operator=(const object_scanner&) = delete;
@@ -109,8 +113,22 @@ class object_scanner {
   // bytes_read, content_complete). entry.path, .size and .deleted must be set;
   // entry.size is the declared size to compare with what is read.
   // on_bytes is told how many new bytes were read (for progress).
+  //
+  // With an evidence pack, a file that ends up flagged (a finding at or above
+  // limits::flag_threshold) gets entry.evidence, and its content is kept when
+  // it was read completely and fits the pack's limits (each limit that keeps
+  // it out is in the outcome's limits). The copy costs no second read for
+  // small objects (held in one buffer) and forward-only sources (copied as
+  // they are read, dropped if not flagged); larger random-access objects are
+  // read again, only when flagged, and kept only if they hash the same.
   object_outcome scan(file_entry& entry, content_source& source,
                       const std::function<void(std::uint64_t)>& on_bytes = {});
+
+  // For an entry flagged after scan() returned (a container stage added a
+  // finding): keeps its content as scan() would have, reading `source` again
+  // (a forward-only source cannot be, and the note says so). Does nothing
+  // for an entry that is not flagged, already has a note, or without a pack.
+  object_outcome settle_evidence(file_entry& entry, content_source& source);
 
  private:
   struct impl;

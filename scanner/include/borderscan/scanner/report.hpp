@@ -68,6 +68,14 @@ struct file_times {
   std::optional<std::int64_t> mtime, atime, ctime, crtime;  // Unix seconds, UTC
 };
 
+// Whether a flagged file's content was copied into the scan's evidence pack
+// (see evidence_pack.hpp); only flagged files get one, and only when the scan
+// keeps evidence. JSON: {"kept": true} or {"kept": false, "reason": "..."}.
+struct evidence_note {
+  bool kept = false;
+  std::string reason;  // why not kept; empty when kept
+};
+
 struct file_entry {
   std::string path;
   std::uint32_t volume = 0;
@@ -86,6 +94,7 @@ struct file_entry {
   std::optional<std::string> container;  // parent object path (archive members)
   std::uint32_t depth = 0;
   std::vector<finding> findings;
+  std::optional<evidence_note> evidence;  // JSON null when the file was not flagged or evidence is off
 };
 
 struct volume_entry {
@@ -173,6 +182,7 @@ struct report {
 void to_json(nlohmann::json& j, const string_match& m);
 void to_json(nlohmann::json& j, const score_reason& r);
 void to_json(nlohmann::json& j, const finding& f);
+void to_json(nlohmann::json& j, const evidence_note& e);
 void to_json(nlohmann::json& j, const file_entry& f);
 void to_json(nlohmann::json& j, const volume_entry& v);
 void to_json(nlohmann::json& j, const error_entry& e);
@@ -186,6 +196,7 @@ void to_json(nlohmann::json& j, const report& r);
 void from_json(const nlohmann::json& j, string_match& m);
 void from_json(const nlohmann::json& j, score_reason& r);
 void from_json(const nlohmann::json& j, finding& f);
+void from_json(const nlohmann::json& j, evidence_note& e);
 void from_json(const nlohmann::json& j, file_entry& f);
 void from_json(const nlohmann::json& j, volume_entry& v);
 void from_json(const nlohmann::json& j, error_entry& e);
