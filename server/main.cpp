@@ -117,8 +117,9 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   const scanner::rule_sources sources = scanner::rule_sources_for(rule_paths, hashsets);
 
   const fs::path spool = config.storage.spool_path();
-  make_private_dirs(
-      {config.storage.data_dir, spool, config.storage.reports_path(), config.storage.compiled_rules_path()});
+  const fs::path evidence_dir = config.evidence.enabled ? config.evidence.root(config.storage.data_dir) : fs::path();
+  make_private_dirs({config.storage.data_dir, spool, config.storage.reports_path(),
+                     config.storage.compiled_rules_path(), config.evidence.root(config.storage.data_dir)});
 
   // Made at the first start; every stored report is signed with it.
   const auto signer = evidence::signing_key::load_or_create(config.storage.signing_key_path());
@@ -164,7 +165,12 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   }
   server::metrics stats;
   server::job_queue queue(store, clock, config.jobs.queue_capacity);
-  server::in_process_runner in_process(config.limits, rule_holder, config.jobs.effective_scan_threads());
+  std::optional<scanner::evidence_limits> evidence_limits;
+  if (config.evidence.enabled) {
+    evidence_limits = scanner::evidence_limits{config.evidence.max_file_bytes, config.evidence.max_bytes_per_scan};
+  }
+  server::in_process_runner in_process(config.limits, rule_holder, config.jobs.effective_scan_threads(),
+                                       evidence_limits);
   server::process_runner_settings fenced;
   fenced.command = !config.worker.command.empty() ? config.worker.command
                                                   : fs::read_symlink("/proc/self/exe").parent_path() / "borderscan";
@@ -174,6 +180,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   fenced.limits = config.limits;
   fenced.scan_threads = config.jobs.effective_scan_threads();
   fenced.worker = config.worker;
+  fenced.evidence = evidence_limits;
   if (config.worker.isolation == "process" && !fs::exists(fenced.command)) {
     spdlog::critical("worker.command {} does not exist", fenced.command.string());
     return 2;
@@ -188,9 +195,11 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   server::scan_runner& chosen = debug_scan_delay_ms > 0 ? static_cast<server::scan_runner&>(delayed) : runner;
   server::report_ingest ingest(store, {.reports_dir = config.storage.reports_path(),
                                        .max_report_bytes = config.worker.max_output_bytes,
-                                       .signer = &signer});
+                                       .signer = &signer,
+                                       .evidence_dir = evidence_dir});
   server::worker_pool pool(queue, chosen, store, ingest, stats, clock,
-                           {config.jobs.effective_workers(), config.jobs.max_attempts, retention});
+                           {config.jobs.effective_workers(), config.jobs.max_attempts, retention,
+                            std::int64_t{config.evidence.keep_days} * 86'400'000});
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
   server::router routes(store, queue, stats, rule_holder, clock, ids,
                         {.spool_dir = spool,
@@ -198,6 +207,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                          .min_free_spool_bytes = config.storage.min_free_spool_bytes,
                          .public_metrics = config.http.public_metrics,
                          .signing_key_pem = signer.public_part().pem(),
+                         .evidence_dir = evidence_dir,
                          .reload_rules = [&rules](const server::actor& by) { return rules.reload(by); }});
   // Handlers that wait for the disk or the store (fdatasync of an upload,
   // SQLite) run here instead of on the I/O threads. Two threads match the

@@ -187,6 +187,13 @@ void read_storage(table_reader& r, storage_config& c) {
   r.integer("retention_sweep_seconds", c.retention_sweep_seconds, 1, 86'400);
 }
 
+void read_evidence(table_reader& r, evidence_config& c) {
+  r.boolean("enabled", c.enabled);
+  r.integer("max_file_bytes", c.max_file_bytes, 1, max_i64);
+  r.integer("max_bytes_per_scan", c.max_bytes_per_scan, 1, max_i64);
+  r.integer("keep_days", c.keep_days, 0, 36'500);
+}
+
 void read_jobs(table_reader& r, jobs_config& c) {
   r.integer("workers", c.workers, 0, 256);
   r.integer("scan_threads", c.scan_threads, 0, 256);
@@ -321,6 +328,7 @@ server_config parse_config(std::string_view toml_text, std::string_view origin) 
   table_reader top(root, origin, "");
   section(top, "http", origin, [&](table_reader& r) { read_http(r, config.http); });
   section(top, "storage", origin, [&](table_reader& r) { read_storage(r, config.storage); });
+  section(top, "evidence", origin, [&](table_reader& r) { read_evidence(r, config.evidence); });
   section(top, "jobs", origin, [&](table_reader& r) { read_jobs(r, config.jobs); });
   section(top, "rules", origin, [&](table_reader& r) { read_rules(r, config.rules); });
   section(top, "limits", origin, [&](table_reader& r) { read_limits(r, config.limits); });
@@ -371,6 +379,12 @@ std::string to_toml(const server_config& c) {
       {"keep_failed_hours", i64(c.storage.keep_failed_hours)},
       {"retention_sweep_seconds", i64(c.storage.retention_sweep_seconds)},
   };
+  toml::table evidence{
+      {"enabled", c.evidence.enabled},
+      {"max_file_bytes", i64(c.evidence.max_file_bytes)},
+      {"max_bytes_per_scan", i64(c.evidence.max_bytes_per_scan)},
+      {"keep_days", i64(c.evidence.keep_days)},
+  };
   toml::table jobs{
       {"workers", i64(c.jobs.workers)},
       {"scan_threads", i64(c.jobs.scan_threads)},
@@ -398,9 +412,9 @@ std::string to_toml(const server_config& c) {
   };
   toml::table log{{"level", c.log.level}};
   toml::table root{
-      {"http", std::move(http)},   {"storage", std::move(storage)}, {"jobs", std::move(jobs)},
-      {"rules", std::move(rules)}, {"limits", std::move(limits)},   {"worker", std::move(worker)},
-      {"log", std::move(log)},
+      {"http", std::move(http)},     {"storage", std::move(storage)}, {"evidence", std::move(evidence)},
+      {"jobs", std::move(jobs)},     {"rules", std::move(rules)},     {"limits", std::move(limits)},
+      {"worker", std::move(worker)}, {"log", std::move(log)},
   };
   std::ostringstream out;
   out << "# effective borderscand configuration (workers = 0 means " << c.jobs.effective_workers()

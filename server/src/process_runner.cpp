@@ -168,6 +168,14 @@ report_file process_runner::run(const scan_request& request) {
   // The report's file entries wait on the spool disk, which is sized for images, not in memory.
   w.spill_dir = std::filesystem::path(scan.spool_path).parent_path().string();
   w.report_path = report_path.string();
+  std::filesystem::path evidence_pack;
+  if (settings_.evidence) {
+    evidence_pack = evidence_pack_path_for(scan);
+    std::filesystem::remove(evidence_pack, ignored);  // an earlier attempt's
+    w.evidence_pack_path = evidence_pack.string();
+    w.evidence_max_file_bytes = settings_.evidence->max_file_bytes;
+    w.evidence_max_bytes_per_scan = settings_.evidence->max_bytes_per_scan;
+  }
   w.max_report_bytes = settings_.worker.max_output_bytes;
   w.jobs = settings_.scan_threads;
   w.memory_limit = settings_.worker.memory_limit_bytes;
@@ -308,7 +316,7 @@ report_file process_runner::run(const scan_request& request) {
   if (said.report->path != report_path.string()) {
     throw scan_failed("malformed worker output: a report at " + said.report->path + ", not where it was asked for");
   }
-  return {report_path, said.report->size, said.report->sha256, *said.loaded_ruleset};
+  return {report_path, said.report->size, said.report->sha256, *said.loaded_ruleset, evidence_pack};
 }
 
 }  // namespace borderscan::server

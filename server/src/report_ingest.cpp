@@ -10,7 +10,10 @@
 #include <streambuf>
 #include <system_error>
 
+#include <spdlog/spdlog.h>
+
 #include "borderscan/scanner/atomic_file.hpp"
+#include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/report_file.hpp"
 
@@ -133,6 +136,95 @@ class top_findings {
 report_ingest::report_ingest(report_store& store, ingest_settings settings)
     : store_(store), settings_(std::move(settings)) {}
 
+std::vector<evidence_record> report_ingest::take_evidence(const scan_record& scan, const fs::path& pack,
+                                                          const std::set<std::string>& named) const {
+  std::vector<evidence_record> kept;
+  if (pack.empty()) {
+    return kept;
+  }
+  // The pack goes whatever happens: what is not taken now is never served.
+  const std::unique_ptr<const fs::path, void (*)(const fs::path*)> remove_pack(&pack, [](const fs::path* p) {
+    std::error_code ignored;
+    fs::remove(*p, ignored);
+  });
+  if (settings_.evidence_dir.empty() || named.empty() || !fs::exists(pack)) {
+    return kept;
+  }
+  const fs::path dir = settings_.evidence_dir / scan.id;
+  std::vector<scanner::evidence_record> records;
+  try {
+    scanner::read_evidence_pack(pack, [&](const scanner::evidence_record& r) {
+      if (named.contains(r.sha256)) {
+        records.push_back(r);
+      }
+    });
+  } catch (const std::exception& e) {
+    // The pack is the worker's (which parsed a hostile image): a broken one
+    // loses the copies, never the report.
+    spdlog::error("job={} evidence pack refused: {}", scan.id, e.what());
+    return kept;
+  }
+  std::set<std::string> taken;
+  for (const auto& r : records) {
+    if (!taken.insert(r.sha256).second) {
+      continue;
+    }
+    try {
+      fs::create_directories(dir);
+      fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+      kept.push_back(copy_out(pack, r, dir));
+    } catch (const std::exception& e) {
+      spdlog::error("job={} evidence {} not kept: {}", scan.id, r.sha256, e.what());
+    }
+  }
+  if (kept.size() != named.size()) {
+    spdlog::warn("job={} the report names {} kept copies; {} matched their SHA-256 and were taken", scan.id,
+                 named.size(), kept.size());
+  }
+  return kept;
+}
+
+evidence_record report_ingest::copy_out(const fs::path& pack, const scanner::evidence_record& r,
+                                        const fs::path& dir) const {
+  const fs::path target = dir / r.sha256;
+  const fs::path part = dir / (r.sha256 + ".part");
+  const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw std::system_error(errno, std::generic_category(), part.string());
+  }
+  try {
+    // copy_evidence checks the bytes hash to the digest the report names.
+    scanner::copy_evidence(pack, r, [&](std::span<const std::byte> piece) {
+      for (std::size_t done = 0; done < piece.size();) {
+        const ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
+        if (n < 0 && errno == EINTR) {
+          continue;
+        }
+        if (n <= 0) {
+          throw std::system_error(errno, std::generic_category(), part.string());
+        }
+        done += static_cast<std::size_t>(n);
+      }
+    });
+    if (::fsync(fd) != 0) {
+      throw std::system_error(errno, std::generic_category(), part.string());
+    }
+  } catch (...) {
+    ::close(fd);
+    std::error_code ignored;
+    fs::remove(part, ignored);
+    throw;
+  }
+  ::close(fd);
+  fs::rename(part, target);
+  scanner::sync_directory(dir);
+  evidence_record e;
+  e.sha256 = r.sha256;
+  e.size = r.length;
+  e.path = target.string();
+  return e;
+}
+
 stored_report report_ingest::ingest(const scan_record& scan, const report_file& file, scanner::severity flag_threshold,
                                     const std::string& expected_ruleset) {
   std::error_code ec;
@@ -150,6 +242,7 @@ stored_report report_ingest::ingest(const scan_record& scan, const report_file& 
   batch.reserve(settings_.batch_rows);
   std::vector<report_finding_row> finding_batch;
   top_findings top;
+  std::set<std::string> evidence_named;  // SHA-256 of each file the report says was kept
   std::int64_t index = 0;
   hashing_reader bytes(file.path);
   std::istream in(&bytes);
@@ -162,6 +255,9 @@ stored_report report_ingest::ingest(const scan_record& scan, const report_file& 
                                            [&](const scanner::finding& f) { return f.level >= flag_threshold; });
           batch.push_back(
               {index++, entry.path, entry.deleted, entry.mime, flagged, text, entry.md5, entry.sha1, entry.sha256});
+          if (entry.evidence && entry.evidence->kept && !entry.sha256.empty()) {
+            evidence_named.insert(entry.sha256);
+          }
           if (batch.size() == settings_.batch_rows) {
             store_.add_report_rows(scan.id, batch);
             batch.clear();
@@ -208,6 +304,7 @@ stored_report report_ingest::ingest(const scan_record& scan, const report_file& 
   const fs::path stored_at = settings_.reports_dir / (scan.id + ".json");
   move_into(file.path, stored_at);
   stored_report out;
+  out.evidence = take_evidence(scan, file.evidence_pack, evidence_named);
   out.path = stored_at.string();
   out.size = kept.size;
   out.sha256 = kept.sha256;

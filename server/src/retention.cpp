@@ -79,6 +79,17 @@ std::size_t retention_sweeper::sweep_once() {
       ++deleted;
     }
   }
+  // Copies of flagged files past evidence.keep_days.
+  for (const auto& [id, copy] : store_.expired_evidence(clock_.now_ms())) {
+    std::error_code ec;
+    if (!std::filesystem::remove(copy.path, ec) && ec) {
+      spdlog::error("job={} evidence {} cannot be deleted: {}", id, copy.path, ec.message());
+      continue;
+    }
+    store_.evidence_expired(id, copy.sha256, clock_.now_ms());
+    spdlog::info("job={} evidence {} deleted: keep_days passed", id, copy.sha256);
+    ++deleted;
+  }
   return deleted;
 }
 

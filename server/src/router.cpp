@@ -63,6 +63,8 @@ const std::vector<router::route_entry>& router::table() {
       {{verb::post, "/api/v1/reports/{id}/findings/{finding}/disposition", blocking_pool, false, reviewers},
        &router::post_disposition},
       {{verb::get, "/api/v1/reports/{id}/dispositions", blocking_pool, false, reviewers}, &router::get_dispositions},
+      {{verb::get, "/api/v1/reports/{id}/files/{index}/content", blocking_pool, false, reviewers},
+       &router::get_file_content},
       {{verb::get, "/api/v1/files", blocking_pool, false, reviewers}, &router::get_files_by_hash},
       {{verb::get, "/api/v1/signing-key", blocking_pool, false, any_role}, &router::get_signing_key},
       {{verb::get, "/api/v1/rules", blocking_pool, false, any_role}, &router::get_rules},

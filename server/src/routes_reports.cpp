@@ -135,6 +135,12 @@ response router::delete_report(const route_call& c) {
       spdlog::error("request={} purge of {}: cannot remove {}: {}", c.request_id, id, path, ec.message());
     }
   }
+  if (!settings_.evidence_dir.empty()) {
+    std::filesystem::remove_all(settings_.evidence_dir / id, ec);
+    if (ec) {
+      spdlog::error("request={} purge of {}: cannot remove its evidence: {}", c.request_id, id, ec.message());
+    }
+  }
   spdlog::info("request={} job={} purged by {} (report sha256 {})", c.request_id, id, c.by.name,
                purged.report_sha256.empty() ? "none" : purged.report_sha256);
   return json_response(http::status::ok,
@@ -198,9 +204,14 @@ response router::get_report_files(const route_call& c) {
           return std::string();
         }
         std::string piece = opened ? "" : "{\"items\":[";
-        for (auto& row : batch.items) {
+        for (std::size_t i = 0; i < batch.items.size(); ++i) {
+          std::string& row = batch.items[i];
           if (!marks.empty()) {
             row = with_dispositions(row, marks);
+          }
+          // Each entry says where it is in the report: the content and hash-search routes name files by it.
+          if (row.starts_with('{') && i < batch.indexes.size()) {
+            row = "{\"index\":" + std::to_string(batch.indexes[i]) + "," + row.substr(1);
           }
           piece += (opened && piece.empty()) || piece.back() != '[' ? "," + row : row;
           --left;

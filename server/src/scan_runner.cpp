@@ -31,8 +31,13 @@ fs::path report_path_for(const scan_record& scan) {
   return fs::path(scan.spool_path).replace_extension(".report.json");
 }
 
-in_process_runner::in_process_runner(const scanner::limits& lim, const rule_holder& rules, unsigned scan_threads)
-    : limits_(lim), rules_(rules), scan_threads_(scan_threads) {}
+fs::path evidence_pack_path_for(const scan_record& scan) {
+  return fs::path(scan.spool_path).replace_extension(".evidence");
+}
+
+in_process_runner::in_process_runner(const scanner::limits& lim, const rule_holder& rules, unsigned scan_threads,
+                                     std::optional<scanner::evidence_limits> evidence)
+    : limits_(lim), rules_(rules), scan_threads_(scan_threads), evidence_(evidence) {}
 
 report_file in_process_runner::run(const scan_request& request) {
   const scan_record& scan = request.scan;
@@ -49,13 +54,25 @@ report_file in_process_runner::run(const scan_request& request) {
   options.display_name = scan.filename.empty() ? scan.id + ".img" : scan.filename;
   options.cancel = &request.cancel;
   options.on_progress = request.on_progress;
+  report_file out;
+  std::error_code ignored;
+  if (evidence_) {
+    out.evidence_pack = evidence_pack_path_for(scan);
+    fs::remove(out.evidence_pack, ignored);  // an earlier attempt's
+    const int pack = ::open(out.evidence_pack.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (pack < 0) {
+      throw std::system_error(errno, std::generic_category(), out.evidence_pack.string());
+    }
+    options.evidence = std::make_shared<scanner::evidence_pack>(pack, *evidence_);
+  }
   const scanner::report r = engine.scan(fs::path(scan.spool_path), options);
+  if (options.evidence) {
+    options.evidence->sync();
+  }
 
   // The same file a fenced worker writes: one way from here on.
-  report_file out;
   out.path = report_path_for(scan);
   out.ruleset_digest = r.ruleset.digest;
-  std::error_code ignored;
   fs::remove(out.path, ignored);  // an earlier attempt's
   const int fd = ::open(out.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {

@@ -169,6 +169,19 @@ CREATE INDEX report_files_by_md5 ON report_files(md5) WHERE md5 IS NOT NULL;
 CREATE INDEX report_files_by_sha1 ON report_files(sha1) WHERE sha1 IS NOT NULL;
 CREATE INDEX report_files_by_sha256 ON report_files(sha256) WHERE sha256 IS NOT NULL;
 )sql",
+    // 8: copies of flagged files' content (evidence), kept for a while.
+    R"sql(
+CREATE TABLE evidence (
+  scan_seq INTEGER NOT NULL REFERENCES scans(seq) ON DELETE CASCADE,
+  sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  kept_until INTEGER,
+  state TEXT NOT NULL DEFAULT 'kept',
+  PRIMARY KEY (scan_seq, sha256)
+) WITHOUT ROWID;
+CREATE INDEX evidence_by_kept_until ON evidence(kept_until) WHERE state = 'kept' AND kept_until IS NOT NULL;
+)sql",
 };
 
 [[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
@@ -724,7 +737,10 @@ hash_page sqlite_report_store::find_by_hash(const hash_query& q) {
                     ", idx, path, deleted, flagged FROM report_files f JOIN scans s ON s.seq = f.scan_seq WHERE f." +
                     column + " = ? AND s.status = 'done'";
   if (q.before) {
-    sql += " AND (f.scan_seq < ? OR (f.scan_seq = ? AND f.idx < ?))";
+    // A row value, so that the index seeks to the cursor instead of reading
+    // every newer match to skip it (bench/hash-search.sh: 12 ms -> 0.08 ms
+    // for a deep page of content seen in 900 reports).
+    sql += " AND (f.scan_seq, f.idx) < (?, ?)";
   }
   sql += " ORDER BY f.scan_seq DESC, f.idx DESC LIMIT ?";
   std::lock_guard lock(mutex_);
@@ -732,8 +748,8 @@ hash_page sqlite_report_store::find_by_hash(const hash_query& q) {
   int i = 1;
   s.bind(i++, q.value);
   if (q.before) {
-    s.bind(i, q.before->first).bind(i + 1, q.before->first).bind(i + 2, q.before->second);
-    i += 3;
+    s.bind(i, q.before->first).bind(i + 1, q.before->second);
+    i += 2;
   }
   s.bind(i++, static_cast<std::int64_t>(q.limit) + 1);
   hash_page page;
@@ -784,10 +800,10 @@ purge_result sqlite_report_store::purge(std::string_view id, const actor& by, st
       out.report_sha256 = r.text(1);
     }
   }
-  for (const char* sql :
-       {"DELETE FROM report_files WHERE scan_seq = ?", "DELETE FROM report_findings WHERE scan_seq = ?",
-        "DELETE FROM dispositions WHERE scan_seq = ?", "DELETE FROM reviews WHERE scan_seq = ?",
-        "DELETE FROM report_documents WHERE scan_seq = ?", "DELETE FROM scans WHERE seq = ?"}) {
+  for (const char* sql : {"DELETE FROM report_files WHERE scan_seq = ?",
+                          "DELETE FROM report_findings WHERE scan_seq = ?", "DELETE FROM evidence WHERE scan_seq = ?",
+                          "DELETE FROM dispositions WHERE scan_seq = ?", "DELETE FROM reviews WHERE scan_seq = ?",
+                          "DELETE FROM report_documents WHERE scan_seq = ?", "DELETE FROM scans WHERE seq = ?"}) {
     statement d(db(), sql);
     d.bind(1, seq).run();
   }
@@ -1178,6 +1194,80 @@ audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
   return page;
 }
 
+void sqlite_report_store::add_evidence(std::string_view id, const std::vector<evidence_record>& kept,
+                                       std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  const std::int64_t seq = seq_of(id);
+  statement add(db(),
+                "INSERT OR REPLACE INTO evidence (scan_seq, sha256, size, path, kept_until, state) VALUES "
+                "(?,?,?,?,?,'kept')");
+  std::uint64_t bytes = 0;
+  for (const auto& e : kept) {
+    add.bind(1, seq)
+        .bind(2, e.sha256)
+        .bind(3, static_cast<std::int64_t>(e.size))
+        .bind(4, e.path)
+        .bind(5, e.kept_until)
+        .run();
+    add.reset();
+    bytes += e.size;
+  }
+  nlohmann::json until = nullptr;
+  if (!kept.empty() && kept.front().kept_until) {
+    until = format_time(*kept.front().kept_until);
+  }
+  audit(now_ms, "evidence_kept", id, {{"copies", kept.size()}, {"bytes", bytes}, {"until", until}});
+  tx.commit();
+}
+
+std::optional<evidence_record> sqlite_report_store::find_evidence(std::string_view id, std::string_view sha256) {
+  std::lock_guard lock(mutex_);
+  statement s(db(),
+              "SELECT e.sha256, e.size, e.path, e.kept_until, e.state FROM evidence e JOIN scans s ON s.seq = "
+              "e.scan_seq WHERE s.id = ? AND e.sha256 = ?");
+  s.bind(1, id).bind(2, sha256);
+  if (!s.step()) {
+    return std::nullopt;
+  }
+  return evidence_record{s.text(0), static_cast<std::uint64_t>(s.integer(1)), s.text(2), s.opt_integer(3), s.text(4)};
+}
+
+std::vector<std::pair<std::string, evidence_record>> sqlite_report_store::expired_evidence(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  statement s(db(),
+              "SELECT s.id, e.sha256, e.size, e.path, e.kept_until, e.state FROM evidence e JOIN scans s ON s.seq = "
+              "e.scan_seq WHERE e.state = 'kept' AND e.kept_until IS NOT NULL AND e.kept_until <= ?");
+  s.bind(1, now_ms);
+  std::vector<std::pair<std::string, evidence_record>> out;
+  while (s.step()) {
+    out.emplace_back(s.text(0), evidence_record{s.text(1), static_cast<std::uint64_t>(s.integer(2)), s.text(3),
+                                                s.opt_integer(4), s.text(5)});
+  }
+  return out;
+}
+
+void sqlite_report_store::evidence_expired(std::string_view id, std::string_view sha256, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  statement u(db(), "UPDATE evidence SET state = 'expired' WHERE scan_seq = ? AND sha256 = ?");
+  u.bind(1, seq_of(id)).bind(2, sha256).run();
+  audit(now_ms, "evidence_purged", id, {{"sha256", sha256}, {"reason", "kept_days passed"}});
+  tx.commit();
+}
+
+std::optional<std::string> sqlite_report_store::find_file(std::string_view id, std::int64_t index) {
+  std::lock_guard lock(mutex_);
+  statement s(db(),
+              "SELECT f.json FROM report_files f JOIN scans s ON s.seq = f.scan_seq WHERE s.id = ? AND s.status = "
+              "'done' AND f.idx = ?");
+  s.bind(1, id).bind(2, index);
+  if (!s.step()) {
+    return std::nullopt;
+  }
+  return s.text(0);
+}
+
 std::optional<stored_report> sqlite_report_store::find_report(std::string_view id) {
   std::lock_guard lock(mutex_);
   statement s(db(),
@@ -1321,6 +1411,7 @@ std::optional<file_page> sqlite_report_store::list_files(std::string_view id, co
     }
     last = s.integer(0);
     page.items.push_back(s.text(1));
+    page.indexes.push_back(last);
   }
   return page;
 }

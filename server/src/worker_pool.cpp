@@ -64,9 +64,10 @@ void worker_pool::retire(const scan_record& scan, scan_outcome outcome) const {
 void worker_pool::run_one(job_state& job) {
   const scan_record& scan = job.scan();
   // A report that was not stored (cancel, shutdown, failure) is not kept.
-  const auto leftover = [path = report_path_for(scan)](auto*) {
+  const auto leftover = [path = report_path_for(scan), pack = evidence_pack_path_for(scan)](auto*) {
     std::error_code ignored;
     std::filesystem::remove(path, ignored);
+    std::filesystem::remove(pack, ignored);
   };
   const std::unique_ptr<const scan_record, decltype(leftover)> remove_leftover(&scan, leftover);
   spdlog::info("job={} state=running attempt={} station='{}' size={}", scan.id, scan.attempts, scan.station,
@@ -89,8 +90,15 @@ void worker_pool::run_one(job_state& job) {
       case stop_reason::none:
         break;
     }
-    const stored_report report = ingest_.ingest(scan, file, runner_.flag_threshold());
+    stored_report report = ingest_.ingest(scan, file, runner_.flag_threshold());
     store_.complete(scan.id, report, clock_.now_ms());
+    if (!report.evidence.empty()) {
+      for (auto& e : report.evidence) {
+        e.kept_until =
+            settings_.evidence_keep_ms > 0 ? std::optional(clock_.now_ms() + settings_.evidence_keep_ms) : std::nullopt;
+      }
+      store_.add_evidence(scan.id, report.evidence, clock_.now_ms());
+    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     metrics_.on_scan_done(report.verdict, seconds, report.files, report.bytes);
     retire(scan, report.verdict == "flagged" ? scan_outcome::flagged : scan_outcome::done);

@@ -148,6 +148,11 @@ std::vector<route_case> route_cases(const std::string& scan) {
        "/api/v1/reports/" + scan + "/dispositions",
        {reviewer, admin}},
       {http::verb::get, "/api/v1/files", "/api/v1/files?sha256=" + std::string(64, 'a'), {reviewer, admin}},
+      // Evidence of a file that has none kept: reviewers get 404 saying why; stations never reach it.
+      {http::verb::get,
+       "/api/v1/reports/{id}/files/{index}/content",
+       "/api/v1/reports/" + scan + "/files/0/content",
+       {reviewer, admin}},
       {http::verb::post, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::get, "/api/v1/tokens", "/api/v1/tokens", {admin}},
       {http::verb::delete_, "/api/v1/tokens/{name}", "/api/v1/tokens/spare", {admin}},

@@ -36,6 +36,20 @@ fs::path fat_with_zipped_eicar(const fs::path& dir) {
   return image;
 }
 
+// The same image with a large flagged file beside the archive: an ELF
+// named as a photo (an extension mismatch, high) and a clean text file.
+fs::path fat_with_evidence(const fs::path& dir) {
+  const fs::path image = fat_with_zipped_eicar(dir);
+  const fs::path work = dir / "zip-work";
+  fs::copy_file("/bin/ls", work / "photo.jpg", fs::copy_options::overwrite_existing);
+  const std::string img = test::shell_quote(image.string());
+  const auto put = test::run_command("mcopy -i " + img + " " + test::shell_quote((work / "photo.jpg").string()) +
+                                     " ::/photo.jpg && mcopy -i " + img + " " +
+                                     test::shell_quote((work / "readme.txt").string()) + " ::/readme.txt");
+  EXPECT_EQ(put.exit_code, 0) << put.err;
+  return image;
+}
+
 class review_session {
  public:
   explicit review_session(const fs::path& data) : d(data) {
@@ -230,6 +244,73 @@ TEST(DaemonReview, SeenBeforeFindsTheSameContentAcrossStationsAndStationsAreRefu
     const auto res = http_call(s.d.port(), method, target, body, as_station);
     EXPECT_EQ(res.status, 403U) << target << ": " << res.body;
   }
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+TEST(DaemonReview, EvidenceOpensWithThePasswordHoldsTheExactBytesAndEveryReadIsAudited) {
+  test::scratch_dir dir;
+  review_session s(dir / "data");
+  const std::string id = s.scan(fat_with_evidence(dir.path()), "k1");
+  const json page = s.get("/api/v1/reports/" + id + "/files");
+  const json* member = file_at(page, "/bundle.zip!inner/test.com");
+  const json* photo = file_at(page, "/photo.jpg");
+  const json* readme = file_at(page, "/readme.txt");
+  ASSERT_TRUE(member && photo && readme) << page.dump(2);
+  EXPECT_EQ(member->at("evidence").at("kept"), true);
+  EXPECT_EQ(photo->at("evidence").at("kept"), true);
+  EXPECT_TRUE(readme->at("evidence").is_null());
+  const auto content = [&](const json& entry, const std::string& query = "") {
+    return s.as_reviewer(http::verb::get, "/api/v1/reports/" + id + "/files/" +
+                                              std::to_string(entry.at("index").get<int>()) + "/content" + query);
+  };
+
+  // The zip: AES-256, password "infected", the member's exact bytes.
+  const auto zip = content(*member);
+  ASSERT_EQ(zip.status, 200U) << zip.body;
+  EXPECT_EQ(zip.header("content-type"), "application/zip");
+  EXPECT_EQ(zip.body.find("X5O!P%@AP"), std::string::npos) << "the content travels encrypted";
+  const fs::path saved = dir / "evidence.zip";
+  std::ofstream(saved, std::ios::binary) << zip.body;
+  const auto opened = test::run_command("7z x -so -pinfected " + test::shell_quote(saved.string()));
+  ASSERT_EQ(opened.exit_code, 0) << opened.err;
+  EXPECT_EQ(opened.out, test::eicar());
+  EXPECT_NE(test::run_command("7z t -pwrong " + test::shell_quote(saved.string())).exit_code, 0);
+
+  // Previews are bounded and safe.
+  const auto hex = content(*photo, "?view=hex");
+  ASSERT_EQ(hex.status, 200U) << hex.body;
+  const json h = hex.json();
+  EXPECT_EQ(h.at("shown_bytes"), 65536);
+  EXPECT_EQ(h.at("truncated"), true);
+  EXPECT_EQ(h.at("size"), fs::file_size("/bin/ls"));
+  EXPECT_EQ(h.at("lines").at(0).at("offset"), 0);
+  EXPECT_EQ(h.at("lines").at(0).at("hex").get<std::string>().substr(0, 11), "7f 45 4c 46");
+  EXPECT_EQ(h.at("lines").size(), 65536U / 16);
+  const auto text = content(*member, "?view=text");
+  ASSERT_EQ(text.status, 200U) << text.body;
+  EXPECT_EQ(text.json().at("text"), test::eicar());
+  EXPECT_EQ(content(*member, "?view=pdf").status, 400U);
+
+  // Nothing kept for a clean file, and the answer says why.
+  const auto none = content(*readme);
+  EXPECT_EQ(none.status, 404U);
+  EXPECT_NE(none.body.find("only flagged files are copied"), std::string::npos) << none.body;
+  EXPECT_EQ(s.as_reviewer(http::verb::get, "/api/v1/reports/" + id + "/files/999999/content").status, 404U);
+  EXPECT_EQ(http_call(s.d.port(), http::verb::get, "/api/v1/reports/" + id + "/files/0/content", {},
+                      {{"Authorization", "Bearer " + s.d.token("k1")}})
+                .status,
+            403U)
+      << "not even the station that scanned it";
+
+  const json reads = json::parse(http_get(s.d.port(), "/api/v1/audit?event=evidence_read&scan=" + id).body);
+  ASSERT_EQ(reads.at("items").size(), 3U) << "zip, hex and text; nothing for refusals";
+  EXPECT_EQ(reads.at("items").at(0).at("actor").at("name"), "rev-1");
+  EXPECT_EQ(reads.at("items").at(0).at("detail").at("sha256"), member->at("sha256"));
+
+  // Purging the report takes its evidence with it.
+  EXPECT_TRUE(fs::exists(dir / "data" / "evidence" / id));
+  EXPECT_EQ(http_call(s.d.port(), http::verb::delete_, "/api/v1/reports/" + id).status, 200U);
+  EXPECT_FALSE(fs::exists(dir / "data" / "evidence" / id));
   EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
 }
 

@@ -60,7 +60,7 @@ struct ingest_case {
 TEST(ReportIngest, StoresRowsInBatchesAndMovesTheUntouchedFileIntoTheReportFolder) {
   ingest_case c;
   const std::string bytes = read_file(c.file.path);
-  report_ingest small_batches(c.w.store, {c.w.dir / "reports", 512ULL << 20, 2});
+  report_ingest small_batches(c.w.store, {c.w.dir / "reports", 512ULL << 20, 2, nullptr, {}});
   const stored_report stored = small_batches.ingest(c.scan, c.file, scanner::severity::medium);
   EXPECT_FALSE(std::filesystem::exists(c.file.path)) << "moved, not copied";
   EXPECT_EQ(stored.path, (c.w.dir / "reports" / (c.scan.id + ".json")).string());

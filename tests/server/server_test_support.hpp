@@ -59,10 +59,10 @@ struct wired {
   explicit wired(std::size_t capacity = 8, std::uint64_t max_image_bytes = 16 << 20)
       : spool(make_spool(dir)),
         store(dir / "borderscan.db"),
-        ingest(store, {dir / "reports"}),
+        ingest(store, {.reports_dir = dir / "reports", .evidence_dir = dir / "evidence"}),
         queue(store, clk, capacity),
         rules(test::shipped_rules()),
-        routes(store, queue, stats, rules, clk, ids, settings_for(spool, max_image_bytes)) {
+        routes(store, queue, stats, rules, clk, ids, settings_for(spool, max_image_bytes, dir / "evidence")) {
     default_bearer_token() = token("admin", role::admin);
   }
 
@@ -76,10 +76,12 @@ struct wired {
     }
     return it->second;
   }
-  static router_settings settings_for(const std::filesystem::path& spool, std::uint64_t max_image_bytes) {
+  static router_settings settings_for(const std::filesystem::path& spool, std::uint64_t max_image_bytes,
+                                      const std::filesystem::path& evidence_dir = {}) {
     router_settings s;
     s.spool_dir = spool;
     s.max_image_bytes = max_image_bytes;
+    s.evidence_dir = evidence_dir;
     return s;
   }
 
@@ -107,9 +109,13 @@ inline void finish_next(wired& w) {
   const auto job = w.queue.next({});
   ASSERT_TRUE(job);
   std::atomic<bool> cancel{false};
-  in_process_runner runner({}, w.rules, 1);
+  in_process_runner runner({}, w.rules, 1, scanner::evidence_limits{});
   const report_file file = runner.run({job->scan(), cancel, nullptr});
-  w.store.complete(job->scan().id, w.ingest.ingest(job->scan(), file, runner.flag_threshold()), w.clk.now_ms());
+  const stored_report stored = w.ingest.ingest(job->scan(), file, runner.flag_threshold());
+  w.store.complete(job->scan().id, stored, w.clk.now_ms());
+  if (!stored.evidence.empty()) {
+    w.store.add_evidence(job->scan().id, stored.evidence, w.clk.now_ms());
+  }
   w.queue.finished(job);
 }
 

@@ -69,10 +69,11 @@ void complete_with(sqlite_report_store& store, const test::scratch_dir& dir, con
   ASSERT_GE(fd, 0);
   const auto written = scanner::write_report_file(fd, report);
   ::close(fd);
-  report_ingest ingest(store, {dir / "reports"});
+  report_ingest ingest(store, {.reports_dir = dir / "reports", .evidence_dir = {}});
   store.complete(
       scan.id,
-      ingest.ingest(scan, {path, written.size, written.sha256, report.ruleset.digest}, scanner::severity::medium), now);
+      ingest.ingest(scan, {path, written.size, written.sha256, report.ruleset.digest, {}}, scanner::severity::medium),
+      now);
 }
 
 std::string id_n(int n) {

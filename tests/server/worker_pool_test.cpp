@@ -28,7 +28,7 @@ report_file write_report_for(const scan_request& request, scanner::report r) {
   }
   const auto written = scanner::write_report_file(fd, r);
   ::close(fd);
-  return {path, written.size, written.sha256, r.ruleset.digest};
+  return {path, written.size, written.sha256, r.ruleset.digest, {}};
 }
 
 // A runner whose behaviour each test scripts.
@@ -252,6 +252,39 @@ TEST(WorkerPool, KeepAllLeavesEveryImageAndMarksNone) {
   pool.drain(std::chrono::seconds(60));
   EXPECT_TRUE(std::filesystem::exists(w.store.find_scan(id)->spool_path));
   EXPECT_FALSE(w.store.find_scan(id)->image_kept_until);
+}
+
+TEST(WorkerPool, KeepsEvidenceOfAFlaggedFileUntilKeepDaysPassThenTheSweepDeletesIt) {
+  wired w;
+  in_process_runner runner({}, w.rules, 1, scanner::evidence_limits{});
+  worker_settings settings{1, 3, {}};
+  settings.evidence_keep_ms = 30LL * 86'400'000;
+  worker_pool pool(w.queue, runner, w.store, w.ingest, w.stats, w.clk, settings);
+  pool.start();
+  const auto image = w.spool / "img.img";
+  std::filesystem::copy_file(test::fixture_dir() / "fat-simple.img", image);
+  scan_record s;
+  s.id = w.ids.next();
+  s.spool_path = image.string();
+  w.queue.submit(w.queue.reserve(), s);
+  ASSERT_TRUE(wait_until([&] { return w.store.find_scan(s.id)->status == scan_status::done; }));
+  const std::string eicar_sha256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
+  const auto copy = w.store.find_evidence(s.id, eicar_sha256);
+  ASSERT_TRUE(copy);
+  EXPECT_EQ(read_file(copy->path), test::eicar());
+  EXPECT_EQ(copy->kept_until, w.clk.now + 30LL * 86'400'000);
+  EXPECT_FALSE(std::filesystem::exists(evidence_pack_path_for(s))) << "the pack is gone once taken";
+
+  retention_sweeper sweeper(w.store, w.clk, std::chrono::hours(1));
+  w.clk.now += 30LL * 86'400'000 - 1;
+  EXPECT_EQ(sweeper.sweep_once(), 0U);
+  w.clk.now += 1;
+  EXPECT_EQ(sweeper.sweep_once(), 1U);
+  EXPECT_FALSE(std::filesystem::exists(copy->path));
+  EXPECT_EQ(w.store.find_evidence(s.id, eicar_sha256)->state, "expired");
+  const auto events = audit_events(w.store, s.id);
+  EXPECT_NE(std::find(events.begin(), events.end(), "evidence_kept"), events.end());
+  EXPECT_EQ(events.back(), "evidence_purged");
 }
 
 }  // namespace

@@ -76,6 +76,17 @@ struct storage_config {
   std::filesystem::path signing_key_path() const { return data_dir / "keys" / "report-signing.pem"; }
 };
 
+// Copies of flagged files' content, kept for reviewers (GET
+// /api/v1/reports/{id}/files/{index}/content).
+struct evidence_config {
+  bool enabled = true;
+  std::uint64_t max_file_bytes = 64ULL << 20;     // a larger flagged file is not copied (a limit hit)
+  std::uint64_t max_bytes_per_scan = 1ULL << 30;  // copies of one scan, together
+  std::uint32_t keep_days = 30;                   // then the sweep deletes them; 0 = until the report is purged
+
+  std::filesystem::path root(const std::filesystem::path& data_dir) const { return data_dir / "evidence"; }
+};
+
 struct jobs_config {
   unsigned workers = 0;       // 0: number of cores
   unsigned scan_threads = 0;  // threads inside one scan; 0: cores / workers, at least 1
@@ -115,6 +126,7 @@ struct log_config {
 struct server_config {
   http_config http;
   storage_config storage;
+  evidence_config evidence;
   jobs_config jobs;
   rules_config rules;
   scanner::limits limits = default_scan_limits();

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ struct process_runner_settings {
   std::uint64_t cpu_limit_seconds = 0;            // worker RLIMIT_CPU; 0 = none
   std::chrono::seconds timeout{3660};             // wall clock, then SIGKILL
   std::uint64_t max_output_bytes = 512ULL << 20;  // bounds the messages, and the report file
+  // Workers keep copies of flagged files in an evidence pack (none when empty).
+  std::optional<scanner::evidence_limits> evidence;
 };
 
 class process_runner final : public scan_runner {

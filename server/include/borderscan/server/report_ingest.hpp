@@ -10,9 +10,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "borderscan/evidence/report_signature.hpp"
 #include "borderscan/server/report_store.hpp"
+#include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/server/scan_runner.hpp"
 
 namespace borderscan::server {
@@ -24,6 +28,9 @@ struct ingest_settings {
   // Signs each accepted report (evidence/report_signature.hpp); unsigned
   // when null.
   const evidence::signing_key* signer = nullptr;
+  // Where copies of flagged files go, one folder per scan; empty: evidence
+  // packs are discarded.
+  std::filesystem::path evidence_dir;
 };
 
 class report_ingest {
@@ -39,6 +46,13 @@ class report_ingest {
                        const std::string& expected_ruleset = {});
 
  private:
+  // Moves the copies the report names out of the pack into evidence_dir/<scan
+  // id>/<sha256>, each checked against its digest; deletes the pack.
+  std::vector<evidence_record> take_evidence(const scan_record& scan, const std::filesystem::path& pack,
+                                             const std::set<std::string>& named) const;
+  evidence_record copy_out(const std::filesystem::path& pack, const scanner::evidence_record& r,
+                           const std::filesystem::path& dir) const;
+
   report_store& store_;
   ingest_settings settings_;
 };

@@ -116,7 +116,8 @@ struct file_filter {
 };
 
 struct file_page {
-  std::vector<std::string> items;  // each a file entry's JSON text, as stored
+  std::vector<std::string> items;     // each a file entry's JSON text, as stored
+  std::vector<std::int64_t> indexes;  // the position of each in the report's files
   std::optional<std::int64_t> next_index;
 };
 
@@ -175,6 +176,16 @@ struct hash_page {
   std::optional<std::pair<std::int64_t, std::int64_t>> next;
 };
 
+// A kept copy of a flagged file's content (evidence), by its SHA-256: the
+// same content in one scan is kept once.
+struct evidence_record {
+  std::string sha256;
+  std::uint64_t size = 0;
+  std::string path;                        // the copy, under the evidence folder
+  std::optional<std::int64_t> kept_until;  // Unix ms; none: until the report is purged
+  std::string state = "kept";              // kept, expired (deleted by the sweep)
+};
+
 // A finished scan's report: where its document is, and the summary columns.
 struct stored_report {
   std::string path;  // the report file, read only from here on
@@ -188,6 +199,9 @@ struct stored_report {
   // incomplete or error): what it becomes when all of them are false positives.
   std::string verdict_without_flags = "clean";
   std::string top_findings = "[]";  // JSON array of {id, rule, severity, path, source}
+  // Copies of flagged files checked against the report and put in place
+  // (report_ingest); recorded with add_evidence once the scan is done.
+  std::vector<evidence_record> evidence;
 };
 
 // One inspector's decision on a report. Reports themselves are never edited
@@ -286,6 +300,16 @@ class report_store {
   virtual bool add_token(const token_record& token, const actor& by) = 0;
   virtual std::vector<token_record> list_tokens() = 0;
   virtual bool revoke_token(std::string_view name, const actor& by, std::int64_t now_ms) = 0;
+
+  // Evidence copies of a done scan, recorded once they are in place;
+  // audited (evidence_kept, with how many and how large).
+  virtual void add_evidence(std::string_view id, const std::vector<evidence_record>& kept, std::int64_t now_ms) = 0;
+  virtual std::optional<evidence_record> find_evidence(std::string_view id, std::string_view sha256) = 0;
+  // Copies whose time has come (scan id and record), and marking one deleted (evidence_purged).
+  virtual std::vector<std::pair<std::string, evidence_record>> expired_evidence(std::int64_t now_ms) = 0;
+  virtual void evidence_expired(std::string_view id, std::string_view sha256, std::int64_t now_ms) = 0;
+  // One file entry of a done scan's report (its JSON text), by position.
+  virtual std::optional<std::string> find_file(std::string_view id, std::int64_t index) = 0;
 
   // The report of a done scan.
   virtual std::optional<stored_report> find_report(std::string_view id) = 0;

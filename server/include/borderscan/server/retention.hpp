@@ -39,7 +39,7 @@ class retention_sweeper {
   // Sweeps now, then every interval on a thread of its own.
   void start();
   void stop();
-  // Deletes every image whose retention has ended; returns how many.
+  // Deletes every image and evidence copy whose retention has ended; returns how many.
   std::size_t sweep_once();
 
  private:

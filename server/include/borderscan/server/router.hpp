@@ -64,8 +64,9 @@ struct router_settings {
   std::uint64_t max_image_bytes = 64ULL << 30;
   std::uint64_t min_free_spool_bytes = 0;
   unsigned retry_after_seconds = 30;
-  bool public_metrics = false;  // /metrics without a token
-  std::string signing_key_pem;  // the reports' public key; empty: reports are not signed
+  bool public_metrics = false;         // /metrics without a token
+  std::string signing_key_pem;         // the reports' public key; empty: reports are not signed
+  std::filesystem::path evidence_dir;  // copies of flagged files, one folder per scan; empty: none kept
   // Compiles the rules from disk again (rules_service::reload); empty: no reloads.
   std::function<reload_result(const actor&)> reload_rules;
 };
@@ -168,6 +169,7 @@ class router final : public request_handler {
   response delete_report(const route_call& c);
   response post_review(const route_call& c);
   response get_reviews(const route_call& c);
+  response get_file_content(const route_call& c);
   response post_disposition(const route_call& c);
   response get_dispositions(const route_call& c);
   response get_files_by_hash(const route_call& c);

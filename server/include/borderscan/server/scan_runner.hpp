@@ -11,9 +11,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 
 #include "borderscan/scanner/engine.hpp"
+#include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/server/report_store.hpp"
 
 namespace borderscan::server {
@@ -76,11 +78,16 @@ struct report_file {
   std::uint64_t size = 0;
   std::string sha256;          // of the file, as its writer computed it
   std::string ruleset_digest;  // the rule set the scan ran with
+  // Copies of the flagged files' content (scanner/evidence_pack.hpp); empty:
+  // the scan kept none.
+  std::filesystem::path evidence_pack;
 };
 
 // Where a scan's report is written before it is checked and stored: beside
 // the spooled image, on the same disk.
 std::filesystem::path report_path_for(const scan_record& scan);
+// ... and where its evidence pack is written, beside it.
+std::filesystem::path evidence_pack_path_for(const scan_record& scan);
 
 class scan_runner {
  public:
@@ -99,7 +106,9 @@ class scan_runner {
 // images in its own address space).
 class in_process_runner final : public scan_runner {
  public:
-  in_process_runner(const scanner::limits& lim, const rule_holder& rules, unsigned scan_threads);
+  // evidence: keep copies of flagged files (none when empty).
+  in_process_runner(const scanner::limits& lim, const rule_holder& rules, unsigned scan_threads,
+                    std::optional<scanner::evidence_limits> evidence = std::nullopt);
   report_file run(const scan_request& request) override;
   scanner::severity flag_threshold() const override { return limits_.flag_threshold; }
 
@@ -107,6 +116,7 @@ class in_process_runner final : public scan_runner {
   scanner::limits limits_;
   const rule_holder& rules_;
   unsigned scan_threads_;
+  std::optional<scanner::evidence_limits> evidence_;
 };
 
 // Holds each scan for a fixed time (cancellable) before handing it on. Only

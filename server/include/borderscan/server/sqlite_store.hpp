@@ -54,6 +54,11 @@ class sqlite_report_store final : public report_store {
   bool add_token(const token_record& token, const actor& by) override;
   std::vector<token_record> list_tokens() override;
   bool revoke_token(std::string_view name, const actor& by, std::int64_t now_ms) override;
+  void add_evidence(std::string_view id, const std::vector<evidence_record>& kept, std::int64_t now_ms) override;
+  std::optional<evidence_record> find_evidence(std::string_view id, std::string_view sha256) override;
+  std::vector<std::pair<std::string, evidence_record>> expired_evidence(std::int64_t now_ms) override;
+  void evidence_expired(std::string_view id, std::string_view sha256, std::int64_t now_ms) override;
+  std::optional<std::string> find_file(std::string_view id, std::int64_t index) override;
   std::optional<stored_report> find_report(std::string_view id) override;
   report_page list_reports(const report_filter& filter) override;
   std::optional<file_page> list_files(std::string_view id, const file_filter& filter) override;

@@ -24,6 +24,7 @@ struct worker_settings {
   unsigned workers = 1;
   unsigned max_attempts = 3;
   retention_policy retention;
+  std::int64_t evidence_keep_ms = 0;  // evidence.keep_days; 0: until the report is purged
 };
 
 class worker_pool {
