@@ -334,6 +334,25 @@ scan_record read_scan(const statement& s) {
   return r;
 }
 
+// The rows of a scan's child table (reviews, dispositions) in order; nothing
+// when there is no such scan. The query LEFT JOINs the child to the scan, so
+// a scan without rows gives one row of NULLs.
+template <class Row, class Read>
+std::optional<std::vector<Row>> rows_of_scan(sqlite3* db, const char* sql, std::string_view id, Read read) {
+  statement s(db, sql);
+  s.bind(1, id);
+  std::optional<std::vector<Row>> out;
+  while (s.step()) {
+    if (!out) {
+      out.emplace();
+    }
+    if (!s.is_null(0)) {
+      out->push_back(read(s));
+    }
+  }
+  return out;
+}
+
 std::string select_scans(const char* where_and_order) {
   return std::string("SELECT ") + scan_columns + " FROM scans " + where_and_order;
 }
@@ -625,20 +644,12 @@ bool sqlite_report_store::add_review(std::string_view id, const review_record& r
 
 std::optional<std::vector<review_record>> sqlite_report_store::list_reviews(std::string_view id) {
   std::lock_guard lock(mutex_);
-  statement s(db(),
-              "SELECT r.seq, r.at, r.decision, r.note, r.reviewer, r.role FROM scans c LEFT JOIN reviews r ON "
-              "r.scan_seq = c.seq WHERE c.id = ? ORDER BY r.seq");
-  s.bind(1, id);
-  std::optional<std::vector<review_record>> out;
-  while (s.step()) {
-    if (!out) {
-      out.emplace();
-    }
-    if (!s.is_null(0)) {
-      out->push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5)});
-    }
-  }
-  return out;
+  return rows_of_scan<review_record>(db(),
+                                     "SELECT r.seq, r.at, r.decision, r.note, r.reviewer, r.role FROM scans c LEFT "
+                                     "JOIN reviews r ON r.scan_seq = c.seq WHERE c.id = ? ORDER BY r.seq",
+                                     id, [](const statement& r) -> review_record {
+                                       return {r.integer(0), r.integer(1), r.text(2), r.text(3), r.text(4), r.text(5)};
+                                     });
 }
 
 disposition_result sqlite_report_store::add_disposition(std::string_view id, const disposition_record& mark,
@@ -712,20 +723,13 @@ disposition_result sqlite_report_store::add_disposition(std::string_view id, con
 
 std::optional<std::vector<disposition_record>> sqlite_report_store::list_dispositions(std::string_view id) {
   std::lock_guard lock(mutex_);
-  statement s(db(),
-              "SELECT d.seq, d.at, d.finding_id, d.false_positive, d.note, d.reviewer, d.role FROM scans c LEFT JOIN "
-              "dispositions d ON d.scan_seq = c.seq WHERE c.id = ? ORDER BY d.seq");
-  s.bind(1, id);
-  std::optional<std::vector<disposition_record>> out;
-  while (s.step()) {
-    if (!out) {
-      out.emplace();
-    }
-    if (!s.is_null(0)) {
-      out->push_back({s.integer(0), s.integer(1), s.text(2), s.integer(3) != 0, s.text(4), s.text(5), s.text(6)});
-    }
-  }
-  return out;
+  return rows_of_scan<disposition_record>(
+      db(),
+      "SELECT d.seq, d.at, d.finding_id, d.false_positive, d.note, d.reviewer, d.role FROM scans c LEFT JOIN "
+      "dispositions d ON d.scan_seq = c.seq WHERE c.id = ? ORDER BY d.seq",
+      id, [](const statement& d) -> disposition_record {
+        return {d.integer(0), d.integer(1), d.text(2), d.integer(3) != 0, d.text(4), d.text(5), d.text(6)};
+      });
 }
 
 hash_page sqlite_report_store::find_by_hash(const hash_query& q) {

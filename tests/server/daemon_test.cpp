@@ -576,11 +576,14 @@ TEST_F(Daemon, KeepsFlaggedImagesForTheConfiguredDaysAndAuditsTheirLife) {
     events.insert(events.begin(), e.at("event").get<std::string>());
   }
   // The report fetched above is on the record too, with who read it.
-  ASSERT_EQ(events, (std::vector<std::string>{"scan_submitted", "scan_done", "image_kept", "report_read"}));
+  // The flagged file's content is kept as evidence (evidence.enabled by default).
+  ASSERT_EQ(events,
+            (std::vector<std::string>{"scan_submitted", "scan_done", "evidence_kept", "image_kept", "report_read"}));
   EXPECT_EQ(entries.at(0).at("actor").at("name"), "admin");
-  EXPECT_EQ(entries.at(3).at("actor").at("name"), "k1");
-  EXPECT_EQ(entries.at(3).at("actor").at("role"), "station");
-  const json done = entries.at(2);
+  EXPECT_EQ(entries.at(4).at("actor").at("name"), "k1");
+  EXPECT_EQ(entries.at(4).at("actor").at("role"), "station");
+  EXPECT_GE(entries.at(2).at("detail").at("copies").get<int>(), 1);
+  const json done = entries.at(3);
   EXPECT_EQ(done.at("detail").at("verdict"), "flagged");
   expect_problem(http_get(d.port(), "/api/v1/audit?event=nonsense"), 400, "unknown audit event");
   expect_problem(http_get(d.port(), "/api/v1/audit?scan=../etc"), 400, "bad scan id");
