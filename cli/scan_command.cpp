@@ -81,6 +81,16 @@ void print_summary(const sc::report& r) {
 }
 
 int run_scan(const scan_args& args) {
+  // `--rules A.yar B.yar IMAGE` took both files before --rules took one value
+  // per use; now B.yar would be scanned as the image's first segment.
+  for (const auto& segment : args.image) {
+    const auto ext = std::filesystem::path(segment).extension();
+    if (ext == ".yar" || ext == ".yara") {
+      std::cerr << "borderscan: " << segment
+                << " looks like a YARA rule file, not an image; give each rule file its own --rules\n";
+      return 2;
+    }
+  }
   const auto severity = sc::parse_severity(args.min_severity);
   if (!severity) {
     std::cerr << "borderscan: --flag-severity must be info, low, medium, high or critical\n";
@@ -160,11 +170,17 @@ int run_scan(const scan_args& args) {
 command_runner add_scan_command(CLI::App& app) {
   auto args = std::make_shared<scan_args>();
   CLI::App* cmd = app.add_subcommand("scan", "Scan a device image offline and print the JSON report");
-  cmd->add_option("--rules", args->rules,
-                  "YARA rule file or directory (recursive; *.known-bad.txt / *.known-good.txt inside are hash sets). "
-                  "Repeatable. Default: the shipped rules/ directory");
-  cmd->add_option("--hashset", args->hashsets,
-                  "Hash-set file, FILE[:known-good|:known-bad] (default known-bad). Repeatable");
+  // One value per occurrence: a list option that went on eating words would
+  // swallow the image (`--rules R.yar stick.img -o out.json`). No ',' delimiter
+  // either: paths may contain commas.
+  const auto one_per_occurrence = [](CLI::Option* opt) { opt->expected(1)->take_all()->allow_extra_args(false); };
+  one_per_occurrence(
+      cmd->add_option("--rules", args->rules,
+                      "YARA rule file or directory (recursive; *.known-bad.txt / *.known-good.txt inside are hash "
+                      "sets), one per --rules: repeat the option for several. Default: the shipped rules/ directory"));
+  one_per_occurrence(cmd->add_option("--hashset", args->hashsets,
+                                     "Hash-set file, FILE[:known-good|:known-bad] (default known-bad), one per "
+                                     "--hashset: repeat the option for several"));
   cmd->add_option("--compiled-rules", args->compiled_rules,
                   "Cache of the compiled YARA rules: used when it was made from the same rule sources, "
                   "(re)written when not");

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
+#include <string>
 
 #include "support/test_support.hpp"
 
@@ -112,4 +114,139 @@ TEST(Cli, OutputToDevNullOrAPipeWorks) {
   const auto piped = run_command(cli() + " scan -q -o /dev/stdout " + image + " | wc -c");
   EXPECT_EQ(piped.exit_code, 0) << piped.err;
   EXPECT_GT(std::stoul(piped.out), 1000U);
+}
+
+// --rules and --hashset take one value per occurrence, so the image may stand
+// anywhere: before, between or after them (they used to swallow it).
+namespace {
+
+std::string arg(const fs::path& p) {
+  return shell_quote(p.string());
+}
+
+// Two rules, each matching one file of fat-simple.img.
+void write_two_rules(const fs::path& dir) {
+  std::ofstream(dir / "a.yar") << "rule cli_eicar_body { strings: $a = \"STANDARD-ANTIVIRUS-TEST-FILE\" "
+                                  "condition: $a }\n";
+  std::ofstream(dir / "b.yar") << "rule cli_readme_text { strings: $a = \"Borderscan FAT12 fixture\" "
+                                  "condition: $a }\n";
+}
+
+std::set<std::string> yara_rules_found(const json& report) {
+  std::set<std::string> rules;
+  for (const auto& f : report.at("findings")) {
+    if (f.at("source") == "yara") {
+      rules.insert(f.at("rule").get<std::string>());
+    }
+  }
+  return rules;
+}
+
+json read_report(const fs::path& file) {
+  std::ifstream in(file);
+  return json::parse(in);
+}
+
+}  // namespace
+
+TEST(Cli, ImageAfterRulesIsTheImage) {
+  borderscan::test::scratch_dir tmp;
+  write_two_rules(tmp.path());
+  const fs::path out = tmp / "report.json";
+  const auto res = run_command(cli() + " scan -q --rules " + arg(tmp / "a.yar") + " " +
+                               arg(borderscan::test::fixture_dir() / "fat-simple.img") + " -o " + arg(out));
+  ASSERT_EQ(res.exit_code, 1) << res.err;
+  EXPECT_TRUE(res.out.empty());
+  const json r = read_report(out);
+  borderscan::test::validate_report(r);
+  EXPECT_EQ(yara_rules_found(r), std::set<std::string>{"cli_eicar_body"});
+}
+
+TEST(Cli, RulesRepeatedUsesEveryRuleFile) {
+  borderscan::test::scratch_dir tmp;
+  write_two_rules(tmp.path());
+  const std::string image = arg(borderscan::test::fixture_dir() / "fat-simple.img");
+  const std::string rules = " --rules " + arg(tmp / "a.yar") + " --rules " + arg(tmp / "b.yar");
+  const std::set<std::string> both{"cli_eicar_body", "cli_readme_text"};
+
+  const fs::path out1 = tmp / "image-first.json";
+  const auto first = run_command(cli() + " scan -q " + image + rules + " -o " + arg(out1));
+  ASSERT_EQ(first.exit_code, 1) << first.err;
+  EXPECT_EQ(yara_rules_found(read_report(out1)), both);
+
+  const fs::path out2 = tmp / "image-between.json";
+  const auto between = run_command(cli() + " scan -q" + rules + " " + image + " -o " + arg(out2));
+  ASSERT_EQ(between.exit_code, 1) << between.err;
+  EXPECT_EQ(yara_rules_found(read_report(out2)), both);
+}
+
+TEST(Cli, ImageAfterHashsetIsTheImage) {
+  borderscan::test::scratch_dir tmp;
+  std::ofstream(tmp / "case.txt") << "30a92ad805201268c3bd2b04f9da1998d208314be72a8e7145e7f4ad145417fa case-4711\n";
+  const fs::path out = tmp / "report.json";
+  const auto res = run_command(cli() + " scan -q --hashset " + arg(tmp / "case.txt") + " " +
+                               arg(borderscan::test::fixture_dir() / "ext4-simple.img") + " -o " + arg(out));
+  ASSERT_EQ(res.exit_code, 1) << res.err;
+  const json r = read_report(out);
+  bool hit = false;
+  for (const auto& f : r.at("findings")) {
+    hit = hit || (f.at("source") == "hashset" && f.at("rule") == "case-4711");
+  }
+  EXPECT_TRUE(hit);
+}
+
+TEST(Cli, SegmentsAfterRulesAreTheImage) {
+  borderscan::test::scratch_dir tmp;
+  std::ofstream(tmp / "empty.yar") << "";
+  const fs::path split = borderscan::test::fixture_dir() / "split";
+  const fs::path out = tmp / "report.json";
+  const auto res = run_command(cli() + " scan -q --rules " + arg(tmp / "empty.yar") + " " +
+                               arg(split / "gpt-two-volumes.img.001") + " " + arg(split / "gpt-two-volumes.img.002") +
+                               " " + arg(split / "gpt-two-volumes.img.003") + " -o " + arg(out));
+  ASSERT_EQ(res.exit_code, 1) << res.err;  // its two .jpg files are not JPEGs
+  const json r = read_report(out);
+  EXPECT_EQ(r.at("image").at("segments").size(), 3U);
+  EXPECT_EQ(r.at("volumes").size(), 2U);
+}
+
+TEST(Cli, MissingImageAfterRulesIsAUsageError) {
+  borderscan::test::scratch_dir tmp;
+  std::ofstream(tmp / "empty.yar") << "";
+  const fs::path out = tmp / "report.json";
+  for (const std::string& args :
+       {" scan --rules " + arg(tmp / "empty.yar") + " -o " + arg(out),
+        " scan -o " + arg(out) + " --rules " + arg(tmp / "empty.yar"), " scan --hashset " + arg(tmp / "set.txt")}) {
+    const auto res = run_command(cli() + args);
+    EXPECT_EQ(res.exit_code, 2) << args;
+    EXPECT_NE(res.err.find("image is required"), std::string::npos) << args << "\n" << res.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+}
+
+TEST(Cli, HelpSaysToRepeatRulesAndHashset) {
+  const auto res = run_command(cli() + " scan --help");
+  EXPECT_EQ(res.exit_code, 0) << res.err;
+  for (const char* option : {"--rules", "--hashset"}) {
+    const auto at = res.out.find(option);
+    ASSERT_NE(at, std::string::npos) << res.out;
+    const auto line_end = res.out.find("\n  -", at);  // the next option's line
+    EXPECT_NE(res.out.substr(at, line_end - at).find("repeat the option for several"), std::string::npos)
+        << option << "\n"
+        << res.out;
+  }
+}
+
+TEST(Cli, RuleFileWhereTheImageGoesIsAUsageErrorNamingIt) {
+  borderscan::test::scratch_dir tmp;
+  std::ofstream(tmp / "a.yar") << "rule a { condition: false }\n";
+  std::ofstream(tmp / "b.yar") << "rule b { condition: false }\n";
+  // The old several-files-per-flag form: b.yar lands among the image segments.
+  const auto r = borderscan::test::run_command(
+      std::string(BORDERSCAN_CLI) + " scan -q --rules " + shell_quote((tmp / "a.yar").string()) + " " +
+      shell_quote((tmp / "b.yar").string()) + " " +
+      shell_quote((borderscan::test::fixture_dir() / "fat-simple.img").string()) + " -o " +
+      shell_quote((tmp / "out.json").string()));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("b.yar looks like a YARA rule file"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "out.json"));
 }
