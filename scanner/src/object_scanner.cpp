@@ -66,17 +66,22 @@ void add_matches(finding& f, YR_SCAN_CONTEXT* context, const YR_RULE* rule) {
       continue;
     }
     f.match_count += static_cast<std::uint64_t>(std::max(0, context->matches[string->idx].count));
-    const YR_MATCH* match = nullptr;
-    yr_string_matches_foreach(context, string, match) {
-      if (f.matches.size() == max_matches_per_finding) {
-        break;
+    // libyara keeps matches in an arena without their alignment: each is
+    // copied out before it is read (yr_string_matches_foreach reads in place).
+    for (const YR_MATCH* at = context->matches[string->idx].head;
+         at != nullptr && f.matches.size() < max_matches_per_finding;) {
+      YR_MATCH match;
+      std::memcpy(&match, at, sizeof match);
+      at = match.next;
+      if (match.is_private) {
+        continue;
       }
       const auto shown =
-          std::min<std::size_t>(static_cast<std::size_t>(std::max(0, match->data_length)), max_match_bytes);
+          std::min<std::size_t>(static_cast<std::size_t>(std::max(0, match.data_length)), max_match_bytes);
       f.matches.push_back({string->identifier != nullptr ? string->identifier : "",
-                           static_cast<std::uint64_t>(match->base + match->offset),
-                           static_cast<std::uint64_t>(match->match_length), printable_of(match->data, shown),
-                           hex_of(match->data, shown)});
+                           static_cast<std::uint64_t>(match.base + match.offset),
+                           static_cast<std::uint64_t>(match.match_length), printable_of(match.data, shown),
+                           hex_of(match.data, shown)});
     }
   }
 }
