@@ -3,6 +3,7 @@
 #include <clocale>
 #include <iostream>
 
+#include "borderscan/scanner/versions.hpp"
 #include "commands.hpp"
 
 namespace {
@@ -28,7 +29,13 @@ int main(int argc, char** argv) {
   use_utf8_ctype();
   CLI::App app{"Borderscan: scan storage-device images for the border checkpoint"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", BORDERSCAN_VERSION);
+  app.set_version_flag("--version", [] {
+    std::string text = std::string("borderscan ") + BORDERSCAN_VERSION;
+    for (const auto& [name, version] : borderscan::scanner::library_versions()) {
+      text += "\n" + name + " " + version;
+    }
+    return text;
+  });
   std::vector<std::pair<CLI::App*, borderscan::cli::command_runner>> commands;
   auto scan = borderscan::cli::add_scan_command(app);
   commands.emplace_back(app.get_subcommand("scan"), std::move(scan));

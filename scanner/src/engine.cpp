@@ -1,4 +1,5 @@
 #include "borderscan/scanner/engine.hpp"
+#include "borderscan/scanner/versions.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -160,6 +161,7 @@ class image_scan {
     r_.scan_id = options_.scan_id;
     r_.station = options_.station;
     r_.scanner_version = BORDERSCAN_VERSION;
+    r_.libraries = library_versions();
     r_.started_at = now_ms();
     r_.ruleset = rules_->info();
     r_.image.name = !options_.display_name.empty() ? options_.display_name

@@ -202,6 +202,7 @@ void to_json(nlohmann::json& j, const report& r) {
                      {"scan_id", r.scan_id},
                      {"station", r.station},
                      {"scanner_version", r.scanner_version},
+                     {"libraries", r.libraries},
                      {"started_at", iso8601_ms(r.started_at)},
                      {"finished_at", iso8601_ms(r.finished_at)},
                      {"timings", {{"duration_ms", r.duration_ms}}},
@@ -237,6 +238,7 @@ void write_report(std::ostream& out, const report& r, bool pretty) {
     shell.scan_id = r.scan_id;
     shell.station = r.station;
     shell.scanner_version = r.scanner_version;
+    shell.libraries = r.libraries;
     shell.started_at = r.started_at;
     shell.finished_at = r.finished_at;
     shell.duration_ms = r.duration_ms;
@@ -444,6 +446,10 @@ void from_json(const nlohmann::json& j, report& r) {
   r.scan_id = j.at("scan_id").get<std::string>();
   r.station = j.at("station").get<std::string>();
   r.scanner_version = j.at("scanner_version").get<std::string>();
+  // Reports written before they named their libraries have none.
+  if (j.contains("libraries")) {
+    r.libraries = j.at("libraries").get<std::map<std::string, std::string>>();
+  }
   r.started_at = parse_time(j.at("started_at")).value_or(0);
   r.finished_at = parse_time(j.at("finished_at")).value_or(0);
   r.duration_ms = j.at("timings").at("duration_ms").get<std::int64_t>();

@@ -250,3 +250,23 @@ TEST(Cli, RuleFileWhereTheImageGoesIsAUsageErrorNamingIt) {
   EXPECT_NE(r.err.find("b.yar looks like a YARA rule file"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp / "out.json"));
 }
+
+TEST(Cli, VersionNamesTheLibrariesAndReportsRecordThem) {
+  const auto version = run_command(cli() + " --version");
+  ASSERT_EQ(version.exit_code, 0) << version.err;
+  for (const char* library : {"libtsk ", "libyara ", "libmagic ", "libarchive "}) {
+    EXPECT_NE(version.out.find(std::string("\n") + library), std::string::npos) << version.out;
+  }
+  const auto scanned = run_command(cli() + " scan -q " + shell_quote(borderscan::test::clean_image().string()));
+  ASSERT_EQ(scanned.exit_code, 0) << scanned.err;
+  const json report = json::parse(scanned.out);
+  EXPECT_TRUE(borderscan::test::validate_report(report));
+  const json& libraries = report.at("libraries");
+  for (const char* library : {"libtsk", "libyara", "libmagic", "libarchive"}) {
+    ASSERT_TRUE(libraries.contains(library)) << libraries.dump();
+    // The same text --version prints.
+    EXPECT_NE(version.out.find(std::string(library) + " " + libraries.at(library).get<std::string>()),
+              std::string::npos)
+        << library;
+  }
+}

@@ -159,6 +159,7 @@ struct report {
   std::string scan_id;
   std::string station;
   std::string scanner_version;
+  std::map<std::string, std::string> libraries;  // library_versions() of the scanner
   std::int64_t started_at = 0, finished_at = 0;  // Unix milliseconds (wall clock)
   std::int64_t duration_ms = 0;                  // measured on a monotonic clock
   image_info image;
