@@ -29,24 +29,33 @@ void sync_directory(const std::filesystem::path& dir) {
 }
 
 void write_file_atomically(const std::filesystem::path& file, std::string_view bytes) {
+  write_file_atomically(
+      file, [bytes](const piece_writer& write) { write(std::as_bytes(std::span(bytes.data(), bytes.size()))); });
+}
+
+void write_file_atomically(const std::filesystem::path& file, const std::function<void(const piece_writer&)>& fill) {
   const std::filesystem::path tmp = file.string() + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     fail(tmp, "cannot create", errno);
   }
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail(tmp, "cannot write", err);
-    }
-    done += static_cast<std::size_t>(n);
+  try {
+    fill([&](std::span<const std::byte> piece) {
+      for (std::size_t done = 0; done < piece.size();) {
+        const ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
+        if (n < 0 && errno == EINTR) {
+          continue;
+        }
+        if (n <= 0) {
+          fail(tmp, "cannot write", n < 0 ? errno : EIO);
+        }
+        done += static_cast<std::size_t>(n);
+      }
+    });
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
   }
   if (::fsync(fd) != 0) {
     const int err = errno;

@@ -31,17 +31,6 @@ std::string dir_name(std::string_view path) {
   return std::string(cut == std::string_view::npos ? std::string_view{} : path.substr(0, cut));
 }
 
-std::string hex_of(const std::uint8_t* data, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 0x0f];
-  }
-  return out;
-}
-
 // As `yara -s` shows matched data: printable ASCII as it is, every other
 // byte (and the backslash) as \xHH, so no control character reaches a screen.
 std::string printable_of(const std::uint8_t* data, std::size_t size) {
@@ -51,7 +40,7 @@ std::string printable_of(const std::uint8_t* data, std::size_t size) {
     if (c >= 0x20 && c < 0x7f && c != '\\') {
       out += static_cast<char>(c);
     } else {
-      out += "\\x" + hex_of(&c, 1);
+      out += "\\x" + to_hex(std::span(&c, 1));
     }
   }
   return out;
@@ -81,7 +70,7 @@ void add_matches(finding& f, YR_SCAN_CONTEXT* context, const YR_RULE* rule) {
       f.matches.push_back({string->identifier != nullptr ? string->identifier : "",
                            static_cast<std::uint64_t>(match.base + match.offset),
                            static_cast<std::uint64_t>(match.match_length), printable_of(match.data, shown),
-                           hex_of(match.data, shown)});
+                           to_hex(std::span(match.data, shown))});
     }
   }
 }
@@ -788,15 +777,16 @@ struct object_scanner::impl {
   // or encrypted): its copy comes from reading it again.
   object_outcome settle_later(file_entry& entry, content_source& source) {
     object_outcome outcome;
+    // Called for every file after its container stages: most are not
+    // flagged, or already settled, and cost nothing more here.
+    if (!evidence || entry.evidence || !flagged(entry)) {
+      return outcome;
+    }
     cur = current_state{};
     cur.entry = &entry;
     cur.source = &source;
     cur.outcome = &outcome;
-    if (entry.content_complete && entry.sha256.size() == 64) {
-      sha256_digest d{};
-      for (std::size_t i = 0; i < d.size(); ++i) {
-        d[i] = static_cast<std::uint8_t>(std::stoul(entry.sha256.substr(2 * i, 2), nullptr, 16));
-      }
+    if (sha256_digest d{}; entry.content_complete && from_hex(entry.sha256, d)) {
       cur.sha256 = d;
     }
     settle_evidence();

@@ -187,37 +187,10 @@ std::vector<evidence_record> report_ingest::take_evidence(const scan_record& sca
 evidence_record report_ingest::copy_out(const fs::path& pack, const scanner::evidence_record& r,
                                         const fs::path& dir) const {
   const fs::path target = dir / r.sha256;
-  const fs::path part = dir / (r.sha256 + ".part");
-  const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    throw std::system_error(errno, std::generic_category(), part.string());
-  }
-  try {
-    // copy_evidence checks the bytes hash to the digest the report names.
-    scanner::copy_evidence(pack, r, [&](std::span<const std::byte> piece) {
-      for (std::size_t done = 0; done < piece.size();) {
-        const ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
-        if (n < 0 && errno == EINTR) {
-          continue;
-        }
-        if (n <= 0) {
-          throw std::system_error(errno, std::generic_category(), part.string());
-        }
-        done += static_cast<std::size_t>(n);
-      }
-    });
-    if (::fsync(fd) != 0) {
-      throw std::system_error(errno, std::generic_category(), part.string());
-    }
-  } catch (...) {
-    ::close(fd);
-    std::error_code ignored;
-    fs::remove(part, ignored);
-    throw;
-  }
-  ::close(fd);
-  fs::rename(part, target);
-  scanner::sync_directory(dir);
+  // copy_evidence checks the bytes hash to the digest the report names; a
+  // copy that does not is never put in place.
+  scanner::write_file_atomically(target,
+                                 [&](const scanner::piece_writer& write) { scanner::copy_evidence(pack, r, write); });
   evidence_record e;
   e.sha256 = r.sha256;
   e.size = r.length;

@@ -213,9 +213,9 @@ TEST(Cli, MissingImageAfterRulesIsAUsageError) {
   borderscan::test::scratch_dir tmp;
   std::ofstream(tmp / "empty.yar") << "";
   const fs::path out = tmp / "report.json";
-  for (const std::string& args :
-       {" scan --rules " + arg(tmp / "empty.yar") + " -o " + arg(out),
-        " scan -o " + arg(out) + " --rules " + arg(tmp / "empty.yar"), " scan --hashset " + arg(tmp / "set.txt")}) {
+  for (const std::string& args : {" scan --rules " + arg(tmp / "empty.yar") + " -o " + arg(out),
+                                  " scan -o " + arg(out) + " --rules " + arg(tmp / "empty.yar"),
+                                  " scan --hashset " + arg(tmp / "set.txt") + " -o " + arg(out)}) {
     const auto res = run_command(cli() + args);
     EXPECT_EQ(res.exit_code, 2) << args;
     EXPECT_NE(res.err.find("image is required"), std::string::npos) << args << "\n" << res.err;
@@ -241,11 +241,8 @@ TEST(Cli, RuleFileWhereTheImageGoesIsAUsageErrorNamingIt) {
   std::ofstream(tmp / "a.yar") << "rule a { condition: false }\n";
   std::ofstream(tmp / "b.yar") << "rule b { condition: false }\n";
   // The old several-files-per-flag form: b.yar lands among the image segments.
-  const auto r = borderscan::test::run_command(
-      std::string(BORDERSCAN_CLI) + " scan -q --rules " + shell_quote((tmp / "a.yar").string()) + " " +
-      shell_quote((tmp / "b.yar").string()) + " " +
-      shell_quote((borderscan::test::fixture_dir() / "fat-simple.img").string()) + " -o " +
-      shell_quote((tmp / "out.json").string()));
+  const auto r = run_command(cli() + " scan -q --rules " + arg(tmp / "a.yar") + " " + arg(tmp / "b.yar") + " " +
+                             arg(borderscan::test::fixture_dir() / "fat-simple.img") + " -o " + arg(tmp / "out.json"));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("b.yar looks like a YARA rule file"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp / "out.json"));

@@ -371,8 +371,15 @@ TEST(Reviews, ADecisionIsRecordedListedAndMovesTheReportOutOfThePendingQueue) {
   EXPECT_EQ(list("?review=pending&case_ref=k1-case"), std::vector<std::string>{});
 
   const std::string reviews = "/api/v1/reports/" + flagged + "/reviews";
-  const std::string report_before = body_of(
-      *std::make_unique<response>(f.call(caller::admin, http::verb::get, "/api/v1/scans/" + flagged + "/report")));
+  // The served report, which must be a report: two equal error bodies prove nothing.
+  const auto served_report = [&] {
+    response res = f.call(caller::admin, http::verb::get, "/api/v1/scans/" + flagged + "/report");
+    EXPECT_EQ(res.message.result(), http::status::ok);
+    std::string body = body_of(res);
+    EXPECT_TRUE(test::validate_report(json::parse(body)));
+    return body;
+  };
+  const std::string report_before = served_report();
   auto first = f.call(caller::reviewer, http::verb::post, reviews, R"({"decision":"escalated","note":"ask the lab"})");
   ASSERT_EQ(first.message.result(), http::status::created) << first.message.body();
   EXPECT_EQ(json::parse(first.message.body()).at("review_state"), "reviewed");
@@ -400,8 +407,7 @@ TEST(Reviews, ADecisionIsRecordedListedAndMovesTheReportOutOfThePendingQueue) {
   EXPECT_EQ(list("?review=reviewed"), std::vector<std::string>{flagged});
   EXPECT_EQ(list("?review=confirmed"), std::vector<std::string>{flagged});
   // The report document is untouched: still the signed bytes the scan produced.
-  const std::string report_after = body_of(
-      *std::make_unique<response>(f.call(caller::admin, http::verb::get, "/api/v1/scans/" + flagged + "/report")));
+  const std::string report_after = served_report();
   EXPECT_EQ(report_after, report_before);
 
   audit_filter recorded;

@@ -30,7 +30,7 @@ const char* to_string(verdict v) noexcept;
 struct string_match {
   std::string identifier;  // $name
   std::uint64_t offset = 0, length = 0;
-  std::string text;  // the first bytes as escaped text (escape_name)
+  std::string text;  // the first bytes as `yara -s` shows them: printable ASCII, others \\xHH
   std::string hex;   // the same bytes as lower-case hex
 };
 
