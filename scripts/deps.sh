@@ -14,7 +14,7 @@ test_packages=(
   libgtest-dev libgmock-dev libvalijson-dev
   sleuthkit dosfstools mtools exfatprogs e2fsprogs genisoimage ewf-tools fdisk
   gzip coreutils python3 zip p7zip-full libarchive-tools xz-utils zstd bzip2 lz4 cpio gcab binutils qemu-utils openssl curl jq
-  nodejs npm
+  nodejs npm chromium
 )
 
 mode="${1:-test}"
