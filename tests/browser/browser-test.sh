@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The browser tests' two steps (tests/browser/CMakeLists.txt runs them):
+#
+#   browser-test.sh install SOURCE_DIR TOOLS_DIR
+#       copies package.json and package-lock.json from SOURCE_DIR (this
+#       folder) to TOOLS_DIR, in the build directory, and runs `npm ci`
+#       there; skipped when TOOLS_DIR already holds that lock file's install.
+#   browser-test.sh check SOURCE_DIR TOOLS_DIR BORDERSCAND ARTIFACTS WORK
+#       runs console.test.mjs (node:test): the real daemon BORDERSCAND with a
+#       scratch data dir under WORK, driven through Debian's chromium;
+#       screenshots go to ARTIFACTS.
+#
+# Node.js, npm and chromium come from Debian's packages nodejs, npm and
+# chromium (scripts/deps.sh test installs them).
+set -uo pipefail
+
+export NO_UPDATE_NOTIFIER=1
+export NPM_CONFIG_UPDATE_NOTIFIER=false
+export NPM_CONFIG_AUDIT=false
+export NPM_CONFIG_FUND=false
+# playwright-core must never fetch a browser: the tests use /usr/bin/chromium.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+fail() {
+  echo "browser_tests: $*" >&2
+  exit 1
+}
+
+need() {
+  command -v "$1" >/dev/null 2>&1 ||
+    fail "'$1' is not installed; it comes with the Debian package $2: run scripts/deps.sh test (or apt-get install $2)"
+}
+
+check_node() {
+  need node nodejs
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]') || fail "'node' does not run"
+  ((major >= 20)) || fail "Node.js $(node --version) is too old: playwright-core needs Node.js 20 or later"
+}
+
+mode="${1:-}"
+src="${2:-}"
+tools="${3:-}"
+[[ -n "$mode" && -d "$src" && -n "$tools" ]] ||
+  fail "usage: $0 install SOURCE_DIR TOOLS_DIR | check SOURCE_DIR TOOLS_DIR BORDERSCAND ARTIFACTS WORK"
+
+case "$mode" in
+  install)
+    check_node
+    need npm npm
+    mkdir -p "$tools" || fail "cannot create $tools"
+    cp "$src/package.json" "$src/package-lock.json" "$tools/" || fail "cannot copy the package files to $tools"
+    stamp="$tools/node_modules/.borderscan-installed"
+    want="$(sha256sum "$tools/package-lock.json" | cut -d' ' -f1) node $(node --version)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+      echo "browser_tests: the tools of $tools/package-lock.json are installed"
+      exit 0
+    fi
+    echo "browser_tests: npm ci in $tools"
+    # No install scripts: playwright-core needs none, and no browser download.
+    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund) ||
+      fail "npm ci failed in $tools (is the npm registry reachable?)"
+    echo "$want" >"$stamp"
+    ;;
+  check)
+    daemon="${4:-}"
+    artifacts="${5:-}"
+    work="${6:-}"
+    [[ -x "$daemon" && -n "$artifacts" && -n "$work" ]] || fail "usage: $0 check SOURCE_DIR TOOLS_DIR BORDERSCAND ARTIFACTS WORK"
+    check_node
+    need chromium chromium
+    need mkfs.vfat dosfstools
+    need mcopy mtools
+    need zip zip
+    [[ -f "$tools/node_modules/playwright-core/package.json" ]] ||
+      fail "playwright-core is not installed in $tools: run the browser_npm_ci test first (ctest -L browser)"
+    mkdir -p "$artifacts" "$work" || fail "cannot create $artifacts or $work"
+    BORDERSCAND="$daemon" BROWSER_TOOLS_DIR="$tools" BROWSER_ARTIFACTS="$artifacts" BROWSER_WORK="$work" \
+      CHROMIUM="${CHROMIUM:-$(command -v chromium)}" \
+      node --test --test-reporter=spec "$src/console.test.mjs"
+    ;;
+  *)
+    fail "unknown step '$mode'; use install or check"
+    ;;
+esac
