@@ -22,7 +22,7 @@ function bars(items, key, title, format) {
   const rowHeight = 24;
   const labelWidth = 230;
   const barWidth = 250;
-  const valueWidth = 100;
+  const valueWidth = 160;
   const width = labelWidth + barWidth + valueWidth;
   const height = rows.length * rowHeight + 8;
   const total = rows.reduce((sum, r) => sum + (r[key] || 0), 0);

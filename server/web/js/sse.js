@@ -10,7 +10,8 @@ export class EventStreamParser {
   constructor(onEvent) {
     this.onEvent = onEvent;
     this.buffer = '';
-    this.lastEventId = '';
+    this.lastEventId = '';  // what a reconnect sends as Last-Event-ID
+    this.idBuffer = '';
     this.retry = null;
     this.reset();
   }
@@ -61,7 +62,7 @@ export class EventStreamParser {
         break;
       case 'id':
         if (!value.includes('\0')) {
-          this.lastEventId = value;
+          this.idBuffer = value;
         }
         break;
       case 'retry':
@@ -74,7 +75,10 @@ export class EventStreamParser {
     }
   }
 
+  // The id counts only once its event is complete (as in the WHATWG format):
+  // resuming from the id of a half-received event would skip that event.
   dispatch() {
+    this.lastEventId = this.idBuffer;
     if (this.data.length > 0) {
       this.onEvent({ type: this.eventType || 'message', data: this.data.join('\n'), id: this.lastEventId });
     }
@@ -132,6 +136,7 @@ export function followEvents(url, { onEvent, onState = () => {}, onError = () =>
           }
         });
         parser.lastEventId = lastEventId;
+        parser.idBuffer = lastEventId;
         const reader = response.body.getReader();
         const decoder = new TextDecoder();
         for (;;) {
