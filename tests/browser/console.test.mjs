@@ -305,8 +305,9 @@ test('a reviewer sees the queue update live, reviews the report and marks a fals
   await page.locator('.file-table tr', { hasText: 'eicar.com' }).first().waitFor();
   await page.screenshot({ path: path.join(artifacts, 'report.png') });
 
-  // File search on the server, then "seen before" finds both uploads.
-  await page.getByLabel('Path contains').fill('.zip!');
+  // File search on the server (a case-insensitive path substring), then
+  // "seen before" finds the content in both uploads.
+  await page.getByLabel('Path contains').fill('EICAR.COM');
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await waitFor(async () => (await page.locator('.file-table tbody tr').count()) === 1 &&
     (await page.locator('.file-table tbody tr').textContent()).includes('/bundle.zip!docs/eicar.com'), 'the search result');
@@ -343,9 +344,9 @@ test('a reviewer sees the queue update live, reviews the report and marks a fals
     if (before === 0) {
       break;
     }
-    const card = page.locator('article.finding', { has: mark.first() });
+    const card = page.locator('article.finding').filter({ has: mark }).first();
     await card.getByLabel('Note (optional)').fill('vendor test file');
-    await mark.first().click();
+    await card.getByRole('button', { name: 'Mark as false positive' }).click();
     await waitFor(async () => (await page.getByRole('button', { name: 'Mark as false positive' }).count()) < before, 'the mark');
   }
   assert.ok(await finding.evaluate((el) => el.classList.contains('false-positive')));

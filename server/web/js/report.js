@@ -75,7 +75,9 @@ export async function renderReport(ctx, id) {
         .filter(Boolean).map(([anchor, label]) => h('li', null, h('a', { href: `#${anchor}`, text: label }))))),
   );
 
-  main.append(section('verdict-card', 'Verdict and score', verdictHolder, scoreReasons(ov), summaryFacts(ov)));
+  // Verdict, reasons and counts side by side, so the findings start on the first screen.
+  main.append(section('verdict-card', 'Verdict and score',
+    h('div', { class: 'verdict-grid' }, h('div', null, verdictHolder, scoreReasons(ov)), summaryFacts(ov))));
 
   // Findings, worst first, each with its rule's description, matched strings
   // and full path; reviewers mark false positives here.
