@@ -44,7 +44,7 @@ function filterForm(ctx, filters) {
     ctx.can('allStations') ? h('div', { class: 'field' }, field('station', 'Station', 'text', filters.station, { maxlength: 64 })) : null,
     h('div', { class: 'field' }, field('case_ref', 'Case', 'text', filters.case_ref, { maxlength: 256 })),
     h('div', { class: 'field' }, field('since', 'From (UTC)', 'date', filters.since)),
-    h('div', { class: 'field' }, field('until', 'Until (UTC, exclusive)', 'date', filters.until)),
+    h('div', { class: 'field' }, field('until', 'Until (UTC, excl.)', 'date', filters.until)),
     h('div', { class: 'field buttons' },
       h('button', { type: 'submit', text: 'Apply filters' }),
       h('button', { type: 'reset', class: 'secondary', text: 'Clear' })));
