@@ -33,6 +33,11 @@ const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const require = createRequire(path.join(env('BROWSER_TOOLS_DIR'), 'package.json'));
 const { chromium } = require('playwright-core');
 
+// The previous run's scratch folder (kept for a look after a failure) goes now.
+fs.mkdirSync(workRoot, { recursive: true });
+for (const old of fs.readdirSync(workRoot).filter((n) => n.startsWith('run-'))) {
+  fs.rmSync(path.join(workRoot, old), { recursive: true, force: true });
+}
 const work = fs.mkdtempSync(path.join(workRoot, 'run-'));
 const dataDir = path.join(work, 'data');
 const configFile = path.join(work, 'borderscand.toml');
@@ -41,6 +46,7 @@ const logFile = path.join(work, 'daemon.log');
 let daemon = null;
 let base = '';
 let context = null;
+let profile = null;  // Chromium's fresh user-data-dir
 const tokens = {};
 const consoleProblems = [];
 // Console errors a step expects (e.g. the 401 of a wrong token); matched and removed.
@@ -157,7 +163,8 @@ before(async () => {
     exited.then((code) => { throw new Error(`borderscand exited (${code}) at start:\n${daemonLog()}`); }),
   ]);
   base = `http://127.0.0.1:${port}`;
-  context = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), 'borderscan-chromium-')), {
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'borderscan-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -176,6 +183,9 @@ before(async () => {
 after(async () => {
   if (context) {
     await context.close();
+  }
+  if (profile) {
+    fs.rmSync(profile, { recursive: true, force: true });
   }
   if (daemon && daemon.exitCode === null) {
     const gone = new Promise((resolve) => daemon.once('exit', resolve));
