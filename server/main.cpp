@@ -201,6 +201,16 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                            {config.jobs.effective_workers(), config.jobs.max_attempts, retention,
                             std::int64_t{config.evidence.keep_days} * 86'400'000});
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
+  std::shared_ptr<const server::web_files> console;
+  if (config.http.console) {
+    const fs::path web_dir = server::default_web_dir(config.http.web_dir);
+    console = std::make_shared<const server::web_files>(server::web_files::load(web_dir));
+    if (console->empty()) {
+      spdlog::warn("the review console's files are not in {}: / answers 404", web_dir.string());
+    } else {
+      spdlog::info("review console: {} files from {}", console->size(), web_dir.string());
+    }
+  }
   server::router routes(store, queue, stats, rule_holder, clock, ids,
                         {.spool_dir = spool,
                          .max_image_bytes = config.storage.max_image_bytes,
@@ -208,7 +218,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                          .public_metrics = config.http.public_metrics,
                          .signing_key_pem = signer.public_part().pem(),
                          .evidence_dir = evidence_dir,
-                         .reload_rules = [&rules](const server::actor& by) { return rules.reload(by); }});
+                         .reload_rules = [&rules](const server::actor& by) { return rules.reload(by); },
+                         .web = console});
   // Handlers that wait for the disk or the store (fdatasync of an upload,
   // SQLite) run here instead of on the I/O threads. Two threads match the
   // I/O threads; 64 waiting requests is far more than SQLite clears in a

@@ -167,6 +167,8 @@ void read_http(table_reader& r, http_config& c) {
   r.path("tls_private_key", c.tls_private_key);
   r.boolean("public_metrics", c.public_metrics);
   r.boolean("allow_insecure_listen", c.allow_insecure_listen);
+  r.boolean("console", c.console);
+  r.path("web_dir", c.web_dir);
   if (c.tls_certificate.empty() != c.tls_private_key.empty()) {
     throw config_error("http.tls_certificate and http.tls_private_key must be set together (TLS) or both left empty");
   }
@@ -367,6 +369,8 @@ std::string to_toml(const server_config& c) {
       {"tls_private_key", c.http.tls_private_key.string()},
       {"public_metrics", c.http.public_metrics},
       {"allow_insecure_listen", c.http.allow_insecure_listen},
+      {"console", c.http.console},
+      {"web_dir", c.http.web_dir.string()},
   };
   toml::table storage{
       {"data_dir", c.storage.data_dir.string()},

@@ -54,7 +54,13 @@ const std::vector<router::route_entry>& router::table() {
       {{verb::delete_, "/api/v1/scans/{id}", blocking_pool, false, uploaders}, &router::delete_scan},
       {{verb::get, "/api/v1/scans/{id}/report", blocking_pool, false, any_role}, &router::get_scan_report},
       {{verb::get, "/api/v1/scans/{id}/events", blocking_pool, false, any_role}, &router::get_scan_events},
+      {{verb::get, "/api/v1/events", blocking_pool, false, any_role}, &router::get_events},
+      {{verb::get, "/api/v1/whoami", blocking_pool, false, any_role}, &router::get_whoami},
       {{verb::get, "/api/v1/reports", blocking_pool, false, any_role}, &router::get_reports},
+      {{verb::get, "/api/v1/reports/{id}/overview", blocking_pool, false, any_role}, &router::get_report_overview},
+      {{verb::get, "/api/v1/reports/{id}/verification", blocking_pool, false, any_role},
+       &router::get_report_verification},
+      {{verb::get, "/api/v1/reports/{id}/file-types", blocking_pool, false, any_role}, &router::get_file_types},
       {{verb::get, "/api/v1/reports/{id}/files", blocking_pool, false, any_role}, &router::get_report_files},
       {{verb::get, "/api/v1/audit", blocking_pool, false, admins}, &router::get_audit},
       {{verb::delete_, "/api/v1/reports/{id}", blocking_pool, false, admins}, &router::delete_report},
@@ -167,12 +173,25 @@ std::optional<principal> router::admit(const route_info& route, const request_he
   return who;
 }
 
+std::optional<response_message> router::console_page(const request& req, std::string_view path) const {
+  if (req.method() != http::verb::get || path.starts_with("/api/") || !settings_.web) {
+    return std::nullopt;
+  }
+  return settings_.web->serve(path, req[http::field::if_none_match]);
+}
+
 response router::dispatch(const request& req, const request_context& ctx) {
   const match m = find(req.method(), req.target());
   if (!m.valid_target) {
     handlers::bad_request("the request target is not a valid origin-form URL");
   }
   if (m.entry == nullptr) {
+    if (auto page = console_page(req, m.url.path()); page) {
+      response r;
+      r.message = std::move(*page);
+      r.route = "console";
+      return r;
+    }
     if (!m.allow.empty()) {
       throw http_error(http::status::method_not_allowed, "method-not-allowed",
                        std::string(req.method_string()) + " is not allowed here; allowed: " + m.allow)

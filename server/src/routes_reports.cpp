@@ -3,10 +3,12 @@
 // that a new store interface changes only their bodies.
 #include <algorithm>
 #include <array>
+#include <fstream>
 #include <system_error>
 
 #include <spdlog/spdlog.h>
 
+#include "borderscan/evidence/report_signature.hpp"
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "borderscan/server/body_stream.hpp"
@@ -150,6 +152,105 @@ response router::delete_report(const route_call& c) {
                         {"image_deleted", purged.image_kept}});
 }
 
+namespace {
+
+// A done scan's stored report, or the problem that says why there is none.
+stored_report report_of(const scan_record& scan, report_store& store) {
+  if (scan.status != scan_status::done) {
+    throw http_error(http::status::conflict, "not-done",
+                     std::string("the scan is ") + to_string(scan.status) + " and has no report");
+  }
+  auto stored = store.find_report(scan.id);
+  if (!stored) {
+    throw std::runtime_error("scan " + scan.id + " is done but has no stored report");
+  }
+  return std::move(*stored);
+}
+
+// The report document without its `files` array: what a reader needs first,
+// small whatever the device held. The parser drops the array's entries as it
+// reads them, so memory stays flat for a report of any size.
+json report_without_files(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error("the stored report " + file.string() + " cannot be opened");
+  }
+  const json::parser_callback_t drop_files = [](int depth, json::parse_event_t event, json& parsed) {
+    return !(depth == 1 && event == json::parse_event_t::key && parsed == "files");
+  };
+  json doc = json::parse(in, drop_files, false);
+  if (!doc.is_object()) {
+    throw std::runtime_error("the stored report " + file.string() + " is not a JSON object");
+  }
+  return doc;
+}
+
+std::string sha256_of_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error("the stored report " + file.string() + " cannot be opened");
+  }
+  scanner::sha256_hasher hasher;
+  std::array<char, 1 << 16> block{};
+  while (in.read(block.data(), block.size()) || in.gcount() > 0) {
+    hasher.update(block.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  return hasher.hex_digest();
+}
+
+}  // namespace
+
+response router::get_report_overview(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  const stored_report stored = report_of(scan, store_);
+  json doc = report_without_files(stored.path);
+  store_.record("report_read", scan.id, {{"report_sha256", stored.sha256}, {"part", "overview"}}, c.by,
+                clock_.now_ms());
+  return json_response(http::status::ok, doc);
+}
+
+response router::get_report_verification(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  const stored_report stored = report_of(scan, store_);
+  // The file against the digest the store and the audit chain pin, then its
+  // signature against this daemon's key: either failing means it was changed.
+  const std::string actual = sha256_of_file(stored.path);
+  json out = {{"report_sha256", stored.sha256},
+              {"stored_digest_ok", actual == stored.sha256},
+              {"signed", false},
+              {"signature", nullptr},
+              {"signature_valid", nullptr},
+              {"key_is_current", false},
+              {"detail", nullptr}};
+  if (!settings_.signing_key_pem.empty()) {
+    const auto key = evidence::public_key::from_pem(settings_.signing_key_pem);
+    const auto outcome = evidence::verify_report_file(stored.path, key);
+    if (outcome.result != evidence::verification::not_signed) {
+      out["signed"] = true;
+      out["signature"] = {{"alg", "Ed25519"}, {"key_id", outcome.key_id}};
+      out["signature_valid"] = outcome.result == evidence::verification::valid;
+      out["key_is_current"] = outcome.key_id == key.key_id();
+    }
+    if (!outcome.detail.empty()) {
+      out["detail"] = outcome.detail;
+    }
+  }
+  return json_response(http::status::ok, out);
+}
+
+response router::get_file_types(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  const auto types = store_.file_types(scan.id);
+  if (!types) {
+    throw http_error(http::status::conflict, "not-done", "the scan has no report yet");
+  }
+  json items = json::array();
+  for (const auto& t : *types) {
+    items.push_back({{"mime", t.mime}, {"files", t.files}, {"bytes", t.bytes}});
+  }
+  return json_response(http::status::ok, {{"items", std::move(items)}});
+}
+
 response router::get_signing_key(const route_call& c) {
   query(c.url, {});
   if (settings_.signing_key_pem.empty()) {
@@ -164,11 +265,12 @@ response router::get_signing_key(const route_call& c) {
 
 response router::get_report_files(const route_call& c) {
   const std::string& id = scan_id(c);
-  query q(c.url, {"flagged", "deleted", "mime", "limit", "cursor"});
+  query q(c.url, {"flagged", "deleted", "mime", "q", "limit", "cursor"});
   file_filter f;
   f.flagged = q.boolean("flagged");
   f.deleted = q.boolean("deleted");
   f.mime = q.text("mime", 256);
+  f.path_contains = q.text("q", 1024);
   f.limit = static_cast<unsigned>(q.integer("limit", 1, 1000).value_or(100));
   f.after_index = q.cursor();
   // The rows stream in batches, each a short store call, so a page of a

@@ -44,11 +44,14 @@ json scan_json(const scan_record& s, const std::optional<scanner::scan_progress>
   return j;
 }
 
-// SSE: one event per visible change, then `done` or `failed` and the end.
+// SSE: one event per visible change, then `done`, `failed` or `cancelled`
+// and the end. Each event is a snapshot of the scan, and its id names that
+// snapshot (status, files and bytes done): a client that reconnects with
+// Last-Event-ID is not sent again the snapshot it already has.
 class scan_event_source final : public event_source {
  public:
-  scan_event_source(report_store& store, job_queue& queue, std::string id)
-      : store_(store), queue_(queue), id_(std::move(id)) {}
+  scan_event_source(report_store& store, job_queue& queue, std::string id, std::string last_event_id)
+      : store_(store), queue_(queue), id_(std::move(id)), last_id_(std::move(last_event_id)) {}
 
   std::string poll(bool& done) override {
     done = false;
@@ -57,29 +60,87 @@ class scan_event_source final : public event_source {
       done = true;
       return "event: failed\ndata: {\"error\":\"scan no longer exists\"}\n\n";
     }
-    const std::string data = scan_json(*scan, queue_.progress(id_)).dump();
+    const json j = scan_json(*scan, queue_.progress(id_));
+    const json& p = j["progress"];
+    const std::string event_id = std::string(to_string(scan->status)) + "." + std::to_string(scan->attempts) + "." +
+                                 p["files_done"].dump() + "." + p["bytes_done"].dump();
     std::string name;
     if (scan->status == scan_status::done || scan->status == scan_status::failed ||
         scan->status == scan_status::cancelled) {
+      // The end is always sent: it closes the stream for a client that resumed.
       name = to_string(scan->status);
       done = true;
-    } else if (data == last_) {
+    } else if (event_id == last_id_) {
       return {};
     } else {
       name = last_status_ != scan->status ? "status" : "progress";
     }
-    last_ = data;
+    last_id_ = event_id;
     last_status_ = scan->status;
-    return "event: " + name + "\ndata: " + data + "\n\n";
+    return "id: " + event_id + "\nevent: " + name + "\ndata: " + j.dump() + "\n\n";
   }
 
  private:
   report_store& store_;
   job_queue& queue_;
   std::string id_;
-  std::string last_;
+  std::string last_id_;
   std::optional<scan_status> last_status_;
 };
+
+// GET /api/v1/events: every scan's changes as they are written to the audit
+// log (submitted, done, failed, cancelled, reviewed, marked), for the console's
+// queue. The id of an event is its audit entry's seq, so Last-Event-ID resumes
+// exactly where the client stopped; without it the stream starts now.
+class change_event_source final : public event_source {
+ public:
+  change_event_source(report_store& store, job_queue& queue, std::optional<std::string> station, std::int64_t after_seq)
+      : store_(store), queue_(queue), station_(std::move(station)), after_seq_(after_seq) {}
+
+  std::string poll(bool& done) override {
+    done = false;
+    audit_filter f;
+    f.after_seq = after_seq_;
+    f.events = {"scan_submitted", "scan_done",       "scan_failed",
+                "scan_cancelled", "review_recorded", "disposition_recorded"};
+    f.limit = 100;
+    std::string out;
+    for (const auto& entry : store_.list_audit(f).items) {
+      after_seq_ = entry.seq;
+      const auto scan = store_.find_scan(entry.scan_id);
+      if (!scan || (station_ && scan->station != *station_)) {
+        continue;  // purged since, or another station's
+      }
+      json j = scan_json(*scan, queue_.progress(scan->id));
+      j["change"] = entry.event;
+      out += "id: " + std::to_string(entry.seq) + "\nevent: scan\ndata: " + j.dump() + "\n\n";
+    }
+    return out;
+  }
+
+ private:
+  report_store& store_;
+  job_queue& queue_;
+  std::optional<std::string> station_;
+  std::int64_t after_seq_;
+};
+
+std::string last_event_id(const route_call& c) {
+  const auto value = c.req["Last-Event-ID"];
+  if (value.size() > 128) {
+    bad_request("Last-Event-ID is longer than any id this server sends");
+  }
+  return std::string(value);
+}
+
+response event_stream(std::shared_ptr<event_source> events) {
+  response r;
+  r.message = response_message{http::status::ok, 11};
+  r.message.set(http::field::content_type, "text/event-stream");
+  r.message.set(http::field::cache_control, "no-store");
+  r.events = std::move(events);
+  return r;
+}
 
 }  // namespace
 
@@ -131,12 +192,28 @@ response router::delete_scan(const route_call& c) {
 
 response router::get_scan_events(const route_call& c) {
   const scan_record scan = existing_scan(c, store_);
-  response r;
-  r.message = response_message{http::status::ok, 11};
-  r.message.set(http::field::content_type, "text/event-stream");
-  r.message.set(http::field::cache_control, "no-store");
-  r.events = std::make_shared<scan_event_source>(store_, queue_, scan.id);
-  return r;
+  return event_stream(std::make_shared<scan_event_source>(store_, queue_, scan.id, last_event_id(c)));
+}
+
+response router::get_events(const route_call& c) {
+  query(c.url, {});
+  std::int64_t after = 0;
+  if (const std::string resume = last_event_id(c); !resume.empty()) {
+    if (resume.find_first_not_of("0123456789") != std::string::npos || resume.size() > 18) {
+      bad_request("Last-Event-ID must be the id of an event of this stream (a number)");
+    }
+    after = std::stoll(resume);
+  } else {
+    audit_filter newest;
+    newest.limit = 1;
+    const auto page = store_.list_audit(newest);
+    after = page.items.empty() ? 0 : page.items.front().seq;
+  }
+  std::optional<std::string> station;
+  if (c.who && c.who->role == role::station) {
+    station = c.who->name;  // a kiosk follows its own scans only
+  }
+  return event_stream(std::make_shared<change_event_source>(store_, queue_, std::move(station), after));
 }
 
 std::variant<response, std::unique_ptr<upload>> router::begin_upload(const request_header& head,

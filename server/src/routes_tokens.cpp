@@ -51,6 +51,12 @@ response router::post_token(const route_call& c) {
   return res;
 }
 
+response router::get_whoami(const route_call& c) {
+  query(c.url, {});
+  // What the caller's token may do decides what a client (the console) shows.
+  return json_response(http::status::ok, {{"name", c.who->name}, {"role", to_string(c.who->role)}});
+}
+
 response router::get_tokens(const route_call& c) {
   query(c.url, {});
   json items = json::array();

@@ -1172,7 +1172,17 @@ audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
   if (filter.before_seq) {
     sql += " AND seq < ?";
   }
-  sql += " ORDER BY seq DESC LIMIT ?";
+  if (filter.after_seq) {
+    sql += " AND seq > ?";
+  }
+  if (!filter.events.empty()) {
+    sql += " AND event IN (?";
+    for (std::size_t n = 1; n < filter.events.size(); ++n) {
+      sql += ", ?";
+    }
+    sql += ")";
+  }
+  sql += filter.after_seq ? " ORDER BY seq ASC LIMIT ?" : " ORDER BY seq DESC LIMIT ?";
   std::lock_guard lock(mutex_);
   statement s(db(), sql.c_str());
   int i = 1;
@@ -1181,10 +1191,13 @@ audit_page sqlite_report_store::list_audit(const audit_filter& filter) {
       s.bind(i++, **text);
     }
   }
-  for (const auto* number : {&filter.since, &filter.until, &filter.before_seq}) {
+  for (const auto* number : {&filter.since, &filter.until, &filter.before_seq, &filter.after_seq}) {
     if (*number) {
       s.bind(i++, **number);
     }
+  }
+  for (const auto& event : filter.events) {
+    s.bind(i++, event);
   }
   s.bind(i++, static_cast<std::int64_t>(filter.limit) + 1);
   audit_page page;
@@ -1258,6 +1271,27 @@ void sqlite_report_store::evidence_expired(std::string_view id, std::string_view
   u.bind(1, seq_of(id)).bind(2, sha256).run();
   audit(now_ms, "evidence_purged", id, {{"sha256", sha256}, {"reason", "kept_days passed"}});
   tx.commit();
+}
+
+std::optional<std::vector<file_type_count>> sqlite_report_store::file_types(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  statement s(db(), "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
+  s.bind(1, id);
+  if (!s.step()) {
+    return std::nullopt;
+  }
+  const std::int64_t seq = s.integer(0);
+  // The size is read out of each entry's JSON: one pass over the scan's rows.
+  statement counts(db(),
+                   "SELECT mime, count(*), sum(coalesce(json_extract(json, '$.size'), 0)) FROM report_files "
+                   "WHERE scan_seq = ? GROUP BY mime ORDER BY count(*) DESC, mime");
+  counts.bind(1, seq);
+  std::vector<file_type_count> out;
+  while (counts.step()) {
+    out.push_back(
+        {counts.text(0), static_cast<std::uint64_t>(counts.integer(1)), static_cast<std::uint64_t>(counts.integer(2))});
+  }
+  return out;
 }
 
 std::optional<std::string> sqlite_report_store::find_file(std::string_view id, std::int64_t index) {
@@ -1386,6 +1420,10 @@ std::optional<file_page> sqlite_report_store::list_files(std::string_view id, co
   if (filter.mime) {
     sql += " AND mime = ?";
   }
+  if (filter.path_contains) {
+    // instr, not LIKE: % and _ in what the inspector types are plain text.
+    sql += " AND instr(lower(path), lower(?)) > 0";
+  }
   if (filter.after_index) {
     sql += " AND idx > ?";
   }
@@ -1401,6 +1439,9 @@ std::optional<file_page> sqlite_report_store::list_files(std::string_view id, co
   }
   if (filter.mime) {
     s.bind(i++, *filter.mime);
+  }
+  if (filter.path_contains) {
+    s.bind(i++, *filter.path_contains);
   }
   if (filter.after_index) {
     s.bind(i++, *filter.after_index);

@@ -6,10 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <fstream>
 
 #include "daemon_harness.hpp"
 #include "server_test_support.hpp"
+#include "test_clients.hpp"
 
 namespace borderscan::server {
 namespace {
@@ -314,6 +316,215 @@ TEST(DaemonReview, EvidenceOpensWithThePasswordHoldsTheExactBytesAndEveryReadIsA
   EXPECT_TRUE(fs::exists(dir / "data" / "evidence" / id));
   EXPECT_EQ(http_call(s.d.port(), http::verb::delete_, "/api/v1/reports/" + id).status, 200U);
   EXPECT_FALSE(fs::exists(dir / "data" / "evidence" / id));
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+// What the console reads first: the report without its files, its integrity,
+// its file types, and a path search over its files.
+TEST(DaemonReview, OverviewVerificationFileTypesAndPathSearch) {
+  test::scratch_dir dir;
+  review_session s(dir.path() / "data");
+  const std::string id = s.scan(fat_with_zipped_eicar(dir.path()), "k1");
+
+  const json overview = s.get("/api/v1/reports/" + id + "/overview");
+  EXPECT_FALSE(overview.contains("files"));
+  EXPECT_EQ(overview.at("verdict"), "flagged");
+  EXPECT_FALSE(overview.at("findings").empty());
+  EXPECT_TRUE(overview.contains("signature")) << "the overview is the signed document's other members";
+  const json reads = json::parse(http_get(s.d.port(), "/api/v1/audit?event=report_read&scan=" + id).body);
+  ASSERT_EQ(reads.at("items").size(), 1U);
+  EXPECT_EQ(reads.at("items").at(0).at("detail").at("part"), "overview");
+
+  const json ok = s.get("/api/v1/reports/" + id + "/verification");
+  EXPECT_EQ(ok.at("stored_digest_ok"), true) << ok.dump();
+  EXPECT_EQ(ok.at("signed"), true);
+  EXPECT_EQ(ok.at("signature_valid"), true);
+  EXPECT_EQ(ok.at("key_is_current"), true);
+  EXPECT_EQ(ok.at("signature").at("alg"), "Ed25519");
+
+  // Every entry counted once under its type; the archive and EICAR are there.
+  const json types = s.get("/api/v1/reports/" + id + "/file-types");
+  std::uint64_t counted = 0;
+  bool zip = false;
+  for (const auto& t : types.at("items")) {
+    counted += t.at("files").get<std::uint64_t>();
+    zip = zip || t.at("mime") == "application/zip";
+  }
+  const json all = s.get("/api/v1/reports/" + id + "/files?limit=1000");
+  EXPECT_EQ(counted, all.at("items").size());
+  EXPECT_TRUE(zip) << types.dump();
+
+  // Path search: case-insensitive, '%' and '_' are plain characters.
+  const json found = s.get("/api/v1/reports/" + id + "/files?q=BUNDLE.ZIP!");
+  ASSERT_FALSE(found.at("items").empty());
+  for (const auto& f : found.at("items")) {
+    EXPECT_NE(f.at("path").get<std::string>().find("bundle.zip!"), std::string::npos) << f.dump();
+  }
+  EXPECT_TRUE(s.get("/api/v1/reports/" + id + "/files?q=%25").at("items").empty());
+
+  // A stored report changed on disk: both checks say so.
+  const fs::path stored = dir.path() / "data" / "reports" / (id + ".json");
+  ASSERT_TRUE(fs::exists(stored)) << "reports live in data/reports";
+  std::string bytes = read_file(stored);
+  const auto verdict_at = bytes.find("\"flagged\"");
+  ASSERT_NE(verdict_at, std::string::npos);
+  bytes.replace(verdict_at, 9, "\"cleanXX\"");
+  std::ofstream(stored, std::ios::binary | std::ios::trunc) << bytes;
+  const json bad = s.get("/api/v1/reports/" + id + "/verification");
+  EXPECT_EQ(bad.at("stored_digest_ok"), false);
+  EXPECT_EQ(bad.at("signature_valid"), false);
+  EXPECT_FALSE(bad.at("detail").is_null());
+
+  // A station sees its own report's overview, not another station's.
+  const auto as = [&](const std::string& station, const std::string& target) {
+    return http_call(s.d.port(), http::verb::get, target, {}, {{"Authorization", "Bearer " + s.d.token(station)}});
+  };
+  EXPECT_EQ(as("k1", "/api/v1/reports/" + id + "/file-types").status, 200U);
+  EXPECT_EQ(as("k2", "/api/v1/reports/" + id + "/overview").status, 403U);
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+TEST(DaemonReview, WhoAmINamesTheTokenAndItsRole) {
+  test::scratch_dir dir;
+  review_session s(dir.path() / "data");
+  const auto me = http_call(s.d.port(), http::verb::get, "/api/v1/whoami", {},
+                            {{"Authorization", "Bearer " + s.d.token("kiosk-7")}});
+  ASSERT_EQ(me.status, 200U) << me.body;
+  EXPECT_EQ(me.json(), json({{"name", "kiosk-7"}, {"role", "station"}}));
+  EXPECT_EQ(s.get("/api/v1/whoami").at("role"), "reviewer");
+  EXPECT_EQ(http_call(s.d.port(), http::verb::get, "/api/v1/whoami", {}, {{"Authorization", ""}}).status, 401U);
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+// Reads an event stream until `want` appears (or the stream ends or stalls).
+std::string read_events_until(plain_client& c, const std::string& want) {
+  std::string seen;
+  std::array<char, 4096> buf{};
+  c.tcp().expires_after(std::chrono::seconds(60));
+  while (seen.find(want) == std::string::npos) {
+    boost::beast::error_code ec;
+    const std::size_t n = c.read_some(buf, ec);
+    seen.append(buf.data(), n);
+    if (ec) {
+      break;
+    }
+  }
+  return seen;
+}
+
+TEST(DaemonReview, ChangeEventsFollowEveryScanAndResumeFromLastEventId) {
+  test::scratch_dir dir;
+  review_session s(dir.path() / "data");
+  plain_client reviewer(s.d.port()), station(s.d.port());
+  ASSERT_TRUE(reviewer.open());
+  ASSERT_TRUE(station.open());
+  reviewer.send(http::verb::get, "/api/v1/events", {}, {{"Authorization", "Bearer " + s.reviewer}});
+  station.send(http::verb::get, "/api/v1/events", {}, {{"Authorization", "Bearer " + s.d.token("k2")}});
+  // Both streams are open before anything happens (the head arrives at once).
+  EXPECT_NE(read_events_until(reviewer, "text/event-stream").find("200 OK"), std::string::npos);
+  EXPECT_NE(read_events_until(station, "text/event-stream").find("200 OK"), std::string::npos);
+
+  const std::string id = s.scan(fat_with_zipped_eicar(dir.path()), "k1");
+  const std::string seen = read_events_until(reviewer, "\"change\":\"scan_done\"");
+  const auto submitted = seen.find("\"change\":\"scan_submitted\"");
+  ASSERT_NE(submitted, std::string::npos) << seen;
+  ASSERT_NE(seen.find("\"change\":\"scan_done\""), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\"id\":\"" + id + "\""), std::string::npos);
+  EXPECT_NE(seen.find("\"verdict\":\"flagged\""), std::string::npos) << seen;
+  // The id of the submitted event, to resume after it.
+  const auto id_line = seen.rfind("id: ", submitted);
+  ASSERT_NE(id_line, std::string::npos);
+  const std::string submitted_id = seen.substr(id_line + 4, seen.find('\n', id_line) - id_line - 4);
+
+  plain_client resumed(s.d.port());
+  ASSERT_TRUE(resumed.open());
+  resumed.send(http::verb::get, "/api/v1/events", {},
+               {{"Authorization", "Bearer " + s.reviewer}, {"Last-Event-ID", submitted_id}});
+  const std::string again = read_events_until(resumed, "\"change\":\"scan_done\"");
+  EXPECT_NE(again.find("\"change\":\"scan_done\""), std::string::npos) << again;
+  EXPECT_EQ(again.find("\"change\":\"scan_submitted\""), std::string::npos) << "resumed after it";
+
+  // Station k2 was told nothing of k1's scan: its stream has only keep-alives.
+  std::array<char, 4096> buf{};
+  station.tcp().expires_after(std::chrono::milliseconds(500));
+  boost::beast::error_code ec;
+  const std::size_t n = station.read_some(buf, ec);
+  EXPECT_EQ(std::string(buf.data(), n).find(id), std::string::npos);
+
+  plain_client bad(s.d.port());
+  ASSERT_TRUE(bad.open());
+  EXPECT_EQ(bad.request(http::verb::get, "/api/v1/events", {},
+                        {{"Authorization", "Bearer " + s.reviewer}, {"Last-Event-ID", "yesterday"}})
+                .status,
+            400U);
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+TEST(DaemonReview, ScanEventsCarryIdsAndAResumedStreamStillEnds) {
+  test::scratch_dir dir;
+  review_session s(dir.path() / "data");
+  const std::string id = s.scan(test::fixture_dir() / "fat-simple.img", "k1");
+  const auto first = http_call(s.d.port(), http::verb::get, "/api/v1/scans/" + id + "/events");
+  ASSERT_EQ(first.status, 200U);
+  const auto id_at = first.body.find("id: done.1.");
+  ASSERT_NE(id_at, std::string::npos) << first.body;
+  const std::string last = first.body.substr(id_at + 4, first.body.find('\n', id_at) - id_at - 4);
+  // A client that already saw the end and asks again is told the end again.
+  const auto again =
+      http_call(s.d.port(), http::verb::get, "/api/v1/scans/" + id + "/events", {}, {{"Last-Event-ID", last}});
+  EXPECT_NE(again.body.find("event: done\n"), std::string::npos) << again.body;
+  EXPECT_EQ(http_call(s.d.port(), http::verb::get, "/api/v1/scans/" + id + "/events", {},
+                      {{"Last-Event-ID", std::string(200, 'x')}})
+                .status,
+            400U);
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
+TEST(DaemonReview, ConsoleFilesAreServedWithAStrictPolicy) {
+  test::scratch_dir dir;
+  review_session s(dir.path() / "data");
+  const auto page = http_call(s.d.port(), http::verb::get, "/", {}, {{"Authorization", ""}});
+  ASSERT_EQ(page.status, 200U) << page.body;
+  EXPECT_EQ(page.header("content-type"), "text/html; charset=utf-8");
+  const std::string csp = page.header("content-security-policy");
+  EXPECT_NE(csp.find("script-src 'self'"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+  EXPECT_EQ(page.header("x-content-type-options"), "nosniff");
+  EXPECT_EQ(page.header("cache-control"), "no-cache");
+  EXPECT_NE(page.body.find("<html"), std::string::npos);
+
+  const std::string etag = page.header("etag");
+  ASSERT_FALSE(etag.empty());
+  const auto unchanged = http_call(s.d.port(), http::verb::get, "/", {}, {{"If-None-Match", etag}});
+  EXPECT_EQ(unchanged.status, 304U);
+  EXPECT_TRUE(unchanged.body.empty());
+
+  // The app's own paths load the app; they route in the browser.
+  for (const std::string path : {"/reports/0123456789abcdef/print", "/upload", "/reports/x"}) {
+    const auto app = http_call(s.d.port(), http::verb::get, path, {}, {{"Authorization", ""}});
+    EXPECT_EQ(app.status, 200U) << path;
+    EXPECT_EQ(app.body, page.body) << path;
+  }
+  // Every script in server/web is served as JavaScript.
+  const fs::path web = fs::path(BORDERSCAN_SOURCE_DIR) / "server" / "web";
+  for (const auto& entry : fs::recursive_directory_iterator(web)) {
+    if (entry.path().extension() == ".js") {
+      const std::string url = "/" + entry.path().lexically_relative(web).generic_string();
+      const auto js = http_call(s.d.port(), http::verb::get, url, {}, {{"Authorization", ""}});
+      EXPECT_EQ(js.status, 200U) << url;
+      EXPECT_EQ(js.header("content-type"), "text/javascript; charset=utf-8") << url;
+      EXPECT_EQ(js.body, read_file(entry.path())) << url;
+    }
+  }
+  // A file that is not there is a 404, and the API keeps its own answers.
+  EXPECT_EQ(http_call(s.d.port(), http::verb::get, "/js/nothing-here.js").status, 404U);
+  // Only files read at start-up are served: no path reaches the file system.
+  EXPECT_EQ(http_call(s.d.port(), http::verb::get, "/../../CMakeLists.txt").status, 404U);
+  EXPECT_EQ(http_call(s.d.port(), http::verb::get, "/%2e%2e/%2e%2e/etc/passwd").body, page.body);
+  const auto api = http_call(s.d.port(), http::verb::get, "/api/v1/nothing");
+  EXPECT_EQ(api.status, 404U);
+  EXPECT_EQ(api.header("content-type"), "application/problem+json");
   EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
 }
 

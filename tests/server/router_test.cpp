@@ -361,7 +361,8 @@ TEST(Router, EventStreamEndsWithDone) {
   finish_next(w);
   const std::string last = res.events->poll(done);
   EXPECT_TRUE(done);
-  EXPECT_EQ(last.rfind("event: done\ndata: ", 0), 0U) << last;
+  EXPECT_EQ(last.rfind("id: done.1.", 0), 0U) << last;
+  EXPECT_NE(last.find("\nevent: done\ndata: "), std::string::npos) << last;
 }
 
 TEST(Router, MetricsCountUploadsAndRequests) {

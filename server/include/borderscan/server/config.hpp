@@ -50,6 +50,10 @@ struct http_config {
   // Plain HTTP on an address other than loopback sends tokens and reports in
   // clear: refused at start unless this is set (then warned on every start).
   bool allow_insecure_listen = false;
+  // The review console at / (static files); web_dir empty: web/ beside the
+  // executable, else the source tree's server/web.
+  bool console = true;
+  std::filesystem::path web_dir;
 
   std::chrono::seconds header_timeout() const { return std::chrono::seconds(header_timeout_seconds); }
   std::chrono::seconds read_timeout() const { return std::chrono::seconds(read_timeout_seconds); }

@@ -85,6 +85,9 @@ struct audit_filter {
   std::optional<std::string> scan_id, event;
   std::optional<std::int64_t> since, until;  // at, Unix ms, inclusive / exclusive
   std::optional<std::int64_t> before_seq;    // cursor
+  // Set: entries after this seq, oldest first (a follower's cursor).
+  std::optional<std::int64_t> after_seq;
+  std::vector<std::string> events;  // any of these (with `event`, both must hold)
   unsigned limit = 100;
 };
 
@@ -111,8 +114,15 @@ struct report_page {
 struct file_filter {
   std::optional<bool> flagged, deleted;
   std::optional<std::string> mime;
-  std::optional<std::int64_t> after_index;  // cursor
+  std::optional<std::string> path_contains;  // case-insensitive (ASCII letters)
+  std::optional<std::int64_t> after_index;   // cursor
   unsigned limit = 100;
+};
+
+// How many entries of a report have one content type, and their bytes.
+struct file_type_count {
+  std::string mime;  // empty: no content read (directories, unreadable entries)
+  std::uint64_t files = 0, bytes = 0;
 };
 
 struct file_page {
@@ -315,6 +325,9 @@ class report_store {
   virtual std::optional<stored_report> find_report(std::string_view id) = 0;
   virtual report_page list_reports(const report_filter& filter) = 0;
   virtual std::optional<file_page> list_files(std::string_view id, const file_filter& filter) = 0;
+  // The report's entries by content type, most entries first; nothing when
+  // the scan has no report.
+  virtual std::optional<std::vector<file_type_count>> file_types(std::string_view id) = 0;
 
   virtual std::size_t count(scan_status status) = 0;
   // Every spool path still needed: queued or running scans, and images kept

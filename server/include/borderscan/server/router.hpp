@@ -25,6 +25,7 @@
 #include "borderscan/server/report_store.hpp"
 #include "borderscan/server/rules_service.hpp"
 #include "borderscan/server/response.hpp"
+#include "borderscan/server/web_files.hpp"
 #include "borderscan/server/scan_runner.hpp"
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/upload.hpp"
@@ -69,6 +70,8 @@ struct router_settings {
   std::filesystem::path evidence_dir;  // copies of flagged files, one folder per scan; empty: none kept
   // Compiles the rules from disk again (rules_service::reload); empty: no reloads.
   std::function<reload_result(const actor&)> reload_rules;
+  // The review console, served at every GET path outside the API; empty: none.
+  std::shared_ptr<const web_files> web;
 };
 
 // An accepted upload head: a reserved queue slot and an open spool file.
@@ -144,6 +147,7 @@ class router final : public request_handler {
   static const std::vector<route_entry>& table();
   static match find(http::verb method, std::string_view target);
   response dispatch(const request& req, const request_context& ctx);
+  std::optional<response_message> console_page(const request& req, std::string_view path) const;
   // The caller a route needs, from the Authorization header: nothing for an
   // open route; throws 401 or 403 otherwise.
   std::optional<principal> admit(const route_info& route, const request_header& head);
@@ -156,6 +160,11 @@ class router final : public request_handler {
   response get_scan(const route_call& c);
   response delete_scan(const route_call& c);
   response get_scan_events(const route_call& c);
+  response get_events(const route_call& c);
+  response get_whoami(const route_call& c);
+  response get_report_overview(const route_call& c);
+  response get_report_verification(const route_call& c);
+  response get_file_types(const route_call& c);
   response get_scan_report(const route_call& c);
   response get_reports(const route_call& c);
   response get_report_files(const route_call& c);
