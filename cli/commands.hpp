@@ -14,4 +14,12 @@ command_runner add_scan_command(CLI::App& app);
 command_runner add_worker_command(CLI::App& app);
 command_runner add_verify_command(CLI::App& app);
 
+// The kiosk client (client_commands.cpp, client_queries.cpp): talks to a
+// borderscand over HTTP(S).
+command_runner add_submit_command(CLI::App& app);
+command_runner add_reports_command(CLI::App& app);
+command_runner add_report_command(CLI::App& app);
+command_runner add_review_command(CLI::App& app);
+command_runner add_evidence_command(CLI::App& app);
+
 }  // namespace borderscan::cli

@@ -1,5 +1,5 @@
 // borderscan: offline scan of a device image, signature checks of reports,
-// and (later) the kiosk client.
+// and the kiosk client (submit, reports, report, review, evidence).
 #include <clocale>
 #include <iostream>
 
@@ -43,6 +43,14 @@ int main(int argc, char** argv) {
   commands.emplace_back(app.get_subcommand("worker"), std::move(worker));
   auto verify = borderscan::cli::add_verify_command(app);
   commands.emplace_back(app.get_subcommand("verify"), std::move(verify));
+  for (const auto& [name, add] : {std::pair{"submit", &borderscan::cli::add_submit_command},
+                                  std::pair{"reports", &borderscan::cli::add_reports_command},
+                                  std::pair{"report", &borderscan::cli::add_report_command},
+                                  std::pair{"review", &borderscan::cli::add_review_command},
+                                  std::pair{"evidence", &borderscan::cli::add_evidence_command}}) {
+    auto run = add(app);
+    commands.emplace_back(app.get_subcommand(name), std::move(run));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
