@@ -262,34 +262,9 @@ int run_evidence(const evidence_args& args) {
     print_preview(parse_answer(res));
     return 0;
   }
-  // Written beside the target and renamed when complete: a broken download
-  // leaves no half zip under the name the inspector asked for.
   const std::filesystem::path final_path(args.output);
-  const std::filesystem::path part = final_path.string() + ".part";
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(std::fopen(part.c_str(), "wb"), &std::fclose);
-  if (!out) {
-    throw client_error(client_error::kind::local, "cannot write " + part.string() + ": " + std::strerror(errno));
-  }
   std::uint64_t written = 0;
-  const client::body_sink sink = [&](std::string_view piece) {
-    if (std::fwrite(piece.data(), 1, piece.size(), out.get()) != piece.size()) {
-      throw client_error(client_error::kind::local, "cannot write " + part.string() + ": " + std::strerror(errno));
-    }
-    written += piece.size();
-    return true;
-  };
-  try {
-    client::expect_success(http->fetch(http::verb::get, target, {}, sink));
-    if (std::fclose(out.release()) != 0) {
-      throw client_error(client_error::kind::local, "cannot write " + part.string() + ": " + std::strerror(errno));
-    }
-    std::filesystem::rename(part, final_path);
-  } catch (...) {
-    out.reset();
-    std::error_code ignored;
-    std::filesystem::remove(part, ignored);
-    throw;
-  }
+  client::expect_success(http->download(target, {}, final_path, written));
   std::cout << "wrote " << final_path.string() << " (" << client::human_bytes(written)
             << "): an AES-256 zip; its password is \"infected\" (open it with 7-Zip or bsdtar, on an analysis "
                "machine)\n";

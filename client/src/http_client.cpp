@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -224,7 +227,12 @@ class exchange {
     if (ec) {
       std::string detail;
       if (const long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
-        detail = X509_verify_cert_error_string(verify);
+        detail = std::string("(") + X509_verify_cert_error_string(verify) + ")";
+        if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+          detail += ": the certificate is not for " + url_.host;
+        } else {
+          detail += "; is the server's CA given with --ca-file?";
+        }
       }
       throw transport_failure(stage::handshake, ec, detail);
     }
@@ -491,7 +499,7 @@ struct http_client::impl {
         } else {
           text = "TLS handshake with " + where + " failed: " + describe(f.ec);
           if (!f.detail.empty()) {
-            text += " (" + f.detail + "); is the server's CA given with --ca-file?";
+            text += " " + f.detail;
           } else if (describe(f.ec).find("wrong version number") != std::string::npos) {
             text += " (is the server speaking plain http?)";
           }
@@ -512,6 +520,9 @@ struct http_client::impl {
                  (url.tls ? "" : "; is it an https:// server?");
         } else {
           text = "no answer from " + where + ": " + describe(f.ec);
+          if (!url.tls && (f.ec == http::error::end_of_stream || f.ec == net::error::eof)) {
+            text += " (if it speaks TLS, use https://)";  // a TLS listener drops a plain request
+          }
         }
         break;
       case stage::receive_body:
@@ -567,6 +578,59 @@ response http_client::fetch(http::verb method, std::string_view target, const he
   spec.sink = &sink;
   spec.download_progress = &progress;
   return impl_->perform(spec);
+}
+
+response http_client::download(std::string_view target, const header_list& headers, const std::filesystem::path& file,
+                               std::uint64_t& written, const progress_fn& progress) {
+  const std::filesystem::path part = file.string() + ".part";
+  const auto failed = [&](const char* doing) {
+    return client_error(client_error::kind::local,
+                        std::string("cannot ") + doing + " " + part.string() + ": " + std::strerror(errno));
+  };
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(nullptr, &std::fclose);
+  written = 0;
+  // The file is opened with the first byte of a successful body: a refusal
+  // leaves nothing on disk.
+  const body_sink sink = [&](std::string_view piece) {
+    if (!out) {
+      out.reset(std::fopen(part.c_str(), "wb"));
+      if (!out) {
+        throw failed("create");
+      }
+    }
+    if (std::fwrite(piece.data(), 1, piece.size(), out.get()) != piece.size()) {
+      throw failed("write");
+    }
+    written += piece.size();
+    return true;
+  };
+  try {
+    response res = fetch(http::verb::get, target, headers, sink, progress);
+    if (!res.ok()) {
+      return res;
+    }
+    if (!out) {  // an empty body
+      out.reset(std::fopen(part.c_str(), "wb"));
+      if (!out) {
+        throw failed("create");
+      }
+    }
+    if (std::fclose(out.release()) != 0) {
+      throw failed("write");
+    }
+    std::error_code ec;
+    std::filesystem::rename(part, file, ec);
+    if (ec) {
+      throw client_error(client_error::kind::local,
+                         "cannot rename " + part.string() + " to " + file.string() + ": " + ec.message());
+    }
+    return res;
+  } catch (...) {
+    out.reset();
+    std::error_code ignored;
+    std::filesystem::remove(part, ignored);
+    throw;
+  }
 }
 
 const response& expect_success(const response& r) {

@@ -91,6 +91,13 @@ class http_client {
   response fetch(boost::beast::http::verb method, std::string_view target, const header_list& headers,
                  const body_sink& sink, const progress_fn& progress = {});
 
+  // GETs `target` and streams a successful body into `file`: written as
+  // "<file>.part" and renamed when complete, so a broken transfer leaves
+  // nothing under the name asked for. Any other answer writes no file and is
+  // returned with its body. Returns the bytes written in `written`.
+  response download(std::string_view target, const header_list& headers, const std::filesystem::path& file,
+                    std::uint64_t& written, const progress_fn& progress = {});
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
