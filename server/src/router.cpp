@@ -50,6 +50,7 @@ const std::vector<router::route_entry>& router::table() {
       {{verb::get, "/readyz", blocking_pool, false, anyone}, &router::get_readyz},
       {{verb::get, "/metrics", blocking_pool, false, any_role, true}, &router::get_metrics},
       {{verb::post, "/api/v1/scans", blocking_pool, true, uploaders}, &router::post_scan},
+      {{verb::get, "/api/v1/scans", blocking_pool, false, any_role}, &router::get_active_scans},
       {{verb::get, "/api/v1/scans/{id}", blocking_pool, false, any_role}, &router::get_scan},
       {{verb::delete_, "/api/v1/scans/{id}", blocking_pool, false, uploaders}, &router::delete_scan},
       {{verb::get, "/api/v1/scans/{id}/report", blocking_pool, false, any_role}, &router::get_scan_report},

@@ -190,6 +190,18 @@ response router::delete_scan(const route_call& c) {
       std::string("the scan is ") + to_string(store_.find_scan(id)->status) + " and can no longer be cancelled");
 }
 
+response router::get_active_scans(const route_call& c) {
+  query(c.url, {});
+  json items = json::array();
+  for (const auto& scan : store_.active_scans()) {
+    if (c.who && c.who->role == role::station && scan.station != c.who->name) {
+      continue;  // a kiosk sees its own scans only
+    }
+    items.push_back(scan_json(scan, queue_.progress(scan.id)));
+  }
+  return json_response(http::status::ok, {{"items", std::move(items)}});
+}
+
 response router::get_scan_events(const route_call& c) {
   const scan_record scan = existing_scan(c, store_);
   return event_stream(std::make_shared<scan_event_source>(store_, queue_, scan.id, last_event_id(c)));

@@ -1468,6 +1468,16 @@ std::size_t sqlite_report_store::count(scan_status status) {
   return s.step() ? static_cast<std::size_t>(s.integer(0)) : 0;
 }
 
+std::vector<scan_record> sqlite_report_store::active_scans() {
+  std::lock_guard lock(mutex_);
+  statement s(db(), select_scans("WHERE status IN ('queued', 'running') ORDER BY seq").c_str());
+  std::vector<scan_record> out;
+  while (s.step()) {
+    out.push_back(read_scan(s));
+  }
+  return out;
+}
+
 std::vector<std::string> sqlite_report_store::live_spool_paths() {
   std::lock_guard lock(mutex_);
   statement s(db(),

@@ -122,6 +122,7 @@ std::vector<route_case> route_cases(const std::string& scan) {
       {http::verb::get, "/readyz", "/readyz", {}, true},
       {http::verb::get, "/metrics", "/metrics", {own_station, other_station, reviewer, admin}},
       {http::verb::post, "/api/v1/scans", "/api/v1/scans", {own_station, other_station, admin}},
+      {http::verb::get, "/api/v1/scans", "/api/v1/scans", {own_station, other_station, reviewer, admin}},
       {http::verb::get, "/api/v1/scans/{id}", "/api/v1/scans/" + scan, everyone_with_a_token},
       // Cancelling a done scan is allowed (the handler answers 409), not forbidden.
       {http::verb::delete_, "/api/v1/scans/{id}", "/api/v1/scans/" + scan, {own_station, admin}},

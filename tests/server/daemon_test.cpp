@@ -348,6 +348,15 @@ TEST_F(Daemon, KillNineWithQueuedAndRunningScansLosesNothing) {
   const std::string queued = submit(d, clean_image());
   ASSERT_TRUE(reaches(d, running, "running"));
   EXPECT_EQ(scan_status(d, queued).at("status"), "queued");
+  // The active list: both, in queue order; another station sees neither.
+  const json active = http_get(d.port(), "/api/v1/scans").json().at("items");
+  ASSERT_EQ(active.size(), 2U) << active.dump();
+  EXPECT_EQ(active.at(0).at("id"), running);
+  EXPECT_EQ(active.at(0).at("status"), "running");
+  EXPECT_EQ(active.at(1).at("id"), queued);
+  const auto other =
+      http_call(d.port(), http::verb::get, "/api/v1/scans", {}, {{"Authorization", "Bearer " + d.token("k-other")}});
+  EXPECT_TRUE(other.json().at("items").empty()) << other.body;
   d.kill_hard();
 
   d.options().debug_scan_delay_ms = 0;

@@ -330,6 +330,8 @@ class report_store {
   virtual std::optional<std::vector<file_type_count>> file_types(std::string_view id) = 0;
 
   virtual std::size_t count(scan_status status) = 0;
+  // Scans queued or running, in queue order (at most the queue's capacity).
+  virtual std::vector<scan_record> active_scans() = 0;
   // Every spool path still needed: queued or running scans, and images kept
   // for retention.
   virtual std::vector<std::string> live_spool_paths() = 0;

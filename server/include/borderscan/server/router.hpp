@@ -161,6 +161,7 @@ class router final : public request_handler {
   response delete_scan(const route_call& c);
   response get_scan_events(const route_call& c);
   response get_events(const route_call& c);
+  response get_active_scans(const route_call& c);
   response get_whoami(const route_call& c);
   response get_report_overview(const route_call& c);
   response get_report_verification(const route_call& c);

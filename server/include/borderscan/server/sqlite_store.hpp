@@ -64,6 +64,7 @@ class sqlite_report_store final : public report_store {
   std::optional<file_page> list_files(std::string_view id, const file_filter& filter) override;
   std::optional<std::vector<file_type_count>> file_types(std::string_view id) override;
   std::size_t count(scan_status status) override;
+  std::vector<scan_record> active_scans() override;
   std::vector<std::string> live_spool_paths() override;
   bool writable() override;
 
