@@ -144,6 +144,12 @@ class exchange {
       head_error_ = e;
       head_done_ = true;
       head_event_.cancel();
+      if (!e && writing_body_) {
+        // An early answer from a server that stopped reading the body: the
+        // write would block until the timeout. Only the write is pending.
+        beast::error_code ignored;
+        beast::get_lowest_layer(stream_).socket().cancel(ignored);
+      }
     });
     std::optional<transport_failure> send_failure;
     std::exception_ptr local_failure;
@@ -292,7 +298,9 @@ class exchange {
         throw client_error(client_error::kind::local,
                            spec_.file->path().string() + " became shorter while it was sent; nothing was kept");
       }
+      writing_body_ = true;
       co_await net::async_write(stream_, net::buffer(piece.data(), n), net::redirect_error(net::use_awaitable, ec));
+      writing_body_ = false;
       if (ec) {
         throw transport_failure(stage::send, ec);
       }
@@ -381,6 +389,7 @@ class exchange {
   http::response_parser<http::buffer_body> parser_;
   net::steady_timer head_event_;
   bool head_done_ = false;
+  bool writing_body_ = false;
   std::exception_ptr head_error_;
 };
 

@@ -50,6 +50,9 @@ void sse_parser::feed(std::string_view bytes, const dispatch_fn& dispatch) {
 
 void sse_parser::line(std::string_view text, const dispatch_fn& dispatch) {
   if (text.empty()) {
+    // The id counts from here, when its event is complete: a reconnection
+    // after half an event must not tell the server it was received.
+    last_id_ = id_buffer_;
     if (data_.empty()) {
       type_.clear();
       return;
@@ -80,7 +83,7 @@ void sse_parser::line(std::string_view text, const dispatch_fn& dispatch) {
     data_.push_back('\n');
   } else if (field == "id") {
     if (value.find('\0') == std::string_view::npos) {
-      last_id_ = std::string(value);
+      id_buffer_ = std::string(value);
     }
   } else if (field == "retry") {
     if (!value.empty() && std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -99,6 +102,7 @@ void sse_parser::reset_connection() {
   at_start_ = true;
   data_.clear();
   type_.clear();
+  id_buffer_ = last_id_;
 }
 
 void follow_events(http_client& client, std::string_view target, const std::function<bool(const sse_event&)>& on_event,

@@ -15,7 +15,7 @@ namespace borderscan::client {
 struct sse_event {
   std::string type = "message";  // the `event:` field, "message" when none
   std::string data;              // the `data:` lines joined with '\n'
-  std::string id;                // the last `id:` seen on the stream so far
+  std::string id;                // the last `id:` seen on the stream up to this event
 };
 
 // Incremental parser: bytes in any pieces, events out as each blank line ends
@@ -32,6 +32,8 @@ class sse_parser {
   // it again after a reconnect); the last id and retry stay.
   void reset_connection();
 
+  // The id in force when the last event was completed (what a reconnection
+  // sends as Last-Event-ID).
   const std::string& last_event_id() const noexcept { return last_id_; }
   // The server's `retry:` (reconnection delay), when it sent one.
   std::optional<std::chrono::milliseconds> retry() const noexcept { return retry_; }
@@ -46,7 +48,8 @@ class sse_parser {
   bool at_start_ = true;   // a byte-order mark may come first
   std::string data_;
   std::string type_;
-  std::string last_id_;
+  std::string id_buffer_;  // the last `id:` field read
+  std::string last_id_;    // the id of the last complete event
   std::optional<std::chrono::milliseconds> retry_;
 };
 
