@@ -129,7 +129,7 @@ report_digest read_report_digest(std::FILE* file) {
   // strings, rule meta and the per-type tables are dropped as they are read.
   static const std::set<std::string> top_keys = {"schema",         "scan_id", "station", "image",    "verdict",
                                                  "verdict_reason", "score",   "summary", "findings", "limits_hit"};
-  static const std::set<std::string> finding_keys = {"severity", "rule", "path"};
+  static const std::set<std::string> finding_keys = {"severity", "rule", "path", "deleted"};
   std::string top;
   std::set<std::string> limits;
   const json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json& parsed) {
@@ -172,24 +172,37 @@ report_digest read_report_digest(std::FILE* file) {
   r.score = number_or<int>(doc, "score", 0);
   if (const auto it = doc.find("summary"); it != doc.end() && it->is_object()) {
     r.files = number_or<std::uint64_t>(*it, "files", 0);
+    r.directories = number_or<std::uint64_t>(*it, "directories", 0);
     r.deleted = number_or<std::uint64_t>(*it, "deleted", 0);
+    r.deleted_directories = number_or<std::uint64_t>(*it, "deleted_directories", 0);
     r.flagged_files = number_or<std::uint64_t>(*it, "flagged_files", 0);
     r.errors = number_or<std::uint64_t>(*it, "errors", 0);
   }
   r.limits_hit = std::move(limits);
   if (const auto it = doc.find("findings"); it != doc.end() && it->is_array()) {
     for (const auto& f : *it) {
-      r.findings.push_back({text_or(f, "severity", "?"), text_or(f, "rule", "?"), text_or(f, "path")});
+      const auto deleted = f.find("deleted");
+      r.findings.push_back({text_or(f, "severity", "?"), text_or(f, "rule", "?"), text_or(f, "path"),
+                            deleted != f.end() && deleted->is_boolean() && deleted->get<bool>()});
     }
   }
   return r;
 }
 
 void print_report_summary(std::ostream& out, const report_digest& r) {
-  out << "scan      " << printable(r.scan_id) << "  (station " << printable(r.station) << ")\n";
+  if (!r.scan_id.empty()) {  // an offline scan has none
+    out << "scan      " << printable(r.scan_id);
+    if (!r.station.empty()) {
+      out << "  (station " << printable(r.station) << ")";
+    }
+    out << "\n";
+  }
   out << "image     " << printable(r.image_name) << "  " << client::human_bytes(r.image_size) << "  sha256 "
       << printable(r.image_sha256) << "\n";
-  out << "files     " << r.files << " (" << r.deleted << " deleted), " << r.flagged_files << " flagged, " << r.errors
+  // Deleted files and deleted directories apart: what was thrown away matters.
+  const std::uint64_t deleted_files = r.deleted - std::min(r.deleted, r.deleted_directories);
+  out << "files     " << r.files << " (" << deleted_files << " deleted), " << r.directories << " directories ("
+      << r.deleted_directories << " deleted), " << r.flagged_files << " flagged, " << r.errors
       << (r.errors == 1 ? " error" : " errors") << "\n";
   if (!r.limits_hit.empty()) {
     out << "limits    ";
@@ -215,14 +228,17 @@ void print_report_summary(std::ostream& out, const report_digest& r) {
   // full of copies of one file must not bury the other findings.
   struct group {
     std::string severity, rule, first_path;
-    std::size_t count = 0;
+    bool first_deleted = false;
+    std::size_t count = 0, deleted = 0;
   };
   std::map<std::pair<std::string, std::string>, group> groups;
   for (const auto& f : r.findings) {
-    const auto it =
-        groups.try_emplace({f.severity, f.rule}, group{f.severity, f.rule, f.path.empty() ? "(the image)" : f.path})
-            .first;
+    const auto it = groups
+                        .try_emplace({f.severity, f.rule},
+                                     group{f.severity, f.rule, f.path.empty() ? "(the image)" : f.path, f.deleted})
+                        .first;
     ++it->second.count;
+    it->second.deleted += f.deleted ? 1 : 0;
   }
   std::vector<group> rows;
   for (auto& [key, g] : groups) {
@@ -245,9 +261,14 @@ void print_report_summary(std::ostream& out, const report_digest& r) {
       << "  PATH\n";
   for (const auto& g : rows) {
     out << "  " << std::left << std::setw(9) << printable(g.severity) << " " << std::setw(static_cast<int>(rule_width))
-        << printable(g.rule) << "  " << std::right << std::setw(5) << g.count << "  " << printable(g.first_path);
+        << printable(g.rule) << "  " << std::right << std::setw(5) << g.count << "  " << printable(g.first_path)
+        << (g.first_deleted ? " [deleted]" : "");
     if (g.count > 1) {
-      out << " (+" << g.count - 1 << " more)";
+      out << " (+" << g.count - 1 << " more";
+      if (g.deleted > 0) {
+        out << "; " << g.deleted << " of all " << g.count << " deleted";
+      }
+      out << ")";
     }
     out << "\n";
   }

@@ -64,6 +64,7 @@ struct report_digest {
     std::string severity;
     std::string rule;
     std::string path;
+    bool deleted = false;  // the file is deleted on the device
   };
   std::string scan_id;
   std::string station;
@@ -73,8 +74,8 @@ struct report_digest {
   std::string verdict;
   std::string verdict_reason;
   int score = 0;
-  std::uint64_t files = 0;
-  std::uint64_t deleted = 0;
+  std::uint64_t files = 0, directories = 0;
+  std::uint64_t deleted = 0, deleted_directories = 0;  // deleted counts both
   std::uint64_t flagged_files = 0;
   std::uint64_t errors = 0;
   std::set<std::string> limits_hit;
@@ -84,6 +85,9 @@ struct report_digest {
 // Parses a report from `file` (read from its current position); throws
 // client_error(kind::local) when it is not a Borderscan report.
 report_digest read_report_digest(std::FILE* file);
+// The summary `submit`, `report` and the offline `scan` print: counts, the
+// verdict, and the findings with one line per rule and severity (a count
+// and the first path; deleted files marked).
 void print_report_summary(std::ostream& out, const report_digest& report);
 
 // 0 clean, 1 flagged, 3 incomplete, 2 error or anything else.

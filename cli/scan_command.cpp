@@ -12,6 +12,7 @@
 #include "borderscan/scanner/engine.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/report_file.hpp"
+#include "client_support.hpp"
 #include "commands.hpp"
 
 namespace borderscan::cli {
@@ -46,38 +47,40 @@ int exit_code_for(sc::verdict v) {
   return 2;
 }
 
-std::string human_bytes(std::uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
+// The summary the kiosk client prints, from the report in hand, with the
+// volumes and the first error and limit hit before and after it.
 void print_summary(const sc::report& r) {
-  std::cerr << "image:    " << r.image.name << " (" << r.image.format << ", " << human_bytes(r.image.size) << ")\n";
-  for (const auto& v : r.volumes) {
-    std::cerr << "volume " << v.index << ": " << v.scheme << " @" << v.offset << " "
-              << (v.filesystem ? *v.filesystem : "no file system") << (v.label ? " '" + *v.label + "'" : "") << ", "
-              << v.files << " entries" << (v.error ? " (" + *v.error + ")" : "") << "\n";
+  report_digest d;
+  d.scan_id = r.scan_id;
+  d.station = r.station;
+  d.image_name = r.image.name + " (" + r.image.format + ")";
+  d.image_size = r.image.size;
+  d.image_sha256 = r.image.sha256;
+  d.verdict = sc::to_string(r.result);
+  d.verdict_reason = r.verdict_reason;
+  d.score = r.score;
+  d.files = r.summary.files;
+  d.directories = r.summary.directories;
+  d.deleted = r.summary.deleted;
+  d.deleted_directories = r.summary.deleted_directories;
+  d.flagged_files = r.summary.flagged_files;
+  d.errors = r.errors.size();
+  for (const auto& l : r.limits_hit) {
+    d.limits_hit.insert(l.limit);
   }
-  std::cerr << "files:    " << r.summary.files << " (" << r.summary.deleted << " deleted), " << r.summary.directories
-            << " directories, " << human_bytes(r.summary.bytes) << " read\n";
   for (const auto& f : r.findings) {
-    std::cerr << "  [" << sc::to_string(f.level) << "] " << f.source << ":" << f.rule << "  " << f.path << "\n";
+    d.findings.push_back({std::string(sc::to_string(f.level)), f.source + ":" + f.rule, f.path, f.deleted});
   }
+  for (const auto& v : r.volumes) {
+    std::cerr << "volume " << v.index << "  " << v.scheme << " @" << v.offset << " "
+              << printable(v.filesystem ? *v.filesystem : "no file system")
+              << (v.label ? " '" + printable(*v.label) + "'" : "") << ", " << v.files << " entries"
+              << (v.error ? " (" + printable(*v.error) + ")" : "") << "\n";
+  }
+  print_report_summary(std::cerr, d);
   if (!r.errors.empty()) {
-    std::cerr << "errors:   " << r.errors.size() << " (first: " << r.errors.front().message << ")\n";
+    std::cerr << "errors    " << r.errors.size() << " (first: " << printable(r.errors.front().message) << ")\n";
   }
-  if (!r.limits_hit.empty()) {
-    std::cerr << "limits:   " << r.limits_hit.size() << " hit (first: " << r.limits_hit.front().limit << ")\n";
-  }
-  std::cerr << "verdict:  " << sc::to_string(r.result) << " (score " << r.score << "): " << r.verdict_reason << "\n";
 }
 
 int run_scan(const scan_args& args) {
@@ -120,22 +123,21 @@ int run_scan(const scan_args& args) {
   if (!opts.spill) {
     std::cerr << "borderscan: report entries stay in memory: " << spill_error << "\n";
   }
-  const bool show_progress = !args.quiet && ::isatty(STDERR_FILENO) != 0;
-  if (show_progress) {
-    opts.on_progress = [](const sc::scan_progress& p) {
-      const double pct =
-          p.bytes_total > 0 ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 0;
-      std::fprintf(stderr, "\r%6.1f%%  %llu/%llu files  %s   ", pct, static_cast<unsigned long long>(p.files_done),
-                   static_cast<unsigned long long>(p.files_found), human_bytes(p.bytes_done).c_str());
-      std::fflush(stderr);
+  // Bytes, rate and ETA on a terminal (the status line draws nothing elsewhere).
+  auto status = std::make_shared<status_line>();
+  if (!args.quiet && status->tty()) {
+    opts.on_progress = [status, meter = std::make_shared<client::rate_meter>(),
+                        guard = std::make_shared<std::mutex>()](const sc::scan_progress& p) {
+      const std::lock_guard lock(*guard);
+      meter->add(client::rate_meter::clock::now(), p.bytes_done);
+      status->show(client::progress_text(p.bytes_done, p.bytes_total, *meter) + "  " + std::to_string(p.files_done) +
+                   "/" + std::to_string(p.files_found) + " files");
     };
   }
   std::vector<std::filesystem::path> segments(args.image.begin(), args.image.end());
   const sc::engine eng(lim, rules);
   const sc::report r = eng.scan(segments, opts);
-  if (show_progress) {
-    std::fprintf(stderr, "\r%60s\r", "");
-  }
+  status->clear();
 
   if (args.output == "-") {
     sc::write_report(std::cout, r);

@@ -62,6 +62,15 @@ std::pair<std::filesystem::path, hashset_kind> parse_hashset_arg(std::string_vie
       return {std::filesystem::path(arg.substr(0, arg.size() - suffix.size())), kind};
     }
   }
+  // FILE:something else is a kind misspelt, unless FILE:something is itself a file.
+  const auto colon = arg.rfind(':');
+  std::error_code ec;
+  if (colon != std::string_view::npos && !std::filesystem::exists(std::filesystem::path(arg), ec) &&
+      std::filesystem::exists(std::filesystem::path(arg.substr(0, colon)), ec)) {
+    throw scan_error(scan_errc::rules_invalid, "unknown hash-set kind '" + std::string(arg.substr(colon + 1)) +
+                                                   "' in " + std::string(arg) +
+                                                   ": write FILE:known-bad or FILE:known-good (known-bad if left out)");
+  }
   return {std::filesystem::path(arg), hashset_kind::known_bad};
 }
 

@@ -117,6 +117,9 @@ void to_json(nlohmann::json& j, const finding& f) {
     j["matches"] = f.matches;
     j["match_count"] = f.match_count;
   }
+  if (f.deleted) {
+    j["deleted"] = true;
+  }
 }
 
 void to_json(nlohmann::json& j, const evidence_note& e) {
@@ -191,9 +194,11 @@ void to_json(nlohmann::json& j, const image_info& i) {
 }
 
 void to_json(nlohmann::json& j, const scan_summary& s) {
-  j = nlohmann::json{{"files", s.files},    {"directories", s.directories},     {"deleted", s.deleted},
-                     {"bytes", s.bytes},    {"flagged_files", s.flagged_files}, {"findings", s.findings},
-                     {"errors", s.errors},  {"limits_hit", s.limits_hit},       {"by_mime", s.by_mime},
+  j = nlohmann::json{{"files", s.files},           {"directories", s.directories},
+                     {"deleted", s.deleted},       {"deleted_directories", s.deleted_directories},
+                     {"bytes", s.bytes},           {"flagged_files", s.flagged_files},
+                     {"findings", s.findings},     {"errors", s.errors},
+                     {"limits_hit", s.limits_hit}, {"by_mime", s.by_mime},
                      {"by_type", s.by_type}};
 }
 
@@ -351,6 +356,7 @@ void from_json(const nlohmann::json& j, finding& f) {
     f.matches = j.at("matches").get<std::vector<string_match>>();
     f.match_count = j.at("match_count").get<std::uint64_t>();
   }
+  f.deleted = j.contains("deleted") && j.at("deleted").get<bool>();
   if (j.contains("id") && j.at("id").get<std::string>() != finding_id(f)) {
     throw std::invalid_argument("finding id does not match its path and rule");
   }
@@ -477,6 +483,7 @@ void from_json(const nlohmann::json& j, report& r) {
   r.summary.files = s.at("files").get<std::uint64_t>();
   r.summary.directories = s.at("directories").get<std::uint64_t>();
   r.summary.deleted = s.at("deleted").get<std::uint64_t>();
+  r.summary.deleted_directories = s.value("deleted_directories", std::uint64_t{0});
   r.summary.bytes = s.at("bytes").get<std::uint64_t>();
   r.summary.flagged_files = s.at("flagged_files").get<std::uint64_t>();
   r.summary.findings = s.at("findings").get<std::uint64_t>();

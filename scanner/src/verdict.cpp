@@ -42,12 +42,17 @@ void tally_file(const file_entry& f, scan_summary& s, std::vector<finding>& find
     ++s.files;
   }
   s.deleted += f.deleted ? 1 : 0;
+  s.deleted_directories += f.deleted && f.type == "directory" ? 1 : 0;
   s.bytes += f.bytes_read;
   if (!f.mime.empty()) {
     ++s.by_mime[f.mime];
   }
   ++s.by_type[f.type];
+  const std::size_t first = findings.size();
   findings.insert(findings.end(), f.findings.begin(), f.findings.end());
+  for (std::size_t i = first; i < findings.size(); ++i) {
+    findings[i].deleted = f.deleted;
+  }
 }
 
 void finalize(report& r, severity flag_threshold) {

@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "support/test_support.hpp"
@@ -26,7 +27,7 @@ TEST(Cli, CleanImageExitsZeroWithReportOnStdout) {
   const json r = json::parse(res.out);
   borderscan::test::validate_report(r);
   EXPECT_EQ(r.at("verdict"), "clean");
-  EXPECT_NE(res.err.find("verdict:  clean"), std::string::npos) << res.err;  // human summary on stderr
+  EXPECT_NE(res.err.find("verdict   CLEAN"), std::string::npos) << res.err;  // human summary on stderr
 }
 
 TEST(Cli, FlaggedImageExitsOneAndWritesOutputFile) {
@@ -265,5 +266,82 @@ TEST(Cli, VersionNamesTheLibrariesAndReportsRecordThem) {
     EXPECT_NE(version.out.find(std::string(library) + " " + libraries.at(library).get<std::string>()),
               std::string::npos)
         << library;
+  }
+}
+
+// A stick where the traveller deleted a folder: five copies of EICAR, three
+// of them in the deleted folder. The report marks the deleted ones, counts
+// deleted files and directories apart, and the summary folds the copies
+// into one line per rule with a count.
+TEST(Cli, SummaryFoldsRepeatedFindingsAndCountsDeletedFilesAndDirectoriesApart) {
+  borderscan::test::scratch_dir tmp;
+  const fs::path eicar = tmp / "eicar.com";
+  std::ofstream(eicar) << borderscan::test::eicar();
+  const fs::path image = tmp / "stick.img";
+  const std::string img = shell_quote(image.string());
+  const std::string e = shell_quote(eicar.string());
+  const auto made =
+      run_command("mkfs.vfat -C " + img + " 4096 >/dev/null && mmd -i " + img + " ::/trip ::/keep && " + "mcopy -i " +
+                  img + " " + e + " ::/trip/a.com && mcopy -i " + img + " " + e + " ::/trip/b.com && mcopy -i " + img +
+                  " " + e + " ::/trip/c.com && mcopy -i " + img + " " + e + " ::/keep/d.com && mcopy -i " + img + " " +
+                  e + " ::/keep/e.com && mdeltree -i " + img + " ::/trip");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const fs::path out = tmp / "report.json";
+  const auto res = run_command(cli() + " scan -o " + shell_quote(out.string()) + " " + img);
+  EXPECT_EQ(res.exit_code, 1) << res.err;
+  std::ifstream in(out);
+  const json r = json::parse(in);
+  borderscan::test::validate_report(r);
+  EXPECT_EQ(r.at("summary").at("deleted_directories"), 1) << r.at("summary").dump();
+  EXPECT_EQ(r.at("summary").at("deleted"), 4) << "the folder and its three files";
+  std::size_t eicar_findings = 0, deleted_findings = 0;
+  for (const auto& f : r.at("findings")) {
+    if (f.at("rule") == "EICAR_Test_File") {
+      ++eicar_findings;
+      deleted_findings += f.value("deleted", false) ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(eicar_findings, 5U);
+  EXPECT_EQ(deleted_findings, 3U);
+
+  EXPECT_NE(res.err.find("files     5 (3 deleted), 3 directories (1 deleted)"), std::string::npos) << res.err;
+  // One line for the five: its count, the first path, how many were deleted.
+  std::size_t lines = 0;
+  std::string folded;
+  std::istringstream err(res.err);
+  for (std::string line; std::getline(err, line);) {
+    if (line.find("yara:EICAR_Test_File") != std::string::npos) {
+      ++lines;
+      folded = line;
+    }
+  }
+  EXPECT_EQ(lines, 1U) << res.err;
+  EXPECT_NE(folded.find("    5  "), std::string::npos) << folded;
+  EXPECT_NE(folded.find("(+4 more; 3 of all 5 deleted)"), std::string::npos) << folded;
+}
+
+TEST(Cli, MessagesNameTheProblemInWordsWithoutInternalCodes) {
+  borderscan::test::scratch_dir tmp;
+  const fs::path set = tmp / "bad.txt";
+  std::ofstream(set) << "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f eicar\n";
+  const std::string image = shell_quote(borderscan::test::clean_image().string());
+  const auto kind =
+      run_command(cli() + " scan -o /dev/null --hashset " + shell_quote(set.string() + ":known-evil") + " " + image);
+  EXPECT_EQ(kind.exit_code, 2);
+  EXPECT_NE(kind.err.find("unknown hash-set kind 'known-evil'"), std::string::npos) << kind.err;
+  EXPECT_NE(kind.err.find("FILE:known-bad or FILE:known-good"), std::string::npos) << kind.err;
+  const auto missing =
+      run_command(cli() + " scan -o /dev/null --hashset " + shell_quote((tmp / "none.txt").string()) + " " + image);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("cannot open hash set: No such file or directory"), std::string::npos) << missing.err;
+  const auto unwritable =
+      run_command(cli() + " scan -o " + shell_quote((tmp / "no-such-dir" / "r.json").string()) + " " + image);
+  EXPECT_EQ(unwritable.exit_code, 2);
+  EXPECT_NE(unwritable.err.find("cannot write"), std::string::npos) << unwritable.err;
+  EXPECT_NE(unwritable.err.find("No such file or directory"), std::string::npos) << unwritable.err;
+  for (const auto* res : {&kind, &missing, &unwritable}) {
+    for (const char* code : {"rules_invalid", "internal", "scan_errc", "errno"}) {
+      EXPECT_EQ(res->err.find(code), std::string::npos) << res->err;
+    }
   }
 }

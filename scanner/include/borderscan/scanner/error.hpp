@@ -29,9 +29,16 @@ inline std::error_code make_error_code(scan_errc e) noexcept {
 
 // Thrown only when the current object or job cannot continue; expected outcomes
 // (no match, limit hit, not an archive) are report data, not exceptions.
+// what() is the message alone, in words; the code stays in code() (reports
+// carry it in their own field), so no message shown to a person ends in an
+// internal code name.
 class scan_error : public std::system_error {
  public:
-  scan_error(scan_errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
+  scan_error(scan_errc code, const std::string& what) : std::system_error(make_error_code(code), what), what_(what) {}
+  const char* what() const noexcept override { return what_.c_str(); }
+
+ private:
+  std::string what_;
 };
 
 // Stable short name of a code, used as `code` in report errors ("short_read").

@@ -47,6 +47,9 @@ struct finding {
   // how many there were in all.
   std::vector<string_match> matches;
   std::uint64_t match_count = 0;
+  // In the report's top-level list: the file is deleted on the device (in
+  // files[], the entry itself says so). Not part of the finding's id.
+  bool deleted = false;
 };
 
 inline constexpr std::size_t max_matches_per_finding = 16;
@@ -148,6 +151,7 @@ struct image_info {
 
 struct scan_summary {
   std::uint64_t files = 0, directories = 0, deleted = 0, bytes = 0;
+  std::uint64_t deleted_directories = 0;  // of `deleted`, the directories
   std::uint64_t flagged_files = 0, findings = 0, errors = 0, limits_hit = 0;
   std::map<std::string, std::uint64_t> by_mime;
   std::map<std::string, std::uint64_t> by_type;
