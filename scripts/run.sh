@@ -31,14 +31,17 @@ only their SHA-256). More with: $daemon token create --role ROLE --name NAME --c
   admin    (everything: tokens, audit, rules)  ${admin_token}
   reviewer (all reports, reviews)               ${reviewer_token}
   station  kiosk-1 (uploads, its own scans)     ${station_token}
-Submit an image as kiosk-1:
-  curl -sS -T IMAGE -X POST -H 'Authorization: Bearer ${station_token}' -H 'Content-Type: application/octet-stream' ${url}/api/v1/scans
+Review console: ${url}/  (sign in with the reviewer token; the station token uploads)
+Submit an image as kiosk-1 and wait for the verdict:
+  build-release/bin/borderscan submit IMAGE --server ${url} --token ${station_token} --wait
 MSG
 fi
 cat >&2 <<MSG
 borderscand on ${url}  (data in ./var, rules from ./rules, config: ${config})
+Review console: ${url}/ in a browser (sign in with a token).
 Every API call needs a token: -H 'Authorization: Bearer TOKEN' (tokens: $daemon token list --config ${config}).
-Submit an image with a station token:
+Submit an image with a station token (kiosk client, or curl):
+  build-release/bin/borderscan submit IMAGE --server ${url} --token TOKEN --wait
   curl -sS -T IMAGE -X POST -H 'Authorization: Bearer TOKEN' -H 'Content-Type: application/octet-stream' ${url}/api/v1/scans
 Follow the scan and fetch its report (ID from the answer above):
   curl -N -H 'Authorization: Bearer TOKEN' ${url}/api/v1/scans/ID/events
