@@ -109,6 +109,7 @@ export const api = {
   evidenceZip: (id, index) =>
     request(`/api/v1/reports/${encodeURIComponent(id)}/files/${index}/content`, { raw: true }),
   seenBefore: (sha256, query, opts) => request('/api/v1/files', { ...opts, query: { sha256, ...query } }),
+  activeScans: (opts) => request('/api/v1/scans', opts),
   scan: (id, opts) => request(`/api/v1/scans/${encodeURIComponent(id)}`, opts),
   cancelScan: (id) => request(`/api/v1/scans/${encodeURIComponent(id)}`, { method: 'DELETE' }),
 };

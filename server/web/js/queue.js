@@ -1,12 +1,15 @@
 // The queue: finished reports newest first, those waiting for review on top,
 // with filters kept in the URL (so a filtered queue can be bookmarked) and
-// cursor paging; it refreshes itself when a scan finishes (GET /api/v1/events).
+// cursor paging; above them the scans queued or running now (GET /api/v1/scans)
+// with their progress. It refreshes itself when a scan finishes (GET /api/v1/events).
 
 import { api } from './api.js';
 import { followEvents } from './sse.js';
-import { clear, formatCount, h, pathEl, reviewLabel, timeEl, verdictBadge, verdictLabel } from './dom.js';
+import { clear, formatBytes, formatCount, h, pathEl, reviewLabel, timeEl, verdictBadge, verdictLabel } from './dom.js';
 
 const PAGE = 50;
+// How often the progress of the scans in progress is re-read while any is listed.
+const ACTIVE_POLL_MS = 2000;
 const verdicts = ['flagged', 'incomplete', 'error', 'clean', 'cleared_false_positive'];
 const reviews = ['pending', 'reviewed', 'not_required', 'unreviewed', 'cleared', 'confirmed', 'escalated'];
 const filterKeys = ['verdict', 'review', 'station', 'case_ref', 'since', 'until'];
@@ -158,12 +161,49 @@ function reportList({ title, id, query, keep = () => true, empty }) {
   return { section, reload: () => load(true), count: () => shown };
 }
 
+// One scan in the "Scans in progress" strip: its name, station, status and a
+// progress bar (bytes and percent once the scan has counted its bytes).
+function liveItem(scan, position) {
+  const p = scan.progress || {};
+  const name = scan.filename || scan.label || scan.id;
+  const nameId = `live-name-${scan.id}`;
+  const bar = h('progress', { max: 100, 'aria-labelledby': nameId });
+  let figures;
+  if (scan.status === 'queued') {
+    figures = position > 1 ? `Waiting in the queue (${position - 1} ahead)` : 'Waiting in the queue';
+    bar.value = 0;  // not started (an indeterminate bar would look busy)
+    bar.setAttribute('aria-valuetext', figures);
+  } else if (p.bytes_total > 0) {
+    const done = Math.min(p.bytes_done || 0, p.bytes_total);
+    const pct = Math.floor((done * 100) / p.bytes_total);
+    bar.value = pct;
+    figures = `${formatBytes(done)} of ${formatBytes(p.bytes_total)} · ${pct} %`;
+    if (p.files_found) {
+      figures += ` · ${formatCount(p.files_done)} of ${formatCount(p.files_found)} files`;
+    }
+    bar.setAttribute('aria-valuetext', `${pct} %, ${formatBytes(done)} of ${formatBytes(p.bytes_total)}`);
+  } else {
+    figures = 'Starting: counting files and bytes…';
+    bar.setAttribute('aria-valuetext', 'starting');
+  }
+  const status = scan.status === 'running' ? 'Running' : scan.status === 'queued' ? 'Queued' : scan.status;
+  return h('li', { class: 'live-scan', dataset: { id: scan.id, status: scan.status } },
+    h('span', { class: 'live-name' },
+      h('strong', { id: nameId, text: name }),
+      scan.label && scan.filename ? h('span', { class: 'muted small', text: ` ${scan.label}` }) : null),
+    h('span', { class: 'live-meta' },
+      h('span', { class: 'live-station', text: scan.station || '–' }), ' · ',
+      h('span', { class: ['live-status', `live-${scan.status}`], text: status })),
+    bar,
+    h('span', { class: 'live-figures small', text: figures }));
+}
+
 export async function renderQueue(ctx) {
   document.title = 'Reports · Borderscan';
   const filters = filtersFromUrl();
   const { main } = ctx;
-  const live = h('section', { class: 'live', 'aria-labelledby': 'live-title' },
-    h('h2', { id: 'live-title', text: 'Scans in progress' }));
+  const liveTitle = h('h2', { id: 'live-title', text: 'Scans in progress' });
+  const live = h('section', { class: 'live', id: 'live', 'aria-labelledby': 'live-title' }, liveTitle);
   const liveList = h('ul', { class: 'live-list' });
   const liveState = h('p', { class: 'muted small', id: 'live-state', text: 'Connecting to live updates…' });
   live.append(liveState, liveList);
@@ -197,32 +237,145 @@ export async function renderQueue(ctx) {
   for (const list of lists) {
     main.append(list.section);
   }
-  await Promise.all(lists.map((l) => l.reload()));
 
-  // Live updates: scans started since the page opened are listed; a finished
-  // one reloads the lists (debounced: a burst of scans costs one reload).
-  const running = new Map();
+  // The scans queued or running now, in queue order: loaded from
+  // GET /api/v1/scans when the page opens, kept live by the event stream
+  // (submitted adds, done/failed/cancelled removes and reloads the lists) and
+  // re-read every few seconds while any is listed, for the running ones'
+  // progress and for a queued one that starts (no event says so).
+  const active = new Map();
+  const finished = new Set();  // ids whose end the stream reported
+  let left = false;
   let reloadTimer = null;
+  let pollTimer = null;
+  let polling = null;  // the GET /api/v1/scans in flight
+  const addedDuringPoll = new Set();  // submitted while it was in flight: newer than its answer
+  let activeError = '';
+
+  const reloadLists = () => {
+    clearTimeout(reloadTimer);
+    // Debounced: a burst of finished scans costs one reload.
+    reloadTimer = setTimeout(() => {
+      if (!left) {
+        lists.forEach((l) => l.reload());
+      }
+    }, 300);
+  };
+
   const renderLive = () => {
     clear(liveList);
-    for (const scan of running.values()) {
-      const p = scan.progress || {};
-      liveList.append(h('li', null,
-        h('strong', { text: scan.filename || scan.label || scan.id }), ' ',
-        h('span', { class: 'muted', text: `${scan.station || ''} · ${scan.status}` }),
-        scan.status === 'running' && p.files_found ? ` · ${formatCount(p.files_done)} of ${formatCount(p.files_found)} files` : ''));
+    let position = 0;
+    for (const scan of active.values()) {
+      position += 1;
+      liveList.append(liveItem(scan, position));
     }
-    if (running.size === 0) {
-      liveList.append(h('li', { class: 'muted', text: 'None right now.' }));
+    if (active.size === 0) {
+      liveList.append(h('li', { class: 'muted live-none', text: activeError || 'None right now.' }));
+    }
+    liveTitle.textContent = active.size ? `Scans in progress (${active.size})` : 'Scans in progress';
+    live.classList.toggle('has-scans', active.size > 0);
+  };
+
+  const schedulePoll = () => {
+    clearTimeout(pollTimer);
+    pollTimer = null;
+    if (!left && active.size > 0) {
+      pollTimer = setTimeout(refreshActive, ACTIVE_POLL_MS);
     }
   };
-  renderLive();
-  if (!liveState.isConnected) {
-    return;  // the user left while the lists loaded
+
+  async function refreshActive() {
+    if (left) {
+      return;
+    }
+    if (polling) {
+      await polling;  // one request at a time; its answer is as fresh
+      return;
+    }
+    clearTimeout(pollTimer);
+    pollTimer = null;
+    addedDuringPoll.clear();
+    polling = api.activeScans().then((page) => {
+      if (left) {
+        return;
+      }
+      activeError = '';
+      const next = new Map();
+      for (const scan of page.items || []) {
+        if (!finished.has(scan.id)) {
+          next.set(scan.id, scan);
+        }
+      }
+      // A scan that left the list without its end on the stream (e.g. while
+      // the stream reconnects) has finished too: the lists may have changed.
+      for (const id of active.keys()) {
+        if (!next.has(id) && !finished.has(id) && !addedDuringPoll.has(id)) {
+          reloadLists();
+        }
+      }
+      for (const id of addedDuringPoll) {
+        if (!next.has(id) && active.has(id) && !finished.has(id)) {
+          next.set(id, active.get(id));
+        }
+      }
+      active.clear();
+      next.forEach((scan, id) => active.set(id, scan));
+    }).catch((error) => {
+      if (error.status === 401) {
+        return;  // the sign-in form is showing
+      }
+      activeError = `Could not load the scans in progress: ${error.message}`;
+    }).finally(() => {
+      polling = null;
+      if (!left) {
+        renderLive();
+        schedulePoll();
+      }
+    });
+    await polling;
   }
+
+  const onScanEvent = (scan) => {
+    const change = scan.change || '';
+    const ended = ['scan_done', 'scan_failed', 'scan_cancelled'].includes(change) ||
+      (!change && ['done', 'failed', 'cancelled'].includes(scan.status));
+    if (change === 'scan_submitted' || (!change && (scan.status === 'queued' || scan.status === 'running'))) {
+      // The data is the scan as it is now: one that already ended is not added.
+      if ((scan.status === 'queued' || scan.status === 'running') && !finished.has(scan.id)) {
+        active.set(scan.id, scan);
+        if (polling) {
+          addedDuringPoll.add(scan.id);
+        } else if (!pollTimer) {
+          schedulePoll();
+        }
+      }
+    } else if (ended) {
+      finished.add(scan.id);
+      active.delete(scan.id);
+      if (active.size === 0) {
+        clearTimeout(pollTimer);  // nothing left to follow
+        pollTimer = null;
+      }
+      const name = scan.filename || scan.label || scan.id;
+      if (scan.status === 'done') {
+        ctx.announce(`Scan of ${name} finished: ${verdictLabel(scan.verdict)}.`);
+      } else if (scan.status === 'failed') {
+        ctx.announce(`Scan of ${name} failed.`);
+      } else if (scan.status === 'cancelled') {
+        ctx.announce(`Scan of ${name} was cancelled.`);
+      }
+      reloadLists();
+    } else {
+      reloadLists();  // a review or a false-positive mark: the lists' review column
+    }
+    renderLive();
+  };
+
+  renderLive();
+  let reconnected = false;
   const stream = followEvents('/api/v1/events', {
     onEvent: (event) => {
-      if (event.type !== 'scan') {
+      if (event.type !== 'scan' || left) {
         return true;
       }
       let scan;
@@ -231,33 +384,41 @@ export async function renderQueue(ctx) {
       } catch {
         return true;
       }
-      if (scan.status === 'queued' || scan.status === 'running') {
-        running.set(scan.id, scan);
-      } else {
-        running.delete(scan.id);
-        if (scan.status === 'done') {
-          ctx.announce(`Scan of ${scan.filename || scan.label || scan.id} finished: ${verdictLabel(scan.verdict)}.`);
-          clearTimeout(reloadTimer);
-          reloadTimer = setTimeout(() => lists.forEach((l) => l.reload()), 300);
-        }
-      }
-      renderLive();
+      onScanEvent(scan);
       return true;
     },
     onState: (state) => {
+      if (left) {
+        return;
+      }
       liveState.textContent = {
         open: 'Live: the lists update when a scan finishes.',
         reconnecting: 'Live updates interrupted; reconnecting…',
         closed: 'Live updates stopped.',
       }[state] || state;
       liveState.dataset.state = state;
+      if (state === 'reconnecting') {
+        reconnected = true;
+      } else if (state === 'open' && reconnected) {
+        // The stream resumes with Last-Event-ID; the progress may be stale.
+        refreshActive();
+        if (!stream.lastEventId) {
+          // No event had come before the drop, so there was no id to resume
+          // from and changes during the outage are lost: reload instead.
+          reloadLists();
+        }
+      }
     },
     onError: (error) => {
       liveState.textContent = `Live updates unavailable: ${error.message}`;
     },
   });
   ctx.onCleanup(() => {
+    left = true;
     stream.stop();
     clearTimeout(reloadTimer);
+    clearTimeout(pollTimer);
   });
+
+  await Promise.all([...lists.map((l) => l.reload()), refreshActive()]);
 }
