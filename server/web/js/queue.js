@@ -97,7 +97,7 @@ function reportTable(items, caption) {
     h('caption', { class: 'visually-hidden', text: caption }),
     h('thead', null, h('tr', null,
       ['Submitted', 'Image', 'Station', 'Case', 'Verdict', 'Findings', 'Review', 'Files'].map((label) =>
-        h('th', { scope: 'col', text: label })))),
+        h('th', { scope: 'col', class: `col-${label.toLowerCase()}`, text: label })))),
     h('tbody', null, items.map((item) => h('tr', { dataset: { id: item.id, review: item.review || '', verdict: item.derived_verdict || item.verdict || '' } },
       h('td', null, timeEl(item.submitted_at)),
       h('td', null, h('a', { href: `/reports/${item.id}`, 'data-nav': true, class: 'report-link', text: item.filename || item.label || item.id }),
