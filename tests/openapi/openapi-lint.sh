@@ -12,6 +12,8 @@
 # Node.js and npm come from Debian's packages nodejs and npm
 # (scripts/deps.sh test installs them).
 set -uo pipefail
+# shellcheck source=../support/npm-tools.sh
+source "$(dirname "$0")/../support/npm-tools.sh"
 
 # No usage data, update checks or notices from the tools: the only network
 # traffic is npm ci's download from the registry.
@@ -50,19 +52,7 @@ case "$mode" in
   install)
     check_node
     need npm
-    mkdir -p "$tools" || fail "cannot create $tools"
-    cp "$src/package.json" "$src/package-lock.json" "$tools/" || fail "cannot copy the package files to $tools"
-    stamp="$tools/node_modules/.borderscan-installed"
-    want="$(sha256sum "$tools/package-lock.json" | cut -d' ' -f1) node $(node --version)"
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-      echo "openapi_lint: the tools of $tools/package-lock.json are installed"
-      exit 0
-    fi
-    echo "openapi_lint: npm ci in $tools"
-    # No install scripts: the tools need none.
-    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund) ||
-      fail "npm ci failed in $tools (is the npm registry reachable?)"
-    echo "$want" >"$stamp"
+    npm_tools_install openapi_lint "$src" "$tools" || exit 1
     ;;
   check)
     spec="${4:-}"

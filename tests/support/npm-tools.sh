@@ -1,0 +1,27 @@
+# Sourced by the test scripts that run Node.js tools (tests/openapi,
+# tests/browser): installs a package-lock.json's packages into a folder of the
+# build directory, never the source tree, once per lock file and Node.js.
+#
+#   npm_tools_install NAME SOURCE_DIR TOOLS_DIR
+#
+# NAME prefixes the messages; SOURCE_DIR holds package.json and
+# package-lock.json. No install scripts run: none of the tools needs one, and
+# no browser or binary is downloaded. Returns non-zero, saying why, on failure.
+
+npm_tools_install() {
+  local name="$1" src="$2" tools="$3"
+  mkdir -p "$tools" || { echo "$name: cannot create $tools" >&2; return 1; }
+  cp "$src/package.json" "$src/package-lock.json" "$tools/" ||
+    { echo "$name: cannot copy the package files to $tools" >&2; return 1; }
+  local stamp="$tools/node_modules/.borderscan-installed"
+  local want
+  want="$(sha256sum "$tools/package-lock.json" | cut -d' ' -f1) node $(node --version)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    echo "$name: the tools of $tools/package-lock.json are installed"
+    return 0
+  fi
+  echo "$name: npm ci in $tools"
+  (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund) ||
+    { echo "$name: npm ci failed in $tools (is the npm registry reachable?)" >&2; return 1; }
+  echo "$want" >"$stamp"
+}
