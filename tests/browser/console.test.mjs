@@ -6,7 +6,10 @@
 // false positive and sees the history and the queue's derived verdict; a
 // station sees no review tools. Also the served headers (CSP, types, caching),
 // no console errors or CSP violations, keyboard focus on sign-in, and
-// screenshots at 1280x800.
+// screenshots at 1280x800. The queue's "Scans in progress" strip against a
+// second daemon whose scans are held running (--debug-scan-delay-ms); the
+// live stream resuming with Last-Event-ID after a proxy cuts it; every
+// control reached by Tab with a visible focus ring.
 //
 // Run by browser-test.sh (CTest browser_console) with BORDERSCAND,
 // BROWSER_TOOLS_DIR (node_modules with playwright-core), BROWSER_ARTIFACTS,
@@ -17,6 +20,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -39,11 +43,6 @@ for (const old of fs.readdirSync(workRoot).filter((n) => n.startsWith('run-'))) 
   fs.rmSync(path.join(workRoot, old), { recursive: true, force: true });
 }
 const work = fs.mkdtempSync(path.join(workRoot, 'run-'));
-const dataDir = path.join(work, 'data');
-const configFile = path.join(work, 'borderscand.toml');
-const portFile = path.join(work, 'port');
-const logFile = path.join(work, 'daemon.log');
-let daemon = null;
 let base = '';
 let context = null;
 let profile = null;  // Chromium's fresh user-data-dir
@@ -51,13 +50,17 @@ const tokens = {};
 const consoleProblems = [];
 // Console errors a step expects (e.g. the 401 of a wrong token); matched and removed.
 const expectedProblems = [];
+// Every daemon the tests started: { name, dir, config, log, proc, base }.
+const daemons = [];
 
 function daemonLog() {
-  try {
-    return fs.readFileSync(logFile, 'utf8').split('\n').slice(-40).join('\n');
-  } catch {
-    return '(no daemon log)';
-  }
+  return daemons.map((d) => {
+    try {
+      return `--- ${d.name} daemon log:\n${fs.readFileSync(d.log, 'utf8').split('\n').slice(-40).join('\n')}`;
+    } catch {
+      return `(no ${d.name} daemon log)`;
+    }
+  }).join('\n');
 }
 
 // The EICAR test string, stored ROT13-encoded (as tests/data/make-fixtures.sh
@@ -86,12 +89,57 @@ function makeImage() {
   return image;
 }
 
-function createToken(role, name) {
-  const out = execFileSync(daemonBin, ['token', 'create', '--role', role, '--name', name, '--config', configFile],
+let imageFile = null;
+function testImage() {
+  imageFile = imageFile || makeImage();
+  return imageFile;
+}
+
+function createToken(d, role, name) {
+  const out = execFileSync(daemonBin, ['token', 'create', '--role', role, '--name', name, '--config', d.config],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const token = out.trim().split(/\s+/).pop();
   assert.match(token, /^bst_[A-Za-z0-9_-]{43}$/, `token create printed: ${out}`);
   return token;
+}
+
+// Starts a borderscand with its own data dir under the run's work folder;
+// extraArgs e.g. ['--debug-scan-delay-ms', '4000'] (every scan is held that
+// long in `running` before it is scanned, as the server's own tests do).
+async function startDaemon(name, extraArgs = []) {
+  const dir = path.join(work, name);
+  const d = { name, dir, config: path.join(dir, 'borderscand.toml'), log: path.join(dir, 'daemon.log'), proc: null, base: '' };
+  const dataDir = path.join(dir, 'data');
+  const portFile = path.join(dir, 'port');
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(d.config, [
+    '[http]', 'listen = "127.0.0.1:0"', 'event_interval_ms = 50',
+    '[storage]', `data_dir = "${dataDir}"`, 'min_free_spool_bytes = 0',
+    '[jobs]', 'workers = 1', 'scan_threads = 1', 'queue_capacity = 8', 'shutdown_grace_seconds = 5',
+    '[log]', 'level = "info"', '',
+  ].join('\n'));
+  d.tokens = { station: createToken(d, 'station', 'kiosk-07'), reviewer: createToken(d, 'reviewer', 'inspector-1') };
+  const log = fs.openSync(d.log, 'a');
+  d.proc = spawn(daemonBin, ['serve', '--config', d.config, '--port-file', portFile, ...extraArgs], { stdio: ['ignore', log, log] });
+  daemons.push(d);
+  const exited = new Promise((resolve) => d.proc.once('exit', resolve));
+  const port = await Promise.race([
+    waitFor(() => fs.existsSync(portFile) && Number(fs.readFileSync(portFile, 'utf8').trim()), `the ${name} daemon to listen`),
+    exited.then((code) => { throw new Error(`borderscand exited (${code}) at start:\n${daemonLog()}`); }),
+  ]);
+  d.base = `http://127.0.0.1:${port}`;
+  return d;
+}
+
+async function stopDaemon(d) {
+  if (d.proc && d.proc.exitCode === null) {
+    const gone = new Promise((resolve) => d.proc.once('exit', resolve));
+    d.proc.kill('SIGTERM');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 10000))]);
+    if (d.proc.exitCode === null) {
+      d.proc.kill('SIGKILL');
+    }
+  }
 }
 
 async function waitFor(predicate, what, ms = 30000) {
@@ -108,9 +156,19 @@ async function waitFor(predicate, what, ms = 30000) {
   }
 }
 
-async function apiCall(token, pathname, init = {}) {
-  const response = await fetch(base + pathname, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers || {}) } });
+async function apiCall(token, pathname, init = {}, at = base) {
+  const response = await fetch(at + pathname, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers || {}) } });
   return response;
+}
+
+// Uploads the test image as a kiosk would; returns the scan's id.
+async function submitScan(token, query, at = base) {
+  const image = fs.readFileSync(testImage());
+  const r = await apiCall(token, `/api/v1/scans?${new URLSearchParams(query)}`,
+    { method: 'POST', body: image, headers: { 'Content-Type': 'application/octet-stream' } }, at);
+  const body = await r.text();
+  assert.equal(r.status, 202, body);
+  return JSON.parse(body).id;
 }
 
 async function newPage() {
@@ -131,8 +189,8 @@ async function newPage() {
   return page;
 }
 
-async function signIn(page, token) {
-  await page.goto(`${base}/`);
+async function signIn(page, token, at = base) {
+  await page.goto(`${at}/`);
   await page.locator('#token').fill(token);
   await page.keyboard.press('Enter');
   await page.locator('#who').waitFor({ state: 'visible' });
@@ -145,24 +203,10 @@ async function signOut(page) {
 }
 
 before(async () => {
-  fs.mkdirSync(dataDir, { recursive: true });
   fs.mkdirSync(artifacts, { recursive: true });
-  fs.writeFileSync(configFile, [
-    '[http]', 'listen = "127.0.0.1:0"', 'event_interval_ms = 50',
-    '[storage]', `data_dir = "${dataDir}"`, 'min_free_spool_bytes = 0',
-    '[jobs]', 'workers = 1', 'scan_threads = 1', 'queue_capacity = 8', 'shutdown_grace_seconds = 5',
-    '[log]', 'level = "info"', '',
-  ].join('\n'));
-  tokens.station = createToken('station', 'kiosk-07');
-  tokens.reviewer = createToken('reviewer', 'inspector-1');
-  const log = fs.openSync(logFile, 'a');
-  daemon = spawn(daemonBin, ['serve', '--config', configFile, '--port-file', portFile], { stdio: ['ignore', log, log] });
-  const exited = new Promise((resolve) => daemon.once('exit', resolve));
-  const port = await Promise.race([
-    waitFor(() => fs.existsSync(portFile) && Number(fs.readFileSync(portFile, 'utf8').trim()), 'the daemon to listen'),
-    exited.then((code) => { throw new Error(`borderscand exited (${code}) at start:\n${daemonLog()}`); }),
-  ]);
-  base = `http://127.0.0.1:${port}`;
+  const main = await startDaemon('main');
+  base = main.base;
+  Object.assign(tokens, main.tokens);
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'borderscan-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
@@ -187,14 +231,7 @@ after(async () => {
   if (profile) {
     fs.rmSync(profile, { recursive: true, force: true });
   }
-  if (daemon && daemon.exitCode === null) {
-    const gone = new Promise((resolve) => daemon.once('exit', resolve));
-    daemon.kill('SIGTERM');
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 10000))]);
-    if (daemon.exitCode === null) {
-      daemon.kill('SIGKILL');
-    }
-  }
+  await Promise.all(daemons.map(stopDaemon));
 });
 
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -254,7 +291,7 @@ test('a station signs in with the keyboard, uploads an image and sees it flagged
   await page.getByRole('link', { name: 'Upload an image' }).first().click();
   await page.locator('h1', { hasText: 'Upload an image' }).waitFor();
   assert.equal(new URL(page.url()).pathname, '/upload');
-  await page.getByLabel('Image file').setInputFiles(makeImage());
+  await page.getByLabel('Image file').setInputFiles(testImage());
   await page.getByLabel('Label (optional, e.g. bag tag)').fill('bag-1');
   await page.getByLabel('Case reference (optional)').fill('CASE-42');
   await page.getByRole('button', { name: 'Upload and scan' }).click();
@@ -377,6 +414,7 @@ test('a reviewer sees the queue update live, reviews the report and marks a fals
   await page.waitForURL(/verdict=cleared_false_positive/);
   await page.locator('#others tr', { hasText: 'bag-1' }).waitFor();
   assert.equal(await page.locator('#others tr', { hasText: 'bag-2' }).count(), 0);
+  await page.screenshot({ path: path.join(artifacts, 'queue-filtered.png') });
 
   // The printable page: facts for the case file, A4 print CSS.
   await page.goto(`${base}/reports/${firstScan}/print`);
@@ -388,6 +426,266 @@ test('a reviewer sees the queue update live, reviews the report and marks a fals
   assert.equal(await page.locator('.site-header').isVisible(), false, 'no navigation on paper');
   assert.equal(await page.getByRole('button', { name: 'Print' }).isVisible(), false);
   await page.emulateMedia({ media: 'screen' });
+  await signOut(page);
+  await page.close();
+});
+
+// GET /api/v1/scans requests a page makes from now on (the strip's polling).
+function countActiveScanReads(page) {
+  const seen = { n: 0 };
+  const onRequest = (request) => {
+    if (new URL(request.url()).pathname === '/api/v1/scans' && request.method() === 'GET') {
+      seen.n += 1;
+    }
+  };
+  page.on('request', onRequest);
+  seen.stop = () => page.off('request', onRequest);
+  return seen;
+}
+
+test('the queue shows the scans in progress with their progress and drops them when they finish', async () => {
+  // A daemon of its own whose scans stay `running` for a while (one worker:
+  // the second scan waits in the queue meanwhile).
+  const slow = await startDaemon('slow', ['--debug-scan-delay-ms', '4000']);
+  const a = await submitScan(slow.tokens.station, { filename: 'slow-a.img', label: 'bag-slow-a' }, slow.base);
+  const b = await submitScan(slow.tokens.station, { filename: 'slow-b.img', label: 'bag-slow-b' }, slow.base);
+  const page = await newPage();
+  const reads = countActiveScanReads(page);
+  await signIn(page, slow.tokens.reviewer, slow.base);
+  const strip = page.locator('#live');
+  // Both were submitted before the page opened (the event stream starts now):
+  // the strip has them from GET /api/v1/scans, in queue order.
+  const itemA = strip.locator(`li.live-scan[data-id="${a}"]`);
+  const itemB = strip.locator(`li.live-scan[data-id="${b}"]`);
+  await itemA.waitFor();
+  await itemB.waitFor();
+  assert.deepEqual(await strip.locator('li.live-scan').evaluateAll((els) => els.map((el) => el.dataset.id)), [a, b]);
+  assert.match(await itemA.textContent(), /slow-a\.img.*bag-slow-a.*kiosk-07 · Running/s);
+  assert.match(await itemB.textContent(), /slow-b\.img.*bag-slow-b.*kiosk-07 · Queued.*Waiting in the queue \(1 ahead\)/s);
+  assert.equal(await page.locator('#live-title').textContent(), 'Scans in progress (2)');
+  // Each has a progress bar named by its image, with a text value.
+  const barA = page.getByRole('progressbar', { name: 'slow-a.img' });
+  assert.equal(await barA.count(), 1);
+  assert.ok(await barA.getAttribute('aria-valuetext'), 'the bar says where the scan is');
+  assert.equal(await page.getByRole('progressbar', { name: 'slow-b.img' }).getAttribute('aria-valuetext'), 'Waiting in the queue (1 ahead)');
+  await page.screenshot({ path: path.join(artifacts, 'queue-live.png') });
+
+  // The first finishes: it leaves the strip (event scan_done) and is on the
+  // lists; the second starts, which only the strip's polling can tell.
+  await itemA.waitFor({ state: 'detached', timeout: 20000 });
+  await page.locator('#pending tr', { hasText: 'bag-slow-a' }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('#pending tr', { hasText: 'bag-slow-b' }).count(), 0);
+  await strip.locator(`li.live-scan[data-id="${b}"][data-status="running"]`).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('#live-title').textContent(), 'Scans in progress (1)');
+  assert.ok(reads.n >= 2, `the strip re-reads GET /api/v1/scans while a scan runs (${reads.n})`);
+
+  // Leaving the queue stops the polling while the scan still runs.
+  await page.locator('#pending tr', { hasText: 'bag-slow-a' }).getByRole('link').click();
+  await page.locator('h1', { hasText: 'slow-a.img' }).waitFor();
+  const scanB = await (await apiCall(slow.tokens.reviewer, `/api/v1/scans/${b}`, {}, slow.base)).json();
+  assert.equal(scanB.status, 'running', 'the second scan still runs while the report is open');
+  const away = reads.n;
+  await page.waitForTimeout(2600);
+  assert.equal(reads.n, away, 'no GET /api/v1/scans after the queue was left');
+
+  // Back on the queue the second one ends too, and the polling stops.
+  await page.goBack();
+  await page.locator('#pending tr', { hasText: 'bag-slow-b' }).waitFor({ timeout: 20000 });
+  await strip.locator('li.live-none', { hasText: 'None right now.' }).waitFor();
+  assert.equal(await strip.locator('li.live-scan').count(), 0);
+  assert.equal(await page.locator('#live-title').textContent(), 'Scans in progress');
+  await page.waitForTimeout(300);
+  const idle = reads.n;
+  await page.waitForTimeout(2600);
+  assert.equal(reads.n, idle, 'no GET /api/v1/scans while nothing is in progress');
+  reads.stop();
+  await page.close();
+});
+
+// A reverse proxy in front of the daemon that records the request heads of
+// GET /api/v1/events, can cut the current stream and hold new ones (the
+// console's reconnects) until released.
+async function startCuttingProxy(target) {
+  const upstream = new URL(target);
+  const proxy = { eventHeads: [], streams: new Set(), held: [], holding: false };
+  const forward = (req, res) => {
+    const up = http.request({
+      host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent: false,
+    }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      res.flushHeaders();  // an event stream's head goes now, not with its first event
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+    return up;
+  };
+  const server = http.createServer((req, res) => {
+    if (new URL(req.url, 'http://x').pathname !== '/api/v1/events') {
+      forward(req, res);
+      return;
+    }
+    proxy.eventHeads.push({ ...req.headers });
+    const go = () => {
+      const stream = { req, res };
+      proxy.streams.add(stream);
+      res.on('close', () => proxy.streams.delete(stream));
+      forward(req, res);
+    };
+    if (proxy.holding) {
+      proxy.held.push(go);
+    } else {
+      go();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.base = `http://127.0.0.1:${server.address().port}`;
+  // Drops every open event stream's connection, as a network fault would.
+  proxy.cut = () => {
+    for (const { req } of proxy.streams) {
+      req.socket.destroy();
+    }
+  };
+  proxy.release = () => {
+    proxy.holding = false;
+    proxy.held.splice(0).forEach((go) => go());
+  };
+  proxy.close = () => new Promise((resolve) => {
+    proxy.cut();
+    server.closeAllConnections();
+    server.close(resolve);
+  });
+  return proxy;
+}
+
+test('the live queue resumes after a dropped connection with Last-Event-ID', async () => {
+  const proxy = await startCuttingProxy(base);
+  const page = await newPage();
+  try {
+    await signIn(page, tokens.reviewer, proxy.base);
+    await page.locator('#live-state[data-state="open"]').waitFor();
+    assert.equal(proxy.eventHeads.length, 1);
+    assert.equal(proxy.eventHeads[0]['last-event-id'], undefined, 'the first connection starts now');
+    // A scan seen live gives the console an event id to resume from.
+    await submitScan(tokens.station, { filename: 'before-cut.img', label: 'bag-before-cut' });
+    await page.locator('#pending tr', { hasText: 'bag-before-cut' }).waitFor({ timeout: 30000 });
+
+    // The connection drops; the console's reconnect is held at the proxy
+    // while a scan is submitted and finishes, so only a resume from the last
+    // id can bring its events.
+    proxy.holding = true;
+    expectedProblems.push(/ERR_INCOMPLETE_CHUNKED_ENCODING/);  // Chromium reports the cut stream
+    proxy.cut();
+    await page.locator('#live-state[data-state="reconnecting"]').waitFor();
+    await waitFor(() => proxy.held.length === 1, 'the console to reconnect', 10000);
+    const missed = await submitScan(tokens.station, { filename: 'during-cut.img', label: 'bag-during-cut' });
+    await waitFor(async () => (await (await apiCall(tokens.reviewer, `/api/v1/scans/${missed}`)).json()).status === 'done',
+      'the scan during the outage to finish');
+    assert.equal(await page.locator('#pending tr', { hasText: 'bag-during-cut' }).count(), 0, 'not shown before the resume');
+    proxy.release();
+    await page.locator('#live-state[data-state="open"]').waitFor();
+    await page.locator('#pending tr', { hasText: 'bag-during-cut' }).waitFor({ timeout: 10000 });
+    const resumed = proxy.eventHeads[proxy.eventHeads.length - 1];
+    assert.match(resumed['last-event-id'] || '', /^[0-9]+$/, 'the reconnect carried Last-Event-ID');
+    assert.equal(resumed.authorization, `Bearer ${tokens.reviewer}`);
+    // The announcement a screen reader reads.
+    await page.locator('#announcer', { hasText: 'Scan of during-cut.img finished: Flagged.' }).waitFor();
+  } finally {
+    await page.close();
+    await proxy.close();
+  }
+});
+
+// Tabs from the skip link through the page: every visible control must be
+// reached, and each must show a focus indicator (outline or ring) when it is.
+async function checkKeyboard(page, what) {
+  await page.locator('.skip-link').focus();
+  const seen = [];
+  const problems = [];
+  for (let i = 0; i < 300; i += 1) {
+    const info = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) {
+        return null;
+      }
+      if (!el.dataset.tabSeen) {
+        el.dataset.tabSeen = String(Date.now() + Math.random());
+      }
+      const style = getComputedStyle(el);
+      const ring = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2) || style.boxShadow !== 'none';
+      const r = el.getBoundingClientRect();
+      return {
+        key: el.dataset.tabSeen,
+        name: `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''} "${(el.getAttribute('aria-label') || el.textContent || el.value || '').trim().slice(0, 40)}"`,
+        ring,
+        inView: r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth,
+      };
+    });
+    if (!info || (seen.length > 0 && info.key === seen[0].key)) {
+      break;
+    }
+    if (seen.length > 0 && info.key === seen[seen.length - 1].key) {
+      await page.keyboard.press('Tab');  // the next part of the same control (a date's day, month, year)
+      continue;
+    }
+    if (seen.some((x) => x.key === info.key)) {
+      break;
+    }
+    seen.push(info);
+    if (!info.ring) {
+      problems.push(`${info.name} has no visible focus`);
+    }
+    if (!info.inView) {
+      problems.push(`${info.name} is focused outside the screen`);
+    }
+    await page.keyboard.press('Tab');
+  }
+  const missed = await page.evaluate(() => [...document.querySelectorAll(
+    'a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex="-1"])')]
+    .filter((el) => !el.disabled && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden' && !el.dataset.tabSeen)
+    // A radio group is one Tab stop (the arrow keys move within it).
+    .filter((el) => !(el.type === 'radio' && el.form && [...el.form.elements].some((r) => r.name === el.name && r.dataset.tabSeen)))
+    .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''} "${(el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 40)}"`));
+  await page.evaluate(() => document.querySelectorAll('[data-tab-seen]').forEach((el) => delete el.dataset.tabSeen));
+  assert.deepEqual(missed, [], `${what}: every control is reached by Tab`);
+  assert.deepEqual(problems, [], `${what}: focus is visible`);
+  assert.ok(seen.length >= 3, `${what}: Tab moves through the page (${seen.length})`);
+  return seen;
+}
+
+test('every control is reachable by Tab with a visible focus, at 1280x800', async () => {
+  assert.ok(firstScan, 'the station test uploaded a scan');
+  const page = await newPage();
+  await signIn(page, tokens.reviewer);
+  await page.locator('#others tr', { hasText: 'bag-1' }).waitFor();
+  await checkKeyboard(page, 'the queue');
+  // A focused control on the queue, as a keyboard user sees it.
+  await page.getByLabel('Verdict').focus();
+  await page.keyboard.press('Tab');
+  await page.screenshot({ path: path.join(artifacts, 'queue-focus.png') });
+
+  await page.goto(`${base}/reports/${firstScan}`);
+  await page.locator('.file-table tr', { hasText: 'eicar.com' }).first().waitFor();
+  await checkKeyboard(page, 'a report');
+  await page.getByRole('button', { name: 'Seen before: /bundle.zip!docs/eicar.com' }).focus();
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Tab');
+  await page.screenshot({ path: path.join(artifacts, 'report-files-focus.png') });
+  await page.getByRole('button', { name: /Download the evidence of \/bundle.zip!docs\/eicar.com/ }).focus();
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Tab');
+  await page.locator('#files .table-scroll').screenshot({ path: path.join(artifacts, 'report-files-edge-focus.png') });
+  await page.getByRole('button', { name: 'Hex preview of /bundle.zip!docs/eicar.com' }).press('Enter');
+  await page.locator('#file-panel pre.hex-view').waitFor();
+  await page.screenshot({ path: path.join(artifacts, 'report-hex.png') });
+  await signOut(page);
+
+  await signIn(page, tokens.station);
+  await page.goto(`${base}/upload`);
+  await page.locator('h1', { hasText: 'Upload an image' }).waitFor();
+  await checkKeyboard(page, 'the upload page');
+  await page.screenshot({ path: path.join(artifacts, 'upload.png') });
   await signOut(page);
   await page.close();
 });
