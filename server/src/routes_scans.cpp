@@ -99,12 +99,18 @@ class change_event_source final : public event_source {
 
   std::string poll(bool& done) override {
     done = false;
+    std::string out;
+    if (!started_) {
+      // The position first, as an event with an id and no data: a client that
+      // loses the stream before anything happened still resumes from here.
+      started_ = true;
+      out = "id: " + std::to_string(after_seq_) + "\n\n";
+    }
     audit_filter f;
     f.after_seq = after_seq_;
     f.events = {"scan_submitted", "scan_done",       "scan_failed",
                 "scan_cancelled", "review_recorded", "disposition_recorded"};
     f.limit = 100;
-    std::string out;
     for (const auto& entry : store_.list_audit(f).items) {
       after_seq_ = entry.seq;
       const auto scan = store_.find_scan(entry.scan_id);
@@ -123,6 +129,7 @@ class change_event_source final : public event_source {
   job_queue& queue_;
   std::optional<std::string> station_;
   std::int64_t after_seq_;
+  bool started_ = false;
 };
 
 std::string last_event_id(const route_call& c) {

@@ -13,6 +13,8 @@
 # Node.js, npm and chromium come from Debian's packages nodejs, npm and
 # chromium (scripts/deps.sh test installs them).
 set -uo pipefail
+# shellcheck source=../support/npm-tools.sh
+source "$(dirname "$0")/../support/npm-tools.sh"
 
 export NO_UPDATE_NOTIFIER=1
 export NPM_CONFIG_UPDATE_NOTIFIER=false
@@ -48,19 +50,8 @@ case "$mode" in
   install)
     check_node
     need npm npm
-    mkdir -p "$tools" || fail "cannot create $tools"
-    cp "$src/package.json" "$src/package-lock.json" "$tools/" || fail "cannot copy the package files to $tools"
-    stamp="$tools/node_modules/.borderscan-installed"
-    want="$(sha256sum "$tools/package-lock.json" | cut -d' ' -f1) node $(node --version)"
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-      echo "browser_tests: the tools of $tools/package-lock.json are installed"
-      exit 0
-    fi
-    echo "browser_tests: npm ci in $tools"
-    # No install scripts: playwright-core needs none, and no browser download.
-    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund) ||
-      fail "npm ci failed in $tools (is the npm registry reachable?)"
-    echo "$want" >"$stamp"
+    # playwright-core downloads no browser: the tests use Debian's chromium.
+    npm_tools_install browser_tests "$src" "$tools" || exit 1
     ;;
   check)
     daemon="${4:-}"
