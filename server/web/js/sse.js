@@ -90,11 +90,18 @@ export class EventStreamParser {
 // (e.g. a scan's final event). onState reports 'open', 'reconnecting' and
 // 'closed' for the page to show; onError gets errors that end the stream
 // (401, 403, 404: reconnecting cannot help).
+//
+// The last event id is the parser's, taken after every chunk: an event with
+// an id and no data (the server's opening position) counts, an empty `id:`
+// forgets it (the reconnect then sends no Last-Event-ID), and both hold
+// whether the stream later ends cleanly or drops. A `retry:` sets the
+// reconnection delay from then on, whichever way the stream ends.
 export function followEvents(url, { onEvent, onState = () => {}, onError = () => {}, reconnectMs = 2000 } = {}) {
   const controller = new AbortController();
   let lastEventId = '';
   let stopped = false;
   let wait = null;
+  let baseDelay = reconnectMs;  // the server's retry: once it sent one
 
   const stop = () => {
     stopped = true;
@@ -106,8 +113,20 @@ export function followEvents(url, { onEvent, onState = () => {}, onError = () =>
   };
 
   const run = async () => {
-    let delay = reconnectMs;
+    let delay = baseDelay;
     while (!stopped) {
+      let parser = null;
+      // What the parser has taken in so far: the id to resume from, the delay.
+      const takeState = () => {
+        if (!parser) {
+          return;
+        }
+        lastEventId = parser.lastEventId;
+        if (parser.retry !== null && parser.retry !== baseDelay) {
+          baseDelay = parser.retry;
+          delay = baseDelay;
+        }
+      };
       try {
         const headers = authHeaders({ Accept: 'text/event-stream' });
         if (lastEventId) {
@@ -124,10 +143,9 @@ export function followEvents(url, { onEvent, onState = () => {}, onError = () =>
           }
           throw error;
         }
-        onState('open');
-        delay = reconnectMs;
-        const parser = new EventStreamParser((event) => {
-          lastEventId = event.id || lastEventId;
+        delay = baseDelay;
+        parser = new EventStreamParser((event) => {
+          lastEventId = event.id;
           if (stopped) {
             return;
           }
@@ -137,6 +155,7 @@ export function followEvents(url, { onEvent, onState = () => {}, onError = () =>
         });
         parser.lastEventId = lastEventId;
         parser.idBuffer = lastEventId;
+        onState('open');
         const reader = response.body.getReader();
         const decoder = new TextDecoder();
         for (;;) {
@@ -145,16 +164,15 @@ export function followEvents(url, { onEvent, onState = () => {}, onError = () =>
             break;
           }
           parser.push(decoder.decode(value, { stream: true }));
+          takeState();
           if (stopped) {
             reader.cancel().catch(() => {});
             return;
           }
         }
-        lastEventId = parser.lastEventId;
-        if (parser.retry !== null) {
-          delay = parser.retry;  // the server's own reconnection delay
-        }
+        takeState();
       } catch (error) {
+        takeState();
         if (stopped || error.name === 'AbortError') {
           return;
         }
@@ -167,7 +185,7 @@ export function followEvents(url, { onEvent, onState = () => {}, onError = () =>
       await new Promise((resolve) => {
         wait = setTimeout(resolve, delay);
       });
-      delay = Math.min(delay * 2, 30000);
+      delay = Math.min(delay * 2, Math.max(30000, baseDelay));
     }
   };
   run();
