@@ -167,20 +167,68 @@ stored_report report_of(const scan_record& scan, report_store& store) {
   return std::move(*stored);
 }
 
-// The report document without its `files` array: what a reader needs first,
-// small whatever the device held. The parser drops the array's entries as it
-// reads them, so memory stays flat for a report of any size.
-json report_without_files(const std::filesystem::path& file) {
+// Findings the overview carries at most; the rest are counted. An image
+// decides how many findings its report has (a million copies of one file).
+constexpr std::size_t overview_max_findings = 1000;
+
+int severity_rank(const json& finding) {
+  const auto level = scanner::parse_severity(finding.value("severity", ""));
+  return level ? static_cast<int>(*level) : -1;
+}
+
+// The report document without its `files` array and with its weightiest
+// findings only: what a reader needs first, small whatever the device held.
+// The parser drops file entries and findings as it reads them (a bounded
+// selection keeps the weightiest), so memory stays flat for any report.
+json report_overview(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     throw std::runtime_error("the stored report " + file.string() + " cannot be opened");
   }
-  const json::parser_callback_t drop_files = [](int depth, json::parse_event_t event, json& parsed) {
-    return !(depth == 1 && event == json::parse_event_t::key && parsed == "files");
+  struct kept {
+    int rank;
+    std::size_t order;
+    json finding;
   };
-  json doc = json::parse(in, drop_files, false);
+  // Ordered strongest first (higher severity, then earlier in the report), so
+  // the heap's top is the weakest kept: the first to give way.
+  const auto stronger = [](const kept& a, const kept& b) {
+    return a.rank != b.rank ? a.rank > b.rank : a.order < b.order;
+  };
+  std::vector<kept> heap;
+  std::size_t total = 0;
+  std::string top;
+  const json::parser_callback_t select = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key) {
+      top = parsed.get<std::string>();
+      return top != "files";
+    }
+    if (depth == 2 && event == json::parse_event_t::object_end && top == "findings") {
+      kept k{severity_rank(parsed), total++, std::move(parsed)};
+      if (heap.size() < overview_max_findings) {
+        heap.push_back(std::move(k));
+        std::push_heap(heap.begin(), heap.end(), stronger);
+      } else if (k.rank > heap.front().rank) {  // later in the report: only a higher severity wins
+        std::pop_heap(heap.begin(), heap.end(), stronger);
+        heap.back() = std::move(k);
+        std::push_heap(heap.begin(), heap.end(), stronger);
+      }
+      return false;
+    }
+    return true;
+  };
+  json doc = json::parse(in, select, false);
   if (!doc.is_object()) {
     throw std::runtime_error("the stored report " + file.string() + " is not a JSON object");
+  }
+  std::sort(heap.begin(), heap.end(), stronger);  // weightiest first, the report's order among equals
+  json findings = json::array();
+  for (auto& k : heap) {
+    findings.push_back(std::move(k.finding));
+  }
+  doc["findings"] = std::move(findings);
+  if (total > heap.size()) {
+    doc["findings_truncated"] = {{"shown", heap.size()}, {"total", total}};
   }
   return doc;
 }
@@ -203,7 +251,7 @@ std::string sha256_of_file(const std::filesystem::path& file) {
 response router::get_report_overview(const route_call& c) {
   const scan_record scan = existing_scan(c, store_);
   const stored_report stored = report_of(scan, store_);
-  json doc = report_without_files(stored.path);
+  json doc = report_overview(stored.path);
   store_.record("report_read", scan.id, {{"report_sha256", stored.sha256}, {"part", "overview"}}, c.by,
                 clock_.now_ms());
   return json_response(http::status::ok, doc);

@@ -384,6 +384,43 @@ TEST(DaemonReview, OverviewVerificationFileTypesAndPathSearch) {
   EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
 }
 
+// An image decides how many findings its report has; the overview keeps the
+// weightiest thousand and says how many there were.
+TEST(DaemonReview, OverviewKeepsTheWeightiestThousandFindingsAndCountsTheRest) {
+  test::scratch_dir dir;
+  const fs::path copies = dir.path() / "copies";
+  fs::create_directories(copies);
+  for (int i = 0; i < 520; ++i) {
+    std::ofstream(copies / ("e" + std::to_string(i) + ".com")) << test::eicar();
+  }
+  fs::copy_file("/bin/ls", copies / "a0-photo.jpg");  // high and info findings, first in the report
+  const fs::path image = dir.path() / "many.img";
+  const std::string img = test::shell_quote(image.string());
+  // In a folder: a FAT16 root holds 512 entries at most.
+  const auto made =
+      test::run_command("mkfs.vfat -C " + img + " 8192 >/dev/null && mmd -i " + img + " ::/d && mcopy -i " + img + " " +
+                        test::shell_quote(copies.string()) + "/* ::/d/");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  review_session s(dir.path() / "data");
+  const std::string id = s.scan(image, "k1");
+
+  const auto full = s.as_reviewer(http::verb::get, "/api/v1/scans/" + id + "/report");
+  ASSERT_EQ(full.status, 200U);
+  const std::size_t total = full.json().at("findings").size();
+  ASSERT_GT(total, 1000U);
+  const json overview = s.get("/api/v1/reports/" + id + "/overview");
+  const json& kept = overview.at("findings");
+  ASSERT_EQ(kept.size(), 1000U);
+  EXPECT_EQ(overview.at("findings_truncated"), json({{"shown", 1000}, {"total", total}}));
+  for (const auto& f : kept) {
+    EXPECT_EQ(f.at("severity"), "high") << "the info finding gave way: " << f.dump();
+  }
+  // A small report is whole and says nothing of truncation.
+  const std::string small = s.scan(fat_with_zipped_eicar(dir.path()), "k1");
+  EXPECT_FALSE(s.get("/api/v1/reports/" + small + "/overview").contains("findings_truncated"));
+  EXPECT_EQ(s.d.stop(SIGTERM), 0) << s.d.log();
+}
+
 TEST(DaemonReview, WhoAmINamesTheTokenAndItsRole) {
   test::scratch_dir dir;
   review_session s(dir.path() / "data");
