@@ -1,5 +1,7 @@
 #include "client_support.hpp"
 
+#include "borderscan/scanner/text.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 
 #include "borderscan/client/error.hpp"
 #include "borderscan/scanner/digest.hpp"
+#include "borderscan/scanner/text.hpp"
 
 namespace borderscan::cli {
 
@@ -55,11 +58,20 @@ int run_client_command(const std::function<int()>& body) {
 }
 
 std::string printable(std::string_view text) {
+  // C0, DEL and C1 controls (U+0080..U+009F: CSI is U+009B) and bytes that
+  // are not UTF-8 (an 8-bit terminal reads a lone 0x9B as CSI) become '?'.
   std::string out;
   out.reserve(text.size());
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+  for (std::size_t i = 0; i < text.size();) {
+    const scanner::utf8_char c = scanner::decode_utf8(text, i);
+    const bool control = c.code_point < 0x20 || (c.code_point >= 0x7f && c.code_point <= 0x9f);
+    if (!c.valid || control) {
+      out.push_back('?');
+      i += c.valid ? c.length : 1;
+    } else {
+      out.append(text.substr(i, c.length));
+      i += c.length;
+    }
   }
   return out;
 }

@@ -79,6 +79,10 @@ void sse_parser::line(std::string_view text, const dispatch_fn& dispatch) {
   if (field == "event") {
     type_ = std::string(value);
   } else if (field == "data") {
+    if (data_.size() + value.size() + 1 > max_event_bytes) {
+      throw client_error(client_error::kind::network, "the event stream sent an event larger than " +
+                                                          std::to_string(max_event_bytes >> 20) + " MiB");
+    }
     data_.append(value);
     data_.push_back('\n');
   } else if (field == "id") {

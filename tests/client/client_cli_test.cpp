@@ -343,6 +343,24 @@ TEST_F(ClientCli, ReportsReportReviewAndEvidenceServeAnInspector) {
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+// A label (or a file name from the image) cannot drive the inspector's
+// terminal: C0 and C1 controls and bytes that are not UTF-8 print as '?',
+// other characters as they are.
+TEST_F(ClientCli, ControlCharactersFromTheServerNeverReachTheTerminal) {
+  start();
+  // The daemon refuses C0 controls in a label; a C1 control (U+009B, CSI) it keeps.
+  const std::string label =
+      "bag-\xc2\x9b"
+      "2J-\xc3\xa9t\xc3\xa9";
+  const auto r =
+      cli("submit --wait --label " + shell_quote(label) + " " + shell_quote(clean_image().string()), station());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto listed = cli("reports", reviewer());
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("bag-?2J-\xc3\xa9t\xc3\xa9"), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find("\xc2\x9b"), std::string::npos) << listed.out;
+}
+
 TEST_F(ClientCli, TlsVerifiesTheDaemonsCertificateWithCaFileAndRefusesWithoutIt) {
   const fs::path cert = scratch_ / "server.crt";
   const fs::path key = scratch_ / "server.key";

@@ -95,5 +95,17 @@ TEST(SseParser, RefusesALineThatNeverEnds) {
       client_error);
 }
 
+TEST(SseParser, RefusesAnEventThatNeverEnds) {
+  sse_parser parser;
+  const std::string line = "data: " + std::string(1 << 20, 'x') + "\n";
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 24; ++i) {
+          parser.feed(line, [](const sse_event&) {});
+        }
+      },
+      client_error);
+}
+
 }  // namespace
 }  // namespace borderscan::client

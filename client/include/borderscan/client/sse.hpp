@@ -39,6 +39,8 @@ class sse_parser {
   std::optional<std::chrono::milliseconds> retry() const noexcept { return retry_; }
 
   static constexpr std::size_t max_line_bytes = 4 << 20;
+  // Nor one event's data past this, however it is split into lines.
+  static constexpr std::size_t max_event_bytes = 16 << 20;
 
  private:
   void line(std::string_view text, const dispatch_fn& dispatch);
@@ -54,8 +56,10 @@ class sse_parser {
 };
 
 struct follow_options {
-  // Reconnection attempts in a row without an event before giving up.
-  unsigned max_retries = 6;
+  // Reconnection attempts in a row without an event before giving up: with
+  // the delays below about 70 s, longer than a daemon restart takes (its
+  // shutdown grace is 30 s by default), after which the scan goes on.
+  unsigned max_retries = 12;
   // Wait before the first retry (or the server's `retry:`); doubles per
   // failed attempt up to max_delay.
   std::chrono::milliseconds first_delay = std::chrono::milliseconds(500);
