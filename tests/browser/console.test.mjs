@@ -430,6 +430,177 @@ test('a reviewer sees the queue update live, reviews the report and marks a fals
   await page.close();
 });
 
+// Requests for a report's overview (GET /api/v1/reports/{id}/overview) a page makes from now on.
+function countOverviewReads(page) {
+  const seen = { n: 0 };
+  page.on('request', (request) => {
+    if (/^\/api\/v1\/reports\/[0-9a-f]{32}\/overview$/.test(new URL(request.url()).pathname)) {
+      seen.n += 1;
+    }
+  });
+  return seen;
+}
+
+// Holds a page's requests whose path matches `re` until release(); then each
+// goes on to the daemon, or is answered with `status` when one is given.
+async function holdRequests(page, re, { status } = {}) {
+  let release = null;
+  const released = new Promise((resolve) => { release = resolve; });
+  const hold = { held: 0, release: () => release() };
+  await page.route((url) => re.test(url.pathname), async (route) => {
+    hold.held += 1;
+    await released;
+    try {
+      if (status) {
+        await route.fulfill({ status, contentType: 'application/problem+json', body: JSON.stringify({ status, detail: 'held and failed by the test' }) });
+      } else {
+        await route.continue();
+      }
+    } catch {
+      // The console aborted the request meanwhile (it left the page).
+    }
+  });
+  return hold;
+}
+
+test('same-page links keep the report as it is, and a report still loading does not paint over the next page', async () => {
+  assert.ok(firstScan, 'the station test uploaded a scan');
+  const page = await newPage();
+  const overviews = countOverviewReads(page);
+  await signIn(page, tokens.reviewer);
+  await page.goto(`${base}/reports/${firstScan}`);
+  await page.locator('.file-table').waitFor();
+  assert.equal(overviews.n, 1);
+
+  // A note typed but not yet recorded survives the table of contents, the
+  // skip link and Back over them: only the hash changes, nothing is re-read.
+  const note = page.getByLabel(/^Note \(optional, up to/);
+  await note.fill('typed, not recorded yet');
+  await page.getByRole('navigation', { name: 'Sections of this report' }).getByRole('link', { name: 'Findings' }).click();
+  await page.waitForURL(/#findings$/);
+  await page.locator('.skip-link').focus();
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#main$/);
+  await page.goBack();
+  await page.waitForURL(/#findings$/);
+  await page.waitForTimeout(300);
+  assert.equal(await note.inputValue(), 'typed, not recorded yet', 'the typed note is kept');
+  assert.equal(overviews.n, 1, 'no new GET .../overview after same-page links');
+  assert.ok(await page.evaluate(() => window.scrollY) > 0, 'the page stays scrolled to the section');
+
+  // A report whose overview is slow; the user goes back to the queue before it comes.
+  const reportLink = page.locator(`main a.report-link[href="/reports/${firstScan}"]`).first();
+  await page.getByRole('link', { name: 'Reports' }).first().click();
+  await reportLink.waitFor();
+  let hold = await holdRequests(page, /\/overview$/);
+  await reportLink.click();
+  await page.locator('h1', { hasText: /^Report$/ }).waitFor();
+  await waitFor(() => hold.held === 1, 'the overview request');
+  await page.goBack();
+  await reportLink.waitFor();
+  await page.getByLabel('Verdict').focus();
+  hold.release();
+  await page.waitForTimeout(700);
+  assert.equal(await page.locator('main h1').textContent(), 'Reports', 'the queue stays');
+  assert.equal(await page.locator('article.finding').count(), 0, 'no report is drawn over the queue');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'verdict', 'focus stays where the user put it');
+  await page.unrouteAll();
+
+  // The same with the printable page failing late: its error stays off the queue.
+  await reportLink.click();
+  await page.locator('.file-table').waitFor();
+  hold = await holdRequests(page, /\/overview$/, { status: 500 });
+  await page.getByRole('link', { name: 'Printable page' }).click();
+  await page.locator('h1', { hasText: /^Printable report$/ }).waitFor();
+  await waitFor(() => hold.held === 1, 'the overview request');
+  await page.getByRole('link', { name: 'Reports' }).first().click();
+  await reportLink.waitFor();
+  hold.release();
+  await page.waitForTimeout(700);
+  assert.equal(await page.locator('main h1').textContent(), 'Reports', 'the queue stays');
+  assert.equal(await page.locator('main [role="alert"]').count(), 0, 'no error of the page left behind');
+  assert.equal(await page.evaluate(() => document.body.classList.contains('print-view')), false);
+  await page.unrouteAll();
+  await signOut(page);
+  await page.close();
+});
+
+test('a capped findings list says so and offers the flagged files; a very long path is searched by its end', async () => {
+  assert.ok(firstScan, 'the station test uploaded a scan');
+  const page = await newPage();
+  await signIn(page, tokens.reviewer);
+  // A path of 3 000 bytes in UTF-8, beyond the 1024 bytes the server takes as q.
+  const longPath = `/${'ü/'.repeat(1000)}deep.txt`;
+  // The overview as the daemon will send it for a report with very many findings.
+  await page.route((url) => /\/overview$/.test(url.pathname), async (route) => {
+    const response = await route.fetch();
+    const ov = await response.json();
+    ov.findings.push({ id: 'f-long-path', rule: 'Long_Path_Test', source: 'yara', severity: 'low', path: longPath, tags: [], matches: [] });
+    ov.findings_truncated = { shown: ov.findings.length, total: 25000 };
+    await route.fulfill({ response, json: ov });
+  });
+  const fileQueries = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (/\/files$/.test(url.pathname)) {
+      fileQueries.push(url.searchParams);
+    }
+  });
+  await page.goto(`${base}/reports/${firstScan}`);
+  await page.locator('.file-table').waitFor();
+  const shown = await page.locator('#findings article.finding').count();
+  const notice = page.locator('#findings #findings-truncated');
+  assert.match(await notice.textContent(), new RegExp(`^Showing the first ${shown} of 25,000 findings, weightiest first; ` +
+    'the file table filtered by flagged lists every flagged file\\.'));
+  assert.equal(await page.locator('#findings-title').textContent(), `Findings (${shown} of 25,000)`);
+
+  // "Show in the file table" on the long path: q is the path's end, which the server accepts.
+  await page.locator('article.finding', { hasText: 'Long_Path_Test' }).getByRole('button', { name: 'Show in the file table' }).click();
+  await page.locator('#files .list-status', { hasText: 'No files match.' }).waitFor();
+  const q = fileQueries[fileQueries.length - 1].get('q');
+  assert.ok(Buffer.byteLength(q) <= 1024 && Buffer.byteLength(q) > 1000, `q has ${Buffer.byteLength(q)} bytes`);
+  assert.ok(longPath.endsWith(q), 'q is the end of the path');
+
+  // The notice's button lists every flagged file.
+  await notice.getByRole('button', { name: 'List the flagged files' }).click();
+  await page.locator('.file-table tr', { hasText: 'eicar.com' }).first().waitFor();
+  assert.equal(await page.locator('#file-flagged').isChecked(), true);
+  assert.equal(await page.locator('#file-search').inputValue(), '');
+  const last = fileQueries[fileQueries.length - 1];
+  assert.equal(last.get('flagged'), 'true');
+  assert.equal(last.get('q'), null);
+  await page.unrouteAll();
+  await signOut(page);
+  await page.close();
+});
+
+test('the queue shows a scan that finished after its lists were read but before the live stream began', async () => {
+  const page = await newPage();
+  const hold = await holdRequests(page, /^\/api\/v1\/events$/);
+  const reportReads = { n: 0 };
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/v1/reports') {
+      reportReads.n += 1;
+    }
+  });
+  await signIn(page, tokens.reviewer);
+  await page.locator('#pending-title', { hasText: /\(\d+\+?\)/ }).waitFor();
+  await page.locator('#others-title', { hasText: /\(\d+\+?\)/ }).waitFor();
+  assert.equal(reportReads.n, 2);
+  assert.notEqual(await page.locator('#live-state').getAttribute('data-state'), 'open');
+  const id = await submitScan(tokens.station, { filename: 'in-the-gap.img', label: 'bag-in-the-gap' });
+  await waitFor(async () => (await (await apiCall(tokens.reviewer, `/api/v1/scans/${id}`)).json()).status === 'done',
+    'the scan in the gap to finish');
+  hold.release();
+  await page.locator('#live-state[data-state="open"]').waitFor();
+  await page.locator('#pending tr', { hasText: 'bag-in-the-gap' }).waitFor({ timeout: 5000 });
+  await page.waitForTimeout(500);
+  assert.equal(reportReads.n, 4, 'the lists are read once more when the stream opens, not again');
+  await page.unrouteAll();
+  await signOut(page);
+  await page.close();
+});
+
 // GET /api/v1/scans requests a page makes from now on (the strip's polling).
 function countActiveScanReads(page) {
   const seen = { n: 0 };

@@ -16,7 +16,14 @@ const announcer = document.getElementById('announcer');
 
 // The signed-in identity: { name, role } from GET /api/v1/whoami.
 let identity = null;
-let cleanup = null;
+// The view on screen: its number (route() counts up), an AbortController its
+// requests carry (aborted when it is left) and its own teardown.
+let navigation = 0;
+let view = null;
+// pathname + search of the view on screen: a popstate that changes only the
+// hash (a same-page link such as the report's table of contents or the skip
+// link, or Back after one) keeps the page as it is.
+let shownLocation = null;
 
 export function announce(message) {
   // Cleared first so that the same message twice is announced twice.
@@ -64,15 +71,29 @@ function showError(container, title, message) {
     h('p', null, h('a', { href: '/', 'data-nav': true, text: 'Back to the reports' })));
 }
 
-async function route() {
-  if (cleanup) {
+// Leaves the view on screen: its requests are aborted and a view still
+// loading sees that it is no longer current (it must not touch the page).
+function leaveView() {
+  navigation += 1;
+  const old = view;
+  view = null;
+  if (!old) {
+    return;
+  }
+  old.controller.abort();
+  if (old.cleanup) {
     try {
-      cleanup();
+      old.cleanup();
     } catch {
       // A view's teardown failing must not stop the next view.
     }
-    cleanup = null;
   }
+}
+
+async function route() {
+  leaveView();
+  const mine = navigation;
+  shownLocation = location.pathname + location.search;
   clear(main);
   document.body.classList.remove('print-view');
   if (!token() || !identity) {
@@ -100,14 +121,34 @@ async function route() {
     showError(main, 'Not available', `A ${identity.role} token cannot use this page.`);
     return;
   }
-  const ctx = { main, identity, can, navigate, announce, onCleanup: (fn) => { cleanup = fn; } };
+  const current = { controller: new AbortController(), cleanup: null };
+  view = current;
+  const isCurrent = () => navigation === mine;
+  // A view checks isCurrent() after every await before it touches main, and
+  // passes signal to its requests; onCleanup registers its teardown.
+  const ctx = {
+    main, identity, can, navigate, announce, isCurrent, signal: current.controller.signal,
+    onCleanup: (fn) => {
+      if (isCurrent()) {
+        current.cleanup = fn;
+      } else {
+        fn();  // left before it finished loading
+      }
+    },
+  };
   try {
     await entry.r.view(ctx, entry.m);
   } catch (error) {
+    if (!isCurrent()) {
+      return;  // the user has moved on: the error belongs to a page no longer shown
+    }
     if (error.status === 401) {
       return;  // the sign-in form is already showing
     }
     showError(main, 'Something went wrong', error.message || String(error));
+  }
+  if (!isCurrent()) {
+    return;
   }
   // Move focus to the new page's heading so keyboard and screen-reader users
   // start reading there, as after a full page load.
@@ -132,10 +173,8 @@ function signOut(message) {
   forgetToken();
   identity = null;
   showIdentity();
-  if (cleanup) {
-    cleanup();
-    cleanup = null;
-  }
+  leaveView();
+  shownLocation = location.pathname + location.search;
   renderSignIn(message);
 }
 
@@ -202,7 +241,12 @@ document.addEventListener('click', (event) => {
   navigate(url.pathname + url.search);
 });
 
-window.addEventListener('popstate', () => route());
+window.addEventListener('popstate', () => {
+  if (shownLocation !== null && location.pathname + location.search === shownLocation) {
+    return;  // only the hash changed: the browser scrolls to it, the page stays
+  }
+  route();
+});
 
 document.getElementById('sign-out').addEventListener('click', () => {
   signOut();

@@ -138,6 +138,32 @@ export function findingsBySeverity(findings) {
   return [...groups.entries()].filter(([, list]) => list.length > 0);
 }
 
+// The overview's findings_truncated ({ shown, total }): for a report with very
+// many findings the server sends only the weightiest; null when it sent all.
+export function truncation(ov) {
+  const t = ov && ov.findings_truncated;
+  if (!t || typeof t !== 'object') {
+    return null;
+  }
+  return {
+    shown: Number.isFinite(t.shown) ? t.shown : (ov.findings || []).length,
+    total: Number.isFinite(t.total) ? t.total : null,
+  };
+}
+
+export function truncationText(t) {
+  const total = t.total === null ? 'more' : formatCount(t.total);
+  return `Showing the first ${formatCount(t.shown)} of ${total} findings, weightiest first; ` +
+    'the file table filtered by flagged lists every flagged file.';
+}
+
+// "3", or "100 of 25,000" when the server capped the list.
+export function findingsCount(ov) {
+  const t = truncation(ov);
+  const shown = (ov.findings || []).length;
+  return t && t.total !== null ? `${formatCount(shown)} of ${formatCount(t.total)}` : formatCount(shown);
+}
+
 export function metaList(f) {
   const meta = f.meta || {};
   const keys = Object.keys(meta).filter((k) => k !== 'description');

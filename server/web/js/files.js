@@ -8,6 +8,32 @@ import { clear, formatBytes, formatCount, h, pathEl, reviewLabel, severityBadge,
 import { severities } from './facts.js';
 
 const PAGE = 100;
+// The server refuses a q longer than 1024 bytes (UTF-8) or holding a control character.
+const MAX_Q_BYTES = 1024;
+
+// The longest end of `text` the server accepts as q: at most MAX_Q_BYTES bytes
+// of UTF-8, whole characters, nothing before a control character. An end of a
+// path still finds that path ("path contains").
+export function searchableTail(text) {
+  const encoder = new TextEncoder();
+  const chars = Array.from(String(text));
+  let bytes = 0;
+  let start = chars.length;
+  while (start > 0) {
+    const c = chars[start - 1];
+    const code = c.codePointAt(0);
+    if (code < 0x20 || code === 0x7f) {
+      break;
+    }
+    const size = encoder.encode(c).length;
+    if (bytes + size > MAX_Q_BYTES) {
+      break;
+    }
+    bytes += size;
+    start -= 1;
+  }
+  return chars.slice(start).join('');
+}
 
 function worstSeverity(findings) {
   let worst = null;
@@ -181,7 +207,7 @@ export function fileTable(ctx, reportId, mimeTypes) {
         mime: state.mime || undefined,
         limit: PAGE,
         cursor: cursors[cursors.length - 1] || undefined,
-      });
+      }, { signal: ctx.signal });
       if (mine !== generation) {
         return;
       }
@@ -202,7 +228,7 @@ export function fileTable(ctx, reportId, mimeTypes) {
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    state.q = search.value.trim();
+    state.q = searchableTail(search.value.trim());
     state.flagged = flagged.checked;
     state.deleted = deleted.value;
     state.mime = mime.value;
@@ -229,15 +255,26 @@ export function fileTable(ctx, reportId, mimeTypes) {
   return {
     section,
     load,
-    // Shows one file (from a finding's "show file" button).
+    // Shows one file (from a finding's "show file" button): a very long path
+    // is searched by its end, which the server accepts.
     showPath: (path) => {
-      search.value = path;
+      search.value = searchableTail(path);
       flagged.checked = false;
       deleted.value = '';
       mime.value = '';
       form.requestSubmit();
       section.scrollIntoView({ block: 'start' });
       search.focus({ preventScroll: true });
+    },
+    // Lists every flagged file (when the findings list was capped).
+    showFlagged: () => {
+      search.value = '';
+      flagged.checked = true;
+      deleted.value = '';
+      mime.value = '';
+      form.requestSubmit();
+      section.scrollIntoView({ block: 'start' });
+      flagged.focus({ preventScroll: true });
     },
   };
 }

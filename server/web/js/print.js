@@ -5,8 +5,8 @@
 import { api } from './api.js';
 import { clear, formatBytes, formatCount, formatTime, h, pathEl, severityBadge, table, timeEl } from './dom.js';
 import {
-  describeFinding, dispositionHistory, errorsAndLimits, findingsBySeverity, imageFacts, reviewHistory, scoreReasons,
-  summaryFacts, verdictBlock, volumesTable,
+  describeFinding, dispositionHistory, errorsAndLimits, findingsBySeverity, findingsCount, imageFacts, reviewHistory,
+  scoreReasons, summaryFacts, truncation, truncationText, verdictBlock, volumesTable,
 } from './facts.js';
 
 export async function renderPrint(ctx, id) {
@@ -14,11 +14,15 @@ export async function renderPrint(ctx, id) {
   document.title = 'Printable report · Borderscan';
   main.append(h('h1', { text: 'Printable report' }), h('p', { role: 'status', text: 'Loading the report…' }));
   const reviewer = ctx.can('review');
+  const opts = { signal: ctx.signal };
   const [ovR, verR, typesR, reviewsR, dispR] = await Promise.allSettled([
-    api.overview(id), api.verification(id), api.fileTypes(id),
-    reviewer ? api.reviews(id) : Promise.resolve(null),
-    reviewer ? api.dispositions(id) : Promise.resolve(null),
+    api.overview(id, opts), api.verification(id, opts), api.fileTypes(id, opts),
+    reviewer ? api.reviews(id, opts) : Promise.resolve(null),
+    reviewer ? api.dispositions(id, opts) : Promise.resolve(null),
   ]);
+  if (!ctx.isCurrent()) {
+    return;  // the user moved to another page meanwhile: leave it alone
+  }
   if (ovR.status === 'rejected') {
     throw ovR.reason;
   }
@@ -47,7 +51,8 @@ export async function renderPrint(ctx, id) {
         verdictBlock(ov, dispositions && dispositions.derived_verdict), scoreReasons(ov)),
       h('section', { class: 'print-section' }, h('h2', { text: 'Image and integrity' }), imageFacts(ov, verification)),
       h('section', { class: 'print-section' }, h('h2', { text: 'Summary' }), summaryFacts(ov)),
-      h('section', { class: 'print-section' }, h('h2', { text: `Findings (${findings.length})` }),
+      h('section', { class: 'print-section' }, h('h2', { text: `Findings (${findingsCount(ov)})` }),
+        truncation(ov) ? h('p', { class: 'notice', text: truncationText(truncation(ov)) }) : null,
         findings.length === 0 ? h('p', { text: 'No findings.' }) : table([
           { label: 'Severity', cell: (f) => severityBadge(f.severity) },
           { label: 'Rule', cell: (f) => [h('strong', { text: f.rule }), h('div', { class: 'small', text: describeFinding(f) })] },

@@ -239,7 +239,8 @@ export async function renderQueue(ctx) {
   }
 
   // The scans queued or running now, in queue order: loaded from
-  // GET /api/v1/scans when the page opens, kept live by the event stream
+  // GET /api/v1/scans when the page opens (and once more when the event
+  // stream is first open, with the lists), kept live by the event stream
   // (submitted adds, done/failed/cancelled removes and reloads the lists) and
   // re-read every few seconds while any is listed, for the running ones'
   // progress and for a queued one that starts (no event says so).
@@ -372,6 +373,7 @@ export async function renderQueue(ctx) {
   };
 
   renderLive();
+  let opened = false;
   let reconnected = false;
   const stream = followEvents('/api/v1/events', {
     onEvent: (event) => {
@@ -397,7 +399,15 @@ export async function renderQueue(ctx) {
         closed: 'Live updates stopped.',
       }[state] || state;
       liveState.dataset.state = state;
-      if (state === 'reconnecting') {
+      if (state === 'open' && !opened) {
+        // The lists and the strip were read before the stream started: a scan
+        // that finished (or was submitted) in between has no event on this
+        // stream. Read them once more now that the stream follows the changes.
+        opened = true;
+        reloadLists();
+        // After the read in flight, if any: it may have been answered before the stream began.
+        (polling || Promise.resolve()).then(() => refreshActive());
+      } else if (state === 'reconnecting') {
         reconnected = true;
       } else if (state === 'open' && reconnected) {
         // The stream resumes with Last-Event-ID; the progress may be stale.

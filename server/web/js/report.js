@@ -6,8 +6,8 @@ import { api } from './api.js';
 import { fileTypeChart } from './chart.js';
 import { clear, h, pathEl, reviewLabel, severityBadge } from './dom.js';
 import {
-  describeFinding, dispositionHistory, errorsAndLimits, findingsBySeverity, imageFacts, matchesTable, metaList,
-  reviewHistory, scoreReasons, summaryFacts, verdictBlock, volumesTable,
+  describeFinding, dispositionHistory, errorsAndLimits, findingsBySeverity, findingsCount, imageFacts, matchesTable, metaList,
+  reviewHistory, scoreReasons, summaryFacts, truncation, truncationText, verdictBlock, volumesTable,
 } from './facts.js';
 import { fileTable } from './files.js';
 
@@ -25,13 +25,17 @@ export async function renderReport(ctx, id) {
   document.title = 'Report · Borderscan';
   main.append(h('h1', { text: 'Report' }), h('p', { role: 'status', text: 'Loading the report…' }));
   const reviewer = ctx.can('review');
+  const opts = { signal: ctx.signal };
   const [ovR, verR, typesR, reviewsR, dispR] = await Promise.allSettled([
-    api.overview(id),
-    api.verification(id),
-    api.fileTypes(id),
-    reviewer ? api.reviews(id) : Promise.resolve(null),
-    reviewer ? api.dispositions(id) : Promise.resolve(null),
+    api.overview(id, opts),
+    api.verification(id, opts),
+    api.fileTypes(id, opts),
+    reviewer ? api.reviews(id, opts) : Promise.resolve(null),
+    reviewer ? api.dispositions(id, opts) : Promise.resolve(null),
   ]);
+  if (!ctx.isCurrent()) {
+    return;  // the user moved to another page meanwhile: leave it alone
+  }
   if (ovR.status === 'rejected') {
     throw ovR.reason;
   }
@@ -81,7 +85,15 @@ export async function renderReport(ctx, id) {
 
   // Findings, worst first, each with its rule's description, matched strings
   // and full path; reviewers mark false positives here.
-  const findingsSection = section('findings', `Findings (${(ov.findings || []).length})`);
+  // For a report with very many findings the server sends the weightiest
+  // ones only (findings_truncated); the file table still lists every flagged file.
+  const truncated = truncation(ov);
+  const findingsSection = section('findings', `Findings (${findingsCount(ov)})`);
+  if (truncated) {
+    findingsSection.append(h('p', { class: 'notice', id: 'findings-truncated' },
+      truncationText(truncated), ' ',
+      h('button', { type: 'button', class: 'small-button', text: 'List the flagged files', on: { click: () => files.showFlagged() } })));
+  }
   const findingCards = new Map();
   const renderMark = (f) => {
     const holder = findingCards.get(f.id);
