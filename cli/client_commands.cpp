@@ -207,24 +207,14 @@ int run_submit(const submit_args& args) {
                        "scan " + id + " was cancelled" + (who.empty() ? "" : " by " + printable(who)));
   }
 
+  // Checked whole before any of it is shown; parsed from a temporary file:
+  // the report may be far larger than memory should hold.
+  const file_handle stored = fetch_verified_report(*http, id);
   if (args.json_output) {
-    fetch_report(*http, id, [](std::string_view piece) { std::cout.write(piece.data(), piece.size()); });
-    std::cout << std::flush;
+    copy_report(stored.get(), std::cout);
     return exit_code_for_verdict(text_of(scan, "verdict"));
   }
-  // Parsed from a temporary file: the report may be far larger than memory
-  // should hold, and the summary needs only its head and findings.
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> spill(std::tmpfile(), &std::fclose);
-  if (!spill) {
-    throw client_error(client_error::kind::local, "cannot create a temporary file for the report");
-  }
-  fetch_report(*http, id, [&](std::string_view piece) {
-    if (std::fwrite(piece.data(), 1, piece.size(), spill.get()) != piece.size()) {
-      throw client_error(client_error::kind::local, "cannot write the report to a temporary file");
-    }
-  });
-  std::rewind(spill.get());
-  const report_digest report = read_report_digest(spill.get());
+  const report_digest report = read_report_digest(stored.get());
   print_report_summary(std::cout, report);
   return exit_code_for_verdict(report.verdict);
 }

@@ -162,24 +162,14 @@ struct report_args {
 int run_report(const report_args& args) {
   check_id(args.id);
   auto http = make_client(args.connection);
+  const file_handle report = fetch_verified_report(*http, args.id);
   if (args.json_output) {
-    // The stored bytes exactly, streamed: a signed report stays verifiable
+    // The stored bytes exactly: a signed report stays verifiable
     // (borderscan verify) only if nothing re-serialises it.
-    fetch_report(*http, args.id, [](std::string_view piece) { std::cout.write(piece.data(), piece.size()); });
-    std::cout << std::flush;
+    copy_report(report.get(), std::cout);
     return std::cout ? 0 : 2;
   }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> spill(std::tmpfile(), &std::fclose);
-  if (!spill) {
-    throw client_error(client_error::kind::local, "cannot create a temporary file for the report");
-  }
-  fetch_report(*http, args.id, [&](std::string_view piece) {
-    if (std::fwrite(piece.data(), 1, piece.size(), spill.get()) != piece.size()) {
-      throw client_error(client_error::kind::local, "cannot write the report to a temporary file");
-    }
-  });
-  std::rewind(spill.get());
-  print_report_summary(std::cout, read_report_digest(spill.get()));
+  print_report_summary(std::cout, read_report_digest(report.get()));
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
@@ -299,29 +300,49 @@ int exit_code_for_verdict(std::string_view verdict) {
   return 2;
 }
 
-void fetch_report(client::http_client& client, const std::string& id,
-                  const std::function<void(std::string_view)>& sink) {
+file_handle fetch_verified_report(client::http_client& client, const std::string& id) {
+  file_handle spill(std::tmpfile(), &std::fclose);
+  if (!spill) {
+    throw client_error(client_error::kind::local, "cannot create a temporary file for the report");
+  }
   scanner::sha256_hasher hasher;
   const client::body_sink take = [&](std::string_view piece) {
     hasher.update(piece.data(), piece.size());
-    sink(piece);
+    if (std::fwrite(piece.data(), 1, piece.size(), spill.get()) != piece.size()) {
+      throw client_error(client_error::kind::local, "cannot write the report to a temporary file");
+    }
     return true;
   };
   const auto res = client.fetch(boost::beast::http::verb::get, "/api/v1/scans/" + id + "/report", {}, take);
   client::expect_success(res);
   const std::string claimed = res.header("Repr-Digest");
-  const auto begin = claimed.find("sha-256=:");
-  if (begin == std::string::npos) {
-    return;  // an older daemon: nothing to check against
+  if (const auto begin = claimed.find("sha-256=:"); begin != std::string::npos) {
+    const auto value_begin = begin + 9;
+    const auto end = claimed.find(':', value_begin);
+    const auto expected = scanner::base64_decode(claimed.substr(value_begin, end - value_begin));
+    const auto got = hasher.finish();
+    if (!expected || !std::equal(got.begin(), got.end(), expected->begin(), expected->end())) {
+      throw client_error(client_error::kind::network,
+                         "the report of scan " + id + " arrived damaged: its SHA-256 is not the one the server sent");
+    }
+  }  // else an older daemon: nothing to check against
+  if (std::fflush(spill.get()) != 0) {
+    throw client_error(client_error::kind::local, "cannot write the report to a temporary file");
   }
-  const auto value_begin = begin + 9;
-  const auto end = claimed.find(':', value_begin);
-  const auto expected = scanner::base64_decode(claimed.substr(value_begin, end - value_begin));
-  const auto got = hasher.finish();
-  if (!expected || !std::equal(got.begin(), got.end(), expected->begin(), expected->end())) {
-    throw client_error(client_error::kind::network,
-                       "the report of scan " + id + " arrived damaged: its SHA-256 is not the one the server sent");
+  std::rewind(spill.get());
+  return spill;
+}
+
+void copy_report(std::FILE* file, std::ostream& out) {
+  std::array<char, 1 << 16> block{};
+  std::size_t n = 0;
+  while ((n = std::fread(block.data(), 1, block.size(), file)) > 0) {
+    out.write(block.data(), static_cast<std::streamsize>(n));
   }
+  if (std::ferror(file) != 0) {
+    throw client_error(client_error::kind::local, "cannot read the report back from its temporary file");
+  }
+  out.flush();
 }
 
 }  // namespace borderscan::cli

@@ -93,9 +93,15 @@ void print_report_summary(std::ostream& out, const report_digest& report);
 // 0 clean, 1 flagged, 3 incomplete, 2 error or anything else.
 int exit_code_for_verdict(std::string_view verdict);
 
-// Streams GET /api/v1/scans/{id}/report to `sink`, then checks the bytes
-// against the Repr-Digest the daemon sent: a damaged report is an error.
-void fetch_report(client::http_client& client, const std::string& id,
-                  const std::function<void(std::string_view)>& sink);
+using file_handle = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
+
+// GET /api/v1/scans/{id}/report into an unlinked temporary file, checked
+// against the Repr-Digest the daemon sent, rewound: nothing of a damaged
+// report reaches the caller, and a report larger than memory should hold
+// never sits in it.
+file_handle fetch_verified_report(client::http_client& client, const std::string& id);
+
+// Copies the rest of `file` to `out` (the stored bytes, unchanged).
+void copy_report(std::FILE* file, std::ostream& out);
 
 }  // namespace borderscan::cli

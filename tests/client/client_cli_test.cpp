@@ -361,6 +361,25 @@ TEST_F(ClientCli, ControlCharactersFromTheServerNeverReachTheTerminal) {
   EXPECT_EQ(listed.out.find("\xc2\x9b"), std::string::npos) << listed.out;
 }
 
+// A report damaged on the way is refused whole: not one byte of it reaches
+// stdout, and the exit code says it failed.
+TEST_F(ClientCli, ADamagedReportIsRefusedBeforeAnyOfItIsShown) {
+  auto& d = start();
+  const std::string id = submit_and_wait(flagged_image(), 1);
+  ASSERT_FALSE(id.empty());
+  cutting_proxy proxy(d.port(), false, true);
+  for (const std::string& args : {"report " + id + " --json", "report " + id}) {
+    const auto r = cli(args, reviewer(), url(proxy.port()));
+    expect_readable_error(r);
+    EXPECT_NE(r.err.find("arrived damaged"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << args << ":\n" << r.out.substr(0, 200);
+  }
+  // Through the daemon directly the same report is whole.
+  const auto direct = cli("report " + id + " --json", reviewer());
+  EXPECT_EQ(direct.exit_code, 0) << direct.err;
+  EXPECT_EQ(direct.out, http_get(d.port(), "/api/v1/scans/" + id + "/report").body);
+}
+
 TEST_F(ClientCli, TlsVerifiesTheDaemonsCertificateWithCaFileAndRefusesWithoutIt) {
   const fs::path cert = scratch_ / "server.crt";
   const fs::path key = scratch_ / "server.key";

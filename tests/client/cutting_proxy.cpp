@@ -24,6 +24,7 @@ struct cutting_proxy::state {
   std::uint16_t upstream_port = 0;
   std::uint16_t port = 0;
   bool cut_pending = false;  // touched on the proxy's thread only
+  bool damage_reports = false;
   mutable std::mutex mutex;
   std::vector<std::string> heads;
   unsigned cuts = 0;
@@ -36,6 +37,8 @@ struct link {
   tcp::socket client;
   tcp::socket upstream;
   bool cut_after_first_event = false;
+  bool damage_next_body = false;  // a report was asked for: change its first byte
+  unsigned head_end_matched = 0;  // of "\r\n\r\n", across reads
   void close() {
     boost::system::error_code ignored;
     client.close(ignored);
@@ -61,6 +64,9 @@ net::awaitable<void> requests(cutting_proxy::state* s, std::shared_ptr<link> l) 
           s->cut_pending = false;
           l->cut_after_first_event = true;
         }
+        if (s->damage_reports && head.starts_with("GET ") && head.find("/report HTTP/1.1") != std::string::npos) {
+          l->damage_next_body = true;
+        }
         const std::lock_guard lock(s->mutex);
         s->heads.push_back(head);
       }
@@ -81,6 +87,21 @@ net::awaitable<void> responses(cutting_proxy::state* s, std::shared_ptr<link> l)
     auto [ec, n] = co_await l->upstream.async_read_some(net::buffer(buf), use_tuple);
     if (ec) {
       break;
+    }
+    if (l->damage_next_body) {
+      // The first byte after the response head: the report's opening brace.
+      static constexpr char head_end[] = "\r\n\r\n";
+      for (std::size_t i = 0; i < n && l->damage_next_body; ++i) {
+        if (l->head_end_matched == 4) {
+          buf[i] ^= 0x20;
+          l->damage_next_body = false;
+          l->head_end_matched = 0;
+        } else {
+          l->head_end_matched = buf[i] == head_end[l->head_end_matched] ? l->head_end_matched + 1
+                                : buf[i] == '\r'                        ? 1
+                                                                        : 0;
+        }
+      }
     }
     if (!l->cut_after_first_event) {
       auto [wec, w] = co_await net::async_write(l->client, net::buffer(buf, n), use_tuple);
@@ -131,10 +152,11 @@ net::awaitable<void> accept_loop(cutting_proxy::state* s) {
 
 }  // namespace
 
-cutting_proxy::cutting_proxy(std::uint16_t upstream_port, bool cut_first_event_stream)
+cutting_proxy::cutting_proxy(std::uint16_t upstream_port, bool cut_first_event_stream, bool damage_reports)
     : state_(std::make_unique<state>()) {
   state_->upstream_port = upstream_port;
   state_->cut_pending = cut_first_event_stream;
+  state_->damage_reports = damage_reports;
   const tcp::endpoint local(net::ip::make_address("127.0.0.1"), 0);
   state_->acceptor.open(local.protocol());
   state_->acceptor.set_option(tcp::acceptor::reuse_address(true));

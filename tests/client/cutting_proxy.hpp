@@ -2,7 +2,8 @@
 // A TCP proxy on a loopback port in front of the daemon, for the client
 // tests: it records the head of every request it forwards, and can cut the
 // first event-stream connection right after its first event, the way a
-// flaky checkpoint network drops a long-lived connection.
+// flaky checkpoint network drops a long-lived connection, or change one byte
+// of every report it forwards, the way a bad link or a meddler would.
 
 #include <cstdint>
 #include <memory>
@@ -13,7 +14,7 @@ namespace borderscan::client::test {
 
 class cutting_proxy {
  public:
-  cutting_proxy(std::uint16_t upstream_port, bool cut_first_event_stream);
+  cutting_proxy(std::uint16_t upstream_port, bool cut_first_event_stream, bool damage_reports = false);
   ~cutting_proxy();
   cutting_proxy(const cutting_proxy&) = delete;
   cutting_proxy& operator=(const cutting_proxy&) = delete;
