@@ -100,7 +100,56 @@ class disk_image_stage_impl final : public container_stage {
   }
 };
 
+// Virtual-disk formats libmagic names but the walk does not open when they
+// are files inside the device (the top-level image opens through libewf,
+// libvhdi and qemu's formats only as the uploaded image itself): an error on
+// the path, so that the verdict is incomplete, never a silent clean.
+struct unopened_format {
+  std::string_view description_prefix;
+  std::string_view name;
+};
+constexpr unopened_format unopened_formats[] = {
+    {"EWF/Expert Witness/EnCase image", "an E01 (EWF) forensic image"},
+    {"QEMU QCOW", "a QEMU qcow disk image"},
+    {"Microsoft Disk Image eXtended", "a VHDX disk image"},
+    {"Microsoft Disk Image, Virtual Server or Virtual PC", "a VHD disk image"},
+    {"VMware4 disk image", "a VMDK disk image"},
+    {"VirtualBox Disk Image", "a VirtualBox VDI disk image"},
+};
+
+const unopened_format* unopened_format_of(const file_entry& entry) {
+  if (entry.type != "regular") {
+    return nullptr;
+  }
+  for (const auto& f : unopened_formats) {
+    if (std::string_view(entry.description).starts_with(f.description_prefix)) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+class unopened_image_stage_impl final : public container_stage {
+ public:
+  std::string_view name() const override { return "image"; }
+  member_bytes yields() const override { return member_bytes::stored; }
+  bool claims(const file_entry& entry) const override { return unopened_format_of(entry) != nullptr; }
+  void expand(container& parent, content_source&, recursion_gate& gate) const override {
+    const file_entry& e = parent.entry();
+    gate.add_error({e.path, e.volume, "image", "embedded_image_not_opened",
+                    std::string(unopened_format_of(e)->name) +
+                        " inside the device: recognised, but the files in it are not opened by this scanner; "
+                        "scan it on its own (borderscan scan FILE) to see them",
+                    !e.deleted});
+  }
+};
+
 }  // namespace
+
+const container_stage& detail::unopened_image_stage() {
+  static const unopened_image_stage_impl stage;
+  return stage;
+}
 
 bool is_disk_image(const file_entry& entry) {
   // Raw volume heads are already the inside of an image; tiny boot-sector

@@ -318,7 +318,8 @@ void recursion_gate::record(object_outcome&& outcome) {
 }
 
 const recursion_gate::stage_list& default_container_stages() {
-  static const recursion_gate::stage_list stages{&detail::archive_stage(), &detail::disk_image_stage()};
+  static const recursion_gate::stage_list stages{&detail::archive_stage(), &detail::disk_image_stage(),
+                                                 &detail::unopened_image_stage()};
   return stages;
 }
 

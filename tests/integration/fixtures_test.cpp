@@ -1,6 +1,11 @@
 // Images built at test time by real tools (tests/data/make-fixtures.sh).
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <set>
+#include <utility>
+#include <vector>
+
 #include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -152,4 +157,46 @@ TEST(Fixtures, VhdAndVmdkOfTheSameDiskGiveTheSameFiles) {
       EXPECT_EQ(r["files"][i]["sha256"], expected["files"][i]["sha256"]) << file << " " << r["files"][i]["path"];
     }
   }
+}
+
+// Virtual disks stored as files on a stick (an E01, a qcow2, a VHD, a VMDK,
+// a VDI of a disk holding EICAR): the walk does not open them, and the report
+// says so on each path, so the verdict is incomplete, not clean. (A VHDX is
+// not named yet: libmagic describes its head, all the scanner hands it, only
+// as ", 1st region INVALID".)
+TEST(Fixtures, VirtualDisksInsideTheDeviceAreNamedAsNotOpened) {
+  borderscan::test::scratch_dir tmp;
+  const auto q = [](const fs::path& p) { return borderscan::test::shell_quote(p.string()); };
+  const fs::path inner = tmp / "inner.img";
+  const fs::path eicar = tmp / "eicar.com";
+  std::ofstream(eicar) << borderscan::test::eicar();
+  const fs::path stick = tmp / "stick.img";
+  std::string cmd = "set -e; mkfs.vfat -C " + q(inner) + " 2048 >/dev/null; mcopy -i " + q(inner) + " " + q(eicar) +
+                    " ::/eicar.com; cd " + q(tmp / "") + "; ewfacquire -q -u -t disk -c none -S 1G " + q(inner) +
+                    " >/dev/null; ";
+  const std::vector<std::pair<std::string, std::string>> formats = {
+      {"qcow2", "disk.qcow2"}, {"vpc", "disk.vhd"}, {"vmdk", "disk.vmdk"}, {"vdi", "disk.vdi"}};
+  for (const auto& [format, file] : formats) {
+    cmd += "qemu-img convert -O " + format + " " + q(inner) + " " + q(tmp / file) + "; ";
+  }
+  cmd += "mkfs.vfat -C " + q(stick) + " 32768 >/dev/null; mcopy -i " + q(stick) + " " + q(tmp / "disk.E01");
+  for (const auto& [format, file] : formats) {
+    cmd += " " + q(tmp / file);
+  }
+  cmd += " ::/";
+  const auto made = borderscan::test::run_command(cmd);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+
+  const json r = borderscan::test::scan_image(stick);
+  EXPECT_EQ(r.at("verdict"), "incomplete") << r.at("verdict_reason");
+  std::set<std::string> named;
+  for (const auto& e : r.at("errors")) {
+    if (e.at("code") == "embedded_image_not_opened") {
+      named.insert(e.at("path").get<std::string>());
+      EXPECT_TRUE(e.at("affects_verdict").get<bool>());
+      EXPECT_NE(e.at("message").get<std::string>().find("not opened"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(named, (std::set<std::string>{"/disk.E01", "/disk.qcow2", "/disk.vhd", "/disk.vmdk", "/disk.vdi"}))
+      << r.at("errors").dump(1);
 }
