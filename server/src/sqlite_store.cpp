@@ -618,17 +618,12 @@ std::string review_state_of(const scan_record& scan) {
 bool sqlite_report_store::add_review(std::string_view id, const review_record& review, const actor& by) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
-  std::int64_t seq = 0;
-  {
-    statement s(db(), "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
-    s.bind(1, id);
-    if (!s.step()) {
-      return false;
-    }
-    seq = s.integer(0);
+  const auto seq = done_seq_of(id);
+  if (!seq) {
+    return false;
   }
   statement add(db(), "INSERT INTO reviews (scan_seq, at, decision, note, reviewer, role) VALUES (?,?,?,?,?,?)");
-  add.bind(1, seq)
+  add.bind(1, *seq)
       .bind(2, review.at)
       .bind(3, review.decision)
       .bind(4, review.note)
@@ -636,7 +631,7 @@ bool sqlite_report_store::add_review(std::string_view id, const review_record& r
       .bind(6, review.role)
       .run();
   statement u(db(), "UPDATE scans SET review_state = ? WHERE seq = ?");
-  u.bind(1, review.decision).bind(2, seq).run();
+  u.bind(1, review.decision).bind(2, *seq).run();
   audit(review.at, "review_recorded", id, {{"decision", review.decision}, {"note", review.note}}, by);
   tx.commit();
   return true;
@@ -984,6 +979,15 @@ std::int64_t sqlite_report_store::seq_of(std::string_view id) {
   return s.integer(0);
 }
 
+std::optional<std::int64_t> sqlite_report_store::done_seq_of(std::string_view id) {
+  statement s(db(), "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
+  s.bind(1, id);
+  if (!s.step()) {
+    return std::nullopt;
+  }
+  return s.integer(0);
+}
+
 void sqlite_report_store::begin_report(std::string_view id) {
   std::lock_guard lock(mutex_);
   const std::int64_t seq = seq_of(id);
@@ -1275,17 +1279,15 @@ void sqlite_report_store::evidence_expired(std::string_view id, std::string_view
 
 std::optional<std::vector<file_type_count>> sqlite_report_store::file_types(std::string_view id) {
   std::lock_guard lock(mutex_);
-  statement s(db(), "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
-  s.bind(1, id);
-  if (!s.step()) {
+  const auto seq = done_seq_of(id);
+  if (!seq) {
     return std::nullopt;
   }
-  const std::int64_t seq = s.integer(0);
   // The size is read out of each entry's JSON: one pass over the scan's rows.
   statement counts(db(),
                    "SELECT mime, count(*), sum(coalesce(json_extract(json, '$.size'), 0)) FROM report_files "
                    "WHERE scan_seq = ? GROUP BY mime ORDER BY count(*) DESC, mime");
-  counts.bind(1, seq);
+  counts.bind(1, *seq);
   std::vector<file_type_count> out;
   while (counts.step()) {
     out.push_back(
@@ -1401,14 +1403,9 @@ report_page sqlite_report_store::list_reports(const report_filter& filter) {
 
 std::optional<file_page> sqlite_report_store::list_files(std::string_view id, const file_filter& filter) {
   std::lock_guard lock(mutex_);
-  std::int64_t seq = 0;
-  {
-    statement s(db(), "SELECT seq FROM scans WHERE id = ? AND status = 'done'");
-    s.bind(1, id);
-    if (!s.step()) {
-      return std::nullopt;
-    }
-    seq = s.integer(0);
+  const auto seq = done_seq_of(id);
+  if (!seq) {
+    return std::nullopt;
   }
   std::string sql = "SELECT idx, json FROM report_files WHERE scan_seq = ?";
   if (filter.flagged) {
@@ -1430,7 +1427,7 @@ std::optional<file_page> sqlite_report_store::list_files(std::string_view id, co
   sql += " ORDER BY idx LIMIT ?";
   statement s(db(), sql.c_str());
   int i = 1;
-  s.bind(i++, seq);
+  s.bind(i++, *seq);
   if (filter.flagged) {
     s.bind(i++, static_cast<std::int64_t>(*filter.flagged));
   }

@@ -16,28 +16,12 @@ set -uo pipefail
 # shellcheck source=../support/npm-tools.sh
 source "$(dirname "$0")/../support/npm-tools.sh"
 
-export NO_UPDATE_NOTIFIER=1
-export NPM_CONFIG_UPDATE_NOTIFIER=false
-export NPM_CONFIG_AUDIT=false
-export NPM_CONFIG_FUND=false
 # playwright-core must never fetch a browser: the tests use /usr/bin/chromium.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 fail() {
   echo "browser_tests: $*" >&2
   exit 1
-}
-
-need() {
-  command -v "$1" >/dev/null 2>&1 ||
-    fail "'$1' is not installed; it comes with the Debian package $2: run scripts/deps.sh test (or apt-get install $2)"
-}
-
-check_node() {
-  need node nodejs
-  local major
-  major=$(node -p 'process.versions.node.split(".")[0]') || fail "'node' does not run"
-  ((major >= 20)) || fail "Node.js $(node --version) is too old: playwright-core needs Node.js 20 or later"
 }
 
 mode="${1:-}"
@@ -48,7 +32,7 @@ tools="${3:-}"
 
 case "$mode" in
   install)
-    check_node
+    check_node 20
     need npm npm
     # playwright-core downloads no browser: the tests use Debian's chromium.
     npm_tools_install browser_tests "$src" "$tools" || exit 1
@@ -58,7 +42,7 @@ case "$mode" in
     artifacts="${5:-}"
     work="${6:-}"
     [[ -x "$daemon" && -n "$artifacts" && -n "$work" ]] || fail "usage: $0 check SOURCE_DIR TOOLS_DIR BORDERSCAND ARTIFACTS WORK"
-    check_node
+    check_node 20
     need chromium chromium
     need mkfs.vfat dosfstools
     need mcopy mtools

@@ -15,31 +15,14 @@ set -uo pipefail
 # shellcheck source=../support/npm-tools.sh
 source "$(dirname "$0")/../support/npm-tools.sh"
 
-# No usage data, update checks or notices from the tools: the only network
-# traffic is npm ci's download from the registry.
+# No usage data or notices from Redocly either (npm's are off in npm-tools.sh).
 export REDOCLY_TELEMETRY=off
 export REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 export REDOCLY_SUPPRESS_NOTIFICATIONS=true
-export NO_UPDATE_NOTIFIER=1
-export NPM_CONFIG_UPDATE_NOTIFIER=false
-export NPM_CONFIG_AUDIT=false
-export NPM_CONFIG_FUND=false
 
 fail() {
   echo "openapi_lint: $*" >&2
   exit 1
-}
-
-need() {
-  command -v "$1" >/dev/null 2>&1 ||
-    fail "'$1' is not installed; it comes with the Debian packages nodejs and npm: run scripts/deps.sh test (or apt-get install nodejs npm)"
-}
-
-check_node() {
-  need node
-  local major
-  major=$(node -p 'process.versions.node.split(".")[0]') || fail "'node' does not run"
-  ((major >= 18)) || fail "Node.js $(node --version) is too old: the lint tools need Node.js 18 or later"
 }
 
 mode="${1:-}"
@@ -50,14 +33,14 @@ tools="${3:-}"
 
 case "$mode" in
   install)
-    check_node
-    need npm
+    check_node 18
+    need npm npm
     npm_tools_install openapi_lint "$src" "$tools" || exit 1
     ;;
   check)
     spec="${4:-}"
     [[ -f "$spec" ]] || fail "no OpenAPI description at '$spec'"
-    check_node
+    check_node 18
     redocly="$tools/node_modules/@redocly/cli/bin/cli.js"
     [[ -f "$redocly" && -f "$tools/node_modules/@apidevtools/swagger-parser/package.json" ]] ||
       fail "the lint tools are not installed in $tools: run the openapi_npm_ci test first (ctest -R openapi)"

@@ -2,35 +2,23 @@
 // laid out for A4 by css/print.css, with the report's SHA-256 and signature
 // status. Only what the signed-in role may read is printed.
 
-import { api } from './api.js';
 import { clear, formatBytes, formatCount, formatTime, h, pathEl, severityBadge, table, timeEl } from './dom.js';
 import {
   describeFinding, dispositionHistory, errorsAndLimits, findingsBySeverity, findingsCount, imageFacts, reviewHistory,
   scoreReasons, summaryFacts, truncation, truncationText, verdictBlock, volumesTable,
 } from './facts.js';
+import { loadReport } from './report.js';
 
 export async function renderPrint(ctx, id) {
   const { main } = ctx;
   document.title = 'Printable report · Borderscan';
   main.append(h('h1', { text: 'Printable report' }), h('p', { role: 'status', text: 'Loading the report…' }));
-  const reviewer = ctx.can('review');
-  const opts = { signal: ctx.signal };
-  const [ovR, verR, typesR, reviewsR, dispR] = await Promise.allSettled([
-    api.overview(id, opts), api.verification(id, opts), api.fileTypes(id, opts),
-    reviewer ? api.reviews(id, opts) : Promise.resolve(null),
-    reviewer ? api.dispositions(id, opts) : Promise.resolve(null),
-  ]);
-  if (!ctx.isCurrent()) {
+  const loaded = await loadReport(ctx, id);
+  if (!loaded) {
     return;  // the user moved to another page meanwhile: leave it alone
   }
-  if (ovR.status === 'rejected') {
-    throw ovR.reason;
-  }
-  const ov = ovR.value;
-  const verification = verR.status === 'fulfilled' ? verR.value : null;
-  const types = typesR.status === 'fulfilled' ? typesR.value : null;
-  const reviews = reviewsR.status === 'fulfilled' ? reviewsR.value : null;
-  const dispositions = dispR.status === 'fulfilled' ? dispR.value : null;
+  const { ov, verification, types, reviews, dispositions } = loaded;
+  const reviewer = ctx.can('review');
   const name = (ov.image && ov.image.name) || id;
   document.title = `${name} · Borderscan report`;
   document.body.classList.add('print-view');

@@ -15,15 +15,11 @@ function settled(result) {
   return result.status === 'fulfilled' ? result.value : null;
 }
 
-function section(id, title, ...content) {
-  return h('section', { class: 'card', id, 'aria-labelledby': `${id}-title` },
-    h('h2', { id: `${id}-title`, text: title }), ...content);
-}
-
-export async function renderReport(ctx, id) {
-  const { main } = ctx;
-  document.title = 'Report · Borderscan';
-  main.append(h('h1', { text: 'Report' }), h('p', { role: 'status', text: 'Loading the report…' }));
+// What the report page and its printable page read, at once: the overview
+// (required: its failure is thrown), and the verification, file types and,
+// for reviewers, reviews and marks (null when one fails). Null when the user
+// moved to another page meanwhile.
+export async function loadReport(ctx, id) {
   const reviewer = ctx.can('review');
   const opts = { signal: ctx.signal };
   const [ovR, verR, typesR, reviewsR, dispR] = await Promise.allSettled([
@@ -34,16 +30,36 @@ export async function renderReport(ctx, id) {
     reviewer ? api.dispositions(id, opts) : Promise.resolve(null),
   ]);
   if (!ctx.isCurrent()) {
-    return;  // the user moved to another page meanwhile: leave it alone
+    return null;
   }
   if (ovR.status === 'rejected') {
     throw ovR.reason;
   }
-  const ov = ovR.value;
-  const verification = settled(verR);
-  const types = settled(typesR);
-  let reviews = settled(reviewsR);
-  let dispositions = settled(dispR);
+  return {
+    ov: ovR.value,
+    verification: settled(verR),
+    types: settled(typesR),
+    reviews: settled(reviewsR),
+    dispositions: settled(dispR),
+  };
+}
+
+function section(id, title, ...content) {
+  return h('section', { class: 'card', id, 'aria-labelledby': `${id}-title` },
+    h('h2', { id: `${id}-title`, text: title }), ...content);
+}
+
+export async function renderReport(ctx, id) {
+  const { main } = ctx;
+  document.title = 'Report · Borderscan';
+  main.append(h('h1', { text: 'Report' }), h('p', { role: 'status', text: 'Loading the report…' }));
+  const loaded = await loadReport(ctx, id);
+  if (!loaded) {
+    return;  // the user moved to another page meanwhile: leave it alone
+  }
+  const { ov, verification, types } = loaded;
+  const reviewer = ctx.can('review');
+  let { reviews, dispositions } = loaded;
   const findingsById = new Map((ov.findings || []).map((f) => [f.id, f]));
   const name = (ov.image && ov.image.name) || id;
   document.title = `${name} · Report · Borderscan`;

@@ -79,6 +79,9 @@ class sqlite_report_store final : public report_store {
   void exec(const char* sql);
   // Caller holds mutex_. Throws std::runtime_error for an unknown id.
   std::int64_t seq_of(std::string_view id);
+  // Caller holds mutex_. The seq of a done scan; nothing for an unknown id or
+  // a scan that is not done.
+  std::optional<std::int64_t> done_seq_of(std::string_view id);
   // Caller holds mutex_ (and usually a transaction).
   void audit(std::int64_t at, std::string_view event, std::string_view scan_id, const nlohmann::json& detail,
              const actor& by = {});
