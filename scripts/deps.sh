@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_packages=(
   build-essential cmake ninja-build pkg-config
-  libtsk-dev libmagic-dev libmagic-mgc libyara-dev libarchive-dev libssl-dev
+  libtsk-dev libewf-dev libqcow-dev libvhdi-dev libvmdk-dev libbfio-dev libmagic-dev libmagic-mgc libyara-dev libarchive-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libseccomp-dev
   libboost1.81-dev libboost-url1.81-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsqlite3-dev
 )

@@ -3,12 +3,17 @@
 // own, and every file it finds is a member, "/backup.img!/DCIM/a.jpg" (one
 // volume) or "/disk.img!vol1/a.jpg" (partitioned).
 
+#include <algorithm>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "borderscan/scanner/archive.hpp"
 #include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/scratch.hpp"
 #include "container_stages.hpp"
 #include "tsk_image.hpp"
+#include "virtual_disk.hpp"
 
 namespace borderscan::scanner {
 namespace {
@@ -100,54 +105,102 @@ class disk_image_stage_impl final : public container_stage {
   }
 };
 
-// Virtual-disk formats libmagic names but the walk does not open when they
-// are files inside the device (the top-level image opens through libewf,
-// libvhdi and qemu's formats only as the uploaded image itself): an error on
-// the path, so that the verdict is incomplete, never a silent clean.
-struct unopened_format {
-  std::string_view description_prefix;
-  std::string_view name;
-};
-constexpr unopened_format unopened_formats[] = {
-    {"EWF/Expert Witness/EnCase image", "an E01 (EWF) forensic image"},
-    {"QEMU QCOW", "a QEMU qcow disk image"},
-    {"Microsoft Disk Image eXtended", "a VHDX disk image"},
-    {"Microsoft Disk Image, Virtual Server or Virtual PC", "a VHD disk image"},
-    {"VMware4 disk image", "a VMDK disk image"},
-    {"VirtualBox Disk Image", "a VirtualBox VDI disk image"},
+// Virtual-disk containers held as files (an E01, a qcow2, a VHD/VHDX or a
+// VMDK on a stick): spooled to the scan's scratch space, opened with their
+// libyal library and walked like an embedded raw image. One that cannot be
+// opened is an error on its path, so the verdict is never a silent clean.
+constexpr std::string_view virtual_disk_descriptions[] = {
+    "EWF/Expert Witness/EnCase image",
+    "QEMU QCOW",
+    "Microsoft Disk Image eXtended",
+    "Microsoft Disk Image, Virtual Server or Virtual PC",
+    "VMware4 disk image",
+    "VirtualBox Disk Image",
 };
 
-const unopened_format* unopened_format_of(const file_entry& entry) {
-  if (entry.type != "regular") {
-    return nullptr;
-  }
-  for (const auto& f : unopened_formats) {
-    if (std::string_view(entry.description).starts_with(f.description_prefix)) {
-      return &f;
-    }
-  }
-  return nullptr;
+bool names_virtual_disk(const file_entry& entry) {
+  return entry.type == "regular" &&
+         std::any_of(std::begin(virtual_disk_descriptions), std::end(virtual_disk_descriptions),
+                     [&](std::string_view d) { return std::string_view(entry.description).starts_with(d); });
 }
 
-class unopened_image_stage_impl final : public container_stage {
+// The member's bytes in a scratch file; null when the scan stopped meanwhile.
+std::unique_ptr<scratch_space::file> spool(container& parent, content_source& source, recursion_gate& gate,
+                                           scratch_space& scratch) {
+  const std::string& path = parent.entry().path;
+  auto file = scratch.create(path.substr(path.find_last_of("/!") + 1));
+  std::vector<std::byte> buf(1 << 20);
+  for (std::uint64_t offset = 0;;) {
+    if (!gate.more(parent)) {
+      return nullptr;
+    }
+    const std::size_t n = source.read_at(offset, buf);
+    if (n == 0) {
+      break;
+    }
+    file->append(std::span(buf).first(n));
+    offset += n;
+  }
+  return file;
+}
+
+class virtual_disk_stage_impl final : public container_stage {
  public:
   std::string_view name() const override { return "image"; }
   member_bytes yields() const override { return member_bytes::stored; }
-  bool claims(const file_entry& entry) const override { return unopened_format_of(entry) != nullptr; }
-  void expand(container& parent, content_source&, recursion_gate& gate) const override {
+  bool claims(const file_entry& entry) const override { return names_virtual_disk(entry); }
+  void expand(container& parent, content_source& source, recursion_gate& gate) const override {
     const file_entry& e = parent.entry();
-    gate.add_error({e.path, e.volume, "image", "embedded_image_not_opened",
-                    std::string(unopened_format_of(e)->name) +
-                        " inside the device: recognised, but the files in it are not opened by this scanner; "
-                        "scan it on its own (borderscan scan FILE) to see them",
-                    !e.deleted});
+    auto not_opened = [&](const std::string& why) {
+      gate.add_error({e.path, e.volume, "image", "embedded_image_not_opened",
+                      e.description.substr(0, e.description.find(',')) + " inside the device, not opened: " + why,
+                      !e.deleted});
+    };
+    scratch_space* scratch = gate.scratch();
+    if (scratch == nullptr) {
+      not_opened("this scan has no scratch folder to spool it to");
+      return;
+    }
+    std::unique_ptr<scratch_space::file> copy;
+    std::optional<detail::disk_container> format;
+    std::unique_ptr<detail::virtual_disk> disk;
+    try {
+      copy = spool(parent, source, gate, *scratch);
+      if (!copy) {
+        return;  // the scan is stopping; the stop is recorded by the scan
+      }
+      format = detail::sniff_container(copy->path());
+      if (!format) {
+        not_opened("libmagic names the format, but the file does not carry its signature");
+        return;
+      }
+      if (!detail::can_open(*format)) {
+        not_opened(std::string(detail::container_description(*format)) + " is not read by this scanner");
+        return;
+      }
+      disk = std::make_unique<detail::virtual_disk>(*format, std::vector<std::filesystem::path>{copy->path()});
+    } catch (const scan_error& err) {
+      not_opened(err.what());
+      return;
+    }
+    std::unique_ptr<detail::tsk_image> image;
+    try {
+      image = std::make_unique<detail::tsk_image>(*disk);
+    } catch (const scan_error& err) {
+      gate.add_error({e.path, e.volume, "image", "embedded_image_unreadable", err.what(), !e.deleted});
+      return;
+    }
+    embedded_walk(parent, *image, gate).run();
+  }
+  std::string bomb_description(std::uint32_t max_ratio) const override {
+    return "the virtual disk's files add up to more than " + std::to_string(max_ratio) + " times its size";
   }
 };
 
 }  // namespace
 
-const container_stage& detail::unopened_image_stage() {
-  static const unopened_image_stage_impl stage;
+const container_stage& detail::virtual_disk_stage() {
+  static const virtual_disk_stage_impl stage;
   return stage;
 }
 

@@ -19,7 +19,9 @@
 #include "borderscan/scanner/object_scanner.hpp"
 #include "borderscan/scanner/recursion_gate.hpp"
 #include "borderscan/scanner/text.hpp"
+#include "borderscan/scanner/scratch.hpp"
 #include "digest.hpp"
+#include "image_media.hpp"
 #include "scan_context.hpp"
 #include "tsk_image.hpp"
 
@@ -142,8 +144,10 @@ class image_scan {
     if (const auto why = unusable_image()) {
       return fail(*why);
     }
+    open_scratch();
     try {
-      walker_ = std::make_unique<detail::tsk_image>(segments_);
+      media_.emplace(segments_, scratch_.get(), limits_);
+      walker_ = media_->open();
     } catch (const scan_error& e) {
       return fail(e.what());
     }
@@ -151,6 +155,7 @@ class image_scan {
     start_image_hash();
     walk_and_scan();
     record_image_hash();
+    record_media();
     record_volumes();
     ctx_->finish_progress();
     return done();
@@ -196,10 +201,28 @@ class image_scan {
     return std::nullopt;
   }
 
+  // A scan without room for temporary files still runs; what needs one
+  // (a virtual disk on the device, a compressed image) says so where it is.
+  void open_scratch() {
+    const std::filesystem::path dir =
+        options_.work_dir.empty() ? std::filesystem::temp_directory_path() : options_.work_dir;
+    try {
+      scratch_ = std::make_unique<scratch_space>(dir, options_.work_dir_fd);
+    } catch (const scan_error& e) {
+      r_.warnings.push_back(std::string("no scratch folder: ") + e.what());
+    }
+  }
+
   void describe_image() {
-    r_.image.format = walker_->format();
-    // libtsk may have found more segments than were named (image.001 -> .002 ...).
-    all_segments_ = walker_->segments();
+    const auto container = media_->container();
+    const bool through_libyal = container == detail::disk_container::qcow || container == detail::disk_container::vhdx;
+    r_.image.format = through_libyal ? std::string(detail::container_name(*container)) : walker_->format();
+    if (!media_->compression().empty()) {
+      r_.image.compression = media_->compression();
+    }
+    // libtsk may have found more segments than were named (image.001 -> .002 ...);
+    // what it opens from a decompressed or libyal image are not the files received.
+    all_segments_ = through_libyal || !media_->compression().empty() ? segments_ : walker_->segments();
     r_.image.segments.clear();
     r_.image.size = 0;
     std::error_code ec;
@@ -217,6 +240,9 @@ class image_scan {
     } else {
       image_hash_ = std::async(std::launch::async, [segments = all_segments_] { return hash_segments(segments); });
     }
+    // The device's bytes, read out of their container: one more pass beside the walk.
+    media_hash_ =
+        std::async(std::launch::async, [this, format = r_.image.format] { return media_->hash_media(format); });
   }
 
   void walk_and_scan() {
@@ -260,9 +286,10 @@ class image_scan {
   worker_tools make_tools() {
     worker_tools t;
     try {
-      t.image = std::make_unique<detail::tsk_image>(segments_);
+      t.image = media_->open();
       t.scanner = std::make_unique<object_scanner>(limits_, rules_, 4 << 20, 64 << 10, &yara_cache_, options_.evidence);
       t.gate = std::make_unique<recursion_gate>(limits_, *t.scanner, budget_, *ctx_, default_container_stages());
+      t.gate->use_scratch(scratch_.get());
     } catch (const std::exception& e) {
       t.setup_error = e.what();
     }
@@ -294,6 +321,43 @@ class image_scan {
       r_.result = verdict::error;
       r_.verdict_reason = std::string("cannot hash the image: ") + e.what();
     }
+  }
+
+  void record_media() {
+    if (media_->cut) {
+      r_.limits_hit.push_back(*media_->cut);
+      r_.warnings.push_back(
+          "the decompressed image was cut at max_decompressed_image_bytes; the rest of the device "
+          "was not examined");
+    }
+    media_info m;
+    try {
+      m = media_hash_.get();
+    } catch (const std::exception& e) {
+      r_.errors.push_back({"", std::nullopt, "image", "media_hash_failed",
+                           std::string("cannot read the whole device out of the image: ") + e.what(), true});
+      return;
+    }
+    if (m.sha256.empty()) {
+      r_.image.media_sha256 = r_.image.sha256;  // received as is: the same bytes
+      return;
+    }
+    r_.image.media_sha256 = m.sha256;
+    if (m.acquisition_verified == false) {
+      finding f;
+      f.source = "heuristic";
+      f.rule_namespace = "borderscan";
+      f.rule = "acquisition_hash_mismatch";
+      f.level = severity::high;
+      f.tags = {"integrity"};
+      f.meta = {{"description", "the device's bytes do not match the hashes the image stored when it was acquired"},
+                {"stored_md5", m.stored_md5 ? nlohmann::json(*m.stored_md5) : nlohmann::json()},
+                {"stored_sha1", m.stored_sha1 ? nlohmann::json(*m.stored_sha1) : nlohmann::json()},
+                {"md5", *m.md5},
+                {"sha1", *m.sha1}};
+      r_.findings.push_back(std::move(f));
+    }
+    r_.image.media = std::move(m);
   }
 
   // Per-volume counts and the volume table.
@@ -338,9 +402,12 @@ class image_scan {
   const scan_options& options_;
   const clock_type::time_point start_;
   report r_;
+  std::unique_ptr<scratch_space> scratch_;
+  std::optional<detail::image_media> media_;  // after scratch_: its decompressed copy lives there
   std::unique_ptr<detail::tsk_image> walker_;
   std::vector<std::filesystem::path> all_segments_;
   std::future<std::string> image_hash_;
+  std::future<media_info> media_hash_;
   volume_list volumes_;
   std::optional<detail::scan_context> ctx_;
   item_queue queue_{4096};

@@ -2,6 +2,9 @@
 
 #include <magic.h>
 
+#include <cstring>
+#include <string_view>
+
 #include "borderscan/scanner/error.hpp"
 #include "c_handle.hpp"
 
@@ -102,6 +105,14 @@ magic_result magic_classifier::classify(std::span<const std::byte> prefix) {
     throw scan_error(scan_errc::magic_failed, "magic_setflags failed");
   }
   r.description = call(description_.get(), prefix);
+  // libmagic 5.44 describes a VHDX by its region table alone (", 1st region
+  // INVALID"); the file type identifier at byte 0 names the format.
+  if (constexpr std::string_view vhdx = "vhdxfile"; prefix.size() >= vhdx.size() &&
+                                                    std::memcmp(prefix.data(), vhdx.data(), vhdx.size()) == 0 &&
+                                                    !r.description.starts_with("Microsoft Disk Image eXtended")) {
+    r.description =
+        std::string("Microsoft Disk Image eXtended") + (r.description.starts_with(",") ? "" : ", ") + r.description;
+  }
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "borderscan/scanner/error.hpp"
+#include "borderscan/scanner/scratch.hpp"
 #include "container_stages.hpp"
 
 namespace borderscan::scanner {
@@ -110,6 +111,103 @@ class recursion_gate::metered_stream final : public content_source {
   std::optional<std::uint64_t> size_;
   std::uint64_t pos_ = 0;
   bool stopped_ = false;
+};
+
+namespace {
+
+// A scratch file read back as content.
+class scratch_source final : public content_source {
+ public:
+  explicit scratch_source(const scratch_space::file& file) : file_(file) {}
+  std::uint64_t size() const override { return file_.size(); }
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) override {
+    if (offset >= file_.size()) {
+      return 0;
+    }
+    return file_.read_at(
+        offset, out.first(static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), file_.size() - offset))));
+  }
+
+ private:
+  const scratch_space::file& file_;
+};
+
+}  // namespace
+
+// A streamed member's bytes kept in the scratch space as they are read, when
+// it turns out to be a container, so that one too large to hold in memory
+// is still opened. Until the scanner has named its type (from the first
+// block), the head waits in memory, at most `undecided_cap` bytes.
+class recursion_gate::spooled_stream final : public inflated_member {
+ public:
+  spooled_stream(recursion_gate& gate, const file_entry& child, inflated_member& bytes)
+      : gate_(gate),
+        child_(child),
+        bytes_(bytes),
+        state_(gate.scratch_ != nullptr ? state::undecided : state::dropped) {}
+
+  std::size_t read(std::span<std::byte> out) override {
+    const std::size_t n = bytes_.read(out);
+    take(out.first(n));
+    return n;
+  }
+
+  // The whole member, when it was kept.
+  std::unique_ptr<content_source> copy() const {
+    if (state_ == state::spooling) {
+      return std::make_unique<scratch_source>(*file_);
+    }
+    if (state_ == state::undecided) {
+      return std::make_unique<memory_source>(head_);  // it ended before a type was named
+    }
+    return nullptr;
+  }
+  const std::string& failure() const noexcept { return failure_; }
+
+ private:
+  static constexpr std::size_t undecided_cap = 8 << 20;
+  enum class state { undecided, spooling, dropped };
+
+  void take(std::span<const std::byte> bytes) {
+    if (bytes.empty() || state_ == state::dropped) {
+      return;
+    }
+    try {
+      if (state_ == state::spooling) {
+        file_->append(bytes);
+        return;
+      }
+      head_.insert(head_.end(), bytes.begin(), bytes.end());
+      if (child_.description.empty() && head_.size() <= undecided_cap) {
+        return;
+      }
+      if (!child_.description.empty() && gate_.claimant(child_) == nullptr) {
+        drop();
+        return;
+      }
+      const std::string& path = child_.path;
+      file_ = gate_.scratch_->create(path.substr(path.find_last_of("/!") + 1));
+      file_->append(head_);
+      state_ = state::spooling;
+      head_ = {};
+    } catch (const scan_error& e) {
+      failure_ = e.what();  // a full disk: the member is still scanned, only not opened
+      drop();
+    }
+  }
+  void drop() {
+    state_ = state::dropped;
+    head_ = {};
+    file_.reset();
+  }
+
+  recursion_gate& gate_;
+  const file_entry& child_;
+  inflated_member& bytes_;
+  state state_;
+  std::vector<std::byte> head_;
+  std::unique_ptr<scratch_space::file> file_;
+  std::string failure_;
 };
 
 recursion_gate::recursion_gate(const limits& lim, object_scanner& scanner, expansion_budget& budget, scan_sink& sink,
@@ -290,14 +388,21 @@ void recursion_gate::scan_held(container& parent, file_entry& child, inflated_me
 }
 
 void recursion_gate::scan_streamed(container& parent, file_entry& child, inflated_member& bytes) {
-  metered_stream stream(*this, parent, bytes, child.size);
+  spooled_stream spool(*this, child, bytes);
+  metered_stream stream(*this, parent, spool, child.size);
   object_outcome outcome = scanner_.scan(child, stream, on_bytes_);
-  if (claimant(child) != nullptr && child.content_complete) {
-    // Streamed once: its members cannot be read again without holding it.
-    add_limit(hit("member_memory_bytes", limits_.member_memory_bytes, child));
-    child.skipped = "nested container too large to expand in memory";
-  }
   record(std::move(outcome));
+  if (claimant(child) == nullptr || !child.content_complete || parent.stopped()) {
+    return;
+  }
+  if (const auto copy = spool.copy()) {
+    expand_in(child, *copy, &parent);
+    return;
+  }
+  // Streamed once and not kept: its members cannot be read again.
+  add_limit(hit("member_memory_bytes", limits_.member_memory_bytes, child));
+  child.skipped = "nested container too large to expand in memory" +
+                  (spool.failure().empty() ? std::string() : " (" + spool.failure() + ")");
 }
 
 bool recursion_gate::count_inflated(container& c, std::uint64_t n) {
@@ -319,7 +424,7 @@ void recursion_gate::record(object_outcome&& outcome) {
 
 const recursion_gate::stage_list& default_container_stages() {
   static const recursion_gate::stage_list stages{&detail::archive_stage(), &detail::disk_image_stage(),
-                                                 &detail::unopened_image_stage()};
+                                                 &detail::virtual_disk_stage()};
   return stages;
 }
 

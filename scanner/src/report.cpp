@@ -188,9 +188,25 @@ void to_json(nlohmann::json& j, const ruleset_info& r) {
       {"digest", r.digest}, {"yara_rules", r.yara_rules}, {"yara_files", r.yara_files}, {"hashsets", sets}};
 }
 
+void to_json(nlohmann::json& j, const media_info& m) {
+  j = nlohmann::json{{"size", m.size},
+                     {"sha256", m.sha256},
+                     {"md5", optional_json(m.md5)},
+                     {"sha1", optional_json(m.sha1)},
+                     {"stored_md5", optional_json(m.stored_md5)},
+                     {"stored_sha1", optional_json(m.stored_sha1)},
+                     {"acquisition_verified", optional_json(m.acquisition_verified)}};
+}
+
 void to_json(nlohmann::json& j, const image_info& i) {
-  j = nlohmann::json{
-      {"name", i.name}, {"size", i.size}, {"sha256", i.sha256}, {"format", i.format}, {"segments", i.segments}};
+  j = nlohmann::json{{"name", i.name},
+                     {"size", i.size},
+                     {"sha256", i.sha256},
+                     {"format", i.format},
+                     {"segments", i.segments},
+                     {"compression", optional_json(i.compression)},
+                     {"media_sha256", i.media_sha256.empty() ? nlohmann::json() : nlohmann::json(i.media_sha256)},
+                     {"media", optional_json(i.media)}};
 }
 
 void to_json(nlohmann::json& j, const scan_summary& s) {
@@ -465,6 +481,30 @@ void from_json(const nlohmann::json& j, report& r) {
   r.image.sha256 = img.at("sha256").get<std::string>();
   r.image.format = img.at("format").get<std::string>();
   r.image.segments = img.at("segments").get<std::vector<std::string>>();
+  // Reports written before images were opened inside containers have none of these.
+  if (const auto c = img.find("compression"); c != img.end() && !c->is_null()) {
+    r.image.compression = c->get<std::string>();
+  }
+  if (const auto m = img.find("media_sha256"); m != img.end() && !m->is_null()) {
+    r.image.media_sha256 = m->get<std::string>();
+  }
+  if (const auto m = img.find("media"); m != img.end() && !m->is_null()) {
+    media_info media;
+    media.size = m->at("size").get<std::uint64_t>();
+    media.sha256 = m->at("sha256").get<std::string>();
+    auto text = [&](const char* key) -> std::optional<std::string> {
+      const auto v = m->find(key);
+      return v == m->end() || v->is_null() ? std::nullopt : std::optional(v->get<std::string>());
+    };
+    media.md5 = text("md5");
+    media.sha1 = text("sha1");
+    media.stored_md5 = text("stored_md5");
+    media.stored_sha1 = text("stored_sha1");
+    if (const auto v = m->find("acquisition_verified"); v != m->end() && !v->is_null()) {
+      media.acquisition_verified = v->get<bool>();
+    }
+    r.image.media = std::move(media);
+  }
   const auto& rs = j.at("ruleset");
   r.ruleset.digest = rs.at("digest").get<std::string>();
   r.ruleset.yara_rules = rs.at("yara_rules").get<std::uint64_t>();

@@ -534,7 +534,26 @@ tsk_image::tsk_image(content_source& source)
   }
 }
 
+tsk_image::tsk_image(std::unique_ptr<content_source> source) : tsk_image(*source) {
+  owned_source_ = std::move(source);
+}
+
 tsk_image::~tsk_image() = default;
+
+std::size_t tsk_image::read(std::uint64_t offset, std::span<std::byte> out) {
+  if (offset >= size() || out.empty()) {
+    return 0;
+  }
+  tsk_error_reset();
+  const ssize_t n =
+      tsk_img_read(handles_->img.get(), static_cast<TSK_OFF_T>(offset), reinterpret_cast<char*>(out.data()),
+                   std::min<std::uint64_t>(out.size(), size() - offset));
+  if (n < 0) {
+    throw scan_error(scan_errc::read_failed,
+                     "image read failed at offset " + std::to_string(offset) + ": " + tsk_reason());
+  }
+  return static_cast<std::size_t>(n);
+}
 
 std::uint64_t tsk_image::size() const {
   return static_cast<std::uint64_t>(handles_->img->size);

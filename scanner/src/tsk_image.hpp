@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,12 +60,17 @@ class tsk_image {
   // A disk image held inside another object (a file on the device, an
   // archive member): libtsk reads it through `source`, which must outlive this.
   explicit tsk_image(content_source& source);
+  // The same, owning the source (a virtual disk opened for this image alone).
+  explicit tsk_image(std::unique_ptr<content_source> source);
   ~tsk_image();
   tsk_image(const tsk_image&) = delete;
   tsk_image& operator=(const tsk_image&) = delete;
 
   std::uint64_t size() const;
   std::string format() const;
+  // The image's own bytes (the device's, for a container format), at `offset`.
+  // Returns the bytes read, 0 at the end; throws scan_error(read_failed).
+  std::size_t read(std::uint64_t offset, std::span<std::byte> out);
   // The files libtsk actually reads (split raw and E01 segments found from the first name).
   std::vector<std::filesystem::path> segments() const;
 
@@ -86,7 +92,9 @@ class tsk_image {
   void list_raw_head(volume_plan& volume, const limits& lim, walk_sink& sink);
   TSK_FS_INFO* fs_for(const volume_plan& volume);
   struct external;
-  struct handles;  // libtsk's handles of the image and its file systems, closed by RAII
+  struct handles;
+  std::unique_ptr<content_source> owned_source_;  // first: outlives the handles reading it  // libtsk's handles of the
+                                                  // image and its file systems, closed by RAII
   std::unique_ptr<external> external_;
   std::unique_ptr<handles> handles_;  // after external_: closed before that memory goes
 };

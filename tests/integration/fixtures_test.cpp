@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -159,44 +160,207 @@ TEST(Fixtures, VhdAndVmdkOfTheSameDiskGiveTheSameFiles) {
   }
 }
 
-// Virtual disks stored as files on a stick (an E01, a qcow2, a VHD, a VMDK,
-// a VDI of a disk holding EICAR): the walk does not open them, and the report
-// says so on each path, so the verdict is incomplete, not clean. (A VHDX is
-// not named yet: libmagic describes its head, all the scanner hands it, only
-// as ", 1st region INVALID".)
-TEST(Fixtures, VirtualDisksInsideTheDeviceAreNamedAsNotOpened) {
-  borderscan::test::scratch_dir tmp;
-  const auto q = [](const fs::path& p) { return borderscan::test::shell_quote(p.string()); };
-  const fs::path inner = tmp / "inner.img";
-  const fs::path eicar = tmp / "eicar.com";
+namespace {
+
+// A FAT disk holding EICAR, and copies of it in the virtual-disk formats
+// the scanner reads, made by the tools that write them (ewfacquire, qemu-img;
+// the VHD keeps the exact size rather than qemu's CHS rounding).
+struct virtual_disks {
+  fs::path inner;
+  std::map<std::string, fs::path> by_format;  // "E01", "qcow2", "vhd", "vhdx", "vmdk", "vdi"
+};
+
+std::string quoted(const fs::path& p) {
+  return borderscan::test::shell_quote(p.string());
+}
+
+virtual_disks make_virtual_disks(const fs::path& dir) {
+  virtual_disks d{dir / "inner.img", {}};
+  const fs::path eicar = dir / "eicar.com";
   std::ofstream(eicar) << borderscan::test::eicar();
-  const fs::path stick = tmp / "stick.img";
-  std::string cmd = "set -e; mkfs.vfat -C " + q(inner) + " 2048 >/dev/null; mcopy -i " + q(inner) + " " + q(eicar) +
-                    " ::/eicar.com; cd " + q(tmp / "") + "; ewfacquire -q -u -t disk -c none -S 1G " + q(inner) +
-                    " >/dev/null; ";
-  const std::vector<std::pair<std::string, std::string>> formats = {
-      {"qcow2", "disk.qcow2"}, {"vpc", "disk.vhd"}, {"vmdk", "disk.vmdk"}, {"vdi", "disk.vdi"}};
-  for (const auto& [format, file] : formats) {
-    cmd += "qemu-img convert -O " + format + " " + q(inner) + " " + q(tmp / file) + "; ";
+  std::string cmd = "set -e; mkfs.vfat -C " + quoted(d.inner) + " 2048 >/dev/null; mcopy -i " + quoted(d.inner) + " " +
+                    quoted(eicar) + " ::/eicar.com; cd " + quoted(dir / "") +
+                    "; ewfacquire -q -u -t disk -c none -S 1G " + quoted(d.inner) + " >/dev/null; ";
+  d.by_format["E01"] = dir / "disk.E01";
+  const std::vector<std::pair<std::string, std::string>> qemu = {
+      {"qcow2", "qcow2"}, {"vpc -o force_size=on", "vhd"}, {"vhdx", "vhdx"}, {"vmdk", "vmdk"}, {"vdi", "vdi"}};
+  for (const auto& [format, ext] : qemu) {
+    d.by_format[ext] = dir / ("disk." + ext);
+    cmd += "qemu-img convert -O " + format + " " + quoted(d.inner) + " " + quoted(d.by_format[ext]) + "; ";
   }
-  cmd += "mkfs.vfat -C " + q(stick) + " 32768 >/dev/null; mcopy -i " + q(stick) + " " + q(tmp / "disk.E01");
-  for (const auto& [format, file] : formats) {
-    cmd += " " + q(tmp / file);
-  }
-  cmd += " ::/";
   const auto made = borderscan::test::run_command(cmd);
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return d;
+}
+
+std::string file_digest(const char* tool, const fs::path& file) {
+  const auto r = borderscan::test::run_command(std::string(tool) + " " + quoted(file));
+  return r.out.substr(0, r.out.find(' '));
+}
+
+}  // namespace
+
+// Virtual disks stored as files on a stick: each is spooled, opened with its
+// libyal library and walked, so the EICAR inside is found under its `!` path.
+// VDI, which no Debian library reads, stays an error on its path.
+TEST(Fixtures, VirtualDisksInsideTheDeviceAreOpened) {
+  borderscan::test::scratch_dir tmp;
+  const virtual_disks disks = make_virtual_disks(tmp.path());
+  const fs::path stick = tmp / "stick.img";
+  std::string cmd = "set -e; mkfs.vfat -C " + quoted(stick) + " 65536 >/dev/null; mcopy -i " + quoted(stick);
+  for (const auto& [format, file] : disks.by_format) {
+    cmd += " " + quoted(file);
+  }
+  const auto made = borderscan::test::run_command(cmd + " ::/");
   ASSERT_EQ(made.exit_code, 0) << made.err;
 
   const json r = borderscan::test::scan_image(stick);
-  EXPECT_EQ(r.at("verdict"), "incomplete") << r.at("verdict_reason");
-  std::set<std::string> named;
-  for (const auto& e : r.at("errors")) {
-    if (e.at("code") == "embedded_image_not_opened") {
-      named.insert(e.at("path").get<std::string>());
-      EXPECT_TRUE(e.at("affects_verdict").get<bool>());
-      EXPECT_NE(e.at("message").get<std::string>().find("not opened"), std::string::npos);
+  EXPECT_EQ(r.at("verdict"), "flagged") << r.at("verdict_reason");
+  std::set<std::string> found;
+  for (const auto& f : r.at("findings")) {
+    if (f.at("rule").get<std::string>().find("EICAR") != std::string::npos) {
+      found.insert(f.at("path").get<std::string>());
     }
   }
-  EXPECT_EQ(named, (std::set<std::string>{"/disk.E01", "/disk.qcow2", "/disk.vhd", "/disk.vmdk", "/disk.vdi"}))
-      << r.at("errors").dump(1);
+  EXPECT_EQ(found, (std::set<std::string>{"/disk.E01!/eicar.com", "/disk.qcow2!/eicar.com", "/disk.vhd!/eicar.com",
+                                          "/disk.vhdx!/eicar.com", "/disk.vmdk!/eicar.com"}))
+      << r.at("findings").dump(1) << r.at("errors").dump(1);
+  std::set<std::string> not_opened;
+  for (const auto& e : r.at("errors")) {
+    if (e.at("code") == "embedded_image_not_opened") {
+      not_opened.insert(e.at("path").get<std::string>());
+      EXPECT_TRUE(e.at("affects_verdict").get<bool>());
+    }
+  }
+  EXPECT_EQ(not_opened, std::set<std::string>{"/disk.vdi"}) << r.at("errors").dump(1);
+}
+
+// A qcow2 overlay holds only the blocks written after its base image: without
+// the base it is named as not opened, never walked as if it were whole.
+TEST(Fixtures, QcowOverlayWithoutItsBaseIsNotOpened) {
+  borderscan::test::scratch_dir tmp;
+  const virtual_disks disks = make_virtual_disks(tmp.path());
+  const fs::path stick = tmp / "stick.img";
+  const auto made = borderscan::test::run_command(
+      "set -e; cd " + quoted(tmp / "") + "; qemu-img create -q -f qcow2 -b disk.qcow2 -F qcow2 overlay.qcow2; " +
+      "mkfs.vfat -C " + quoted(stick) + " 8192 >/dev/null; mcopy -i " + quoted(stick) + " overlay.qcow2 ::/");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const json r = borderscan::test::scan_image(stick);
+  EXPECT_EQ(r.at("verdict"), "incomplete") << r.at("verdict_reason");
+  bool named = false;
+  for (const auto& e : r.at("errors")) {
+    if (e.at("code") == "embedded_image_not_opened" && e.at("path") == "/overlay.qcow2") {
+      named = e.at("message").get<std::string>().find("backing image") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(named) << r.at("errors").dump(1);
+}
+
+// The same disk uploaded as an E01, a qcow2, a VHD, a VHDX or a VMDK: walked,
+// the report's media hash is the inner disk's, and the E01's acquisition
+// hashes are checked against what was read.
+TEST(Fixtures, VirtualDiskUploadsAreReadAsTheDeviceInside) {
+  borderscan::test::scratch_dir tmp;
+  const virtual_disks disks = make_virtual_disks(tmp.path());
+  const std::string inner_sha256 = file_digest("sha256sum", disks.inner);
+  const std::string inner_md5 = file_digest("md5sum", disks.inner);
+  const std::map<std::string, std::string> expected_format = {
+      {"E01", "ewf"}, {"qcow2", "qcow"}, {"vhd", "vhd"}, {"vhdx", "vhdx"}, {"vmdk", "vmdk"}};
+  for (const auto& [ext, format] : expected_format) {
+    SCOPED_TRACE(ext);
+    const fs::path file = disks.by_format.at(ext);
+    const json r = borderscan::test::scan_image(file);
+    EXPECT_EQ(r.at("verdict"), "flagged") << r.at("verdict_reason") << r.at("errors").dump(1);
+    const json& img = r.at("image");
+    EXPECT_EQ(img.at("format"), format);
+    EXPECT_EQ(img.at("sha256"), file_digest("sha256sum", file));
+    EXPECT_EQ(img.at("media_sha256"), inner_sha256);
+    ASSERT_TRUE(img.at("media").is_object());
+    EXPECT_EQ(img.at("media").at("size"), fs::file_size(disks.inner));
+    EXPECT_EQ(img.at("media").at("md5"), inner_md5);
+    if (ext == "E01") {
+      EXPECT_EQ(img.at("media").at("stored_md5"), inner_md5);
+      EXPECT_EQ(img.at("media").at("acquisition_verified"), true);
+    } else {
+      EXPECT_TRUE(img.at("media").at("acquisition_verified").is_null());
+    }
+  }
+  // A raw image received as is: the device's bytes are the bytes received.
+  const json raw = borderscan::test::scan_image(disks.inner);
+  EXPECT_EQ(raw.at("image").at("media_sha256"), inner_sha256);
+  EXPECT_TRUE(raw.at("image").at("media").is_null());
+}
+
+// An E01 whose stored data was changed after acquisition: the bytes read no
+// longer match the MD5 it stores, a high-severity finding.
+TEST(Fixtures, ChangedE01FailsItsAcquisitionHash) {
+  borderscan::test::scratch_dir tmp;
+  const virtual_disks disks = make_virtual_disks(tmp.path());
+  const fs::path e01 = disks.by_format.at("E01");
+  // Uncompressed chunks hold the bytes as they are: change one letter of EICAR's string.
+  const auto changed = borderscan::test::run_command("set -e; off=$(grep -obUaP 'EICAR-STANDARD' " + quoted(e01) +
+                                                     " | head -1 | cut -d: -f1); printf 'X' | dd of=" + quoted(e01) +
+                                                     " bs=1 seek=$off conv=notrunc status=none");
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  const json r = borderscan::test::scan_image(e01);
+  EXPECT_EQ(r.at("verdict"), "flagged") << r.at("verdict_reason");
+  EXPECT_EQ(r.at("image").at("media").at("acquisition_verified"), false);
+  bool mismatch = false;
+  for (const auto& f : r.at("findings")) {
+    mismatch = mismatch || (f.at("rule") == "acquisition_hash_mismatch" && f.at("severity") == "high");
+  }
+  EXPECT_TRUE(mismatch) << r.at("findings").dump(1);
+}
+
+// Images are often copied compressed: each single-stream compression is
+// decompressed once and the device inside walked; the report names both hashes.
+TEST(Fixtures, CompressedImagesAreDecompressedOnce) {
+  borderscan::test::scratch_dir tmp;
+  const virtual_disks disks = make_virtual_disks(tmp.path());
+  const std::string inner_sha256 = file_digest("sha256sum", disks.inner);
+  const std::vector<std::pair<std::string, std::string>> tools = {
+      {"gzip", "gzip -c"}, {"xz", "xz -c -T1"}, {"zstd", "zstd -q -c"}, {"bzip2", "bzip2 -c"}};
+  for (const auto& [name, tool] : tools) {
+    SCOPED_TRACE(name);
+    const fs::path packed = tmp / ("stick.img." + name);
+    const auto made = borderscan::test::run_command(tool + " " + quoted(disks.inner) + " > " + quoted(packed));
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    const json r = borderscan::test::scan_image(packed);
+    EXPECT_EQ(r.at("verdict"), "flagged") << r.at("verdict_reason") << r.at("errors").dump(1);
+    EXPECT_EQ(r.at("image").at("compression"), name);
+    EXPECT_EQ(r.at("image").at("format"), "raw");
+    EXPECT_EQ(r.at("image").at("sha256"), file_digest("sha256sum", packed));
+    EXPECT_EQ(r.at("image").at("media_sha256"), inner_sha256);
+    EXPECT_EQ(r.at("image").at("media").at("size"), fs::file_size(disks.inner));
+    EXPECT_NE(find_file(r, 0, "/eicar.com"), nullptr);
+  }
+}
+
+// A compressed image cut short fails with the reason; one past the limit is
+// walked as far as it was decompressed, the limit recorded.
+TEST(Fixtures, CompressedImagesThatAreDamagedOrTooLargeSaySo) {
+  borderscan::test::scratch_dir tmp;
+  const virtual_disks disks = make_virtual_disks(tmp.path());
+  const fs::path whole = tmp / "stick.img.gz";
+  const fs::path cut = tmp / "cut.img.gz";
+  const auto made = borderscan::test::run_command("set -e; head -c 1000000 /dev/zero | cat " + quoted(disks.inner) +
+                                                  " - | gzip -c > " + quoted(whole) + "; head -c 2000 " +
+                                                  quoted(whole) + " > " + quoted(cut));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+
+  const json damaged = borderscan::test::scan_image(cut);
+  EXPECT_EQ(damaged.at("verdict"), "error");
+  EXPECT_NE(damaged.at("verdict_reason").get<std::string>().find("damaged"), std::string::npos)
+      << damaged.at("verdict_reason");
+
+  borderscan::scanner::limits lim;
+  lim.max_decompressed_image_bytes = fs::file_size(disks.inner);
+  const json limited = borderscan::test::scan_image(whole, lim);
+  EXPECT_EQ(limited.at("verdict"), "flagged") << limited.at("verdict_reason");
+  bool recorded = false;
+  for (const auto& l : limited.at("limits_hit")) {
+    recorded = recorded || l.at("limit") == "max_decompressed_image_bytes";
+  }
+  EXPECT_TRUE(recorded) << limited.at("limits_hit").dump(1);
+  EXPECT_EQ(limited.at("image").at("media").at("size"), fs::file_size(disks.inner));
 }

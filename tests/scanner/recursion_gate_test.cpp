@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "borderscan/scanner/scratch.hpp"
 #include "support/test_support.hpp"
 
 namespace sc = borderscan::scanner;
@@ -143,6 +144,7 @@ class RecursionGate : public ::testing::Test {
                              const sc::recursion_gate::stage_list& stages = sc::default_container_stages()) {
     sc::object_scanner scanner(lim, borderscan::test::shipped_rules(), 4 << 20, 64 << 10, nullptr, evidence);
     sc::recursion_gate gate(lim, scanner, budget, sink, stages);
+    gate.use_scratch(scratch);
     sc::file_entry top;
     top.path = path;
     top.size = bytes.size();
@@ -182,6 +184,7 @@ class RecursionGate : public ::testing::Test {
   collecting_sink sink;
   borderscan::test::scratch_dir tmp;
   std::shared_ptr<sc::evidence_pack> evidence;  // none unless keep_evidence()
+  sc::scratch_space* scratch = nullptr;         // none unless a test gives one
 };
 
 TEST_F(RecursionGate, MembersAreScannedWithTheirContainerPathAndDepth) {
@@ -301,6 +304,26 @@ TEST_F(RecursionGate, ContainerTooLargeToHoldIsRecordedOnceAndNotOpened) {
   EXPECT_TRUE(f->content_complete) << "scanned whole as it streamed";
   EXPECT_EQ(f->skipped, "nested container too large to expand in memory");
   EXPECT_EQ(sink.file("/outer.zip!nested.zip!x.txt"), nullptr);
+}
+
+// With a scratch folder, the nested container streamed past the memory bound
+// is kept there as it streams and opened afterwards; the copy is gone after.
+TEST_F(RecursionGate, ContainerTooLargeToHoldIsSpooledAndOpenedWithAScratchFolder) {
+  const std::filesystem::path dir = tmp / "scratch";
+  std::filesystem::create_directory(dir);
+  sc::scratch_space space(dir);
+  scratch = &space;
+  lim.member_memory_bytes = 100;
+  const std::string nested = zip({{"x.txt", std::string(500, 'x')}, {"eicar.com", borderscan::test::eicar()}});
+  scan("/outer.zip", zip({{"nested.zip", nested}}));
+  EXPECT_TRUE(sink.limit_paths("member_memory_bytes").empty());
+  const sc::file_entry* f = sink.file("/outer.zip!nested.zip");
+  ASSERT_NE(f, nullptr);
+  EXPECT_FALSE(f->skipped.has_value());
+  const sc::file_entry* e = sink.file("/outer.zip!nested.zip!eicar.com");
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(has_finding(*e, "EICAR_Test_File")) << "found inside the spooled copy";
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "the spooled copy is removed";
 }
 
 TEST_F(RecursionGate, StopLeavesTopLevelObjectsUnreadWithTheReason) {

@@ -44,6 +44,11 @@ struct scan_options {
   // read (bounded by the pack's limits), and each file entry that is flagged
   // says in `evidence` whether its copy was kept. One pack per scan.
   std::shared_ptr<evidence_pack> evidence;
+  // Folder for the scan's temporary files (virtual disks found on the device,
+  // a decompressed image); the system's temporary folder when empty. The
+  // fenced worker passes a descriptor it opened before its sandbox.
+  std::filesystem::path work_dir;
+  int work_dir_fd = -1;
 };
 
 class engine {

@@ -39,6 +39,9 @@ struct limits {
   // Bytes of a partition without a recognised file system that are scanned raw
   // (enough for encrypted-container headers).
   std::uint64_t raw_volume_head_bytes = 1 << 20;
+  // Largest image decompressed from a .gz/.xz/.zst/.bz2 upload into the
+  // scratch space; past it the rest of the image is not examined.
+  std::uint64_t max_decompressed_image_bytes = 1ULL << 40;
   // Findings at or above this severity make the verdict `flagged`.
   severity flag_threshold = severity::medium;
   // Skip YARA for files whose hash is in a known-good set.
@@ -84,6 +87,8 @@ void for_each_limit(Limits& l, Fn&& fn) {
   fn(limit_field{"magic_bytes", 1, 16ULL << 20, "Leading bytes libmagic sees"}, l.magic_bytes);
   fn(limit_field{"raw_volume_head_bytes", 0, i64, "Bytes of a volume without a file system scanned raw"},
      l.raw_volume_head_bytes);
+  fn(limit_field{"max_decompressed_image_bytes", 1, i64, "Largest image decompressed from a compressed upload"},
+     l.max_decompressed_image_bytes);
 }
 
 // The two policy knobs beside the limits, by the same names everywhere.

@@ -100,6 +100,7 @@ enum class member_bytes {
 
 class container_stage;
 class recursion_gate;
+class scratch_space;
 
 // One container being expanded: an entry of the gate's recursion stack,
 // made by the gate around a stage's expand() and handed back by the stage
@@ -197,6 +198,10 @@ class recursion_gate {
   void add_error(error_entry&& e);
   void add_limit(limit_hit&& l);
   const limits& scan_limits() const noexcept { return limits_; }
+  // Where stages may spool a member they can open only by name (virtual
+  // disks); null when the scan has none.
+  scratch_space* scratch() const noexcept { return scratch_; }
+  void use_scratch(scratch_space* scratch) noexcept { scratch_ = scratch; }
 
  private:
   const container_stage* claimant(const file_entry& entry) const;
@@ -213,12 +218,14 @@ class recursion_gate {
   bool count_inflated(container& c, std::uint64_t n);
   void record(object_outcome&& outcome);
   class metered_stream;
+  class spooled_stream;
 
   const limits& limits_;
   object_scanner& scanner_;
   expansion_budget& budget_;
   scan_sink& sink_;
   stage_list stages_;
+  scratch_space* scratch_ = nullptr;
   std::function<void(std::uint64_t)> on_bytes_;
 };
 

@@ -141,12 +141,28 @@ struct ruleset_info {
   std::vector<hashset> hashsets;
 };
 
+// The device's own bytes, when they came inside a container (E01, qcow,
+// VHD/VHDX, VMDK) or compressed: what was read out of it.
+struct media_info {
+  std::uint64_t size = 0;
+  std::string sha256;
+  std::optional<std::string> md5, sha1;  // computed beside sha256 for containers
+  // What an E01 stores from its acquisition, and whether the bytes read match
+  // it (null: nothing stored to compare with).
+  std::optional<std::string> stored_md5, stored_sha1;
+  std::optional<bool> acquisition_verified;
+};
+
 struct image_info {
   std::string name;
   std::uint64_t size = 0;
-  std::string sha256;
-  std::string format;  // raw, ewf, vhd, vmdk, ...
+  std::string sha256;  // of the bytes received
+  std::string format;  // raw, ewf, vhd, vhdx, vmdk, qcow, ...
   std::vector<std::string> segments;
+  std::optional<std::string> compression;  // gzip, xz, zstd, bzip2: decompressed before the walk
+  // The device's bytes: sha256 equals `sha256` for a raw image received as is.
+  std::string media_sha256;
+  std::optional<media_info> media;
 };
 
 struct scan_summary {
@@ -193,6 +209,7 @@ void to_json(nlohmann::json& j, const volume_entry& v);
 void to_json(nlohmann::json& j, const error_entry& e);
 void to_json(nlohmann::json& j, const limit_hit& l);
 void to_json(nlohmann::json& j, const ruleset_info& r);
+void to_json(nlohmann::json& j, const media_info& m);
 void to_json(nlohmann::json& j, const image_info& i);
 void to_json(nlohmann::json& j, const scan_summary& s);
 void to_json(nlohmann::json& j, const report& r);
