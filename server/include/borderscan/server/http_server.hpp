@@ -19,6 +19,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "borderscan/server/blocking_pool.hpp"
 #include "borderscan/server/config.hpp"
@@ -33,7 +34,9 @@ class http_server {
  public:
   // `handler` and `pool` must outlive the server; stop() waits for the
   // pool to run what the sessions left on it.
-  http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings);
+  // `log`: the access log's format and rate (log.format, log.access_lines_per_second).
+  http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings,
+              const log_config& log = {});
   ~http_server();
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
@@ -49,8 +52,11 @@ class http_server {
   void stop();
 
  private:
+  void flush_access_log();
+
   std::shared_ptr<server_state> state_;
   boost::asio::io_context ioc_;
+  boost::asio::steady_timer access_flush_;  // after ioc_: destroyed first
   std::vector<std::thread> threads_;
   std::shared_ptr<void> listener_;
   bool stopped_ = false;
