@@ -207,7 +207,7 @@ TEST_F(HttpLimits, RequestHeadsMustArriveWithinTheHeaderTimeoutHoweverTheyTrickl
   const auto line_begin = log.rfind('\n', log.rfind("status=408")) + 1;
   const std::string line = log.substr(line_begin, log.find('\n', line_begin) - line_begin);
   EXPECT_EQ(line.find("before-slow"), std::string::npos) << line;
-  EXPECT_NE(line.find("\"GET /healthz\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"GET /hea"), std::string::npos) << "the line as far as it came: " << line;
   EXPECT_GE(logged_ms(line), 900) << line;
   EXPECT_LT(logged_ms(line), 10'000) << line;
 }
@@ -265,7 +265,7 @@ TEST_F(HttpLimits, QueryValuesThatAreNotUtf8Are400) {
   EXPECT_EQ(http_call(d.port(), http::verb::post, "/api/v1/scans?case_ref=%c3%a9t%c3%a9", "image", station).status,
             202U);
   // A path that is not UTF-8 is still answered (404), and the daemon stays up.
-  expect_problem(http_get(d.port(), "/nowhere/%ff%fe"), 404, "not-found");
+  expect_problem(http_get(d.port(), "/api/v1/nowhere/%ff%fe"), 404, "not-found");
   EXPECT_EQ(http_get(d.port(), "/healthz").status, 200U);
 }
 
