@@ -8,6 +8,12 @@
 // never wait for the disk or the store: handlers that may (route_info::where)
 // and the start and end of an upload run on the blocking pool, and their
 // answers come back to the connection's strand.
+// Against slow and greedy clients (docs/operations.md, HTTP limits): a cap
+// of connections per client address, a deadline for each request head from
+// its first byte, slots past max_connections that answer only /healthz and
+// /readyz, and a minimum upload rate with a size-scaled deadline
+// (upload_reader.hpp). Request lines go to the rate-limited access_log
+// (logging.hpp).
 
 #include <chrono>
 #include <cstdint>
