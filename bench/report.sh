@@ -232,11 +232,18 @@ echo "== work folder $tmp ($(findmnt -no SOURCE,FSTYPE -T "$tmp" | tr -s ' ' ' '
 # --- the daemon -------------------------------------------------------------------------------------
 cfg=$tmp/borderscand.toml
 max_connections=$((clients + 64 > 256 ? clients + 64 : 256))
+# Every client comes from 127.0.0.1: the per-address cap (newer than the first release; set only
+# where the binary knows it) must let them all in.
+per_client=
+if "$daemon" --print-config 2>/dev/null | grep -q "^max_connections_per_client = "; then
+  per_client="max_connections_per_client = 0"
+fi
 cat >"$cfg" <<EOF
 # bench/report.sh: the defaults of config/borderscand.toml except for these keys.
 [http]
 listen = "127.0.0.1:0"
 max_connections = $max_connections
+$per_client
 
 [storage]
 data_dir = "$data"

@@ -10,7 +10,6 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "borderscan/evidence/report_signature.hpp"
@@ -20,6 +19,7 @@
 #include "borderscan/server/config.hpp"
 #include "borderscan/server/http_server.hpp"
 #include "borderscan/server/job_queue.hpp"
+#include "borderscan/server/logging.hpp"
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/router.hpp"
 #include "borderscan/server/process_runner.hpp"
@@ -225,7 +225,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   // I/O threads; 64 waiting requests is far more than SQLite clears in a
   // moment, and past it a request is answered 503 at once.
   server::blocking_pool blocking(2, 64);
-  server::http_server server(routes, stats, blocking, config.http);
+  server::http_server server(routes, stats, blocking, config.http, config.log);
 
   pool.start();
   sweeper.start();
@@ -331,10 +331,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  auto logger = spdlog::stderr_color_mt("borderscand");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  spdlog::set_level(spdlog::level::from_str(config.log.level));
+  server::configure_logging(config.log);
   try {
     return serve(config, port_file, debug_scan_delay_ms);
   } catch (const scanner::scan_error& e) {

@@ -145,6 +145,21 @@ class table_reader {
 constexpr std::int64_t max_i64 = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
 
+// Per-client caps, reserved health slots and the upload rate floor.
+void read_http_fairness(table_reader& r, http_config& c) {
+  r.integer("max_connections_per_client", c.max_connections_per_client, 0, 100'000);
+  r.integer("reserved_health_connections", c.reserved_health_connections, 0, 1000);
+  r.integer("min_upload_bytes_per_second", c.min_upload_bytes_per_second, 0, 1LL << 40);
+  r.integer("upload_rate_window_seconds", c.upload_rate_window_seconds, 1, 3600);
+}
+
+void write_http_fairness(toml::table& t, const http_config& c) {
+  t.insert("max_connections_per_client", static_cast<std::int64_t>(c.max_connections_per_client));
+  t.insert("reserved_health_connections", static_cast<std::int64_t>(c.reserved_health_connections));
+  t.insert("min_upload_bytes_per_second", static_cast<std::int64_t>(c.min_upload_bytes_per_second));
+  t.insert("upload_rate_window_seconds", static_cast<std::int64_t>(c.upload_rate_window_seconds));
+}
+
 void read_http(table_reader& r, http_config& c) {
   std::string listen = c.listen.host.find(':') != std::string::npos
                            ? "[" + c.listen.host + "]:" + std::to_string(c.listen.port)
@@ -157,6 +172,7 @@ void read_http(table_reader& r, http_config& c) {
   }
   r.integer("io_threads", c.io_threads, 1, 64);
   r.integer("max_connections", c.max_connections, 1, 100'000);
+  read_http_fairness(r, c);
   r.integer("header_limit_bytes", c.header_limit_bytes, 1024, 1 << 20);
   r.integer("body_limit_bytes", c.body_limit_bytes, 1024, 64 << 20);
   r.integer("header_timeout_seconds", c.header_timeout_seconds, 1, 3600);
@@ -238,6 +254,15 @@ void read_worker(table_reader& r, worker_config& c) {
   r.integer("max_output_bytes", c.max_output_bytes, 4096, max_i64);
 }
 
+// How log lines are written and how many access lines per second.
+void read_log_output(table_reader& r, log_config& c) {
+  r.string("format", c.format);
+  if (c.format != "text" && c.format != "json") {
+    throw config_error("log.format must be text or json; got '" + c.format + "'");
+  }
+  r.integer("access_lines_per_second", c.access_lines_per_second, 0, 1'000'000);
+}
+
 void read_log(table_reader& r, log_config& c) {
   r.string("level", c.level);
   static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -245,6 +270,7 @@ void read_log(table_reader& r, log_config& c) {
     throw config_error("log.level must be one of trace, debug, info, warn, error, critical, off; got '" + c.level +
                        "'");
   }
+  read_log_output(r, c);
 }
 
 template <class Fn>
@@ -414,7 +440,10 @@ std::string to_toml(const server_config& c) {
       {"timeout_seconds", i64(c.worker.timeout_seconds)},
       {"max_output_bytes", i64(c.worker.max_output_bytes)},
   };
-  toml::table log{{"level", c.log.level}};
+  write_http_fairness(http, c.http);
+  toml::table log{{"level", c.log.level},
+                  {"format", c.log.format},
+                  {"access_lines_per_second", static_cast<std::int64_t>(c.log.access_lines_per_second)}};
   toml::table root{
       {"http", std::move(http)},     {"storage", std::move(storage)}, {"evidence", std::move(evidence)},
       {"jobs", std::move(jobs)},     {"rules", std::move(rules)},     {"limits", std::move(limits)},

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "borderscan/scanner/text.hpp"
 #include "borderscan/server/system.hpp"
 
 namespace borderscan::server::handlers {
@@ -18,6 +19,17 @@ std::string comma_list(const Names& names) {
   return out;
 }
 
+bool is_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = scanner::decode_utf8(s, i);
+    if (!c.valid) {
+      return false;
+    }
+    i += c.length;
+  }
+  return true;
+}
+
 }  // namespace
 
 void bad_request(const std::string& detail) {
@@ -30,6 +42,17 @@ void not_found(std::string_view what) {
 
 query::query(const boost::urls::url_view& url, std::initializer_list<std::string_view> allowed) {
   for (const auto& p : url.params()) {
+    // Decoded, a value is stored and echoed in JSON, which must be UTF-8: a
+    // Latin-1 "%e9" is the client's error, named, never a 500.
+    if (!is_utf8(p.key)) {
+      bad_request(
+          "a query parameter name is not valid UTF-8 once percent-decoded; encode text as UTF-8 "
+          "(é is %C3%A9)");
+    }
+    if (!is_utf8(p.value)) {
+      bad_request("query parameter '" + p.key +
+                  "' is not valid UTF-8 once percent-decoded; encode text as UTF-8 (é is %C3%A9, not %E9)");
+    }
     if (std::find(allowed.begin(), allowed.end(), p.key) == allowed.end()) {
       const std::string names = comma_list(allowed);
       bad_request("unknown query parameter '" + p.key + "'" +

@@ -24,6 +24,7 @@
 
 #include "body_writer.hpp"
 #include "borderscan/scanner/digest.hpp"
+#include "borderscan/server/logging.hpp"
 #include "client_names.hpp"
 #include "upload_reader.hpp"
 
@@ -42,11 +43,19 @@ class connection {
   virtual void close() = 0;
 };
 
+// How the listener takes a new connection.
+enum class admission {
+  normal,
+  health_only,  // past max_connections, in a reserved slot: /healthz and /readyz only
+  over_total,   // refused: max_connections and the reserved slots are taken
+  over_client,  // refused: the client's address holds max_connections_per_client
+};
+
 // What every session needs, shared so that it outlives the server object
 // while the last handlers unwind.
 struct server_state {
-  server_state(request_handler& r, metrics& m, blocking_pool& p, http_config s)
-      : routes(r), stats(m), pool(p), settings(s) {
+  server_state(request_handler& r, metrics& m, blocking_pool& p, http_config s, const log_config& l)
+      : routes(r), stats(m), pool(p), settings(s), access(l) {
     std::random_device rd;
     const std::array<std::uint8_t, 3> random{static_cast<std::uint8_t>(rd()), static_cast<std::uint8_t>(rd()),
                                              static_cast<std::uint8_t>(rd())};
@@ -55,10 +64,34 @@ struct server_state {
 
   std::string next_request_id() { return prefix + "-" + std::to_string(++counter); }
 
+  // Counts a new connection from `client` when it may stay.
+  admission admit(const net::ip::address& client) {
+    std::lock_guard lock(mutex);
+    const auto it = per_client.try_emplace(client, 0).first;
+    admission result = admission::normal;
+    if (settings.max_connections_per_client != 0 && it->second >= settings.max_connections_per_client) {
+      result = admission::over_client;
+    } else if (open.load() >= std::size_t{settings.max_connections} + settings.reserved_health_connections) {
+      result = admission::over_total;
+    } else if (open.load() >= settings.max_connections) {
+      result = admission::health_only;
+    }
+    if (result == admission::over_client || result == admission::over_total) {
+      if (it->second == 0) {
+        per_client.erase(it);
+      }
+      return result;
+    }
+    ++it->second;
+    ++open;
+    return result;
+  }
+
   request_handler& routes;
   metrics& stats;
   blocking_pool& pool;
   http_config settings;
+  access_log access;
   std::string prefix;
   std::atomic<std::uint64_t> counter{0};
   std::atomic<std::size_t> open{0};
@@ -67,6 +100,7 @@ struct server_state {
 
   std::mutex mutex;
   std::map<const connection*, std::weak_ptr<connection>> sessions;
+  std::map<net::ip::address, unsigned> per_client;  // open connections by client address
 };
 
 namespace {
@@ -74,6 +108,42 @@ namespace {
 // A client-supplied X-Request-Id is kept when it is short and harmless.
 bool usable_request_id(std::string_view id) {
   return !id.empty() && is_plain_name(id, 64);
+}
+
+// RFC 9112 §6.1 and §6.3: only `chunked` is understood, and a request whose
+// codings do not end with it has no knowable length. The status and the
+// detail of a request to refuse, else nullopt.
+std::optional<std::pair<http::status, std::string>> transfer_coding_problem(const request_header& head) {
+  const auto [first, last] = head.equal_range(http::field::transfer_encoding);
+  if (first == last) {
+    return std::nullopt;
+  }
+  std::vector<std::string> codings;
+  std::string named;
+  for (auto it = first; it != last; ++it) {
+    for (const auto token : http::token_list(it->value())) {
+      codings.emplace_back(token);
+    }
+    named += (named.empty() ? "" : ", ") + std::string(it->value());
+  }
+  named = escape_for_log(named);
+  if (codings.empty() || !beast::iequals(codings.back(), "chunked")) {
+    return std::pair{http::status::bad_request, "Transfer-Encoding '" + named +
+                                                    "' does not end with chunked, so the body length cannot be "
+                                                    "known; send Content-Length or Transfer-Encoding: chunked"};
+  }
+  if (codings.size() > 1) {
+    return std::pair{http::status::not_implemented,
+                     "Transfer-Encoding '" + named + "': only the chunked transfer coding is supported"};
+  }
+  return std::nullopt;
+}
+
+bool is_health_probe(const request_header& head) {
+  const auto target = head.target();
+  const auto path = target.substr(0, target.find('?'));
+  return (head.method() == http::verb::get || head.method() == http::verb::head) &&
+         (path == "/healthz" || path == "/readyz");
 }
 
 bool quiet_close(const beast::error_code& ec) {
@@ -163,12 +233,18 @@ class session : public connection, public std::enable_shared_from_this<session<S
 
   ~session() override {
     state_->stats.on_connection_closed();
-    --state_->open;
     std::lock_guard lock(state_->mutex);
     state_->sessions.erase(this);
+    if (const auto it = state_->per_client.find(client_); it != state_->per_client.end() && --it->second == 0) {
+      state_->per_client.erase(it);
+    }
+    --state_->open;
   }
 
-  void run() {
+  // `client` was counted by server_state::admit; `health_only`: a reserved slot.
+  void run(const net::ip::address& client, bool health_only) {
+    client_ = client;
+    health_only_ = health_only;
     {
       std::lock_guard lock(state_->mutex);
       state_->sessions[this] = weak_from_this();
@@ -179,7 +255,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
     if constexpr (is_tls) {
       net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_handshake(); });
     } else {
-      net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::do_read_header, shared_from_this()));
+      net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::do_next_request, shared_from_this()));
     }
   }
 
@@ -263,30 +339,77 @@ class session : public connection, public std::enable_shared_from_this<session<S
         return self->lowest().close();
       }
       self->handshake_done_ = true;
-      self->do_read_header();
+      self->do_next_request();
     });
   }
 
-  void do_read_header() {
+  // Waits for the first bytes of the next request: idle_timeout on a
+  // kept-alive connection, header_timeout from the accept for the first one.
+  void do_next_request() {
     if (stopping_) {
       return do_close(net::error::operation_aborted);
     }
-    head_parser_.emplace();
-    head_parser_->header_limit(settings().header_limit_bytes);
-    // The body limit depends on the route; each body parser sets its own.
-    head_parser_->body_limit(boost::none);
     request_read_ = false;
+    request_id_.clear();
+    request_line_.clear();
+    if (buffer_.size() > 0) {
+      return do_read_header();  // pipelined: it has begun
+    }
     if (first_request_) {
       lowest().expires_at(first_deadline_);
     } else {
       lowest().expires_after(settings().idle_timeout());
     }
+    const std::size_t room = std::min<std::size_t>(4096, buffer_.max_size());
+    stream_.async_read_some(buffer_.prepare(room), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->buffer_.commit(n);
+      if (ec) {
+        return self->do_close(ec);
+      }
+      self->do_read_header();
+    });
+  }
+
+  // The request has begun: its head must be whole within header_timeout of
+  // its first byte however it trickles in (the first request's deadline runs
+  // from the accept). The duration logged runs from here too.
+  void do_read_header() {
+    started_ = std::chrono::steady_clock::now();
+    head_parser_.emplace();
+    head_parser_->header_limit(settings().header_limit_bytes);
+    // The body limit depends on the route; each body parser sets its own.
+    head_parser_->body_limit(boost::none);
+    lowest().expires_at(first_request_ ? first_deadline_ : started_ + settings().header_timeout());
     http::async_read_header(stream_, buffer_, *head_parser_,
                             beast::bind_front_handler(&session::on_read_header, shared_from_this()));
   }
 
+  // The request line of a refused head, for the log: as parsed, else the
+  // first line received (when the parser left it in the buffer).
+  std::string received_request_line() const {
+    const auto& head = head_parser_->get();
+    if (!head.target().empty()) {
+      return std::string(head.method_string()) + " " + std::string(head.target());
+    }
+    std::string_view raw(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    raw = raw.substr(0, std::min<std::size_t>(raw.find_first_of("\r\n"), 512));
+    // Logged as a parsed line is: method and target.
+    if (const auto version = raw.rfind(" HTTP/"); version != std::string_view::npos) {
+      raw = raw.substr(0, version);
+    }
+    return std::string(raw);
+  }
+
   void on_read_header(beast::error_code ec, std::size_t) {
     if (ec) {
+      request_line_ = received_request_line();
+      if (ec == beast::error::timeout) {
+        // The stream closed the socket at the deadline: nothing can be
+        // answered, but the request is logged (408) as any other.
+        request_id_ = state_->next_request_id();
+        log_request(static_cast<unsigned>(http::status::request_timeout), 0, {});
+        return do_close(ec);
+      }
       if (ec == http::error::header_limit) {
         return send_problem(http::status::request_header_fields_too_large, "header-too-large",
                             "the request head exceeds " + std::to_string(settings().header_limit_bytes) + " bytes");
@@ -298,14 +421,24 @@ class session : public connection, public std::enable_shared_from_this<session<S
       return do_close(ec);
     }
     first_request_ = false;
-    started_ = std::chrono::steady_clock::now();
     const auto& head = head_parser_->get();
     const auto client_id = head["X-Request-Id"];
     request_id_ = usable_request_id(client_id) ? std::string(client_id) : state_->next_request_id();
-    method_ = std::string(head.method_string());
-    target_ = std::string(head.target());
+    request_line_ = std::string(head.method_string()) + " " + std::string(head.target());
     version_ = head.version();
     keep_alive_ = head.keep_alive();
+    if (auto refused = transfer_coding_problem(head)) {
+      return send_problem(
+          refused->first,
+          refused->first == http::status::bad_request ? "bad-transfer-encoding" : "unsupported-transfer-coding",
+          refused->second);
+    }
+    if (health_only_ && !is_health_probe(head)) {
+      return send_problem(http::status::service_unavailable, "busy",
+                          "the server has " + std::to_string(settings().max_connections) +
+                              " connections open (http.max_connections); this one was accepted in a reserved slot "
+                              "for /healthz and /readyz only; retry in a moment");
+    }
     if (const auto* route = handler().route_of(head); route != nullptr && route->streamed_upload) {
       return do_begin_upload(*route);
     }
@@ -364,6 +497,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
   // the spool file: directory work that may wait for the disk, so it runs on
   // the blocking pool too.
   void do_begin_upload(const route_info& route) {
+    upload_route_ = route.pattern;
     std::optional<std::uint64_t> length;
     if (const auto declared = head_parser_->content_length()) {
       length = *declared;
@@ -413,31 +547,45 @@ class session : public connection, public std::enable_shared_from_this<session<S
   void on_upload_abandoned(std::unique_ptr<upload> up, beast::error_code ec) {
     const std::uint64_t received = up ? up->file().size() : 0;
     // Logged once the partial file is gone, so the line says what is true.
-    state_->pool.post([up = std::move(up),
-                       line = fmt::format("request={} {} {} {} upload abandoned after {} bytes ({}); "
-                                          "nothing kept",
-                                          request_id_, remote_, method_, target_, received, ec.message())]() mutable {
-      up.reset();
-      spdlog::warn("{}", line);
-    });
+    state_->pool.post(
+        [up = std::move(up),
+         line = fmt::format("request={} {} \"{}\" upload abandoned after {} bytes ({}); "
+                            "nothing kept",
+                            request_id_, remote_, escape_for_log(request_line_), received, ec.message())]() mutable {
+          up.reset();
+          spdlog::warn("{}", line);
+        });
     do_close(ec);
   }
 
-  void send_problem(http::status status, std::string_view code, const std::string& detail) {
+  // The upload brought too little too slowly (upload_reader.hpp): 408, and
+  // the partial file goes (on the pool: removing it may take a while).
+  void on_upload_too_slow(std::unique_ptr<upload> up, const std::string& detail) {
+    spdlog::warn("request={} {} upload too slow after {} bytes; nothing kept", request_id_, remote_,
+                 up ? up->file().size() : 0);
+    state_->pool.post([up = std::move(up)]() mutable { up.reset(); });
+    send_problem(http::status::request_timeout, "upload-too-slow", detail, upload_route_);
+  }
+
+  void send_problem(http::status status, std::string_view code, const std::string& detail,
+                    const std::string& route = {}) {
     keep_alive_ = false;
     if (request_id_.empty()) {
       request_id_ = state_->next_request_id();
     }
     response r;
     r.message = make_problem(status, code, detail, request_id_);
+    if (status == http::status::service_unavailable) {
+      r.message.set(http::field::retry_after, "1");
+    }
+    r.route = route;
     send(std::move(r));
   }
 
   void log_request(unsigned status, std::uint64_t bytes, const std::string& route) {
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
     state_->stats.on_http_request(route, status);
-    spdlog::info("request={} {} \"{} {}\" status={} bytes={} ms={:.1f}", request_id_, remote_, method_, target_, status,
-                 bytes, ms);
+    state_->access.write({request_id_, remote_, request_line_, status, bytes, ms});
   }
 
   // The fields every response carries.
@@ -476,7 +624,7 @@ class session : public connection, public std::enable_shared_from_this<session<S
       }
       return do_linger();
     }
-    do_read_header();
+    do_next_request();
   }
 
   // Lingering close (as nginx does): after answering a request whose body we
@@ -549,6 +697,8 @@ class session : public connection, public std::enable_shared_from_this<session<S
   net::steady_timer timer_;
   net::steady_timer stop_timer_;  // TLS: bounds the close at server stop
   std::string remote_;
+  net::ip::address client_;
+  bool health_only_ = false;  // accepted in a reserved slot past max_connections
   bool first_request_ = true;
   std::chrono::steady_clock::time_point first_deadline_;
   bool request_read_ = false;    // the current request was read whole
@@ -561,7 +711,9 @@ class session : public connection, public std::enable_shared_from_this<session<S
   upload_reader<session> uploader_{*this};
   body_writer<session> writer_{*this};
 
-  std::string request_id_, method_, target_;
+  std::string request_id_;
+  std::string request_line_;  // method and target as received (raw; escaped when logged)
+  std::string upload_route_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
   std::chrono::steady_clock::time_point started_;
@@ -603,18 +755,26 @@ class listener : public std::enable_shared_from_this<listener> {
     }
     if (ec) {
       spdlog::warn("accept failed: {}", ec.message());
-    } else if (state_->open.load() >= state_->settings.max_connections) {
-      // Closing at once is cheaper than a response and tells the client the same.
-      spdlog::warn("refusing a connection: {} connections open (max_connections)", state_->open.load());
+      return do_accept();
+    }
+    const auto peer = socket.remote_endpoint(ec);
+    const admission admitted = ec ? admission::over_total : state_->admit(peer.address());
+    if (ec) {
+      // Gone before it was accepted: nothing to count.
+    } else if (admitted == admission::over_total || admitted == admission::over_client) {
+      // Closing at once is cheaper than a response and tells the client the
+      // same. Counted, and said in the access log's summary once a second.
+      state_->access.refused(admitted == admission::over_client);
+    } else if (state_->tls) {
+      std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), state_, *state_->tls)
+          ->run(peer.address(), admitted == admission::health_only);
+    } else {
+      std::make_shared<session<beast::tcp_stream>>(std::move(socket), state_)
+          ->run(peer.address(), admitted == admission::health_only);
+    }
+    if (socket.is_open()) {
       beast::error_code ignored;
       socket.close(ignored);
-    } else {
-      ++state_->open;
-      if (state_->tls) {
-        std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), state_, *state_->tls)->run();
-      } else {
-        std::make_shared<session<beast::tcp_stream>>(std::move(socket), state_)->run();
-      }
     }
     do_accept();
   }
@@ -626,9 +786,11 @@ class listener : public std::enable_shared_from_this<listener> {
 
 }  // namespace
 
-http_server::http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings)
-    : state_(std::make_shared<server_state>(handler, stats, pool, settings)),
-      ioc_(static_cast<int>(settings.io_threads)) {}
+http_server::http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings,
+                         const log_config& log)
+    : state_(std::make_shared<server_state>(handler, stats, pool, settings, log)),
+      ioc_(static_cast<int>(settings.io_threads)),
+      access_flush_(ioc_) {}
 
 http_server::~http_server() {
   stop();
@@ -647,10 +809,22 @@ tcp::endpoint http_server::start(const std::string& host, std::uint16_t port) {
   const tcp::endpoint bound = l->local_endpoint();
   l->run();
   listener_ = l;
+  flush_access_log();
   for (unsigned i = 0; i < std::max(1U, state_->settings.io_threads); ++i) {
     threads_.emplace_back([this] { ioc_.run(); });
   }
   return bound;
+}
+
+// Every second, so that a summary of lines not logged does not wait for the next request.
+void http_server::flush_access_log() {
+  access_flush_.expires_after(std::chrono::seconds(1));
+  access_flush_.async_wait([this, state = state_](beast::error_code ec) {
+    if (!ec) {
+      state->access.flush();
+      flush_access_log();
+    }
+  });
 }
 
 void http_server::stop_accepting() {

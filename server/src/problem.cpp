@@ -18,7 +18,8 @@ response_message make_problem(http::status status, std::string_view code, std::s
   }
   response_message res{status, 11};
   res.set(http::field::content_type, "application/problem+json");
-  res.body() = body.dump();
+  // A detail may quote what the client sent: never fail on bad UTF-8.
+  res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return res;
 }
 

@@ -350,6 +350,10 @@ response router::upload_failed(std::unique_ptr<upload> up, boost::beast::error_c
         http::status::payload_too_large, "too-large",
         "the image exceeds the limit of " + std::to_string(settings_.max_image_bytes) + " bytes; nothing was kept",
         ctx.request_id);
+  } else if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) {
+    // The body's framing (chunk sizes, chunk ends) is broken: the client's error.
+    r.message = make_problem(http::status::bad_request, "malformed-request",
+                             "malformed chunked body: " + ec.message() + "; nothing was kept", ctx.request_id);
   } else if (ec == boost::system::errc::no_space_on_device || ec == boost::system::errc::file_too_large) {
     spdlog::error("request={} spool write failed: {}", ctx.request_id, ec.message());
     r.message = make_problem(http::status::insufficient_storage, "spool-full",

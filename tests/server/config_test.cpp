@@ -93,6 +93,30 @@ TEST(Config, RejectsOutOfRangeAndMistypedValues) {
   EXPECT_NE(error_of("http = 3\n").find("http must be a table"), std::string::npos);
 }
 
+TEST(Config, ReadsConnectionFairnessAndLogOutput) {
+  const auto c = parse_config(R"(
+[http]
+max_connections_per_client = 8
+reserved_health_connections = 0
+min_upload_bytes_per_second = 0
+upload_rate_window_seconds = 5
+[log]
+format = "json"
+access_lines_per_second = 0
+)",
+                              "t");
+  EXPECT_EQ(c.http.max_connections_per_client, 8U);
+  EXPECT_EQ(c.http.reserved_health_connections, 0U);
+  EXPECT_EQ(c.http.min_upload_bytes_per_second, 0U);
+  EXPECT_EQ(c.http.upload_rate_window(), std::chrono::seconds(5));
+  EXPECT_EQ(c.log.format, "json");
+  EXPECT_EQ(c.log.access_lines_per_second, 0U);
+  EXPECT_EQ(to_toml(parse_config(to_toml(c), "printed")), to_toml(c));
+  EXPECT_NE(error_of("[log]\nformat = \"xml\"\n").find("log.format must be text or json"), std::string::npos);
+  EXPECT_NE(error_of("[http]\nupload_rate_window_seconds = 0\n").find("http.upload_rate_window_seconds"),
+            std::string::npos);
+}
+
 TEST(Config, ReportsSyntaxErrorsWithLine) {
   const auto e = error_of("[http]\nlisten = \n");
   EXPECT_NE(e.find("test.toml:2"), std::string::npos) << e;

@@ -36,12 +36,22 @@ struct http_config {
   listen_address listen;
   unsigned io_threads = 2;
   unsigned max_connections = 256;
+  // Connection fairness (http_server.cpp): one client address holds at most
+  // this many connections (0: no cap); beyond max_connections a few more are
+  // accepted that answer /healthz and /readyz only.
+  unsigned max_connections_per_client = 64;
+  unsigned reserved_health_connections = 4;
   std::uint32_t header_limit_bytes = 16 * 1024;
   std::uint64_t body_limit_bytes = 1 << 20;   // every request except uploads
-  std::uint32_t header_timeout_seconds = 30;  // whole request head must arrive in this time
+  std::uint32_t header_timeout_seconds = 10;  // a request head must arrive whole in this time, however it trickles
   std::uint32_t read_timeout_seconds = 60;    // longest silence while a body is being received
   std::uint32_t idle_timeout_seconds = 60;    // keep-alive connection with no request
   std::uint32_t event_interval_ms = 250;      // SSE progress polling
+  // An upload must bring at least this many bytes per second, measured over
+  // each window (the first window is its grace period); 0: no minimum. A
+  // body of known length must also be whole within window + length / rate.
+  std::uint64_t min_upload_bytes_per_second = 64 * 1024;
+  std::uint32_t upload_rate_window_seconds = 30;
   // TLS on the same listener when both are set (PEM files); plain HTTP when both are empty.
   std::filesystem::path tls_certificate;  // certificate chain, leaf first
   std::filesystem::path tls_private_key;
@@ -59,6 +69,7 @@ struct http_config {
   std::chrono::seconds read_timeout() const { return std::chrono::seconds(read_timeout_seconds); }
   std::chrono::seconds idle_timeout() const { return std::chrono::seconds(idle_timeout_seconds); }
   std::chrono::milliseconds event_interval() const { return std::chrono::milliseconds(event_interval_ms); }
+  std::chrono::seconds upload_rate_window() const { return std::chrono::seconds(upload_rate_window_seconds); }
 };
 
 struct storage_config {
@@ -124,7 +135,11 @@ struct worker_config {
 };
 
 struct log_config {
-  std::string level = "info";  // trace|debug|info|warn|error|critical|off
+  std::string level = "info";   // trace|debug|info|warn|error|critical|off
+  std::string format = "text";  // text: one plain line per event; json: one JSON object per line
+  // Access lines written per second at most (answers of 5xx always are); the
+  // rest are counted in one summary line per second. 0: every line.
+  unsigned access_lines_per_second = 100;
 };
 
 struct server_config {

@@ -8,6 +8,12 @@
 // never wait for the disk or the store: handlers that may (route_info::where)
 // and the start and end of an upload run on the blocking pool, and their
 // answers come back to the connection's strand.
+// Against slow and greedy clients (docs/operations.md, HTTP limits): a cap
+// of connections per client address, a deadline for each request head from
+// its first byte, slots past max_connections that answer only /healthz and
+// /readyz, and a minimum upload rate with a size-scaled deadline
+// (upload_reader.hpp). Request lines go to the rate-limited access_log
+// (logging.hpp).
 
 #include <chrono>
 #include <cstdint>
@@ -19,6 +25,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "borderscan/server/blocking_pool.hpp"
 #include "borderscan/server/config.hpp"
@@ -33,7 +40,9 @@ class http_server {
  public:
   // `handler` and `pool` must outlive the server; stop() waits for the
   // pool to run what the sessions left on it.
-  http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings);
+  // `log`: the access log's format and rate (log.format, log.access_lines_per_second).
+  http_server(request_handler& handler, metrics& stats, blocking_pool& pool, http_config settings,
+              const log_config& log = {});
   ~http_server();
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
@@ -49,8 +58,11 @@ class http_server {
   void stop();
 
  private:
+  void flush_access_log();
+
   std::shared_ptr<server_state> state_;
   boost::asio::io_context ioc_;
+  boost::asio::steady_timer access_flush_;  // after ioc_: destroyed first
   std::vector<std::thread> threads_;
   std::shared_ptr<void> listener_;
   bool stopped_ = false;
