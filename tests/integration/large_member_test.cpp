@@ -216,3 +216,27 @@ TEST(LargeMembers, EicarAcrossABlockBoundaryInA64MiBMemberIsFound) {
   EXPECT_TRUE(r.at("errors").empty()) << r.at("errors").dump(2);
   EXPECT_EQ(r.at("verdict"), "flagged");
 }
+
+// A disk image of 40 MiB inside a zip is past the 32 MiB held in memory: it
+// is streamed once, kept in the scratch folder as it streams (libmagic named
+// it a disk image from its first block), and walked from there.
+TEST(LargeMembers, DiskImageMemberPastTheMemoryBoundIsOpened) {
+  scratch_dir tmp;
+  const fs::path members = tmp / "members";
+  fs::create_directories(members);
+  const fs::path disk = members / "disk.img";
+  const fs::path virus = tmp / "eicar.com";
+  std::ofstream(virus) << eicar();
+  sh("mkfs.vfat -C " + shell_quote(disk.string()) + " 40960 >/dev/null && mcopy -i " + shell_quote(disk.string()) +
+     " " + shell_quote(virus.string()) + " ::/eicar.com && cd " + shell_quote(members.string()) +
+     " && zip -q -1 ../bundle.zip disk.img");
+  const json r = borderscan::test::scan_image(image_holding(tmp, tmp / "bundle.zip"));
+  const json* m = find_file(r, 0, "/bundle.zip!disk.img");
+  ASSERT_NE(m, nullptr);
+  EXPECT_GT(m->at("size").get<std::uint64_t>(), 32 * mib);
+  EXPECT_TRUE(m->at("skipped").is_null()) << m->dump();
+  const json* inner = find_file(r, 0, "/bundle.zip!disk.img!/eicar.com");
+  ASSERT_NE(inner, nullptr) << r.at("limits_hit").dump(1);
+  EXPECT_TRUE(has_finding(*inner, "EICAR_Test_File"));
+  EXPECT_TRUE(r.at("limits_hit").empty()) << r.at("limits_hit").dump(1);
+}
