@@ -8,6 +8,7 @@
 
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/server/system.hpp"
+#include "store_rules.hpp"
 
 namespace borderscan::server {
 namespace {
@@ -325,10 +326,7 @@ scan_record read_scan(const result& s, int row) {
   }
   r.top_findings = s.text(row, 24);
   if (!s.is_null(row, 25)) {
-    const auto by = nlohmann::json::parse(s.text(row, 25), nullptr, false);
-    if (by.is_object()) {
-      r.cancelled_by = actor{by.value("name", ""), by.value("role", ""), by.value("request_id", ""), ""};
-    }
+    r.cancelled_by = store_rules::actor_from_text(s.text(row, 25));
   }
   return r;
 }
@@ -407,10 +405,6 @@ std::optional<std::vector<Row>> rows_of_scan(PGconn* c, const char* sql, std::st
     }
   }
   return out;
-}
-
-std::string actor_text(const actor& by) {
-  return nlohmann::json{{"name", by.name}, {"role", by.role}, {"request_id", by.request_id}}.dump();
 }
 
 token_digest digest_from_hex(const std::string& hex) {
@@ -593,8 +587,7 @@ std::size_t postgres_report_store::recover_running(unsigned max_attempts, std::i
       keep_failed_ms > 0 ? std::optional(now_ms + keep_failed_ms) : std::nullopt;
   for (int i = 0; i < given_up.rows(); ++i) {
     const std::string id = given_up.text(i, 0);
-    const std::string reason =
-        "gave up after " + given_up.text(i, 1) + " attempts; last: the daemon stopped during the scan";
+    const std::string reason = store_rules::gave_up_reason(given_up.text(i, 1));
     run(c.get(),
         "UPDATE scans SET status = 'failed', finished_at = $1, error = $2, image_kept_until = $3 WHERE id = $4",
         {now_ms, reason, kept_until, id});
@@ -698,7 +691,7 @@ bool postgres_report_store::cancel_queued(std::string_view id, std::int64_t now_
   const result u = run(c.get(),
                        "UPDATE scans SET status = 'cancelled', error = '', finished_at = $1, cancelled_by = $2 WHERE "
                        "id = $3 AND status = 'queued'",
-                       {now_ms, actor_text(by), id});
+                       {now_ms, store_rules::actor_text(by), id});
   const bool cancelled = u.affected() > 0;
   if (cancelled) {
     audit(c.get(), now_ms, "scan_cancelled", id, {{"was", "queued"}}, by);
@@ -713,7 +706,7 @@ void postgres_report_store::mark_cancelled(std::string_view id, std::int64_t now
   const result u = run(c.get(),
                        "UPDATE scans SET status = 'cancelled', error = '', finished_at = $1, cancelled_by = $2 WHERE "
                        "id = $3 AND status = 'running'",
-                       {now_ms, actor_text(by), id});
+                       {now_ms, store_rules::actor_text(by), id});
   if (u.affected() > 0) {
     audit(c.get(), now_ms, "scan_cancelled", id, {{"was", "running"}}, by);
   }
@@ -797,27 +790,16 @@ void postgres_report_store::record(std::string_view event, std::string_view scan
 
 audit_check postgres_report_store::verify_audit() {
   auto c = acquire();
-  audit_check check;
   // One statement: one snapshot of the chain, however many nodes append meanwhile.
   const result s = run(c.get(), std::string("SELECT ") + audit_columns + " FROM audit_log ORDER BY seq");
-  std::string prev;
+  store_rules::audit_chain_check check;
   for (int i = 0; i < s.rows(); ++i) {
     const auto [e, detail] = read_audit(s, i);
-    ++check.entries;
-    if (e.prev_sha256 != prev) {
-      check.first_bad_seq = e.seq;
-      check.problem = "entry " + std::to_string(e.seq) +
-                      " does not follow the entry before it (an entry before it was deleted, added or changed)";
-      return check;
+    if (!check.add(e, detail)) {
+      break;
     }
-    if (audit_entry_digest(e, detail) != e.sha256) {
-      check.first_bad_seq = e.seq;
-      check.problem = "entry " + std::to_string(e.seq) + " was changed after it was written";
-      return check;
-    }
-    prev = e.sha256;
   }
-  return check;
+  return check.result();
 }
 
 purge_result postgres_report_store::purge(std::string_view id, const actor& by, std::int64_t now_ms) {
@@ -919,10 +901,7 @@ disposition_result postgres_report_store::add_disposition(std::string_view id, c
                           "d.finding_id = f.finding_id ORDER BY d.seq DESC LIMIT 1), FALSE)",
                           {seq});
   const bool still_flagged = left.integer(0, 0) > 0;
-  out.derived_verdict = verdict;
-  if (verdict == "flagged" && !still_flagged) {
-    out.derived_verdict = without_flags == "clean" ? "cleared_false_positive" : without_flags;
-  }
+  out.derived_verdict = store_rules::derived_verdict(verdict, without_flags, still_flagged);
   run(c.get(), "UPDATE scans SET derived_verdict = $1 WHERE seq = $2", {out.derived_verdict, seq});
   audit(c.get(), mark.at, "disposition_recorded", id,
         {{"finding", mark.finding_id},

@@ -4,6 +4,9 @@
 # authentication (nothing else can reach the socket's folder).
 #   pg-server.sh start STATE   starts it; STATE (a file) then holds the
 #                              server's folder (line 1) and its URL (line 2)
+#   pg-server.sh start STATE PID   the same, and stops it once process PID
+#                              has exited, however it ended (a test binary
+#                              that starts its own server and crashes)
 #   pg-server.sh stop STATE    stops it and removes its folder and STATE
 # PostgreSQL refuses to run as root: as root the server runs as `nobody`
 # (setpriv, from util-linux, is on every Debian). Fails loudly, never skips:
@@ -67,6 +70,12 @@ case "$action" in
       exit 1
     fi
     printf '%s\npostgresql:///postgres?host=%s&user=borderscan\n' "$dir" "$dir" >"$state"
+    if [[ -n "${3:-}" ]]; then
+      owner="$3"
+      # Detached from the caller's output, so that nothing waits for it.
+      nohup bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec bash "$2" stop "$3"' _ \
+        "$owner" "$0" "$state" >/dev/null 2>&1 &
+    fi
     echo "PostgreSQL test server at $dir"
     ;;
   stop)

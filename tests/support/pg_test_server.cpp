@@ -27,7 +27,10 @@ class own_server {
  public:
   own_server() {
     state_ = dir_ / "state";
-    const auto r = run_command("bash " + shell_quote(script()) + " start " + shell_quote(state_.string()));
+    // With this process's pid: stopped even when the process dies without
+    // running this destructor (a crash, a signal).
+    const auto r = run_command("bash " + shell_quote(script()) + " start " + shell_quote(state_.string()) + " " +
+                               std::to_string(::getpid()));
     if (r.exit_code != 0) {
       throw std::runtime_error("cannot start a PostgreSQL test server (tests/support/pg-server.sh): " + r.err + r.out);
     }
