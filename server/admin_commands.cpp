@@ -1,6 +1,6 @@
 // borderscand's offline subcommands on the data dir: token create/list/revoke
-// and audit verify. They open the same store the daemon uses (SQLite allows
-// both at once) and write audit entries as the local operator.
+// and audit verify. They open the same store the daemon uses (SQLite and
+// PostgreSQL both allow that) and write audit entries as the local operator.
 #include "admin_commands.hpp"
 
 #include <pwd.h>
@@ -10,16 +10,16 @@
 #include <iostream>
 
 #include "borderscan/server/access.hpp"
-#include "borderscan/server/sqlite_store.hpp"
+#include "borderscan/server/store_factory.hpp"
 #include "borderscan/server/system.hpp"
 #include "hashset_command.hpp"
 
 namespace borderscan::server {
 namespace {
 
-sqlite_report_store open_store(const server_config& config) {
+std::unique_ptr<report_store> open_store(const server_config& config) {
   std::filesystem::create_directories(config.storage.data_dir);
-  return sqlite_report_store(config.storage.database_path(), config.storage.reports_path());
+  return open_report_store(config.storage);
 }
 
 int token_create(const server_config& config, const std::string& role_name, const std::string& name) {
@@ -35,7 +35,7 @@ int token_create(const server_config& config, const std::string& role_name, cons
   auto store = open_store(config);
   const std::string token = generate_token();
   token_record t{name, *r, digest_of_token(token), system_clock().now_ms()};
-  if (!store.add_token(t, local_operator())) {
+  if (!store->add_token(t, local_operator())) {
     std::cerr << "borderscand: a token named '" << name << "' exists; revoke it first to replace it\n";
     return 1;
   }
@@ -47,7 +47,7 @@ int token_create(const server_config& config, const std::string& role_name, cons
 int token_list(const server_config& config) {
   auto store = open_store(config);
   std::cout << "NAME\tROLE\tCREATED\n";
-  for (const auto& t : store.list_tokens()) {
+  for (const auto& t : store->list_tokens()) {
     std::cout << t.name << "\t" << to_string(t.role) << "\t" << format_time(t.created_at) << "\n";
   }
   return 0;
@@ -55,7 +55,7 @@ int token_list(const server_config& config) {
 
 int token_revoke(const server_config& config, const std::string& name) {
   auto store = open_store(config);
-  if (!store.revoke_token(name, local_operator(), system_clock().now_ms())) {
+  if (!store->revoke_token(name, local_operator(), system_clock().now_ms())) {
     std::cerr << "borderscand: no token named '" << name << "'\n";
     return 1;
   }
@@ -64,12 +64,12 @@ int token_revoke(const server_config& config, const std::string& name) {
 }
 
 int audit_verify(const server_config& config) {
-  if (!std::filesystem::exists(config.storage.database_path())) {
+  if (!is_postgres_url(config.storage.database.string()) && !std::filesystem::exists(config.storage.database_path())) {
     std::cerr << "borderscand: no database at " << config.storage.database_path().string() << "\n";
     return 2;
   }
   auto store = open_store(config);
-  const audit_check check = store.verify_audit();
+  const audit_check check = store->verify_audit();
   if (!check.intact()) {
     std::cout << "audit chain BROKEN at entry " << *check.first_bad_seq << ": " << check.problem << "\n";
     return 1;
@@ -87,7 +87,7 @@ actor local_operator() {
 
 void audit_locally(const server_config& config, std::string_view event, const nlohmann::json& detail) {
   auto store = open_store(config);
-  store.record(event, "", detail, local_operator(), system_clock().now_ms());
+  store->record(event, "", detail, local_operator(), system_clock().now_ms());
 }
 
 admin_commands add_admin_commands(CLI::App& app) {

@@ -1,5 +1,5 @@
 // borderscand: the checkpoint daemon. Parses flags, loads the configuration,
-// picks the implementations (SQLite store, in-process runner) and wires them.
+// picks the implementations (SQLite or PostgreSQL store, in-process runner) and wires them.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -26,7 +26,7 @@
 #include "borderscan/server/retention.hpp"
 #include "borderscan/server/rules_service.hpp"
 #include "borderscan/server/scan_runner.hpp"
-#include "borderscan/server/sqlite_store.hpp"
+#include "borderscan/server/store_factory.hpp"
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/worker_pool.hpp"
 #include "admin_commands.hpp"
@@ -127,7 +127,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                config.storage.signing_key_path().string());
   server::system_clock clock;
   server::random_id_generator ids;
-  server::sqlite_report_store store(config.storage.database_path(), config.storage.reports_path());
+  const auto opened = server::open_report_store(config.storage);
+  server::report_store& store = *opened;
   if (store.list_tokens().empty()) {
     spdlog::warn(
         "no API tokens yet: every route but /healthz and /readyz answers 401. Create one with "
@@ -280,13 +281,14 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run the daemon (the default)");
   serve_cmd->fallthrough();
   app.require_subcommand(0, 1);
-  std::string config_file, listen, data_dir, port_file;
+  std::string config_file, listen, data_dir, database, port_file;
   bool print_config = false;
   unsigned debug_scan_delay_ms = 0;
   app.add_option("--config", config_file, "configuration file (TOML); default: built-in defaults")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "HOST:PORT to listen on (overrides http.listen); port 0 = ephemeral");
   app.add_option("--data-dir", data_dir, "directory of the database and spool (overrides storage.data_dir)");
+  app.add_option("--database", database, "SQLite file or postgresql:// URL of the store (overrides storage.database)");
   app.add_option("--port-file", port_file, "write the bound port to this file once listening");
   app.add_flag("--print-config", print_config, "print the effective configuration as TOML and exit");
   bool allow_insecure_listen = false;
@@ -312,6 +314,9 @@ int main(int argc, char** argv) {
     }
     if (!data_dir.empty()) {
       config.storage.data_dir = data_dir;
+    }
+    if (!database.empty()) {
+      config.storage.database = database;
     }
     config.http.allow_insecure_listen = config.http.allow_insecure_listen || allow_insecure_listen;
   } catch (const server::config_error& e) {

@@ -15,6 +15,7 @@
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/server/system.hpp"
 #include "borderscan/server/upload.hpp"
+#include "store_rules.hpp"
 
 namespace borderscan::server {
 namespace {
@@ -326,10 +327,7 @@ scan_record read_scan(const statement& s) {
   }
   r.top_findings = s.text(24);
   if (!s.is_null(25)) {
-    const auto by = nlohmann::json::parse(s.text(25), nullptr, false);
-    if (by.is_object()) {
-      r.cancelled_by = actor{by.value("name", ""), by.value("role", ""), by.value("request_id", ""), ""};
-    }
+    r.cancelled_by = store_rules::actor_from_text(s.text(25));
   }
   return r;
 }
@@ -578,26 +576,15 @@ void sqlite_report_store::seal_audit_chain() {
 
 audit_check sqlite_report_store::verify_audit() {
   std::lock_guard lock(mutex_);
-  audit_check check;
+  store_rules::audit_chain_check check;
   statement s(db(), (std::string("SELECT ") + audit_columns + " FROM audit_log ORDER BY seq").c_str());
-  std::string prev;
   while (s.step()) {
     const auto [e, detail] = read_audit(s);
-    ++check.entries;
-    if (e.prev_sha256 != prev) {
-      check.first_bad_seq = e.seq;
-      check.problem = "entry " + std::to_string(e.seq) +
-                      " does not follow the entry before it (an entry before it was deleted, added or changed)";
-      return check;
+    if (!check.add(e, detail)) {
+      break;
     }
-    if (audit_entry_digest(e, detail) != e.sha256) {
-      check.first_bad_seq = e.seq;
-      check.problem = "entry " + std::to_string(e.seq) + " was changed after it was written";
-      return check;
-    }
-    prev = e.sha256;
   }
-  return check;
+  return check.result();
 }
 
 void sqlite_report_store::record(std::string_view event, std::string_view scan_id, const nlohmann::json& detail,
@@ -697,10 +684,7 @@ disposition_result sqlite_report_store::add_disposition(std::string_view id, con
                  "ORDER BY d.seq DESC LIMIT 1), 0)");
   left.bind(1, seq);
   const bool still_flagged = left.step() && left.integer(0) > 0;
-  out.derived_verdict = verdict;
-  if (verdict == "flagged" && !still_flagged) {
-    out.derived_verdict = without_flags == "clean" ? "cleared_false_positive" : without_flags;
-  }
+  out.derived_verdict = store_rules::derived_verdict(verdict, without_flags, still_flagged);
   statement u(db(), "UPDATE scans SET derived_verdict = ? WHERE seq = ?");
   u.bind(1, out.derived_verdict).bind(2, seq).run();
   audit(mark.at, "disposition_recorded", id,
@@ -944,8 +928,7 @@ std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int
     statement s(db(), "SELECT id, attempts FROM scans WHERE status = 'running' AND attempts >= ?");
     s.bind(1, static_cast<std::int64_t>(max_attempts));
     while (s.step()) {
-      given_up.emplace_back(s.text(0),
-                            "gave up after " + s.text(1) + " attempts; last: the daemon stopped during the scan");
+      given_up.emplace_back(s.text(0), store_rules::gave_up_reason(s.text(1)));
     }
   }
   for (const auto& [id, reason] : given_up) {
@@ -1092,21 +1075,13 @@ void sqlite_report_store::fail(std::string_view id, std::string_view reason, std
   tx.commit();
 }
 
-namespace {
-
-std::string actor_text(const actor& by) {
-  return nlohmann::json{{"name", by.name}, {"role", by.role}, {"request_id", by.request_id}}.dump();
-}
-
-}  // namespace
-
 bool sqlite_report_store::cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
   statement s(db(),
               "UPDATE scans SET status = 'cancelled', error = '', finished_at = ?, cancelled_by = ? WHERE id = ? AND "
               "status = 'queued'");
-  s.bind(1, now_ms).bind(2, actor_text(by)).bind(3, id).run();
+  s.bind(1, now_ms).bind(2, store_rules::actor_text(by)).bind(3, id).run();
   const bool cancelled = sqlite3_changes(db()) > 0;
   if (cancelled) {
     audit(now_ms, "scan_cancelled", id, {{"was", "queued"}}, by);
@@ -1121,7 +1096,7 @@ void sqlite_report_store::mark_cancelled(std::string_view id, std::int64_t now_m
   statement s(db(),
               "UPDATE scans SET status = 'cancelled', error = '', finished_at = ?, cancelled_by = ? WHERE id = ? AND "
               "status = 'running'");
-  s.bind(1, now_ms).bind(2, actor_text(by)).bind(3, id).run();
+  s.bind(1, now_ms).bind(2, store_rules::actor_text(by)).bind(3, id).run();
   if (sqlite3_changes(db()) > 0) {
     audit(now_ms, "scan_cancelled", id, {{"was", "running"}}, by);
   }

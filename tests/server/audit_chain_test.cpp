@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "borderscan/server/sqlite_store.hpp"
+#include "server/store_backends.hpp"
 #include "support/test_support.hpp"
 
 namespace borderscan::server {
@@ -19,7 +22,7 @@ std::string id_n(int n) {
 }
 
 // A store with a few entries of different kinds and actors.
-void fill(sqlite_report_store& store) {
+void fill(report_store& store) {
   const actor kiosk{"k1", "station", "rid-1", "10.0.0.7:4000"};
   for (int i = 1; i <= 3; ++i) {
     scan_record s;
@@ -36,17 +39,14 @@ void fill(sqlite_report_store& store) {
   store.add_token({"k5", role::station, digest_of_token("bst_x"), 4000}, {});
 }
 
-// Runs one SQL statement on the file behind the store's back.
-void tamper(const std::filesystem::path& file, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  sqlite3_close(db);
-}
+class AuditChain : public StoreBackends {};
+BORDERSCAN_STORE_BACKENDS(AuditChain);
+class Tokens : public StoreBackends {};
+BORDERSCAN_STORE_BACKENDS(Tokens);
 
-TEST(AuditChain, EachEntryLinksToTheOneBeforeAndNamesItsActor) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(AuditChain, EachEntryLinksToTheOneBeforeAndNamesItsActor) {
+  const auto opened = open();
+  report_store& store = *opened;
   fill(store);
   const auto entries = store.list_audit({}).items;  // newest first
   ASSERT_EQ(entries.size(), 6U);
@@ -66,66 +66,70 @@ TEST(AuditChain, EachEntryLinksToTheOneBeforeAndNamesItsActor) {
   EXPECT_EQ(check.entries, 6);
 }
 
-TEST(AuditChain, AnEditedRowIsFoundAndNamed) {
-  test::scratch_dir dir;
-  const auto file = dir / "db.sqlite";
-  {
-    sqlite_report_store store(file);
-    fill(store);
-  }
-  tamper(file, "UPDATE audit_log SET detail = '{\"reason\":\"finished\"}' WHERE seq = 4");
-  sqlite_report_store store(file);
-  const audit_check check = store.verify_audit();
+TEST_P(AuditChain, AnEditedRowIsFoundAndNamed) {
+  fill(*open());
+  tamper("UPDATE audit_log SET detail = '{\"reason\":\"finished\"}' WHERE seq = 4");
+  const audit_check check = open()->verify_audit();
   ASSERT_FALSE(check.intact());
   EXPECT_EQ(*check.first_bad_seq, 4);
   EXPECT_NE(check.problem.find("changed"), std::string::npos) << check.problem;
 }
 
-TEST(AuditChain, ADeletedRowIsFoundAtTheEntryAfterIt) {
-  test::scratch_dir dir;
-  const auto file = dir / "db.sqlite";
-  {
-    sqlite_report_store store(file);
-    fill(store);
-  }
-  tamper(file, "DELETE FROM audit_log WHERE seq = 2");
-  sqlite_report_store store(file);
-  const audit_check check = store.verify_audit();
+TEST_P(AuditChain, ADeletedRowIsFoundAtTheEntryAfterIt) {
+  fill(*open());
+  tamper("DELETE FROM audit_log WHERE seq = 2");
+  const audit_check check = open()->verify_audit();
   ASSERT_FALSE(check.intact());
   EXPECT_EQ(*check.first_bad_seq, 3);
 }
 
-TEST(AuditChain, ARecomputedDigestStillBreaksTheLinkAfterIt) {
+TEST_P(AuditChain, ARecomputedDigestStillBreaksTheLinkAfterIt) {
   // Whoever edits a row and recomputes its digest must rewrite every entry
   // after it too; leaving the next one alone shows.
-  test::scratch_dir dir;
-  const auto file = dir / "db.sqlite";
-  {
-    sqlite_report_store store(file);
-    fill(store);
-  }
+  fill(*open());
   audit_entry e;
-  std::string detail;
   {
-    sqlite_report_store store(file);
     audit_filter f;
     f.before_seq = 4;
     f.limit = 1;
-    e = store.list_audit(f).items.at(0);
+    e = open()->list_audit(f).items.at(0);
     ASSERT_EQ(e.seq, 3);
   }
   e.by.name = "someone-else";
   const std::string forged = audit_entry_digest(e, e.detail.dump());
-  tamper(file, "UPDATE audit_log SET actor_name = 'someone-else', sha256 = '" + forged + "' WHERE seq = 3");
-  sqlite_report_store store(file);
-  const audit_check check = store.verify_audit();
+  tamper("UPDATE audit_log SET actor_name = 'someone-else', sha256 = '" + forged + "' WHERE seq = 3");
+  const audit_check check = open()->verify_audit();
   ASSERT_FALSE(check.intact());
   EXPECT_EQ(*check.first_bad_seq, 4);
 }
 
-TEST(Tokens, AreStoredAsDigestsAndAuthenticatedByThem) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+// Writers on several threads and two stores (two nodes) at once still make
+// one chain: appends are serialised (SQLite's write lock, PostgreSQL's
+// advisory lock), none is lost and every link holds.
+TEST_P(AuditChain, ConcurrentWritersOnTwoStoresMakeOneIntactChain) {
+  const auto first = open();
+  const auto second = open();
+  constexpr int per_thread = 15;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      report_store& store = t % 2 == 0 ? *first : *second;
+      for (int i = 0; i < per_thread; ++i) {
+        store.record("report_read", id_n(t), {{"n", i}}, {"rev", "reviewer", "", ""}, 1000 + i);
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  const audit_check check = first->verify_audit();
+  EXPECT_TRUE(check.intact()) << check.problem;
+  EXPECT_EQ(check.entries, 4 * per_thread);
+}
+
+TEST_P(Tokens, AreStoredAsDigestsAndAuthenticatedByThem) {
+  const auto opened = open();
+  report_store& store = *opened;
   const std::string a = generate_token(), b = generate_token();
   EXPECT_NE(a, b);
   EXPECT_TRUE(store.add_token({"k1", role::station, digest_of_token(a), 1}, {}));

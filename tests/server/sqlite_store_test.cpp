@@ -6,12 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/report_file.hpp"
 #include "borderscan/server/report_ingest.hpp"
+#include "server/store_backends.hpp"
 #include "support/test_support.hpp"
 
 namespace borderscan::server {
@@ -60,8 +64,8 @@ scanner::report make_report(scanner::verdict v, bool with_finding) {
 
 // Stores `report` as the report of `scan`, the way the worker pool does: a
 // report file written as a worker writes it, then report_ingest.
-void complete_with(sqlite_report_store& store, const test::scratch_dir& dir, const scan_record& scan,
-                   scanner::report report, std::int64_t now) {
+void complete_with(report_store& store, const test::scratch_dir& dir, const scan_record& scan, scanner::report report,
+                   std::int64_t now) {
   report.scan_id = scan.id;
   report.image.sha256 = scan.image_sha256;
   const auto path = dir / (scan.id + ".report.json");
@@ -75,6 +79,9 @@ void complete_with(sqlite_report_store& store, const test::scratch_dir& dir, con
       ingest.ingest(scan, {path, written.size, written.sha256, report.ruleset.digest, {}}, scanner::severity::medium),
       now);
 }
+
+class Store : public StoreBackends {};
+BORDERSCAN_STORE_BACKENDS(Store);
 
 std::string id_n(int n) {
   char buf[33];
@@ -93,6 +100,70 @@ TEST(SqliteStore, MigratesANewFileToTheLatestVersionAndReopens) {
   sqlite_report_store again(dir / "db.sqlite");
   EXPECT_TRUE(again.find_scan(id_n(1)).has_value());
   EXPECT_TRUE(again.writable());
+}
+
+TEST(PostgresStore, MigratesANewDatabaseToTheLatestVersionAndReopens) {
+  const std::string url = test::new_postgres_database();
+  {
+    postgres_report_store store(url);
+    EXPECT_EQ(store.current_version(), postgres_report_store::schema_version());
+    auto s = make_scan(id_n(1), 1000);
+    store.add_scan(s, {});
+  }
+  postgres_report_store again(url);
+  EXPECT_EQ(again.current_version(), postgres_report_store::schema_version());
+  EXPECT_TRUE(again.find_scan(id_n(1)).has_value());
+  EXPECT_TRUE(again.writable());
+}
+
+TEST(PostgresStore, RefusesASchemaNewerThanItKnowsAndAServerThatIsNotThere) {
+  const std::string url = test::new_postgres_database();
+  { postgres_report_store store(url); }
+  test::postgres_exec(url, "UPDATE borderscan_schema SET version = 999");
+  try {
+    postgres_report_store store(url);
+    ADD_FAILURE() << "opened a schema from the future";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("newer than this build knows"), std::string::npos) << e.what();
+  }
+  test::scratch_dir nowhere;
+  try {
+    postgres_report_store store("postgresql:///x?host=" + nowhere.path().string() + "&user=borderscan");
+    ADD_FAILURE() << "connected to no server";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot connect to PostgreSQL"), std::string::npos) << e.what();
+  }
+}
+
+// Two nodes (two stores on one database) claiming at once never get the same
+// scan (FOR UPDATE SKIP LOCKED), and every scan is claimed once.
+TEST(PostgresStore, NodesClaimingAtOnceEachGetADifferentScan) {
+  const std::string url = test::new_postgres_database();
+  postgres_report_store a(url), b(url);
+  constexpr int scans = 40;
+  for (int i = 1; i <= scans; ++i) {
+    auto s = make_scan(id_n(i), i);
+    a.add_scan(s, {});
+  }
+  std::mutex mutex;
+  std::vector<std::string> claimed;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      report_store& store = t % 2 == 0 ? static_cast<report_store&>(a) : b;
+      while (const auto s = store.claim_next(5000)) {
+        std::lock_guard lock(mutex);
+        claimed.push_back(s->id);
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  std::sort(claimed.begin(), claimed.end());
+  EXPECT_EQ(claimed.size(), static_cast<std::size_t>(scans));
+  EXPECT_EQ(std::adjacent_find(claimed.begin(), claimed.end()), claimed.end()) << "a scan claimed twice";
+  EXPECT_EQ(a.count(scan_status::running), static_cast<std::size_t>(scans));
 }
 
 TEST(SqliteStore, MigratesAVersionOneFileKeepingItsScans) {
@@ -241,9 +312,9 @@ TEST(SqliteStore, MigratesCancelledScansDerivedVerdictsAndFileHashesToVersionSev
   EXPECT_EQ(store.add_disposition(id_n(2), mark, {}).result, disposition_result::outcome::no_finding);
 }
 
-TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
+  const auto opened = open();
+  report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000, "kiosk-7");
   auto b = make_scan(id_n(2), 1100);
   store.add_scan(a, {});
@@ -285,9 +356,9 @@ TEST(SqliteStore, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   EXPECT_EQ(store.list_audit(cancels).items.size(), 1U);
 }
 
-TEST(SqliteStore, KeptImagesStayNeededUntilTheirTimeThenAreListedAsExpired) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, KeptImagesStayNeededUntilTheirTimeThenAreListedAsExpired) {
+  const auto opened = open();
+  report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
   store.claim_next(1000);
@@ -308,9 +379,9 @@ TEST(SqliteStore, KeptImagesStayNeededUntilTheirTimeThenAreListedAsExpired) {
   EXPECT_EQ(page.items[0].detail.at("reason"), "retention period ended");
 }
 
-TEST(SqliteStore, ClaimsOldestQueuedFirstAndCountsAttempts) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, ClaimsOldestQueuedFirstAndCountsAttempts) {
+  const auto opened = open();
+  report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   auto b = make_scan(id_n(2), 2000);
   store.add_scan(a, {});
@@ -327,9 +398,9 @@ TEST(SqliteStore, ClaimsOldestQueuedFirstAndCountsAttempts) {
   EXPECT_EQ(store.claim_next(6000)->id, a.id);
 }
 
-TEST(SqliteStore, RecoversRunningScansUntilAttemptsRunOut) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, RecoversRunningScansUntilAttemptsRunOut) {
+  const auto opened = open();
+  report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
   for (unsigned attempt = 1; attempt <= 3; ++attempt) {
@@ -346,9 +417,9 @@ TEST(SqliteStore, RecoversRunningScansUntilAttemptsRunOut) {
   EXPECT_EQ(store.list_audit(failures).items[0].detail.at("reason"), gone->error);
 }
 
-TEST(SqliteStore, RecoveryKeepsTheImageOfAScanItGivesUpOn) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, RecoveryKeepsTheImageOfAScanItGivesUpOn) {
+  const auto opened = open();
+  report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
   ASSERT_TRUE(store.claim_next(1000));
@@ -357,9 +428,9 @@ TEST(SqliteStore, RecoveryKeepsTheImageOfAScanItGivesUpOn) {
   EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
 }
 
-TEST(SqliteStore, CancelsOnlyQueuedScans) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, CancelsOnlyQueuedScans) {
+  const auto opened = open();
+  report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   auto b = make_scan(id_n(2), 1000);
   store.add_scan(a, {});
@@ -373,9 +444,9 @@ TEST(SqliteStore, CancelsOnlyQueuedScans) {
   EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
 }
 
-TEST(SqliteStore, StoresReportWithSummaryColumnsAndFileRows) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, StoresReportWithSummaryColumnsAndFileRows) {
+  const auto opened = open();
+  report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
   store.claim_next(1000);
@@ -411,9 +482,9 @@ TEST(SqliteStore, StoresReportWithSummaryColumnsAndFileRows) {
   EXPECT_FALSE(p2->next_index);
 }
 
-TEST(SqliteStore, ListsNewestFirstWithFiltersAndAStableCursor) {
-  test::scratch_dir dir;
-  sqlite_report_store store(dir / "db.sqlite");
+TEST_P(Store, ListsNewestFirstWithFiltersAndAStableCursor) {
+  const auto opened = open();
+  report_store& store = *opened;
   for (int i = 1; i <= 5; ++i) {
     auto s = make_scan(id_n(i), i * 1000, i % 2 == 0 ? "even" : "odd");
     store.add_scan(s, {});
