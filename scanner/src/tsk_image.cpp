@@ -9,6 +9,7 @@
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "c_handle.hpp"
+#include "encrypted_volume.hpp"
 
 namespace borderscan::scanner::detail {
 namespace {
@@ -646,6 +647,8 @@ void tsk_image::list_raw_head(volume_plan& volume, const limits& lim, walk_sink&
   }
   const std::uint64_t available = std::min(volume.entry.length, size() - volume.entry.offset);
   const std::uint64_t head = std::min<std::uint64_t>(available, lim.raw_volume_head_bytes);
+  volume_head_source whole(handles_->img.get(), volume.entry.offset, available);
+  volume.entry.encryption = detect_volume_encryption(whole);
   if (all_zero(*handles_->img, volume.entry.offset, head)) {
     volume.entry.notes.push_back("no file system; the first " + std::to_string(head) + " bytes are zero");
     return;
@@ -661,6 +664,9 @@ void tsk_image::list_raw_head(volume_plan& volume, const limits& lim, walk_sink&
   e.volume = volume.entry.index;
   e.size = head;
   e.type = "raw";
+  if (volume.entry.encryption) {
+    e.findings.push_back(encrypted_volume_finding(*volume.entry.encryption, volume.entry.index, e.path));
+  }
   sink.item({std::move(e), content_ref{content_ref::kind::volume_head, 0, std::nullopt, head}});
 }
 
