@@ -290,3 +290,46 @@ TEST(FixturesEncryptedVolumes, BitLockerAndFileVaultHeadersAreRecognised) {
   EXPECT_EQ(f.at("verdict"), "incomplete");  // no shipped YARA rule names CoreStorage
   EXPECT_EQ(f.at("verdict_reason"), "encrypted volume not examined");
 }
+
+// APFS containers made by mkapfs (apfsprogs), as the whole image and inside a
+// GPT partition beside a FAT one. Linux has no APFS writer outside the kernel
+// (mounting needs the out-of-tree module and root), so the volume holds no
+// files: what is tested is that the container's volume is listed, opened
+// through libtsk's pool API and its (empty) root walked, and that the scan is
+// clean rather than "no file system" (tests/data/README.md).
+TEST(FixturesApfs, ContainersAreListedAndTheirVolumesWalked) {
+  borderscan::test::scratch_dir tmp;
+  const fs::path whole = tmp / "apfs.img", disk = tmp / "gpt-apfs.img", fat = tmp / "fat.img";
+  const fs::path hello = tmp / "hello.txt";
+  std::ofstream(hello) << "beside the APFS container\n";
+  const auto made = run_command(
+      "set -e; truncate -s 128M " + q(whole) + "; mkapfs -L BORDERVOL " + q(whole) + " >/dev/null; truncate -s 140M " +
+      q(disk) +
+      "; printf 'label: gpt\\nstart=2048,size=262144,type=7C3457EF-0000-11AA-AA11-00306543ECAC\\n"
+      "start=264192,size=8192,type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\\n' | sfdisk -q " +
+      q(disk) + "; dd if=" + q(whole) + " of=" + q(disk) + " bs=512 seek=2048 conv=notrunc,sparse status=none; " +
+      "mkfs.vfat -C " + q(fat) + " 4096 >/dev/null; mcopy -i " + q(fat) + " " + q(hello) +
+      " ::/hello.txt; dd if=" + q(fat) + " of=" + q(disk) + " bs=512 seek=264192 conv=notrunc status=none");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+
+  const json r = borderscan::test::scan_image(whole);
+  ASSERT_EQ(r.at("volumes").size(), 1u);
+  const json& v = r["volumes"][0];
+  EXPECT_EQ(v["scheme"], "apfs");
+  EXPECT_EQ(v["filesystem"], "apfs");
+  EXPECT_EQ(v["description"], "APFS volume BORDERVOL");
+  EXPECT_TRUE(v["encryption"].is_null());
+  EXPECT_TRUE(r.at("errors").empty()) << r.at("errors").dump(1);
+  EXPECT_EQ(r.at("verdict"), "clean");
+
+  const json g = borderscan::test::scan_image(disk);
+  ASSERT_EQ(g.at("volumes").size(), 2u);
+  EXPECT_EQ(g["volumes"][0]["scheme"], "apfs");
+  EXPECT_EQ(g["volumes"][0]["filesystem"], "apfs");
+  EXPECT_EQ(g["volumes"][0]["offset"], 2048 * 512);
+  EXPECT_NE(g["volumes"][0]["notes"][0].get<std::string>().find("in the APFS container of"), std::string::npos);
+  EXPECT_EQ(g["volumes"][1]["scheme"], "gpt");
+  EXPECT_NE(find_file(g, 1, "/hello.txt"), nullptr);
+  EXPECT_TRUE(g.at("errors").empty()) << g.at("errors").dump(1);
+  EXPECT_EQ(g.at("verdict"), "clean");
+}
