@@ -9,7 +9,7 @@ build_packages=(
   libtsk-dev libmagic-dev libmagic-mgc libyara-dev libarchive-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libseccomp-dev
   libboost1.81-dev libboost-url1.81-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsqlite3-dev
-  libbde-dev libluksde-dev libfvde-dev libbfio-dev
+  libbde-dev libluksde-dev libfvde-dev libbfio-dev libewf-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libvalijson-dev

@@ -254,6 +254,14 @@ void read_bitlocker(libbfio_handle_t* io, volume_encryption& enc) {
   } else {
     bde_error(err);
   }
+  // Windows writes the computer name, drive letter and date here.
+  if (std::size_t size = 0; libbde_volume_get_utf8_description_size(raw, &size, &err) == 1 && size > 1) {
+    std::vector<std::uint8_t> text(size);
+    if (libbde_volume_get_utf8_description(raw, text.data(), text.size(), &err) == 1) {
+      enc.identifiers["description"] = escape_name(reinterpret_cast<const char*>(text.data()));
+    }
+  }
+  bde_error(err);
   int count = 0;
   if (libbde_volume_get_number_of_key_protectors(raw, &count, &err) != 1) {
     enc.notes.push_back("libbde: key protectors not listed: " + bde_error(err));

@@ -291,6 +291,110 @@ TEST(FixturesEncryptedVolumes, BitLockerAndFileVaultHeadersAreRecognised) {
   EXPECT_EQ(f.at("verdict_reason"), "encrypted volume not examined");
 }
 
+namespace {
+
+// One FVE metadata entry: size, entry type, value type, version 1, data
+// ("FVE metadata entry (version 1)").
+std::vector<std::uint8_t> fve_entry(std::uint16_t type, std::uint16_t value_type,
+                                    const std::vector<std::uint8_t>& data) {
+  std::vector<std::uint8_t> e(8);
+  put_le(e, 0, 8 + data.size(), 2);
+  put_le(e, 2, type, 2);
+  put_le(e, 4, value_type, 2);
+  put_le(e, 6, 1, 2);
+  e.insert(e.end(), data.begin(), data.end());
+  return e;
+}
+
+// A volume master key entry (value type 0x0008): key identifier, FILETIME, protection type.
+std::vector<std::uint8_t> fve_vmk(std::uint8_t id_byte, std::uint16_t protection) {
+  std::vector<std::uint8_t> d(28, id_byte);
+  put_le(d, 16, 132000000000000000ULL, 8);
+  put_le(d, 24, 0, 2);
+  put_le(d, 26, protection, 2);
+  return fve_entry(0x0002, 0x0008, d);
+}
+
+}  // namespace
+
+// A BitLocker (Windows 7) volume with FVE metadata that libbde reads without a
+// key, laid out from libbde's "BitLocker Drive Encryption (BDE) format"
+// (sections "Volume header", "FVE metadata block header version 2", "FVE
+// metadata header (version 1)", "FVE metadata entry", "FVE Volume Master Key"):
+// three metadata blocks, each a description, a password and a recovery-password
+// protected VMK and the volume header block entry. No key material: the
+// volume stays locked, and its kind of protection is what the report names.
+TEST(FixturesEncryptedVolumes, BitLockerMetadataNamesMethodAndKeyProtectors) {
+  borderscan::test::scratch_dir tmp;
+  constexpr std::size_t size = 4 << 20;
+  const std::array<std::uint64_t, 3> blocks = {0x100000, 0x180000, 0x200000};
+  constexpr std::uint64_t header_copy = 0x280000;
+  std::vector<std::uint8_t> img(size, 0);
+  put(img, 0, {0xeb, 0x58, 0x90, '-', 'F', 'V', 'E', '-', 'F', 'S', '-'});
+  put_le(img, 11, 512, 2);
+  img[13] = 8;
+  put(img, 160, {0x3b, 0xd6, 0x67, 0x49, 0x29, 0x2e, 0xd8, 0x4a, 0x83, 0x99, 0xf6, 0xa3, 0x39, 0xe3, 0xd0, 0x01});
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    put_le(img, 176 + 8 * i, blocks[i], 8);
+  }
+  put(img, 510, {0x55, 0xaa});
+
+  std::vector<std::uint8_t> description;
+  for (const char c : std::string("BORDER-PC E: 17.04.2019")) {
+    description.insert(description.end(), {static_cast<std::uint8_t>(c), 0});  // UTF-16LE
+  }
+  description.insert(description.end(), {0, 0});
+  std::vector<std::uint8_t> entries = fve_entry(0x0007, 0x0002, description);
+  for (const auto& e : {fve_vmk(0x11, 0x2000), fve_vmk(0x66, 0x0800)}) {
+    entries.insert(entries.end(), e.begin(), e.end());
+  }
+  std::vector<std::uint8_t> where(16);
+  put_le(where, 0, header_copy, 8);
+  put_le(where, 8, 8192, 8);
+  const auto header_block = fve_entry(0x000f, 0x000f, where);
+  entries.insert(entries.end(), header_block.begin(), header_block.end());
+
+  std::vector<std::uint8_t> meta(48, 0);
+  put_le(meta, 0, 48 + entries.size(), 4);
+  put_le(meta, 4, 1, 4);
+  put_le(meta, 8, 48, 4);
+  put_le(meta, 12, 48 + entries.size(), 4);
+  const std::array<std::uint8_t, 16> volume_guid = {0xde, 0xc0, 0xad, 0x0b, 0x34, 0x12, 0x78, 0x56,
+                                                    0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34, 0x56, 0x78};
+  std::copy(volume_guid.begin(), volume_guid.end(), meta.begin() + 16);
+  put_le(meta, 32, 1, 4);
+  put_le(meta, 36, 0x8004, 4);  // AES-XTS 128-bit
+  put_le(meta, 40, 132000000000000000ULL, 8);
+  meta.insert(meta.end(), entries.begin(), entries.end());
+  for (const std::uint64_t at : blocks) {
+    std::vector<std::uint8_t> block_header(64, 0);
+    put(block_header, 0, {'-', 'F', 'V', 'E', '-', 'F', 'S', '-'});
+    put_le(block_header, 10, 2, 2);
+    put_le(block_header, 12, 4, 2);
+    put_le(block_header, 14, 4, 2);
+    put_le(block_header, 16, size, 8);
+    put_le(block_header, 28, 16, 4);
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      put_le(block_header, 32 + 8 * i, blocks[i], 8);
+    }
+    put_le(block_header, 56, header_copy, 8);
+    std::copy(block_header.begin(), block_header.end(), img.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(meta.begin(), meta.end(), img.begin() + static_cast<std::ptrdiff_t>(at + 64));
+  }
+  write_image(tmp / "bitlocker.img", img, size);
+
+  const json r = borderscan::test::scan_image(tmp / "bitlocker.img", high_threshold());
+  expect_encrypted(r, 0, "bitlocker", "signature");
+  const json& e = r["volumes"][0]["encryption"];
+  EXPECT_EQ(e["cipher"], "aes-128-xts");
+  EXPECT_EQ(e["identifiers"]["volume_guid"], "0badc0de-1234-5678-9abc-def012345678");
+  EXPECT_EQ(e["identifiers"]["created"], "2019-04-17T18:40:00Z");
+  EXPECT_EQ(e["identifiers"]["description"], "BORDER-PC E: 17.04.2019");
+  EXPECT_EQ(e["key_protectors"], json::array({"password", "recovery-password"}));
+  EXPECT_TRUE(e["notes"].empty()) << e.dump(1);
+  EXPECT_EQ(r.at("verdict_reason"), "encrypted volume not examined");
+}
+
 // APFS containers made by mkapfs (apfsprogs), as the whole image and inside a
 // GPT partition beside a FAT one. Linux has no APFS writer outside the kernel
 // (mounting needs the out-of-tree module and root), so the volume holds no
