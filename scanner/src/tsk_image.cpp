@@ -628,7 +628,7 @@ std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
 // opened; the walk then names it as encrypted (see list_raw_head).
 bool tsk_image::add_apfs_volumes(const volume_plan& container, std::vector<volume_plan>& out) {
   const TSK_POOL_INFO* pool = handles_->apfs_at(container.entry.offset);
-  if (pool == nullptr) {
+  if (pool == nullptr || pool->vol_list == nullptr) {  // a container without volumes stays listed as itself
     handles_->apfs.erase(container.entry.offset);
     tsk_error_reset();
     return false;
