@@ -42,7 +42,16 @@ class embedded_walk final : public detail::walk_sink {
 
   void item(detail::walk_item&& item) override {
     if (item.entry.type == "raw") {
-      return;  // the head of a volume without a file system: the image file itself was scanned whole
+      // The head of a volume without a file system: the image file itself was
+      // scanned whole. What the walk found about the volume (encrypted) stays,
+      // on the image file.
+      for (finding& f : item.entry.findings) {
+        f.meta["embedded_volume"] = prefix_.empty() ? "whole image" : prefix_;
+        f.path = parent().path;
+        f.volume = parent().volume;
+        parent_.entry().findings.push_back(std::move(f));
+      }
+      return;
     }
     file_entry child = std::move(item.entry);
     child.path = prefix_ + child.path;

@@ -840,10 +840,13 @@ struct object_scanner::impl {
           }
         } else {
           const std::size_t errors_before = outcome.errors.size();
+          const auto findings_before = static_cast<std::ptrdiff_t>(entry.findings.size());
           yara_scan_buffer(data);
-          // Only a complete, error-free result may stand in for later copies.
+          // Only a complete, error-free result may stand in for later copies,
+          // and only YARA's part of it (a raw volume head arrives with its
+          // volume's encrypted_volume finding, which is not the bytes').
           if (!key.empty() && outcome.errors.size() == errors_before) {
-            cache->store(key, entry.findings);
+            cache->store(key, std::vector<finding>(entry.findings.begin() + findings_before, entry.findings.end()));
           }
         }
       }

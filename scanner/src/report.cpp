@@ -156,6 +156,15 @@ void to_json(nlohmann::json& j, const file_entry& f) {
                      {"evidence", optional_json(f.evidence)}};
 }
 
+void to_json(nlohmann::json& j, const volume_encryption& e) {
+  j = nlohmann::json{{"type", e.type},
+                     {"detected_by", e.detected_by},
+                     {"cipher", optional_json(e.cipher)},
+                     {"identifiers", e.identifiers},
+                     {"key_protectors", e.key_protectors},
+                     {"notes", e.notes}};
+}
+
 void to_json(nlohmann::json& j, const volume_entry& v) {
   j = nlohmann::json{{"index", v.index},
                      {"scheme", v.scheme},
@@ -166,7 +175,8 @@ void to_json(nlohmann::json& j, const volume_entry& v) {
                      {"label", optional_json(v.label)},
                      {"error", optional_json(v.error)},
                      {"notes", v.notes},
-                     {"files", v.files}};
+                     {"files", v.files},
+                     {"encryption", optional_json(v.encryption)}};
 }
 
 void to_json(nlohmann::json& j, const error_entry& e) {
@@ -443,6 +453,16 @@ void from_json(const nlohmann::json& j, volume_entry& v) {
   v.error = opt<std::string>(j, "error");
   v.notes = j.at("notes").get<std::vector<std::string>>();
   v.files = j.at("files").get<std::uint64_t>();
+  v.encryption = opt<volume_encryption>(j, "encryption");  // reports before encryption fields have none
+}
+
+void from_json(const nlohmann::json& j, volume_encryption& e) {
+  e.type = j.at("type").get<std::string>();
+  e.detected_by = j.at("detected_by").get<std::string>();
+  e.cipher = opt<std::string>(j, "cipher");
+  e.identifiers = j.at("identifiers").get<std::map<std::string, std::string>>();
+  e.key_protectors = j.at("key_protectors").get<std::vector<std::string>>();
+  e.notes = j.at("notes").get<std::vector<std::string>>();
 }
 
 void from_json(const nlohmann::json& j, error_entry& e) {

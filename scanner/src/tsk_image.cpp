@@ -9,6 +9,7 @@
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/text.hpp"
 #include "c_handle.hpp"
+#include "encrypted_volume.hpp"
 
 namespace borderscan::scanner::detail {
 namespace {
@@ -18,6 +19,7 @@ using vs_ptr = std::unique_ptr<TSK_VS_INFO, c_deleter<&tsk_vs_close>>;
 using fs_ptr = std::unique_ptr<TSK_FS_INFO, c_deleter<&tsk_fs_close>>;
 using fs_file_ptr = std::unique_ptr<TSK_FS_FILE, c_deleter<&tsk_fs_file_close>>;
 using fs_dir_ptr = std::unique_ptr<TSK_FS_DIR, c_deleter<&tsk_fs_dir_close>>;
+using pool_ptr = std::unique_ptr<const TSK_POOL_INFO, c_deleter<&tsk_pool_close>>;
 
 std::string tsk_reason() {
   const char* s = tsk_error_get();  // errno text plus detail
@@ -469,7 +471,33 @@ bool all_zero(TSK_IMG_INFO& img, std::uint64_t offset, std::uint64_t length) {
 
 struct tsk_image::handles {
   img_ptr img;
-  std::map<std::uint32_t, fs_ptr> fs;  // after img: closed first
+  std::map<std::uint64_t, pool_ptr> apfs;        // APFS containers by offset
+  std::map<std::uint32_t, img_ptr> apfs_images;  // per APFS volume: libtsk reads it through its pool
+  std::map<std::uint32_t, fs_ptr> fs;            // closed first
+
+  const TSK_POOL_INFO* apfs_at(std::uint64_t offset) {
+    auto& pool = apfs[offset];
+    if (!pool) {
+      tsk_error_reset();
+      pool.reset(tsk_pool_open_img_sing(img.get(), static_cast<TSK_OFF_T>(offset), TSK_POOL_TYPE_APFS));
+    }
+    return pool.get();
+  }
+
+  // The file system of the APFS volume whose superblock is at `block` (as fls -P apfs -B does).
+  fs_ptr open_apfs(std::uint32_t index, std::uint64_t offset, std::uint64_t block) {
+    const TSK_POOL_INFO* pool = apfs_at(offset);
+    if (pool == nullptr) {
+      return nullptr;
+    }
+    tsk_error_reset();
+    img_ptr& volume_img = apfs_images[index];
+    if (!volume_img) {
+      volume_img.reset(pool->get_img_info(pool, block));
+    }
+    return volume_img ? fs_ptr(tsk_fs_open_img(volume_img.get(), static_cast<TSK_OFF_T>(offset), TSK_FS_TYPE_APFS))
+                      : nullptr;
+  }
 };
 
 tsk_image::tsk_image(const std::vector<std::filesystem::path>& segments) : handles_(std::make_unique<handles>()) {
@@ -586,7 +614,9 @@ std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
       }
       volume_plan plan = partition_plan(*vs, *part, static_cast<std::uint32_t>(out.size()), scheme, image_size, sink);
       open_filesystem(plan);
-      out.push_back(std::move(plan));
+      if (plan.entry.filesystem || !add_apfs_volumes(plan, out)) {
+        out.push_back(std::move(plan));
+      }
     }
     if (!out.empty()) {
       return out;
@@ -601,11 +631,61 @@ std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
   whole.entry.length = image_size;
   whole.entry.description = "whole image";
   open_filesystem(whole);
+  if (!whole.entry.filesystem && add_apfs_volumes(whole, out)) {
+    return out;
+  }
   if (!whole.entry.filesystem) {
     whole.entry.error = "no partition table and " + *whole.entry.error;
   }
   out.push_back(std::move(whole));
   return out;
+}
+
+// An APFS container is a pool of volumes sharing its space: each volume is a
+// volume of the report (scheme "apfs", the container's offset and length),
+// its file system opened through libtsk's pool API. An encrypted one is not
+// opened; the walk then names it as encrypted (see list_raw_head).
+bool tsk_image::add_apfs_volumes(const volume_plan& container, std::vector<volume_plan>& out) {
+  const TSK_POOL_INFO* pool = handles_->apfs_at(container.entry.offset);
+  if (pool == nullptr || pool->vol_list == nullptr) {  // a container without volumes stays listed as itself
+    handles_->apfs.erase(container.entry.offset);
+    tsk_error_reset();
+    return false;
+  }
+  for (const TSK_POOL_VOLUME_INFO* vol = pool->vol_list; vol != nullptr; vol = vol->next) {
+    volume_plan plan;
+    plan.entry.index = static_cast<std::uint32_t>(out.size());
+    plan.entry.scheme = "apfs";
+    plan.entry.offset = container.entry.offset;
+    plan.entry.length = container.entry.length;
+    const std::string name = escape_name(vol->desc != nullptr ? vol->desc : "");
+    plan.entry.description = "APFS volume " + name;
+    plan.entry.notes.push_back("volume " + std::to_string(vol->index + 1) + " of " + std::to_string(pool->num_vols) +
+                               " in the APFS container of " + container.entry.description + " (" +
+                               std::to_string(pool->block_size) + "-byte blocks)");
+    plan.apfs_block = vol->block;
+    if (vol->flags & TSK_POOL_VOLUME_FLAG_ENCRYPTED) {
+      volume_encryption enc;
+      enc.type = "apfs";
+      enc.detected_by = "apfs-volume-flag";
+      enc.identifiers["name"] = name;
+      if (vol->password_hint != nullptr && *vol->password_hint != '\0') {
+        enc.identifiers["password_hint"] = escape_name(vol->password_hint);
+      }
+      plan.entry.encryption = std::move(enc);
+      plan.entry.error = "encrypted APFS volume: not opened without a key";
+    } else {
+      if (fs_ptr fs = handles_->open_apfs(plan.entry.index, container.entry.offset, vol->block); fs) {
+        plan.fs_type = fs->ftype;
+        plan.entry.filesystem = filesystem_name(fs->ftype);
+        handles_->fs[plan.entry.index] = std::move(fs);
+      } else {
+        plan.entry.error = "APFS volume cannot be opened: " + tsk_reason();
+      }
+    }
+    out.push_back(std::move(plan));
+  }
+  return true;
 }
 
 void tsk_image::open_filesystem(volume_plan& plan) {
@@ -665,6 +745,10 @@ void tsk_image::list_raw_head(volume_plan& volume, const limits& lim, walk_sink&
   }
   const std::uint64_t available = std::min(volume.entry.length, size() - volume.entry.offset);
   const std::uint64_t head = std::min<std::uint64_t>(available, lim.raw_volume_head_bytes);
+  if (!volume.entry.encryption) {  // an encrypted APFS volume is known already
+    volume_head_source whole(handles_->img.get(), volume.entry.offset, available);
+    volume.entry.encryption = detect_volume_encryption(whole);
+  }
   if (all_zero(*handles_->img, volume.entry.offset, head)) {
     volume.entry.notes.push_back("no file system; the first " + std::to_string(head) + " bytes are zero");
     return;
@@ -680,6 +764,9 @@ void tsk_image::list_raw_head(volume_plan& volume, const limits& lim, walk_sink&
   e.volume = volume.entry.index;
   e.size = head;
   e.type = "raw";
+  if (volume.entry.encryption) {
+    e.findings.push_back(encrypted_volume_finding(*volume.entry.encryption, volume.entry.index, e.path));
+  }
   sink.item({std::move(e), content_ref{content_ref::kind::volume_head, 0, std::nullopt, head}});
 }
 
@@ -688,8 +775,10 @@ TSK_FS_INFO* tsk_image::fs_for(const volume_plan& volume) {
     return it->second.get();
   }
   tsk_error_reset();
-  fs_ptr fs(tsk_fs_open_img(handles_->img.get(), static_cast<TSK_OFF_T>(volume.entry.offset),
-                            static_cast<TSK_FS_TYPE_ENUM>(volume.fs_type)));
+  fs_ptr fs = volume.apfs_block
+                  ? handles_->open_apfs(volume.entry.index, volume.entry.offset, *volume.apfs_block)
+                  : fs_ptr(tsk_fs_open_img(handles_->img.get(), static_cast<TSK_OFF_T>(volume.entry.offset),
+                                           static_cast<TSK_FS_TYPE_ENUM>(volume.fs_type)));
   if (!fs) {
     throw scan_error(scan_errc::read_failed, "cannot reopen the file system of volume " +
                                                  std::to_string(volume.entry.index) + ": " + tsk_reason());

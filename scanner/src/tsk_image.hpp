@@ -25,6 +25,8 @@ namespace borderscan::scanner::detail {
 struct volume_plan {
   volume_entry entry;
   int fs_type = 0;  // TSK_FS_TYPE_ENUM resolved at discovery; 0 = none
+  // An APFS volume: its superblock's block in the container at entry.offset.
+  std::optional<std::uint64_t> apfs_block;
 };
 
 // Content to scan: one data stream of one file, or the head of a raw volume.
@@ -89,6 +91,8 @@ class tsk_image {
   // Opens the file system of a volume found by discover_volumes, noting in the
   // plan what was found or why nothing was.
   void open_filesystem(volume_plan& plan);
+  // When `container` holds an APFS container: its volumes, appended to `out`.
+  bool add_apfs_volumes(const volume_plan& container, std::vector<volume_plan>& out);
   void list_raw_head(volume_plan& volume, const limits& lim, walk_sink& sink);
   TSK_FS_INFO* fs_for(const volume_plan& volume);
   struct external;

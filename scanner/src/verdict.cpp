@@ -5,6 +5,7 @@
 
 #include "borderscan/scanner/file_spill.hpp"
 #include "borderscan/scanner/report.hpp"
+#include "encrypted_volume.hpp"
 
 namespace borderscan::scanner {
 namespace {
@@ -103,8 +104,12 @@ void finalize(report& r, severity flag_threshold) {
   for (const auto& f : r.findings) {
     levels.push_back(f.level);
   }
-  const bool unread =
-      std::any_of(r.errors.begin(), r.errors.end(), [](const error_entry& e) { return e.affects_verdict; });
+  // An encrypted volume's content was not examined: never clean.
+  const bool encrypted = std::any_of(r.findings.begin(), r.findings.end(), [](const finding& f) {
+    return f.source == "volume" && f.rule == "encrypted_volume";
+  });
+  const bool unread = encrypted || std::any_of(r.errors.begin(), r.errors.end(),
+                                               [](const error_entry& e) { return e.affects_verdict; });
   const judgement j = judge(levels, !r.limits_hit.empty(), unread, flag_threshold);
   r.score = j.score;
   r.score_reasons = explain_score(r.findings);
@@ -117,6 +122,8 @@ void finalize(report& r, severity flag_threshold) {
     r.verdict_reason = "findings at or above severity " + std::string(to_string(flag_threshold));
   } else if (!r.limits_hit.empty()) {
     r.verdict_reason = "limit hit: " + r.limits_hit.front().limit;
+  } else if (encrypted) {
+    r.verdict_reason = detail::encrypted_volume_reason;
   } else if (unread) {
     r.verdict_reason = "part of the image could not be read";
   } else {

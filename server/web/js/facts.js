@@ -87,6 +87,16 @@ export function scoreReasons(ov) {
   ], reasons, { caption: 'Why this score', className: 'compact' });
 }
 
+// A volume's `encryption` in one line: what it is and what the header said without a key.
+function encryptionText(e) {
+  const parts = [`Encrypted (${e.type}, ${e.detected_by})`];
+  if (e.cipher) parts.push(`cipher ${e.cipher}`);
+  const ids = Object.entries(e.identifiers || {}).map(([k, val]) => `${k} ${val}`);
+  if (ids.length) parts.push(ids.join(', '));
+  if ((e.key_protectors || []).length) parts.push(`key protectors: ${e.key_protectors.join(', ')}`);
+  return parts.concat(e.notes || []).join('; ');
+}
+
 export function volumesTable(ov) {
   const vols = ov.volumes || [];
   if (vols.length === 0) {
@@ -101,6 +111,7 @@ export function volumesTable(ov) {
     { label: 'Length', class: 'num', cell: (v) => formatBytes(v.length) },
     { label: 'Files', class: 'num', cell: (v) => formatCount(v.files) },
     { label: 'Description', cell: (v) => [v.description || '', v.error ? h('div', { class: 'error', text: v.error }) : null,
+      v.encryption ? h('div', { class: 'error', text: encryptionText(v.encryption) }) : null,
       (v.notes || []).map((n) => h('div', { class: 'muted small', text: typeof n === 'string' ? n : JSON.stringify(n) }))] },
   ], vols, { caption: 'Volumes', className: 'compact' });
 }

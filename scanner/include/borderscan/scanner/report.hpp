@@ -100,6 +100,17 @@ struct file_entry {
   std::optional<evidence_note> evidence;  // JSON null when the file was not flagged or evidence is off
 };
 
+// An encrypted volume found where no file system opened (or an encrypted APFS
+// volume): what the headers say without a key. Its content is not examined.
+struct volume_encryption {
+  std::string type;                                // bitlocker | luks1 | luks2 | filevault2 | apfs | unknown
+  std::string detected_by;                         // signature | entropy | apfs-volume-flag
+  std::optional<std::string> cipher;               // e.g. aes-xts-plain64; null when the header does not say
+  std::map<std::string, std::string> identifiers;  // volume_uuid, label, ...
+  std::vector<std::string> key_protectors;         // kinds: password, recovery-password, tpm, pbkdf2, ...
+  std::vector<std::string> notes;                  // what could not be read and why
+};
+
 struct volume_entry {
   std::uint32_t index = 0;
   std::string scheme;                     // mbr | gpt | none | ...
@@ -110,6 +121,7 @@ struct volume_entry {
   std::optional<std::string> error;  // why no file system could be opened
   std::vector<std::string> notes;    // e.g. FAT type forced after auto-detect failed
   std::uint64_t files = 0;
+  std::optional<volume_encryption> encryption;  // JSON null when none was recognised
 };
 
 struct error_entry {
@@ -205,6 +217,7 @@ void to_json(nlohmann::json& j, const score_reason& r);
 void to_json(nlohmann::json& j, const finding& f);
 void to_json(nlohmann::json& j, const evidence_note& e);
 void to_json(nlohmann::json& j, const file_entry& f);
+void to_json(nlohmann::json& j, const volume_encryption& e);
 void to_json(nlohmann::json& j, const volume_entry& v);
 void to_json(nlohmann::json& j, const error_entry& e);
 void to_json(nlohmann::json& j, const limit_hit& l);
@@ -220,6 +233,7 @@ void from_json(const nlohmann::json& j, score_reason& r);
 void from_json(const nlohmann::json& j, finding& f);
 void from_json(const nlohmann::json& j, evidence_note& e);
 void from_json(const nlohmann::json& j, file_entry& f);
+void from_json(const nlohmann::json& j, volume_encryption& e);
 void from_json(const nlohmann::json& j, volume_entry& v);
 void from_json(const nlohmann::json& j, error_entry& e);
 void from_json(const nlohmann::json& j, limit_hit& l);
