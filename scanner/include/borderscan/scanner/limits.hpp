@@ -39,6 +39,12 @@ struct limits {
   // Bytes of a partition without a recognised file system that are scanned raw
   // (enough for encrypted-container headers).
   std::uint64_t raw_volume_head_bytes = 1 << 20;
+  // Bytes of unallocated space (free blocks of each file system, space past
+  // a file system's end in its volume, unpartitioned gaps) YARA-scanned per
+  // scan; past it the look stops and the limit is recorded. 0 = not looked
+  // at (a warning says so). Enough for a whole 64 GB card by default: a
+  // partial look makes the verdict `incomplete`.
+  std::uint64_t max_unallocated_bytes = 64ULL << 30;
   // Findings at or above this severity make the verdict `flagged`.
   severity flag_threshold = severity::medium;
   // Skip YARA for files whose hash is in a known-good set.
@@ -84,6 +90,9 @@ void for_each_limit(Limits& l, Fn&& fn) {
   fn(limit_field{"magic_bytes", 1, 16ULL << 20, "Leading bytes libmagic sees"}, l.magic_bytes);
   fn(limit_field{"raw_volume_head_bytes", 0, i64, "Bytes of a volume without a file system scanned raw"},
      l.raw_volume_head_bytes);
+  fn(limit_field{"max_unallocated_bytes", 0, i64,
+                 "Bytes of unallocated space and partition gaps YARA-scanned (0 = off)"},
+     l.max_unallocated_bytes);
 }
 
 // The two policy knobs beside the limits, by the same names everywhere.
