@@ -242,6 +242,7 @@ def main():
             scaling=(stats(rows[j1])["median"] / bs_st["median"]) if rows.get(j1) else None,
             precompiled=(bs_st["median"] / stats(rows[compiling])["median"]) if rows.get(compiling) else None,
             unallocated=(bs_st["median"] / stats(rows[nounalloc])["median"]) if rows.get(nounalloc) else None,
+            unallocated_cpu=(bs_st["cpu"] / stats(rows[nounalloc])["cpu"]) if rows.get(nounalloc) else None,
             yarac=stats(rows["yarac-%s" % s])["median"],
             cpu_peer=bs_st["cpu"] / peer_st["cpu"],
             cpu_bound=bs_st["cpu"] / statistics.median(bcpu.values()),
@@ -318,8 +319,9 @@ def main():
         row("borderscan with compiled rules / compiling them (time)",
             [fmt(ratios[s]["precompiled"]) if ratios[s]["precompiled"] else "" for s in sets], "")
     if any(ratios[s]["unallocated"] for s in sets):
-        row("borderscan / borderscan without the unallocated look (time: its cost)",
-            [fmt(ratios[s]["unallocated"]) if ratios[s]["unallocated"] else "" for s in sets], "")
+        row("borderscan / borderscan without the unallocated look (time; CPU time): its cost",
+            ["%s; CPU %s" % (fmt(ratios[s]["unallocated"]), fmt(ratios[s]["unallocated_cpu"]))
+             if ratios[s]["unallocated"] else "" for s in sets], "")
     if any(ratios[s]["scaling"] for s in sets):
         row("borderscan --jobs 1 / --jobs %s (time)" % jobs,
             [fmt(ratios[s]["scaling"]) if ratios[s]["scaling"] else "" for s in sets], "close to %s" % jobs)
