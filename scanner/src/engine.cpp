@@ -139,6 +139,7 @@ struct worker_tools {
 // What the workers saw of one area of unallocated space (a file system's,
 // or a gap's); written by the workers, read once they are done.
 struct area_tally {
+  bool planned = false;     // the walker got to it (not stopped before)
   std::uint64_t bytes = 0;  // found by the walker
   std::atomic<std::uint64_t> scanned{0};
   std::atomic<bool> holds_data{false};
@@ -281,6 +282,7 @@ class image_scan {
     for (std::size_t i = 0; i < gaps_.size() && !feed.stop(); ++i) {
       tallies_[volumes_.size() + i].bytes = gaps_[i].length;
       planner.add_gap(gaps_[i], volumes_.size() + i);
+      tallies_[volumes_.size() + i].planned = true;
     }
     for (std::size_t i = 0; i < volumes_.size() && !feed.stop(); ++i) {
       if (volumes_[i].fs_type == 0) {
@@ -288,6 +290,7 @@ class image_scan {
       }
       try {
         tallies_[i].bytes = planner.add_filesystem(walker_->filesystem(volumes_[i]), volumes_[i], i);
+        tallies_[i].planned = true;
       } catch (const std::exception& e) {
         ctx_->add_error({"/$Unallocated", volumes_[i].entry.index, "unallocated", "internal", e.what(), true});
       }
@@ -379,8 +382,7 @@ class image_scan {
       for (const auto& f : r_.files) {
         v.entry.files += f.volume == v.entry.index ? 1 : 0;
       }
-      if (v.fs_type != 0 && limits_.max_unallocated_bytes != 0) {
-        const area_tally& t = tallies_[v.entry.index];
+      if (const area_tally& t = tallies_[v.entry.index]; t.planned) {
         v.entry.unallocated = unallocated_space{t.bytes, t.scanned};
       }
       r_.volumes.push_back(std::move(v.entry));

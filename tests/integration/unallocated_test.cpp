@@ -253,3 +253,17 @@ TEST(Unallocated, OverlappingPartitionsAreWarnedAndNotedOnBoth) {
   EXPECT_TRUE(any_contains(r["volumes"][0]["notes"], "$OrphanFiles")) << "the note explains orphan duplicates";
   EXPECT_NE(borderscan::test::find_file(r, 1, "/B.TXT"), nullptr);
 }
+
+// A partition whose start LBA (set to 0 after sfdisk) takes in the MBR itself:
+// the table is inconsistent, and the volume's note says so.
+TEST(Unallocated, PartitionCoveringItsOwnTableIsNoted) {
+  scratch_dir tmp;
+  const fs::path img = mbr_with_fats(tmp, {2048});
+  write_at(img, 0x1be + 8, std::string("\x00\x00\x00\x00", 4));
+  const json r = borderscan::test::scan_image(img);
+  ASSERT_EQ(r.at("volumes").size(), 1u);
+  EXPECT_EQ(r["volumes"][0].at("offset"), 0);
+  EXPECT_TRUE(any_contains(r["volumes"][0]["notes"], "covers the partition table itself at bytes 0-511"))
+      << r["volumes"][0].dump(1);
+  EXPECT_TRUE(any_contains(r.at("warnings"), "volume 0 covers the partition table")) << r.at("warnings").dump(1);
+}
