@@ -3,7 +3,7 @@
 # bound, in ONE run with the contenders alternating, then checks that Borderscan makes every
 # detection the peer pipeline makes.
 #
-#   bench/compare.sh [--runs N] [--jobs N] [--scaling] [--compiling] [--peer-parallel] [--no-public]
+#   bench/compare.sh [--runs N] [--jobs N] [--scaling] [--compiling] [--unallocated] [--peer-parallel] [--no-public]
 #                    [--borderscan PATH] [--public-rules DIR] [--markdown FILE] IMAGE
 #
 #   --runs N          rounds (default 3); odd rounds run the contenders in one order, even rounds
@@ -12,6 +12,8 @@
 #   --scaling         also time borderscan with --jobs 1 (reports the 1-job / N-job ratio)
 #   --compiling       also time borderscan compiling its rules on every run, as it did before
 #                     --compiled-rules (reports the precompiled / compiling ratio)
+#   --unallocated     also time borderscan with --max-unallocated-bytes 0 (no look at unallocated
+#                     space and partition gaps; reports the cost of the look: default / off)
 #   --peer-parallel   run the peer's file/md5sum/sha1sum/sha256sum with xargs -P JOBS -n 64
 #                     (default: plain `xargs -0`, one process at a time, as a user would type it)
 #   --no-public       only the shipped rules (skips the public rule set)
@@ -46,6 +48,7 @@ runs=3
 jobs=$(nproc)
 scaling=0
 compiling=0
+unallocated=0
 peer_parallel=0
 public=1
 borderscan=${BORDERSCAN:-$repo/build/bin/borderscan}
@@ -57,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs=$2; shift 2 ;;
     --scaling) scaling=1; shift ;;
     --compiling) compiling=1; shift ;;
+    --unallocated) unallocated=1; shift ;;
     --peer-parallel) peer_parallel=1; shift ;;
     --no-public) public=0; shift ;;
     --borderscan) borderscan=$2; shift 2 ;;
@@ -153,7 +157,7 @@ else
 fi
 
 # --- contenders ----------------------------------------------------------------------------
-# borderscan SET JOBS ROUND [compiling]
+# borderscan SET JOBS ROUND [compiling|nounalloc]
 run_borderscan() {
   local set=$1 j=$2 round=$3 label="borderscan-$1" args
   [[ "$j" == "$jobs" ]] || label="borderscan-$1-j$j"
@@ -162,6 +166,10 @@ run_borderscan() {
     label="borderscan-$1-compiling"
   else
     args+=(--compiled-rules "$tmp/borderscan-$set.yarc")
+  fi
+  if [[ "${4:-}" == nounalloc ]]; then
+    label="borderscan-$1-nounalloc"
+    args+=(--max-unallocated-bytes 0)
   fi
   # exit 0 clean, 1 flagged, 3 incomplete are all finished scans; 2 is an error
   timed "$round" "$label" 0,1,3 "$borderscan" scan "${args[@]}" -q --jobs "$j" \
@@ -212,6 +220,7 @@ for set in "${sets[@]}"; do
   items+=("borderscan $set $jobs" "peer $set")
   if [[ "$scaling" == 1 && "$jobs" != 1 ]]; then items+=("borderscan $set 1"); fi
   if [[ "$compiling" == 1 ]]; then items+=("borderscan $set $jobs compiling"); fi
+  if [[ "$unallocated" == 1 ]]; then items+=("borderscan $set $jobs nounalloc"); fi
 done
 items+=("bound cat" "bound md5" "bound sha1" "bound sha256")
 for set in "${sets[@]}"; do items+=("bound yara-$set"); done

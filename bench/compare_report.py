@@ -221,6 +221,10 @@ def main():
         compiling = "borderscan-%s-compiling" % s
         if rows.get(compiling):
             add("borderscan, %s rules, compiling them every run" % s, stats(rows[compiling]), det[s]["files"])
+        nounalloc = "borderscan-%s-nounalloc" % s
+        if rows.get(nounalloc):
+            add("borderscan, %s rules, unallocated space not scanned" % s, stats(rows[nounalloc]),
+                det[s]["files"])
         add("peer pipeline, %s rules (sum of stages)" % s, peer_st, peer_files[s])
         for st in PEER_STAGES:
             add(st if st != "yara" else "yara -r -p %s" % jobs,
@@ -237,6 +241,8 @@ def main():
             bs_bound_paired=statistics.median(paired_bound),
             scaling=(stats(rows[j1])["median"] / bs_st["median"]) if rows.get(j1) else None,
             precompiled=(bs_st["median"] / stats(rows[compiling])["median"]) if rows.get(compiling) else None,
+            unallocated=(bs_st["median"] / stats(rows[nounalloc])["median"]) if rows.get(nounalloc) else None,
+            unallocated_cpu=(bs_st["cpu"] / stats(rows[nounalloc])["cpu"]) if rows.get(nounalloc) else None,
             yarac=stats(rows["yarac-%s" % s])["median"],
             cpu_peer=bs_st["cpu"] / peer_st["cpu"],
             cpu_bound=bs_st["cpu"] / statistics.median(bcpu.values()),
@@ -312,6 +318,10 @@ def main():
     if any(ratios[s]["precompiled"] for s in sets):
         row("borderscan with compiled rules / compiling them (time)",
             [fmt(ratios[s]["precompiled"]) if ratios[s]["precompiled"] else "" for s in sets], "")
+    if any(ratios[s]["unallocated"] for s in sets):
+        row("borderscan / borderscan without the unallocated look (time; CPU time): its cost",
+            ["%s; CPU %s" % (fmt(ratios[s]["unallocated"]), fmt(ratios[s]["unallocated_cpu"]))
+             if ratios[s]["unallocated"] else "" for s in sets], "")
     if any(ratios[s]["scaling"] for s in sets):
         row("borderscan --jobs 1 / --jobs %s (time)" % jobs,
             [fmt(ratios[s]["scaling"]) if ratios[s]["scaling"] else "" for s in sets], "close to %s" % jobs)

@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <variant>
 
 #include "borderscan/scanner/digest.hpp"
 #include "borderscan/scanner/error.hpp"
@@ -24,6 +25,7 @@
 #include "image_media.hpp"
 #include "scan_context.hpp"
 #include "tsk_image.hpp"
+#include "unallocated.hpp"
 
 namespace borderscan::scanner {
 namespace {
@@ -100,7 +102,10 @@ class bounded_queue {
 };
 
 using volume_list = std::vector<detail::volume_plan>;
-using item_queue = bounded_queue<detail::walk_item>;
+// A file's content, or a chunk of unallocated space: both share the pass's
+// workers, budget, cancellation and progress.
+using work_item = std::variant<detail::walk_item, detail::unallocated_chunk>;
+using item_queue = bounded_queue<work_item>;
 
 // The walk's entries: content goes to the workers, the rest straight into the report.
 class walk_feed final : public detail::walk_sink {
@@ -129,7 +134,17 @@ struct worker_tools {
   std::unique_ptr<detail::tsk_image> image;
   std::unique_ptr<object_scanner> scanner;
   std::unique_ptr<recursion_gate> gate;
-  std::string setup_error;  // why the above could not be made
+  std::vector<std::byte> chunk_buffer;  // unallocated space, one chunk at a time
+  std::string setup_error;              // why the above could not be made
+};
+
+// What the workers saw of one area of unallocated space (a file system's,
+// or a gap's); written by the workers, read once they are done.
+struct area_tally {
+  bool planned = false;     // the walker got to it (not stopped before)
+  std::uint64_t bytes = 0;  // found by the walker
+  std::atomic<std::uint64_t> scanned{0};
+  std::atomic<bool> holds_data{false};
 };
 
 // One call of engine::scan: the image, the walk and the workers.
@@ -253,6 +268,9 @@ class image_scan {
     ctx_.emplace(r_, limits_, options_, start_);
     walk_feed feed(*ctx_, queue_);
     volumes_ = walker_->discover_volumes(feed);
+    gaps_ = walker_->gaps();
+    // Areas of unallocated space: each volume's, then each gap's.
+    tallies_ = std::vector<area_tally>(volumes_.size() + gaps_.size());
     const unsigned jobs = options_.jobs != 0 ? options_.jobs : std::max(1u, std::thread::hardware_concurrency());
     {
       std::vector<std::jthread> workers;
@@ -273,14 +291,73 @@ class image_scan {
         ctx_->add_error({"", v.entry.index, "walk", "internal", e.what(), true});
       }
     }
+    plan_unallocated(feed);
+  }
+
+  // After every file: the gaps first (rarer, and suspect), then each file
+  // system's free blocks, within max_unallocated_bytes.
+  void plan_unallocated(walk_feed& feed) {
+    if (limits_.max_unallocated_bytes == 0) {
+      ctx_->add_warning("unallocated space and unpartitioned gaps not examined: max_unallocated_bytes is 0");
+      return;
+    }
+    detail::unallocated_planner planner(limits_, walker_->size(), feed, [this](detail::unallocated_chunk&& c) {
+      ctx_->found_unallocated(c.own_length);
+      queue_.push(std::move(c));
+    });
+    for (std::size_t i = 0; i < gaps_.size() && !feed.stop(); ++i) {
+      tallies_[volumes_.size() + i].bytes = gaps_[i].length;
+      planner.add_gap(gaps_[i], volumes_.size() + i);
+      tallies_[volumes_.size() + i].planned = true;
+    }
+    for (std::size_t i = 0; i < volumes_.size() && !feed.stop(); ++i) {
+      if (volumes_[i].fs_type == 0) {
+        continue;
+      }
+      try {
+        tallies_[i].bytes = planner.add_filesystem(walker_->filesystem(volumes_[i]), volumes_[i], i);
+        tallies_[i].planned = true;
+      } catch (const std::exception& e) {
+        ctx_->add_error({"/$Unallocated", volumes_[i].entry.index, "unallocated", "internal", e.what(), true});
+      }
+    }
   }
 
   // A worker thread: takes the walk's entries until the queue is closed.
   void work() {
     worker_tools tools = make_tools();
     while (auto item = queue_.pop()) {
-      scan_item(tools, *item);
+      if (auto* file = std::get_if<detail::walk_item>(&*item)) {
+        scan_item(tools, *file);
+      } else {
+        scan_chunk(tools, std::get<detail::unallocated_chunk>(*item));
+      }
     }
+  }
+
+  void scan_chunk(worker_tools& tools, const detail::unallocated_chunk& chunk) {
+    if (ctx_->stop_reason() || !tools.setup_error.empty()) {
+      return;  // the stop is recorded already; the tally shows what went unread
+    }
+    detail::chunk_outcome out;
+    try {
+      out = detail::scan_unallocated_chunk(chunk, *tools.image, *tools.scanner, tools.chunk_buffer);
+    } catch (const std::exception& e) {
+      out.errors.push_back({detail::unallocated_path(chunk.area, chunk.image_offset(0)), chunk.area.volume,
+                            "unallocated", "internal", e.what(), true});
+    }
+    area_tally& tally = tallies_[chunk.area.index];
+    tally.scanned += out.bytes_read;
+    if (out.holds_data) {
+      tally.holds_data = true;
+    }
+    for (auto& f : out.findings) {
+      ctx_->add_finding(std::move(f));
+    }
+    for (auto& e : out.errors) {
+      ctx_->add_error(std::move(e));
+    }
+    ctx_->add_bytes(out.bytes_read);
   }
 
   worker_tools make_tools() {
@@ -369,8 +446,12 @@ class image_scan {
       for (const auto& f : r_.files) {
         v.entry.files += f.volume == v.entry.index ? 1 : 0;
       }
+      if (const area_tally& t = tallies_[v.entry.index]; t.planned) {
+        v.entry.unallocated = unallocated_space{t.bytes, t.scanned};
+      }
       r_.volumes.push_back(std::move(v.entry));
     }
+    record_gaps();
     const bool any_filesystem = std::any_of(r_.volumes.begin(), r_.volumes.end(),
                                             [](const volume_entry& v) { return v.filesystem.has_value(); });
     if (!any_filesystem) {
@@ -379,6 +460,35 @@ class image_scan {
           {"", std::nullopt, "image", "no_filesystem",
            "no recognised file system in any of the " + std::to_string(r_.volumes.size()) + " volume(s) of the image",
            true});
+    }
+  }
+
+  // Each gap in the report, noted on its neighbours; one holding data (or
+  // not read) is also a warning.
+  void record_gaps() {
+    for (std::size_t i = 0; i < gaps_.size(); ++i) {
+      const detail::layout_gap& g = gaps_[i];
+      const area_tally& t = tallies_[volumes_.size() + i];
+      gap_entry e{g.offset, g.length, g.after, g.before, "unknown", t.scanned};
+      if (t.holds_data) {
+        e.content = "data";
+      } else if (t.scanned == g.length) {
+        e.content = "zero";
+      }
+      const std::string where = "unpartitioned gap at bytes " + std::to_string(g.offset) + "-" +
+                                std::to_string(g.offset + g.length - 1) + " (" + std::to_string(g.length) + " bytes)";
+      const std::string what = e.content == "zero"   ? "all zeros"
+                               : e.content == "data" ? "holds data; YARA-scanned as $Gap@OFFSET"
+                                                     : "not read (" + std::to_string(t.scanned) + " bytes scanned)";
+      for (const auto& neighbour : {g.after, g.before}) {
+        if (neighbour) {
+          r_.volumes[*neighbour].notes.push_back(where + ": " + what);
+        }
+      }
+      if (e.content != "zero") {
+        r_.warnings.push_back(where + ": " + what);
+      }
+      r_.gaps.push_back(std::move(e));
     }
   }
 
@@ -409,6 +519,8 @@ class image_scan {
   std::future<std::string> image_hash_;
   std::future<media_info> media_hash_;
   volume_list volumes_;
+  std::vector<detail::layout_gap> gaps_;
+  std::vector<area_tally> tallies_;
   std::optional<detail::scan_context> ctx_;
   item_queue queue_{4096};
   expansion_budget budget_;

@@ -924,4 +924,16 @@ object_outcome object_scanner::settle_evidence(file_entry& entry, content_source
   return impl_->settle_later(entry, source);
 }
 
+object_outcome object_scanner::scan_region(file_entry& entry, std::span<const std::byte> data) {
+  object_outcome outcome;
+  impl_->cur = impl::current_state{};
+  impl_->cur.entry = &entry;
+  impl_->cur.outcome = &outcome;
+  impl_->cur.total = data.size();
+  if (impl_->yara) {
+    impl_->yara_scan_buffer(data);
+  }
+  return outcome;
+}
+
 }  // namespace borderscan::scanner

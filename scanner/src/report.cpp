@@ -176,7 +176,21 @@ void to_json(nlohmann::json& j, const volume_entry& v) {
                      {"error", optional_json(v.error)},
                      {"notes", v.notes},
                      {"files", v.files},
-                     {"encryption", optional_json(v.encryption)}};
+                     {"encryption", optional_json(v.encryption)},
+                     {"unallocated", optional_json(v.unallocated)}};
+}
+
+void to_json(nlohmann::json& j, const unallocated_space& u) {
+  j = nlohmann::json{{"bytes", u.bytes}, {"scanned_bytes", u.scanned_bytes}};
+}
+
+void to_json(nlohmann::json& j, const gap_entry& g) {
+  j = nlohmann::json{{"offset", g.offset},
+                     {"length", g.length},
+                     {"after_volume", optional_json(g.after_volume)},
+                     {"before_volume", optional_json(g.before_volume)},
+                     {"content", g.content},
+                     {"scanned_bytes", g.scanned_bytes}};
 }
 
 void to_json(nlohmann::json& j, const error_entry& e) {
@@ -240,6 +254,7 @@ void to_json(nlohmann::json& j, const report& r) {
                      {"image", r.image},
                      {"ruleset", r.ruleset},
                      {"volumes", r.volumes},
+                     {"gaps", r.gaps},
                      {"summary", r.summary},
                      {"verdict", to_string(r.result)},
                      {"verdict_reason", r.verdict_reason},
@@ -276,6 +291,7 @@ void write_report(std::ostream& out, const report& r, bool pretty) {
     shell.image = r.image;
     shell.ruleset = r.ruleset;
     shell.volumes = r.volumes;
+    shell.gaps = r.gaps;
     shell.errors = r.errors;
     shell.warnings = r.warnings;
     shell.limits_hit = r.limits_hit;
@@ -454,6 +470,7 @@ void from_json(const nlohmann::json& j, volume_entry& v) {
   v.notes = j.at("notes").get<std::vector<std::string>>();
   v.files = j.at("files").get<std::uint64_t>();
   v.encryption = opt<volume_encryption>(j, "encryption");  // reports before encryption fields have none
+  v.unallocated = opt<unallocated_space>(j, "unallocated");  // absent in reports from before the look
 }
 
 void from_json(const nlohmann::json& j, volume_encryption& e) {
@@ -463,6 +480,20 @@ void from_json(const nlohmann::json& j, volume_encryption& e) {
   e.identifiers = j.at("identifiers").get<std::map<std::string, std::string>>();
   e.key_protectors = j.at("key_protectors").get<std::vector<std::string>>();
   e.notes = j.at("notes").get<std::vector<std::string>>();
+}
+
+void from_json(const nlohmann::json& j, unallocated_space& u) {
+  u.bytes = j.at("bytes").get<std::uint64_t>();
+  u.scanned_bytes = j.at("scanned_bytes").get<std::uint64_t>();
+}
+
+void from_json(const nlohmann::json& j, gap_entry& g) {
+  g.offset = j.at("offset").get<std::uint64_t>();
+  g.length = j.at("length").get<std::uint64_t>();
+  g.after_volume = opt<std::uint32_t>(j, "after_volume");
+  g.before_volume = opt<std::uint32_t>(j, "before_volume");
+  g.content = j.at("content").get<std::string>();
+  g.scanned_bytes = j.at("scanned_bytes").get<std::uint64_t>();
 }
 
 void from_json(const nlohmann::json& j, error_entry& e) {
@@ -534,6 +565,9 @@ void from_json(const nlohmann::json& j, report& r) {
         {h.at("name").get<std::string>(), h.at("kind").get<std::string>(), h.at("entries").get<std::uint64_t>()});
   }
   r.volumes = j.at("volumes").get<std::vector<volume_entry>>();
+  if (j.contains("gaps")) {  // absent in reports from before gaps were listed
+    r.gaps = j.at("gaps").get<std::vector<gap_entry>>();
+  }
   r.files = j.at("files").get<std::vector<file_entry>>();
   r.findings = j.at("findings").get<std::vector<finding>>();
   r.errors = j.at("errors").get<std::vector<error_entry>>();

@@ -63,6 +63,15 @@ void scan_context::found(std::uint64_t content_bytes) {
   bytes_total_ += content_bytes;
 }
 
+void scan_context::found_unallocated(std::uint64_t bytes) {
+  bytes_total_ += bytes;
+}
+
+void scan_context::add_finding(finding&& f) {
+  std::lock_guard lock(mutex_);
+  report_.findings.push_back(std::move(f));
+}
+
 void scan_context::add_listed(file_entry&& f) {
   ++files_done_;
   std::lock_guard lock(mutex_);

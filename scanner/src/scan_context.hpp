@@ -38,6 +38,11 @@ class scan_context final : public scan_sink {
   void add_warning(std::string&& w);
   // An entry the walk found; `content_bytes` of it will be read by a worker.
   void found(std::uint64_t content_bytes);
+  // Bytes of unallocated space queued for the workers (counted as content
+  // to read in progress, without a file).
+  void found_unallocated(std::uint64_t bytes);
+  // A finding about image bytes that are no file (unallocated space, a gap).
+  void add_finding(finding&& f);
   // An entry the walk found with nothing to read (directory, name only).
   void add_listed(file_entry&& f);
   // A top-level file, done: its own errors and limits are recorded with it,

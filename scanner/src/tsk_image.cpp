@@ -10,6 +10,7 @@
 #include "borderscan/scanner/text.hpp"
 #include "c_handle.hpp"
 #include "encrypted_volume.hpp"
+#include "volume_layout.hpp"
 
 namespace borderscan::scanner::detail {
 namespace {
@@ -619,6 +620,7 @@ std::vector<volume_plan> tsk_image::discover_volumes(walk_sink& sink) {
       }
     }
     if (!out.empty()) {
+      gaps_ = check_layout(*vs, out, image_size, sink);
       return out;
     }
     sink.warning("partition table lists no allocated partition; scanning the whole image as one volume");
@@ -784,6 +786,10 @@ TSK_FS_INFO* tsk_image::fs_for(const volume_plan& volume) {
                                                  std::to_string(volume.entry.index) + ": " + tsk_reason());
   }
   return (handles_->fs[volume.entry.index] = std::move(fs)).get();
+}
+
+std::size_t tsk_image::read_raw(std::uint64_t offset, std::span<std::byte> out) {
+  return volume_head_source(handles_->img.get(), 0, size()).read_at(offset, out);
 }
 
 std::unique_ptr<content_source> tsk_image::open(const volume_plan& volume, const content_ref& ref) {

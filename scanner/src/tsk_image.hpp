@@ -29,6 +29,13 @@ struct volume_plan {
   std::optional<std::uint64_t> apfs_block;
 };
 
+// Image bytes that no partition covers (and that are not the partition
+// table itself), between volumes or after the last one (volume_layout.cpp).
+struct layout_gap {
+  std::uint64_t offset = 0, length = 0;
+  std::optional<std::uint32_t> after, before;  // the neighbouring volumes' indexes
+};
+
 // Content to scan: one data stream of one file, or the head of a raw volume.
 struct content_ref {
   enum class kind { file_stream, volume_head } what = kind::file_stream;
@@ -87,6 +94,13 @@ class tsk_image {
   // Opens a content source for one item on this thread's handles.
   std::unique_ptr<content_source> open(const volume_plan& volume, const content_ref& ref);
 
+  // Unpartitioned gaps found by discover_volumes, in image order.
+  const std::vector<layout_gap>& gaps() const { return gaps_; }
+  // A volume's file system on this thread's handles (volume.fs_type != 0).
+  TSK_FS_INFO& filesystem(const volume_plan& volume) { return *fs_for(volume); }
+  // Image bytes at `offset`, as many as there are; throws scan_error(read_failed).
+  std::size_t read_raw(std::uint64_t offset, std::span<std::byte> out);
+
  private:
   // Opens the file system of a volume found by discover_volumes, noting in the
   // plan what was found or why nothing was.
@@ -101,6 +115,7 @@ class tsk_image {
                                                   // image and its file systems, closed by RAII
   std::unique_ptr<external> external_;
   std::unique_ptr<handles> handles_;  // after external_: closed before that memory goes
+  std::vector<layout_gap> gaps_;
 };
 
 // One item's content on a tsk_image, opened when the gate reads it.

@@ -42,6 +42,12 @@ struct limits {
   // Largest image decompressed from a .gz/.xz/.zst/.bz2 upload into the
   // scratch space; past it the rest of the image is not examined.
   std::uint64_t max_decompressed_image_bytes = 1ULL << 40;
+  // Bytes of unallocated space (free blocks of each file system, space past
+  // a file system's end in its volume, unpartitioned gaps) YARA-scanned per
+  // scan; past it the look stops and the limit is recorded. 0 = not looked
+  // at (a warning says so). Enough for a whole 64 GB card by default: a
+  // partial look makes the verdict `incomplete`.
+  std::uint64_t max_unallocated_bytes = 64ULL << 30;
   // Findings at or above this severity make the verdict `flagged`.
   severity flag_threshold = severity::medium;
   // Skip YARA for files whose hash is in a known-good set.
@@ -89,6 +95,9 @@ void for_each_limit(Limits& l, Fn&& fn) {
      l.raw_volume_head_bytes);
   fn(limit_field{"max_decompressed_image_bytes", 1, i64, "Largest image decompressed from a compressed upload"},
      l.max_decompressed_image_bytes);
+  fn(limit_field{"max_unallocated_bytes", 0, i64,
+                 "Bytes of unallocated space and partition gaps YARA-scanned (0 = off)"},
+     l.max_unallocated_bytes);
 }
 
 // The two policy knobs beside the limits, by the same names everywhere.

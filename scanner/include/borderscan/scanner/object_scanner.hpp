@@ -130,6 +130,12 @@ class object_scanner {
   // for an entry that is not flagged, already has a note, or without a pack.
   object_outcome settle_evidence(file_entry& entry, content_source& source);
 
+  // YARA alone over bytes that belong to no file (unallocated space, a gap
+  // between partitions): findings go to entry.findings with entry's path and
+  // volume, their match offsets relative to `data`. No hashes, libmagic,
+  // hash sets or evidence copy.
+  object_outcome scan_region(file_entry& entry, std::span<const std::byte> data);
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;

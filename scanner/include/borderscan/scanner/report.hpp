@@ -111,6 +111,13 @@ struct volume_encryption {
   std::vector<std::string> notes;                  // what could not be read and why
 };
 
+// The unallocated space of a file system: its free blocks and the volume's
+// bytes past its end, as YARA saw them (see limits::max_unallocated_bytes).
+struct unallocated_space {
+  std::uint64_t bytes = 0;          // in the image
+  std::uint64_t scanned_bytes = 0;  // of those, YARA-scanned
+};
+
 struct volume_entry {
   std::uint32_t index = 0;
   std::string scheme;                     // mbr | gpt | none | ...
@@ -122,6 +129,15 @@ struct volume_entry {
   std::vector<std::string> notes;    // e.g. FAT type forced after auto-detect failed
   std::uint64_t files = 0;
   std::optional<volume_encryption> encryption;  // JSON null when none was recognised
+  std::optional<unallocated_space> unallocated;  // null: no file system, or not looked at
+};
+
+// Image bytes no partition covers, between volumes or after the last one.
+struct gap_entry {
+  std::uint64_t offset = 0, length = 0;
+  std::optional<std::uint32_t> after_volume, before_volume;
+  std::string content;  // zero | data | unknown (not, or not wholly, read)
+  std::uint64_t scanned_bytes = 0;
 };
 
 struct error_entry {
@@ -197,6 +213,7 @@ struct report {
   image_info image;
   ruleset_info ruleset;
   std::vector<volume_entry> volumes;
+  std::vector<gap_entry> gaps;  // unpartitioned space, in image order
   std::vector<file_entry> files;
   // When set, the file entries are there instead of in `files` (see
   // scan_options::spill); JSON output and finalize() read them from it.
@@ -218,7 +235,9 @@ void to_json(nlohmann::json& j, const finding& f);
 void to_json(nlohmann::json& j, const evidence_note& e);
 void to_json(nlohmann::json& j, const file_entry& f);
 void to_json(nlohmann::json& j, const volume_encryption& e);
+void to_json(nlohmann::json& j, const unallocated_space& u);
 void to_json(nlohmann::json& j, const volume_entry& v);
+void to_json(nlohmann::json& j, const gap_entry& g);
 void to_json(nlohmann::json& j, const error_entry& e);
 void to_json(nlohmann::json& j, const limit_hit& l);
 void to_json(nlohmann::json& j, const ruleset_info& r);
@@ -234,7 +253,9 @@ void from_json(const nlohmann::json& j, finding& f);
 void from_json(const nlohmann::json& j, evidence_note& e);
 void from_json(const nlohmann::json& j, file_entry& f);
 void from_json(const nlohmann::json& j, volume_encryption& e);
+void from_json(const nlohmann::json& j, unallocated_space& u);
 void from_json(const nlohmann::json& j, volume_entry& v);
+void from_json(const nlohmann::json& j, gap_entry& g);
 void from_json(const nlohmann::json& j, error_entry& e);
 void from_json(const nlohmann::json& j, limit_hit& l);
 void from_json(const nlohmann::json& j, report& r);
