@@ -9,13 +9,14 @@ build_packages=(
   libtsk-dev libmagic-dev libmagic-mgc libyara-dev libarchive-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libseccomp-dev
   libboost1.81-dev libboost-url1.81-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsqlite3-dev
+  dpkg-dev file
 )
 test_packages=(
   libgtest-dev libgmock-dev libvalijson-dev
   sleuthkit dosfstools mtools exfatprogs e2fsprogs genisoimage ewf-tools fdisk
   gzip coreutils python3 zip p7zip-full libarchive-tools xz-utils zstd bzip2 lz4 cpio gcab binutils qemu-utils openssl curl jq
   nodejs npm chromium
-  dpkg-dev groff-base systemd adduser
+  groff-base systemd adduser
 )
 
 mode="${1:-test}"
