@@ -21,7 +21,7 @@ fail() {
   echo "FAIL: $*" >&2
   exit 1
 }
-for tool in cpack dpkg-deb dpkg-shlibdeps mkfs.vfat mcopy curl jq; do
+for tool in cpack dpkg-deb dpkg-shlibdeps file mkfs.vfat mcopy curl jq; do
   command -v "$tool" >/dev/null || fail "missing tool $tool (scripts/deps.sh test installs it)"
 done
 
