@@ -10,6 +10,7 @@ build_packages=(
   nlohmann-json3-dev libcli11-dev libseccomp-dev
   libboost1.81-dev libboost-url1.81-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsqlite3-dev libpq-dev
   libbde-dev libluksde-dev libfvde-dev
+  dpkg-dev file
 )
 test_packages=(
   libgtest-dev libgmock-dev libvalijson-dev
@@ -18,6 +19,7 @@ test_packages=(
   gzip coreutils python3 zip p7zip-full libarchive-tools xz-utils zstd bzip2 lz4 cpio gcab binutils qemu-utils openssl curl jq
   nodejs npm chromium
   postgresql-15
+  groff-base systemd adduser
 )
 
 mode="${1:-test}"

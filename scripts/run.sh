@@ -6,9 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh build
-cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DBORDERSCAN_BUILD_TESTS=OFF >/dev/null
-cmake --build build-release -j "$(nproc)"
+scripts/build.sh build-release  # the same build as docker/Dockerfile's
 
 listen="${BORDERSCAN_LISTEN:-127.0.0.1:8080}"
 url="http://${listen}"

@@ -451,7 +451,7 @@ fs::path default_rules_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    const fs::path installed = exe.parent_path().parent_path() / "share" / "borderscan" / "rules";
+    const fs::path installed = (exe.parent_path() / BORDERSCAN_DATA_FROM_BIN / "rules").lexically_normal();
     if (fs::is_directory(installed, ec)) {
       return installed;
     }

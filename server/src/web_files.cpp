@@ -111,7 +111,7 @@ fs::path default_web_dir(const fs::path& configured) {
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     for (const fs::path& beside :
-         {exe.parent_path() / "web", exe.parent_path().parent_path() / "share" / "borderscan" / "web"}) {
+         {exe.parent_path() / "web", (exe.parent_path() / BORDERSCAN_DATA_FROM_BIN / "web").lexically_normal()}) {
       if (fs::is_directory(beside / "", ec)) {
         return beside;
       }
