@@ -15,6 +15,7 @@ test_packages=(
   sleuthkit dosfstools mtools exfatprogs e2fsprogs genisoimage ewf-tools fdisk
   gzip coreutils python3 zip p7zip-full libarchive-tools xz-utils zstd bzip2 lz4 cpio gcab binutils qemu-utils openssl curl jq
   nodejs npm chromium
+  clang libclang-rt-14-dev  # libFuzzer runs: tests/fuzz/run-fuzzers.sh
 )
 
 mode="${1:-test}"
