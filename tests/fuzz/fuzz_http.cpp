@@ -165,10 +165,15 @@ struct connection {
     body.body_limit(daemon_http.body_limit_bytes);
     while (!body.is_done()) {
       const std::size_t used = put(body, ec);
-      if (ec == http::error::need_more && rest.empty()) {
-        body.put_eof(ec);
-      } else if (ec == http::error::need_more && used > 0) {
+      if (ec == http::error::need_more && used > 0) {
         continue;
+      }
+      if (ec == http::error::need_more || (!ec && used == 0)) {
+        // All the input is in: the client closed mid-body, as the session's read then sees it.
+        body.put_eof(ec);
+        if (!ec && !body.is_done()) {
+          ec = http::error::partial_message;
+        }
       }
       if (ec == http::error::body_limit) {
         return session_problem(http::status::payload_too_large, "too-large", "too large");
@@ -212,8 +217,8 @@ struct connection {
         const std::size_t used = put(body, ec);
         if (ec == http::error::need_more && used > 0) {
           ec = {};
-        } else if (ec == http::error::need_more) {
-          return next::connection_ends;  // abandoned
+        } else if (ec == http::error::need_more || (!ec && used == 0)) {
+          return next::connection_ends;  // the input ends mid-body: abandoned
         }
       }
       if (ec && ec != http::error::body_limit && ec.category() != boost::system::generic_category()) {

@@ -52,7 +52,7 @@ for t in "${targets[@]}"; do
   corpus="$work/corpus/$name"
   found="$work/found/$name"
   mkdir -p "$corpus" "$found"
-  args=(-max_total_time="$seconds" -rss_limit_mb="$rss" -timeout=30 -jobs=1 -print_final_stats=1
+  args=(-max_total_time="$seconds" -rss_limit_mb="$rss" -timeout=30 -print_final_stats=1
     -artifact_prefix="$found/")
   case "$name" in
     image) args+=(-max_len=1048576) ;;
