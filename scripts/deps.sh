@@ -20,6 +20,7 @@ test_packages=(
   nodejs npm chromium
   postgresql-15
   groff-base systemd adduser
+  clang libclang-rt-14-dev  # libFuzzer runs: tests/fuzz/run-fuzzers.sh
 )
 
 mode="${1:-test}"

@@ -324,6 +324,15 @@ listen_address parse_listen_address(std::string_view text) {
   if (host.empty() || ec != std::errc{} || end != port.data() + port.size() || value > 65535) {
     throw config_error("listen address must be HOST:PORT with a port 0-65535, got '" + std::string(text) + "'");
   }
+  // The listener binds this address as it is (no name lookup), so anything
+  // but an IP address would only fail at start; and a host such as "=::1]"
+  // did not print back (--print-config) as an address that loads again
+  // (found by tests/fuzz/fuzz_config). IPv6 only in brackets, IPv4 without.
+  boost::system::error_code not_ip;
+  const auto ip = boost::asio::ip::make_address(std::string(host), not_ip);
+  if (not_ip || ip.is_v6() != (text.front() == '[')) {
+    throw config_error("listen address must be IPV4:PORT or [IPV6]:PORT, got '" + std::string(text) + "'");
+  }
   out.host = std::string(host);
   out.port = static_cast<std::uint16_t>(value);
   return out;

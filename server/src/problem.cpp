@@ -18,7 +18,9 @@ response_message make_problem(http::status status, std::string_view code, std::s
   }
   response_message res{status, 11};
   res.set(http::field::content_type, "application/problem+json");
-  // A detail may quote what the client sent: never fail on bad UTF-8.
+  // Details quote the request (a percent-decoded path may be any bytes):
+  // invalid UTF-8 is replaced, never thrown out of the error path (fuzz_http
+  // found GET /%ee... escaping router::handle and the session).
   res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return res;
 }

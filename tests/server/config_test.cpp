@@ -127,6 +127,12 @@ TEST(Config, ParsesListenAddresses) {
   EXPECT_EQ(parse_listen_address("127.0.0.1:0").port, 0);
   EXPECT_THROW(parse_listen_address(":80"), config_error);
   EXPECT_THROW(parse_listen_address("[::1]80"), config_error);
+  // Only IP addresses (the listener binds without a name lookup); IPv6 only
+  // in brackets. "=::1]:8" was accepted and printed back unloadable (fuzz_config).
+  for (const char* not_an_address : {"=::1]:8", "localhost:80", "::1:80", "[127.0.0.1]:80", "[[::1]:80", "a b:1"}) {
+    EXPECT_THROW(parse_listen_address(not_an_address), config_error) << not_an_address;
+  }
+  EXPECT_EQ(parse_listen_address("[fe80::1]:8443").host, "fe80::1");
 }
 
 }  // namespace

@@ -17,27 +17,10 @@
 #include "borderscan/server/sqlite_store.hpp"
 #include "borderscan/server/system.hpp"
 #include "bearer.hpp"
+#include "support/server_seams.hpp"
 #include "support/test_support.hpp"
 
 namespace borderscan::server::test_support {
-
-class fixed_clock final : public clock {
- public:
-  std::int64_t now_ms() const override { return now; }
-  std::int64_t now = 1'700'000'000'000;
-};
-
-class counting_ids final : public id_generator {
- public:
-  std::string next() override {
-    char buf[33];
-    std::snprintf(buf, sizeof buf, "%032x", ++n_);
-    return buf;
-  }
-
- private:
-  unsigned n_ = 0;
-};
 
 inline std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
