@@ -1,20 +1,42 @@
 #include "worker_fence.hpp"
 
 #include "borderscan/scanner/error.hpp"
-#include "borderscan/scanner/image_files.hpp"
 #include "borderscan/scanner/rule_set.hpp"
 
 namespace borderscan::cli {
 
 namespace sc = borderscan::scanner;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The named image files and, for a single one, the files beside it that may be
+// further segments (image.001 -> image.002, image.E01 -> image.E02): libtsk and
+// libewf look for those by name. Chosen by name only, so nothing of the
+// untrusted image is parsed before the fence.
+std::vector<fs::path> image_files(const std::vector<std::string>& named) {
+  std::vector<fs::path> files(named.begin(), named.end());
+  if (named.size() != 1) {
+    return files;
+  }
+  const fs::path first = fs::absolute(named.front());
+  const std::string same_stem = first.stem().string() + ".";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(first.parent_path(), ec)) {
+    if (entry.path().filename().string().starts_with(same_stem) && entry.path() != first) {
+      files.push_back(entry.path());
+    }
+  }
+  return files;
+}
+
+}  // namespace
 
 sandbox::file_access scan_file_access(const protocol::worker_invocation& args) {
   sandbox::file_access access;
   access.read_only = sandbox::system_read_only_paths();
-  if (!args.image.empty()) {
-    for (auto& f : sc::image_files({args.image.begin(), args.image.end()})) {
-      access.read_only.push_back(std::move(f));
-    }
+  for (auto& f : image_files(args.image)) {
+    access.read_only.push_back(std::move(f));
   }
   // Rules load after the fence: their sources, hash sets and the compiled file stay readable.
   try {

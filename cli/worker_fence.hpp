@@ -9,8 +9,8 @@
 
 namespace borderscan::cli {
 
-// What the scan reads after the fence: system folders, the image and the
-// segments libtsk finds beside it, rule sources, hash sets, compiled rules.
+// What the scan reads after the fence: system folders, the image (and the
+// files that may be its further segments), rule sources, hash sets, compiled rules.
 sandbox::file_access scan_file_access(const protocol::worker_invocation& args);
 
 // Installs the whole fence; `scratch_dir_fd` is the work folder opened with

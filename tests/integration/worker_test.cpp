@@ -150,6 +150,19 @@ TEST(Worker, StreamsProgressThenWritesOneSchemaValidReportFile) {
   EXPECT_EQ(report.at("verdict"), "flagged");
 }
 
+TEST(Worker, UnderLandlockTheSegmentsBesideANamedFirstOneStayReadable) {
+  borderscan::test::scratch_dir tmp;
+  const fs::path report_file = tmp / "report.json";
+  const fs::path first = borderscan::test::fixture_dir() / "split" / "gpt-two-volumes.img.001";
+  const auto res = run_command(worker() + " --image " + shell_quote(first.string()) + " --report " +
+                               shell_quote(report_file.string()));
+  ASSERT_EQ(res.exit_code, 0) << res.err;
+  const json report = json::parse(read_whole(report_file));
+  EXPECT_EQ(report.at("image").at("segments").size(), 3u) << report.at("image");
+  EXPECT_TRUE(report.at("errors").empty()) << report.at("errors");
+  EXPECT_EQ(report.at("verdict"), "flagged");
+}
+
 TEST(Worker, BadLimitsOrRulesEndWithAnErrorLine) {
   borderscan::test::scratch_dir tmp;
   const std::string image = shell_quote((borderscan::test::fixture_dir() / "fat-simple.img").string()) + " --report " +
