@@ -36,7 +36,7 @@ void for_each_option(Invocation& w, Visit&& visit) {
   visit("--memory-limit", w.memory_limit, "Address-space limit in bytes (RLIMIT_AS; 0 = none)");
   visit("--cpu-limit", w.cpu_limit, "CPU-time limit in seconds (RLIMIT_CPU; 0 = none)");
   visit("--parent-pid", w.parent_pid, "Exit at once if this process is gone, and die when it dies");
-  visit("--no-seccomp", w.no_seccomp, "Do not install the seccomp filter (debugging only)");
+  visit("--no-seccomp", w.no_seccomp, "Install neither Landlock nor the seccomp filter (debugging only)");
   visit("--check-sandbox", w.check_sandbox,
         "Install the fence, try each class of denied call and the allowed scratch-file operations, print one line "
         "each; exit 0 only when all are as they should be");
