@@ -7,8 +7,10 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <system_error>
 
+#include "borderscan/sandbox/work_folder.hpp"
 #include "borderscan/scanner/engine.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/report_file.hpp"
@@ -118,8 +120,17 @@ int run_scan(const scan_args& args) {
   sc::scan_options opts;
   opts.jobs = args.jobs;
   opts.station = args.station;
+  // Private to this scan and removed with all it holds when the scan ends: the
+  // report-entry spill and scratch copies.
+  std::optional<sandbox::work_folder> work;
+  try {
+    work.emplace(sandbox::work_folder::temporary());
+  } catch (const std::exception& e) {
+    std::cerr << "borderscan: cannot make a work folder: " << e.what() << "\n";
+    return 2;
+  }
   std::string spill_error;
-  opts.spill = sc::file_spill::open_in({}, 0, spill_error);
+  opts.spill = sc::file_spill::open_in(work->path(), 0, spill_error);
   if (!opts.spill) {
     std::cerr << "borderscan: report entries stay in memory: " << spill_error << "\n";
   }

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,12 +16,12 @@
 #include <new>
 
 #include "borderscan/protocol/worker_protocol.hpp"
-#include "borderscan/sandbox/sandbox.hpp"
 #include "borderscan/scanner/engine.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/evidence_pack.hpp"
 #include "borderscan/scanner/report_file.hpp"
 #include "commands.hpp"
+#include "worker_fence.hpp"
 
 namespace borderscan::cli {
 namespace {
@@ -47,37 +46,6 @@ const std::string out_of_memory_line = proto::encode(
 int fail(std::string_view code, const std::string& message) {
   emit(proto::error_message{std::string(code), message});
   return static_cast<int>(proto::worker_exit::error);
-}
-
-std::string errno_name(int err) {
-  return err == 0 ? "ok" : err == EPERM ? "EPERM" : std::strerror(err);
-}
-
-// Shows the filter at work: each forbidden call must fail with EPERM.
-int check_sandbox() {
-  sandbox::install_filter();
-  nlohmann::json result;
-  errno = 0;
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  result["socket"] = errno_name(s >= 0 ? 0 : errno);
-  errno = 0;
-  const int w = ::open("/tmp/borderscan-sandbox-probe", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  result["open_write"] = errno_name(w >= 0 ? 0 : errno);
-  errno = 0;
-  const int r = ::open("/proc/self/status", O_RDONLY);
-  result["open_read"] = errno_name(r >= 0 ? 0 : errno);
-  if (r >= 0) {
-    ::close(r);
-  }
-  errno = 0;
-  char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
-  const int e = ::execv("/bin/true", argv);
-  result["exec"] = errno_name(e == 0 ? 0 : errno);
-  // Not a protocol message: a diagnostic for people and tests.
-  std::cout << nlohmann::json{{"type", "sandbox"}, {"result", result}}.dump() << "\n" << std::flush;
-  const bool ok = result["socket"] == "EPERM" && result["open_write"] == "EPERM" && result["exec"] == "EPERM" &&
-                  result["open_read"] == "ok";
-  return ok ? 0 : 1;
 }
 
 // Out of memory under RLIMIT_AS surfaces as std::bad_alloc, possibly on a
@@ -110,35 +78,27 @@ bool tie_to_parent(std::int64_t parent_pid) {
   return ::getppid() == static_cast<pid_t>(parent_pid);
 }
 
-int install_fence(const proto::worker_invocation& args) {
-  sandbox::resource_limits rl;
-#if defined(__SANITIZE_ADDRESS__)
-  // AddressSanitizer reserves terabytes of address space: RLIMIT_AS would stop it cold.
-  rl.address_space_bytes = 0;
-#else
-  rl.address_space_bytes = args.memory_limit;
-#endif
-  rl.cpu_seconds = args.cpu_limit;
-  sandbox::apply_limits(rl);
-  if (args.check_sandbox) {
-    return check_sandbox();
-  }
-  if (!args.no_seccomp) {
-    // Everything from here on only reads files and writes to open descriptors.
-    sandbox::install_filter();
-  }
-  return -1;
-}
-
 int run_worker(const proto::worker_invocation& args) {
   std::set_terminate(on_terminate);
   if (!tie_to_parent(args.parent_pid)) {
     return fail(proto::error_codes::parent_gone, "the daemon that started this worker is gone");
   }
+  if (args.check_sandbox) {
+    return check_sandbox(args);
+  }
+  // The work folder, held for the whole scan: after the filter, files can be
+  // created only through this descriptor (scratch copies, see sandbox.hpp).
+  int scratch_dir_fd = -1;
+  if (!args.work_dir.empty()) {
+    scratch_dir_fd = ::open(args.work_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (scratch_dir_fd < 0) {
+      return fail(proto::error_codes::bad_arguments, "--work-dir " + args.work_dir + ": " + std::strerror(errno));
+    }
+  }
   // Opened before the filter, which forbids opening files for writing.
   std::string spill_error;
   // It holds what memory would otherwise: the same budget bounds it.
-  const auto spill = sc::file_spill::open_in(args.spill_dir, args.memory_limit, spill_error);
+  const auto spill = sc::file_spill::open_in(args.work_dir, args.memory_limit, spill_error);
   if (!spill) {
     std::fprintf(stderr, "borderscan worker: report entries stay in memory: %s\n", spill_error.c_str());
   }
@@ -165,8 +125,8 @@ int run_worker(const proto::worker_invocation& args) {
     }
   }
   try {
-    if (const int rc = install_fence(args); rc >= 0) {
-      return rc;
+    if (const auto landlock = install_fence(args, scratch_dir_fd); !landlock.enforced) {
+      std::fprintf(stderr, "borderscan worker: no Landlock (%s): the fence is seccomp only\n", landlock.reason.c_str());
     }
   } catch (const std::exception& e) {
     return fail(proto::error_codes::sandbox_failed, e.what());

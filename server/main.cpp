@@ -13,6 +13,8 @@
 #include <spdlog/spdlog.h>
 
 #include "borderscan/evidence/report_signature.hpp"
+#include "borderscan/sandbox/sandbox.hpp"
+#include "borderscan/sandbox/work_folder.hpp"
 #include "borderscan/scanner/error.hpp"
 #include "borderscan/scanner/rule_set.hpp"
 #include "borderscan/server/blocking_pool.hpp"
@@ -144,6 +146,9 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
     spdlog::warn("recovered {} scan(s) left running by the previous process; queued again", n);
   }
   sweep_spool(spool, store, config.storage.keep_images);
+  if (const auto n = sandbox::remove_leftover_work_folders(server::work_root_for(spool)); n > 0) {
+    spdlog::info("spool: removed {} leftover worker folder(s) in {}", n, server::work_root_for(spool).string());
+  }
 
   // Compiled once here (and at each reload); every worker loads the saved
   // result and says which rule set it holds.
@@ -192,6 +197,13 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   spdlog::info("scans run {}", config.worker.isolation == "process"
                                    ? "in fenced worker processes (" + fenced.command.string() + ")"
                                    : std::string("inside the daemon (worker.isolation = \"none\")"));
+  if (config.worker.isolation == "process") {
+    if (const int abi = sandbox::landlock_abi(); abi > 0) {
+      spdlog::info("worker fence: Landlock ABI {} and an allowlist seccomp filter", abi);
+    } else {
+      spdlog::warn("worker fence: this kernel has no Landlock; workers run under the seccomp filter only");
+    }
+  }
   server::delayed_runner delayed(runner, std::chrono::milliseconds(debug_scan_delay_ms));
   server::scan_runner& chosen = debug_scan_delay_ms > 0 ? static_cast<server::scan_runner&>(delayed) : runner;
   server::report_ingest ingest(store, {.reports_dir = config.storage.reports_path(),

@@ -21,8 +21,9 @@ void for_each_option(Invocation& w, Visit&& visit) {
   visit("--station", w.station, "Station recorded in the report");
   visit("--image-sha256", w.image_sha256, "SHA-256 taken while the image was received");
   visit("--name", w.display_name, "Image name recorded in the report");
-  visit("--spill-dir", w.spill_dir,
-        "Folder for the unlinked temporary file that holds report entries (default: $TMPDIR or /tmp)");
+  visit("--work-dir", w.work_dir,
+        "The scan's private work folder: the only place the fenced worker creates files (report-entry spill, "
+        "scratch copies); default: none, the spill goes to $TMPDIR");
   visit("--report", w.report_path, "Report file to create (must not exist); its path, size and SHA-256 end the output");
   visit("--max-report-bytes", w.max_report_bytes, "Largest report file written (0 = no bound)");
   visit("--evidence-pack", w.evidence_pack_path,
@@ -35,9 +36,10 @@ void for_each_option(Invocation& w, Visit&& visit) {
   visit("--memory-limit", w.memory_limit, "Address-space limit in bytes (RLIMIT_AS; 0 = none)");
   visit("--cpu-limit", w.cpu_limit, "CPU-time limit in seconds (RLIMIT_CPU; 0 = none)");
   visit("--parent-pid", w.parent_pid, "Exit at once if this process is gone, and die when it dies");
-  visit("--no-seccomp", w.no_seccomp, "Do not install the seccomp filter (debugging only)");
+  visit("--no-seccomp", w.no_seccomp, "Install neither Landlock nor the seccomp filter (debugging only)");
   visit("--check-sandbox", w.check_sandbox,
-        "Install the filter, try a socket, an open for writing and an exec, print the results");
+        "Install the fence, try each class of denied call and the allowed scratch-file operations, print one line "
+        "each; exit 0 only when all are as they should be");
 }
 
 // "-j,--jobs" -> "--jobs": the long name is what the daemon writes.

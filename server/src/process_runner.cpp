@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "borderscan/protocol/worker_protocol.hpp"
+#include "borderscan/sandbox/work_folder.hpp"
 
 namespace borderscan::server {
 namespace {
@@ -64,10 +65,11 @@ std::string signal_name(int sig) {
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-// Only what the worker needs; sanitizer settings pass through for test builds.
+// Only what the worker needs; sanitizer settings pass through for test builds,
+// and the switch that names calls the seccomp filter denies (sandbox.hpp).
 std::vector<std::string> clean_environment() {
   std::vector<std::string> env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "TZ=UTC"};
-  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "BORDERSCAN_SECCOMP_LOG"}) {
     if (const char* v = std::getenv(name)) {
       env.push_back(std::string(name) + "=" + v);
     }
@@ -136,6 +138,14 @@ enum class ending { exited, cancelled, timed_out, refused };
 
 }  // namespace
 
+std::filesystem::path work_root_for(const std::filesystem::path& spool_dir) {
+  return spool_dir / "work";
+}
+
+std::filesystem::path work_folder_for(const scan_record& scan) {
+  return work_root_for(std::filesystem::path(scan.spool_path).parent_path()) / scan.id;
+}
+
 process_runner::process_runner(process_runner_settings settings) : settings_(std::move(settings)) {}
 
 report_file process_runner::run(const scan_request& request) {
@@ -165,8 +175,10 @@ report_file process_runner::run(const scan_request& request) {
   w.station = scan.station;
   w.image_sha256 = scan.image_sha256;
   w.display_name = scan.filename.empty() ? scan.id + ".img" : scan.filename;
-  // The report's file entries wait on the spool disk, which is sized for images, not in memory.
-  w.spill_dir = std::filesystem::path(scan.spool_path).parent_path().string();
+  // The only folder the fenced worker may create files in, on the spool disk (sized for
+  // images): the report-entry spill and scratch copies. Gone when this attempt ends.
+  const sandbox::work_folder work(work_folder_for(scan));
+  w.work_dir = work.path().string();
   w.report_path = report_path.string();
   std::filesystem::path evidence_pack;
   if (settings_.evidence) {

@@ -92,8 +92,19 @@ double metric(const daemon& d, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 2));
 }
 
+// Images and reports in the spool; the attempts' work folders are counted apart.
 std::size_t spool_files(const daemon& d) {
-  return count_files(d.spool_dir());
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(d.spool_dir())) {
+    n += e.path().filename() == "work" ? 0 : 1;
+  }
+  return n;
+}
+
+// spool/work/<scan id>: one per running attempt (issue #17).
+std::size_t work_folders(const daemon& d) {
+  const auto work = d.spool_dir() / "work";
+  return std::filesystem::exists(work) ? count_files(work) : 0;
 }
 
 class Daemon : public ::testing::Test {
@@ -132,7 +143,17 @@ TEST_F(Daemon, UploadsAFixtureAndServesASchemaValidReport) {
   EXPECT_GT(status.at("progress").at("bytes_done").get<std::uint64_t>(), 0U);
   EXPECT_EQ(status.at("progress").at("bytes_total"), summary.at("bytes"));
   EXPECT_TRUE(eventually([&] { return spool_files(d) == 0; }));  // image deleted once scanned
+  EXPECT_EQ(work_folders(d), 0U) << "the attempt's work folder is gone with it";
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+TEST_F(Daemon, StartUpRemovesWorkFoldersACrashLeftBehind) {
+  const auto left = scratch_ / "data" / "spool" / "work" / "scan-of-a-crashed-daemon";
+  std::filesystem::create_directories(left);
+  std::ofstream(left / "scratch.E01") << "x";
+  auto& d = start();
+  EXPECT_FALSE(std::filesystem::exists(left)) << d.log();
+  EXPECT_NE(d.log().find("removed 1 leftover worker folder"), std::string::npos) << d.log();
 }
 
 TEST_F(Daemon, EventStreamEndsWithDone) {

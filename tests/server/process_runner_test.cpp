@@ -211,6 +211,42 @@ TEST(ProcessRunner, CancelKillsAndReapsTheWorker) {
   expect_no_children();
 }
 
+// Issue #17: the worker may create files only in <spool>/work/<scan id>/, made
+// private for the attempt and gone when it ends, however it ends.
+TEST(ProcessRunner, EachAttemptHasAPrivateWorkFolderRemovedWhenItEnds) {
+  test::scratch_dir dir;
+  const fs::path seen = dir / "seen.txt";
+  // Records the folder it was given and its mode, leaves a file in it, then ends as told.
+  const std::string record_folder =
+      "while [ $# -gt 0 ]; do [ \"$1\" = --work-dir ] && w=\"$2\"; shift; done; "
+      "echo \"$w\" > '" +
+      seen.string() + "'; stat -c %a \"$w\" >> '" + seen.string() +
+      "'; "
+      "echo scratch > \"$w/left-behind\"; ";
+  const server::scan_record record = record_for(fat_image(), dir.path());
+  const fs::path expected = dir / "work" / record.id;
+  EXPECT_EQ(server::work_folder_for(record), expected);
+  for (const auto& [name, ending] : std::vector<std::pair<std::string, std::string>>{
+           {"fails.sh", "exit 2"}, {"crashes.sh", "kill -SEGV $$"}, {"hangs.sh", "exec sleep 600"}}) {
+    fs::create_directories(expected);
+    std::ofstream(expected / "from-an-earlier-attempt") << "x";
+    auto s = settings_for(script(dir, name, record_folder + ending));
+    s.worker.timeout_seconds = 1;
+    server::process_runner runner(s);
+    std::atomic<bool> cancel{false};
+    EXPECT_NE(failure_of(runner, record, cancel), "") << name;
+    std::ifstream in(seen);
+    std::string folder, mode;
+    std::getline(in, folder);
+    std::getline(in, mode);
+    EXPECT_EQ(folder, expected.string()) << name;
+    EXPECT_EQ(mode, "700") << name;
+    EXPECT_FALSE(fs::exists(expected)) << name << ": the work folder outlived its attempt";
+    fs::remove(seen);
+  }
+  expect_no_children();
+}
+
 TEST(ProcessRunner, WorkerSeesACleanEnvironmentAndNoDaemonDescriptors) {
   test::scratch_dir dir;
   ::setenv("BORDERSCAN_SECRET_TOKEN", "hunter2", 1);

@@ -80,7 +80,10 @@ struct worker_invocation {
   std::string compiled_rules_sha256;    // ... and their SHA-256: the worker refuses any other file
   std::string limits_json;              // scanner::limits as JSON
   std::string scan_id, station, image_sha256, display_name;
-  std::string spill_dir;               // where the unlinked file of report entries lives
+  // The scan's private work folder (0700, made and removed by the daemon):
+  // the only place the fenced worker may create files (the report-entry
+  // spill, scratch copies). Empty: none; the spill goes to $TMPDIR.
+  std::string work_dir;
   std::string report_path;             // the report file to create (it must not exist yet)
   std::uint64_t max_report_bytes = 0;  // 0: no bound
   unsigned jobs = 0;                   // scan threads; 0: number of cores
@@ -88,7 +91,7 @@ struct worker_invocation {
   std::uint64_t cpu_limit = 0;         // RLIMIT_CPU seconds; 0: none
   std::int64_t parent_pid = 0;         // the worker dies with this process (0: not tied)
   bool no_seccomp = false;             // debugging only
-  bool check_sandbox = false;          // install the filter, probe it, report, exit
+  bool check_sandbox = false;          // install the fence, probe each denied class, report, exit
 
   // The evidence pack to create (it must not exist yet): the content of every
   // flagged file is copied there (scanner/evidence_pack.hpp). Empty: none.

@@ -7,8 +7,11 @@
 // borderscan/protocol/worker_protocol.hpp. The parent bounds what it reads,
 // checks that the worker loaded the rule set it holds, enforces the
 // wall-clock deadline, and kills and reaps the child on every path; the
-// worker dies with the daemon (PR_SET_PDEATHSIG). Thread-safe: several worker
-// threads call run() at once.
+// worker dies with the daemon (PR_SET_PDEATHSIG). Each attempt gets a private
+// work folder, <spool>/work/<scan id>/ (0700, --work-dir), the only place the
+// fenced worker may create files; it is removed when the attempt ends, however
+// it ends, and the daemon's start-up removes those a crash left behind.
+// Thread-safe: several worker threads call run() at once.
 
 #include <chrono>
 #include <cstdint>
@@ -40,6 +43,11 @@ struct process_runner_settings {
   // Workers keep copies of flagged files in an evidence pack (none when empty).
   std::optional<scanner::evidence_limits> evidence;
 };
+
+// <spool>/work: the work folders of running attempts, nothing else.
+std::filesystem::path work_root_for(const std::filesystem::path& spool_dir);
+// <spool>/work/<scan id>
+std::filesystem::path work_folder_for(const scan_record& scan);
 
 class process_runner final : public scan_runner {
  public:
