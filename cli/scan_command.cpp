@@ -129,6 +129,7 @@ int run_scan(const scan_args& args) {
     std::cerr << "borderscan: cannot make a work folder: " << e.what() << "\n";
     return 2;
   }
+  opts.work_dir = work->path();
   std::string spill_error;
   opts.spill = sc::file_spill::open_in(work->path(), 0, spill_error);
   if (!opts.spill) {

@@ -164,6 +164,10 @@ int run_worker(const proto::worker_invocation& args) {
   opts.display_name = args.display_name;
   opts.spill = spill;
   opts.evidence = evidence;
+  // Virtual disks found on the device and a decompressed image are spooled
+  // there, through the descriptor the fence lets the worker create files under.
+  opts.work_dir = args.work_dir;
+  opts.work_dir_fd = scratch_dir_fd;
   opts.on_progress = [](const sc::scan_progress& p) {
     emit(proto::progress_message{p.files_done, p.files_found, p.bytes_done, p.bytes_total});
   };

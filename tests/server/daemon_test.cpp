@@ -147,6 +147,38 @@ TEST_F(Daemon, UploadsAFixtureAndServesASchemaValidReport) {
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+// A gzip-compressed stick holding a qcow2 disk image that holds EICAR: the
+// fenced worker decompresses the upload and spools the qcow2 into its work
+// folder (the only place the sandbox lets it create files), and both are
+// gone when the scan is.
+TEST_F(Daemon, FencedWorkerOpensCompressedUploadsAndVirtualDisksInsideThem) {
+  const auto dir = scratch_ / "made";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "eicar.com") << test::eicar();
+  const auto q = [&](const char* name) { return test::shell_quote((dir / name).string()); };
+  const auto made = test::run_command(
+      "set -e; mkfs.vfat -C " + q("inner.img") + " 2048 >/dev/null; mcopy -i " + q("inner.img") + " " + q("eicar.com") +
+      " ::/eicar.com; qemu-img convert -O qcow2 " + q("inner.img") + " " + q("disk.qcow2") + "; mkfs.vfat -C " +
+      q("stick.img") + " 8192 >/dev/null; mcopy -i " + q("stick.img") + " " + q("disk.qcow2") +
+      " ::/disk.qcow2; gzip -c " + q("stick.img") + " > " + q("stick.img.gz"));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+
+  auto& d = start();
+  const std::string id = submit(d, read_file(dir / "stick.img.gz"), "kiosk-1");
+  ASSERT_TRUE(reaches(d, id, "done")) << d.log();
+  const json report = fetch_report(d, id);
+  EXPECT_EQ(report.at("verdict"), "flagged") << report.at("errors").dump(1);
+  EXPECT_EQ(report.at("image").at("compression"), "gzip");
+  EXPECT_EQ(report.at("image").at("media").at("size"), std::filesystem::file_size(dir / "stick.img"));
+  bool found = false;
+  for (const auto& f : report.at("findings")) {
+    found = found || f.at("path") == "/disk.qcow2!/eicar.com";
+  }
+  EXPECT_TRUE(found) << report.at("findings").dump(1) << report.at("errors").dump(1);
+  EXPECT_TRUE(eventually([&] { return work_folders(d) == 0; })) << "scratch copies go with the work folder";
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 TEST_F(Daemon, StartUpRemovesWorkFoldersACrashLeftBehind) {
   const auto left = scratch_ / "data" / "spool" / "work" / "scan-of-a-crashed-daemon";
   std::filesystem::create_directories(left);
