@@ -210,9 +210,16 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                                        .max_report_bytes = config.worker.max_output_bytes,
                                        .signer = &signer,
                                        .evidence_dir = evidence_dir});
-  server::worker_pool pool(queue, chosen, store, ingest, stats, clock,
-                           {config.jobs.effective_workers(), config.jobs.max_attempts, retention,
-                            std::int64_t{config.evidence.keep_days} * 86'400'000});
+  server::store_health store_health;
+  server::worker_pool pool(
+      queue, chosen, store, ingest, stats, clock,
+      {.workers = config.jobs.effective_workers(),
+       .max_attempts = config.jobs.max_attempts,
+       .retention = retention,
+       .evidence_keep_ms = std::int64_t{config.evidence.keep_days} * 86'400'000,
+       .store_attempts = config.jobs.store_attempts,
+       .store_retry_first_delay = std::chrono::milliseconds(config.jobs.store_retry_first_delay_ms),
+       .health = &store_health});
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
   std::shared_ptr<const server::web_files> console;
   if (config.http.console) {
@@ -232,7 +239,9 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                          .signing_key_pem = signer.public_part().pem(),
                          .evidence_dir = evidence_dir,
                          .reload_rules = [&rules](const server::actor& by) { return rules.reload(by); },
-                         .web = console});
+                         .web = console,
+                         .health = &store_health,
+                         .data_dir = config.storage.data_dir});
   // Handlers that wait for the disk or the store (fdatasync of an upload,
   // SQLite) run here instead of on the I/O threads. Two threads match the
   // I/O threads; 64 waiting requests is far more than SQLite clears in a

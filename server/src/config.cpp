@@ -218,6 +218,8 @@ void read_jobs(table_reader& r, jobs_config& c) {
   r.integer("queue_capacity", c.queue_capacity, 1, 1'000'000);
   r.integer("max_attempts", c.max_attempts, 1, 100);
   r.integer("shutdown_grace_seconds", c.shutdown_grace_seconds, 0, 86'400);
+  r.integer("store_attempts", c.store_attempts, 1, 10);
+  r.integer("store_retry_first_delay_ms", c.store_retry_first_delay_ms, 1, 600'000);
 }
 
 void read_rules(table_reader& r, rules_config& c) {
@@ -430,6 +432,8 @@ std::string to_toml(const server_config& c) {
       {"queue_capacity", i64(c.jobs.queue_capacity)},
       {"max_attempts", i64(c.jobs.max_attempts)},
       {"shutdown_grace_seconds", i64(c.jobs.shutdown_grace_seconds)},
+      {"store_attempts", i64(c.jobs.store_attempts)},
+      {"store_retry_first_delay_ms", i64(c.jobs.store_retry_first_delay_ms)},
   };
   toml::table rules{
       {"paths", to_array(c.rules.paths)},

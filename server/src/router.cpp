@@ -53,6 +53,7 @@ const std::vector<router::route_entry>& router::table() {
       {{verb::get, "/api/v1/scans", blocking_pool, false, any_role}, &router::get_active_scans},
       {{verb::get, "/api/v1/scans/{id}", blocking_pool, false, any_role}, &router::get_scan},
       {{verb::delete_, "/api/v1/scans/{id}", blocking_pool, false, uploaders}, &router::delete_scan},
+      {{verb::delete_, "/api/v1/scans/{id}/image", blocking_pool, false, admins}, &router::delete_scan_image},
       {{verb::get, "/api/v1/scans/{id}/report", blocking_pool, false, any_role}, &router::get_scan_report},
       {{verb::get, "/api/v1/scans/{id}/events", blocking_pool, false, any_role}, &router::get_scan_events},
       {{verb::get, "/api/v1/events", blocking_pool, false, any_role}, &router::get_events},

@@ -12,7 +12,15 @@ response router::get_healthz(const route_call& c) {
 
 response router::get_readyz(const route_call& c) {
   query(c.url, {});
-  const bool store_ok = store_.writable();
+  bool store_ok = store_.writable();
+  std::optional<std::string> store_problem;
+  if (settings_.health != nullptr && settings_.health->problem()) {
+    // Probed only while failing: ready again as soon as the data folder takes writes.
+    if (!settings_.health->probe(settings_.data_dir)) {
+      store_ok = false;
+      store_problem = settings_.health->problem();
+    }
+  }
   const bool rules_ok = rules_.current() != nullptr;
   std::error_code ec;
   const bool spool_ok = std::filesystem::is_directory(settings_.spool_dir, ec) &&
@@ -21,8 +29,12 @@ response router::get_readyz(const route_call& c) {
   if (store_ok && rules_ok && spool_ok) {
     return json_response(http::status::ok, {{"status", "ready"}, {"checks", checks}});
   }
+  std::string detail = "not ready: " + checks.dump();
+  if (store_problem) {
+    detail += "; reports cannot be stored: " + *store_problem;
+  }
   response r;
-  r.message = make_problem(http::status::service_unavailable, "not-ready", "not ready: " + checks.dump(), c.request_id);
+  r.message = make_problem(http::status::service_unavailable, "not-ready", detail, c.request_id);
   return r;
 }
 

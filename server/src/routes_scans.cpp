@@ -167,9 +167,61 @@ response router::post_scan(const route_call& c) {
   return finish_upload(std::move(up), ctx);
 }
 
+namespace {
+
+// When and why the scan's image was deleted (retention, an admin); null
+// while it may still be on the spool.
+json image_deleted_json(report_store& store, const scan_record& scan) {
+  if (scan.status == scan_status::queued || scan.status == scan_status::running || scan.image_kept_until) {
+    return nullptr;
+  }
+  audit_filter last;
+  last.scan_id = scan.id;
+  last.event = "image_deleted";
+  last.limit = 1;
+  const auto page = store.list_audit(last);
+  if (page.items.empty()) {
+    return nullptr;
+  }
+  const audit_entry& e = page.items.front();
+  return {{"at", time_or_null(e.at)}, {"reason", e.detail.value("reason", "")}};
+}
+
+}  // namespace
+
 response router::get_scan(const route_call& c) {
   const scan_record scan = existing_scan(c, store_);
-  return json_response(http::status::ok, scan_json(scan, queue_.progress(scan.id)));
+  json j = scan_json(scan, queue_.progress(scan.id));
+  j["image_deleted"] = image_deleted_json(store_, scan);
+  return json_response(http::status::ok, j);
+}
+
+response router::delete_scan_image(const route_call& c) {
+  const scan_record scan = existing_scan(c, store_);
+  if (scan.status == scan_status::queued || scan.status == scan_status::running) {
+    throw http_error(http::status::conflict, "scan-active",
+                     std::string("the scan is ") + to_string(scan.status) +
+                         " and reads its image; cancel it first (DELETE /api/v1/scans/" + scan.id + ")");
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(scan.spool_path, ec)) {
+    const json gone = image_deleted_json(store_, scan);
+    throw http_error(http::status::conflict, "image-gone",
+                     "the scan's image is no longer on the spool" +
+                         (gone.is_object() ? " (" + gone.at("reason").get<std::string>() + ")" : std::string()));
+  }
+  if (!std::filesystem::remove(scan.spool_path, ec) && ec) {
+    spdlog::error("request={} job={} cannot delete image {}: {}", c.request_id, scan.id, scan.spool_path, ec.message());
+    throw http_error(http::status::internal_server_error, "internal",
+                     "the image could not be deleted: " + ec.message());
+  }
+  // The audit entry's reason names who asked: retention deletes carry "retention period ended".
+  store_.image_deleted(scan.id, "deleted by " + c.by.name + " (" + c.by.role + ", request " + c.by.request_id + ")",
+                       clock_.now_ms());
+  spdlog::info("request={} job={} image {} deleted by {}", c.request_id, scan.id, scan.spool_path, c.by.name);
+  response r;
+  r.message = response_message{http::status::no_content, 11};
+  return r;
 }
 
 response router::delete_scan(const route_call& c) {

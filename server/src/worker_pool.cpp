@@ -61,6 +61,45 @@ void worker_pool::retire(const scan_record& scan, scan_outcome outcome) const {
   }
 }
 
+// A step of storing a report. A malformed report (scan_failed) fails at
+// once; other errors (a full disk, a store that refuses writes) are tried
+// again with backoff while the scan stays running, and /readyz says why. The
+// last failure ends the scan `failed`, without running it again: the scan
+// worked, its report could not be kept.
+template <typename Step>
+auto worker_pool::store_step(const job_state& job, const char* what, Step step) const {
+  auto delay = settings_.store_retry_first_delay;
+  for (unsigned attempt = 1;; ++attempt) {
+    try {
+      auto out = step();
+      if (settings_.health != nullptr) {
+        settings_.health->recovered();
+      }
+      return out;
+    } catch (const scan_failed&) {
+      throw;
+    } catch (const std::exception& e) {
+      const std::string& id = job.scan().id;
+      if (settings_.health != nullptr) {
+        settings_.health->failing(std::string(what) + " of scan " + id + " failed: " + e.what());
+      }
+      if (job.cancel_flag().load()) {
+        throw;  // shutdown or cancel: run_one's handler decides
+      }
+      if (attempt >= settings_.store_attempts) {
+        throw scan_failed(std::string(what) + " failed " + std::to_string(attempt) + " times; last: " + e.what());
+      }
+      spdlog::warn("job={} state=storing attempt={} of {}: {} failed: {}; next try in {} ms", id, attempt,
+                   settings_.store_attempts, what, e.what(), delay.count());
+      const auto until = std::chrono::steady_clock::now() + delay;
+      while (std::chrono::steady_clock::now() < until && !job.cancel_flag().load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      delay *= 4;
+    }
+  }
+}
+
 void worker_pool::run_one(job_state& job) {
   const scan_record& scan = job.scan();
   // A report that was not stored (cancel, shutdown, failure) is not kept.
@@ -90,8 +129,12 @@ void worker_pool::run_one(job_state& job) {
       case stop_reason::none:
         break;
     }
-    stored_report report = ingest_.ingest(scan, file, runner_.flag_threshold());
-    store_.complete(scan.id, report, clock_.now_ms());
+    stored_report report =
+        store_step(job, "storing the report", [&] { return ingest_.ingest(scan, file, runner_.flag_threshold()); });
+    store_step(job, "recording the scan done", [&] {
+      store_.complete(scan.id, report, clock_.now_ms());
+      return true;
+    });
     if (!report.evidence.empty()) {
       for (auto& e : report.evidence) {
         e.kept_until =

@@ -126,6 +126,8 @@ std::vector<route_case> route_cases(const std::string& scan) {
       {http::verb::get, "/api/v1/scans/{id}", "/api/v1/scans/" + scan, everyone_with_a_token},
       // Cancelling a done scan is allowed (the handler answers 409), not forbidden.
       {http::verb::delete_, "/api/v1/scans/{id}", "/api/v1/scans/" + scan, {own_station, admin}},
+      // The done scan's image is already gone: admins get 409 saying so, everyone else never reaches it.
+      {http::verb::delete_, "/api/v1/scans/{id}/image", "/api/v1/scans/" + scan + "/image", {admin}},
       {http::verb::get, "/api/v1/scans/{id}/report", "/api/v1/scans/" + scan + "/report", everyone_with_a_token},
       {http::verb::get, "/api/v1/scans/{id}/events", "/api/v1/scans/" + scan + "/events", everyone_with_a_token},
       {http::verb::get, "/api/v1/events", "/api/v1/events", {own_station, other_station, reviewer, admin}},

@@ -29,6 +29,7 @@ struct daemon_options {
   unsigned debug_scan_delay_ms = 0;
   std::string http_extra = {};              // TOML lines added to the generated [http] table
   std::string storage_extra = {};           // TOML lines added to the generated [storage] table
+  std::string jobs_extra = {};              // TOML lines added to the generated [jobs] table
   std::string extra_config = {};            // TOML appended to the generated file (whole tables)
   std::uint64_t file_size_limit_bytes = 0;  // RLIMIT_FSIZE of the daemon (0: none): writes past it fail
 };

@@ -551,6 +551,61 @@ TEST_F(Daemon, MisbehavingWorkersFailTheirScansWhileOthersCompleteAndHealthStays
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+TEST_F(Daemon, AnAdminFreesAFailedScansKeptImageAndTheScanSaysWho) {
+  // A worker that crashes for station "crasher": its scan fails and its image
+  // is kept for keep_failed_hours (72 by default).
+  const std::filesystem::path script = scratch_ / "worker.sh";
+  std::ofstream(script) << "#!/bin/sh\n"
+                        << "case \"$*\" in *'--station crasher'*) kill -SEGV $$ ;; esac\n"
+                        << "exec '" << BORDERSCAN_CLI << "' \"$@\"\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  auto& d = start({.debug_scan_delay_ms = 1500, .extra_config = "[worker]\ncommand = \"" + script.string() + "\"\n"});
+  const std::string image = fat_image();
+  const std::string failed = submit(d, image, "crasher");
+  ASSERT_TRUE(reaches(d, failed, "failed")) << d.log();
+  const std::filesystem::path kept = d.spool_dir() / (failed + ".img");
+  ASSERT_TRUE(std::filesystem::exists(kept));
+  ASSERT_TRUE(scan_status(d, failed).at("image_kept_until").is_string());
+  EXPECT_TRUE(scan_status(d, failed).at("image_deleted").is_null());
+
+  const std::string target = "/api/v1/scans/" + failed + "/image";
+  // Only admins free images; a station (even the scan's own) is refused and nothing goes.
+  const auto as_station =
+      http_call(d.port(), http::verb::delete_, target, {}, {{"Authorization", "Bearer " + d.token("crasher")}});
+  expect_problem(as_station, 403, "station deletes an image");
+  EXPECT_TRUE(std::filesystem::exists(kept));
+
+  // A scan still running reads its image: 409, and the image stays.
+  const std::string running = submit(d, image, "k1");
+  ASSERT_TRUE(reaches(d, running, "running")) << d.log();
+  const auto busy = http_call(d.port(), http::verb::delete_, "/api/v1/scans/" + running + "/image");
+  expect_problem(busy, 409, "image of a running scan");
+  EXPECT_EQ(busy.json().at("type"), "urn:borderscan:problem:scan-active");
+  EXPECT_NE(busy.json().at("detail").get<std::string>().find("running"), std::string::npos) << busy.body;
+  expect_problem(http_call(d.port(), http::verb::delete_, "/api/v1/scans/" + std::string(32, 'e') + "/image"), 404,
+                 "image of an unknown scan");
+
+  const auto freed = http_call(d.port(), http::verb::delete_, target);
+  EXPECT_EQ(freed.status, 204U) << freed.body;
+  EXPECT_TRUE(freed.body.empty());
+  EXPECT_FALSE(std::filesystem::exists(kept));
+  const json after = scan_status(d, failed);
+  EXPECT_TRUE(after.at("image_kept_until").is_null()) << after.dump();
+  ASSERT_TRUE(after.at("image_deleted").is_object()) << after.dump();
+  EXPECT_EQ(after.at("image_deleted").at("reason").get<std::string>().rfind("deleted by admin (admin, request ", 0), 0U)
+      << after.dump();
+  const auto audit = http_get(d.port(), "/api/v1/audit?event=image_deleted&scan=" + failed).json();
+  ASSERT_EQ(audit.at("items").size(), 1U) << audit.dump();
+  EXPECT_EQ(audit.at("items").at(0).at("detail").at("reason"), after.at("image_deleted").at("reason"));
+
+  // Twice: nothing left to free, and the answer says why.
+  const auto again = http_call(d.port(), http::verb::delete_, target);
+  expect_problem(again, 409, "image deleted twice");
+  EXPECT_NE(again.json().at("detail").get<std::string>().find("deleted by admin"), std::string::npos) << again.body;
+  ASSERT_TRUE(reaches(d, running, "done")) << d.log();
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 // Processes whose command line names `needle` (a worker left behind would
 // still name its spool image).
 std::vector<std::string> processes_naming(const std::string& needle) {

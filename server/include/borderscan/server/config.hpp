@@ -108,6 +108,8 @@ struct jobs_config {
   unsigned queue_capacity = 64;
   unsigned max_attempts = 3;
   std::uint32_t shutdown_grace_seconds = 30;
+  unsigned store_attempts = 4;                      // storing a report, in all (full disk, busy store)
+  std::uint32_t store_retry_first_delay_ms = 1000;  // then ×4 each time
 
   unsigned effective_workers() const;
   unsigned effective_scan_threads() const;

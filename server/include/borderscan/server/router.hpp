@@ -23,6 +23,7 @@
 #include "borderscan/server/metrics.hpp"
 #include "borderscan/server/problem.hpp"
 #include "borderscan/server/report_store.hpp"
+#include "borderscan/server/store_health.hpp"
 #include "borderscan/server/rules_service.hpp"
 #include "borderscan/server/response.hpp"
 #include "borderscan/server/web_files.hpp"
@@ -72,6 +73,10 @@ struct router_settings {
   std::function<reload_result(const actor&)> reload_rules;
   // The review console, served at every GET path outside the API; empty: none.
   std::shared_ptr<const web_files> web;
+  // Reports that could not be stored make /readyz 503 until a write in
+  // data_dir (the store's and the reports' folder) works again; null: not tracked.
+  store_health* health = nullptr;
+  std::filesystem::path data_dir;
 };
 
 // An accepted upload head: a reserved queue slot and an open spool file.
@@ -159,6 +164,7 @@ class router final : public request_handler {
   response post_scan(const route_call& c);
   response get_scan(const route_call& c);
   response delete_scan(const route_call& c);
+  response delete_scan_image(const route_call& c);
   response get_scan_events(const route_call& c);
   response get_events(const route_call& c);
   response get_active_scans(const route_call& c);

@@ -16,6 +16,7 @@
 #include "borderscan/server/report_store.hpp"
 #include "borderscan/server/retention.hpp"
 #include "borderscan/server/scan_runner.hpp"
+#include "borderscan/server/store_health.hpp"
 #include "borderscan/server/system.hpp"
 
 namespace borderscan::server {
@@ -25,6 +26,12 @@ struct worker_settings {
   unsigned max_attempts = 3;
   retention_policy retention;
   std::int64_t evidence_keep_ms = 0;  // evidence.keep_days; 0: until the report is purged
+  // Storing a report that fails for a reason that may pass (a full disk, a
+  // busy store) is tried this often in all, waiting first_delay, then four
+  // times as long each time; the scan stays running meanwhile.
+  unsigned store_attempts = 4;
+  std::chrono::milliseconds store_retry_first_delay{1000};
+  store_health* health = nullptr;  // told of each failure and success; may be null
 };
 
 class worker_pool {
@@ -44,6 +51,8 @@ class worker_pool {
   void do_work(std::stop_token stop);
   void run_one(job_state& job);
   void retire(const scan_record& scan, scan_outcome outcome) const;
+  template <typename Step>
+  auto store_step(const job_state& job, const char* what, Step step) const;
 
   job_queue& queue_;
   scan_runner& runner_;
