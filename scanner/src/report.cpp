@@ -469,7 +469,7 @@ void from_json(const nlohmann::json& j, volume_entry& v) {
   v.error = opt<std::string>(j, "error");
   v.notes = j.at("notes").get<std::vector<std::string>>();
   v.files = j.at("files").get<std::uint64_t>();
-  v.encryption = opt<volume_encryption>(j, "encryption");  // reports before encryption fields have none
+  v.encryption = opt<volume_encryption>(j, "encryption");    // reports before encryption fields have none
   v.unallocated = opt<unallocated_space>(j, "unallocated");  // absent in reports from before the look
 }
 

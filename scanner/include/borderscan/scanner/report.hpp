@@ -128,7 +128,7 @@ struct volume_entry {
   std::optional<std::string> error;  // why no file system could be opened
   std::vector<std::string> notes;    // e.g. FAT type forced after auto-detect failed
   std::uint64_t files = 0;
-  std::optional<volume_encryption> encryption;  // JSON null when none was recognised
+  std::optional<volume_encryption> encryption;   // JSON null when none was recognised
   std::optional<unallocated_space> unallocated;  // null: no file system, or not looked at
 };
 
