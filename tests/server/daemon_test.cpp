@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "daemon_fixture.hpp"
 #include "daemon_harness.hpp"
 #include "server_test_support.hpp"
 
@@ -107,17 +108,7 @@ std::size_t work_folders(const daemon& d) {
   return std::filesystem::exists(work) ? count_files(work) : 0;
 }
 
-class Daemon : public ::testing::Test {
- protected:
-  daemon& start(daemon_options options = {}) {
-    daemon_ = std::make_unique<daemon>(scratch_ / "data", options);
-    daemon_->start();
-    return *daemon_;
-  }
-
-  test::scratch_dir scratch_;
-  std::unique_ptr<daemon> daemon_;
-};
+using Daemon = daemon_test;
 
 TEST_F(Daemon, UploadsAFixtureAndServesASchemaValidReport) {
   auto& d = start();

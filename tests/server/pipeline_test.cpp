@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "daemon_fixture.hpp"
 #include "daemon_harness.hpp"
 #include "server_test_support.hpp"
 
@@ -82,17 +83,7 @@ std::string without_run_details(const std::string& text) {
       volatile_fields, "\"$1$2$3\": -");
 }
 
-class Pipeline : public ::testing::Test {
- protected:
-  daemon& start(daemon_options options = {}) {
-    daemon_ = std::make_unique<daemon>(scratch_ / "data", options);
-    daemon_->start();
-    return *daemon_;
-  }
-
-  test::scratch_dir scratch_;
-  std::unique_ptr<daemon> daemon_;
-};
+using Pipeline = daemon_test;
 
 TEST_F(Pipeline, TheStoredReportIsTheCliReportOfTheSameImage) {
   auto& d = start();
