@@ -87,6 +87,7 @@ void daemon::start() {
     out << "[jobs]\nworkers = " << options_.workers
         << "\nscan_threads = 1\nqueue_capacity = " << options_.queue_capacity
         << "\nshutdown_grace_seconds = " << options_.shutdown_grace_seconds << "\n"
+        << options_.jobs_extra << "\n"
         << "[log]\nlevel = \"debug\"\n"
         << options_.extra_config;
   }

@@ -29,6 +29,7 @@ struct daemon_options {
   unsigned debug_scan_delay_ms = 0;
   std::string http_extra = {};              // TOML lines added to the generated [http] table
   std::string storage_extra = {};           // TOML lines added to the generated [storage] table
+  std::string jobs_extra = {};              // TOML lines added to the generated [jobs] table
   std::string extra_config = {};            // TOML appended to the generated file (whole tables)
   std::uint64_t file_size_limit_bytes = 0;  // RLIMIT_FSIZE of the daemon (0: none): writes past it fail
 };
@@ -59,6 +60,9 @@ class daemon {
   // the admin one ("admin") is made at the first start and becomes the
   // default_bearer_token(); a station's token names the station.
   const std::string& token(const std::string& name, const std::string& role = "station");
+  // Another node on the same store: its tokens are this daemon's too (start()
+  // then makes no admin token of its own, whose name would be taken).
+  void share_tokens(const daemon& other) { tokens_ = other.tokens_; }
 
  private:
   std::map<std::string, std::string> tokens_;
