@@ -41,16 +41,22 @@ namespace {
 
 // Removes spool files no queued or running scan refers to: partial uploads
 // of a process that died, and images whose scan ended while it was down.
-void sweep_spool(const fs::path& spool, server::report_store& store, bool keep_images) {
+// shared: other nodes use the same spool and store (PostgreSQL), so a file
+// written in the last hour may be their upload or scan in progress: left.
+void sweep_spool(const fs::path& spool, server::report_store& store, bool keep_images, bool shared) {
   const auto live = store.live_spool_paths();
+  const auto recent = fs::file_time_type::clock::now() - std::chrono::hours(1);
   for (const auto& entry : fs::directory_iterator(spool)) {
     const auto& p = entry.path();
+    std::error_code ec;
+    if (shared && entry.last_write_time(ec) > recent && !ec) {
+      continue;
+    }
     // Partial uploads, and reports of scans that were running: they run again.
     const bool partial = p.extension() == ".part" || p.string().ends_with(".report.json");
     const bool orphan =
         p.extension() == ".img" && !keep_images && std::find(live.begin(), live.end(), p.string()) == live.end();
     if (partial || orphan) {
-      std::error_code ec;
       fs::remove(p, ec);
       spdlog::info("spool: removed leftover {}", p.string());
     }
@@ -140,12 +146,15 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   retention.keep_all = config.storage.keep_images;
   retention.keep_flagged_ms = std::int64_t{config.storage.keep_flagged_days} * 86'400'000;
   retention.keep_failed_ms = std::int64_t{config.storage.keep_failed_hours} * 3'600'000;
-  if (const auto n = store.recover_running(config.jobs.max_attempts, clock.now_ms(),
+  const server::node_lease lease{server::node_id_for(config.storage, ids),
+                                 std::int64_t{config.jobs.lease_seconds} * 1000};
+  spdlog::info("node {}: running scans are leased for {} s at a time", lease.node, config.jobs.lease_seconds);
+  if (const auto n = store.recover_running(lease.node, config.jobs.max_attempts, clock.now_ms(),
                                            retention.keep_all ? 0 : retention.keep_failed_ms);
       n > 0) {
-    spdlog::warn("recovered {} scan(s) left running by the previous process; queued again", n);
+    spdlog::warn("recovered {} scan(s) this node left running; queued again", n);
   }
-  sweep_spool(spool, store, config.storage.keep_images);
+  sweep_spool(spool, store, config.storage.keep_images, server::is_postgres_url(config.storage.database.string()));
   if (const auto n = sandbox::remove_leftover_work_folders(server::work_root_for(spool)); n > 0) {
     spdlog::info("spool: removed {} leftover worker folder(s) in {}", n, server::work_root_for(spool).string());
   }
@@ -170,7 +179,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                  loaded.rules->info().digest, loaded.compiled.string());
   }
   server::metrics stats;
-  server::job_queue queue(store, clock, config.jobs.queue_capacity);
+  server::job_queue queue(store, clock, config.jobs.queue_capacity, lease);
   std::optional<scanner::evidence_limits> evidence_limits;
   if (config.evidence.enabled) {
     evidence_limits = scanner::evidence_limits{config.evidence.max_file_bytes, config.evidence.max_bytes_per_scan};
@@ -302,7 +311,7 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run the daemon (the default)");
   serve_cmd->fallthrough();
   app.require_subcommand(0, 1);
-  std::string config_file, listen, data_dir, database, port_file;
+  std::string config_file, listen, data_dir, database, port_file, node_id;
   bool print_config = false;
   unsigned debug_scan_delay_ms = 0;
   app.add_option("--config", config_file, "configuration file (TOML); default: built-in defaults")
@@ -310,6 +319,7 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "HOST:PORT to listen on (overrides http.listen); port 0 = ephemeral");
   app.add_option("--data-dir", data_dir, "directory of the database and spool (overrides storage.data_dir)");
   app.add_option("--database", database, "SQLite file or postgresql:// URL of the store (overrides storage.database)");
+  app.add_option("--node-id", node_id, "this node's name in scan leases (overrides storage.node_id)");
   app.add_option("--port-file", port_file, "write the bound port to this file once listening");
   app.add_flag("--print-config", print_config, "print the effective configuration as TOML and exit");
   bool allow_insecure_listen = false;
@@ -338,6 +348,9 @@ int main(int argc, char** argv) {
     }
     if (!database.empty()) {
       config.storage.database = database;
+    }
+    if (!node_id.empty()) {
+      config.storage.node_id = node_id;
     }
     config.http.allow_insecure_listen = config.http.allow_insecure_listen || allow_insecure_listen;
   } catch (const server::config_error& e) {

@@ -328,7 +328,7 @@ build_info build_store(const fs::path& file, const fs::path& reports_dir, const 
       s.spool_path = (reports_dir / (s.id + ".img")).string();
       s.submitted_at = now;
       store.add_scan(s, {});
-      store.claim_next(now + 1000);
+      store.claim_next(now + 1000, {"bench", 30'000});
       store.begin_report(s.id);
       rows.clear();
       std::uint64_t flagged = 0, bytes = 0;

@@ -197,6 +197,7 @@ void read_storage(table_reader& r, storage_config& c) {
   }
   r.path("database", c.database);
   r.path("spool_dir", c.spool_dir);
+  r.string("node_id", c.node_id);
   r.integer("max_image_bytes", c.max_image_bytes, 1, max_i64);
   r.integer("min_free_spool_bytes", c.min_free_spool_bytes, 0, max_i64);
   r.boolean("keep_images", c.keep_images);
@@ -220,6 +221,7 @@ void read_jobs(table_reader& r, jobs_config& c) {
   r.integer("shutdown_grace_seconds", c.shutdown_grace_seconds, 0, 86'400);
   r.integer("store_attempts", c.store_attempts, 1, 10);
   r.integer("store_retry_first_delay_ms", c.store_retry_first_delay_ms, 1, 600'000);
+  r.integer("lease_seconds", c.lease_seconds, 1, 86'400);
 }
 
 void read_rules(table_reader& r, rules_config& c) {
@@ -413,6 +415,7 @@ std::string to_toml(const server_config& c) {
       {"data_dir", c.storage.data_dir.string()},
       {"database", c.storage.database.string()},
       {"spool_dir", c.storage.spool_dir.string()},
+      {"node_id", c.storage.node_id},
       {"max_image_bytes", i64(c.storage.max_image_bytes)},
       {"min_free_spool_bytes", i64(c.storage.min_free_spool_bytes)},
       {"keep_images", c.storage.keep_images},
@@ -434,6 +437,7 @@ std::string to_toml(const server_config& c) {
       {"shutdown_grace_seconds", i64(c.jobs.shutdown_grace_seconds)},
       {"store_attempts", i64(c.jobs.store_attempts)},
       {"store_retry_first_delay_ms", i64(c.jobs.store_retry_first_delay_ms)},
+      {"lease_seconds", i64(c.jobs.lease_seconds)},
   };
   toml::table rules{
       {"paths", to_array(c.rules.paths)},

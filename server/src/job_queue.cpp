@@ -1,5 +1,6 @@
 #include "borderscan/server/job_queue.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace borderscan::server {
@@ -8,7 +9,8 @@ void job_state::request_stop(stop_reason why, const actor& by) {
   {
     std::lock_guard lock(mutex_);
     // A user's cancel wins over shutdown: it must not come back as queued.
-    if (reason_ != stop_reason::cancelled) {
+    // A lost lease wins over both: the scan is another node's now.
+    if (reason_ != stop_reason::cancelled || why == stop_reason::lease_lost) {
       reason_ = why;
       cancelled_by_ = by;
     }
@@ -52,8 +54,12 @@ queue_slot::~queue_slot() {
   }
 }
 
-job_queue::job_queue(report_store& store, const clock& clk, std::size_t capacity)
-    : store_(store), clock_(clk), capacity_(capacity), queued_(store.count(scan_status::queued)) {}
+job_queue::job_queue(report_store& store, const clock& clk, std::size_t capacity, node_lease lease)
+    : store_(store),
+      clock_(clk),
+      capacity_(capacity),
+      lease_(std::move(lease)),
+      queued_(store.count(scan_status::queued)) {}
 
 queue_slot job_queue::reserve() {
   std::lock_guard lock(mutex_);
@@ -87,7 +93,7 @@ std::shared_ptr<job_state> job_queue::next(std::stop_token stop) {
   std::unique_lock lock(mutex_);
   while (!stop.stop_requested()) {
     if (queued_ > 0) {
-      std::optional<scan_record> scan = store_.claim_next(clock_.now_ms());
+      std::optional<scan_record> scan = store_.claim_next(clock_.now_ms(), lease_);
       if (scan) {
         --queued_;
         auto state = std::make_shared<job_state>(std::move(*scan));
@@ -148,6 +154,22 @@ std::optional<scanner::scan_progress> job_queue::progress(const std::string& id)
     return it->second->progress();
   }
   return std::nullopt;
+}
+
+void job_queue::keep_leases(unsigned max_attempts, std::int64_t keep_failed_ms) {
+  {
+    std::lock_guard lock(mutex_);
+    const std::vector<std::string> held = store_.renew_leases(lease_, clock_.now_ms());
+    for (auto& [id, state] : running_) {
+      if (std::find(held.begin(), held.end(), id) == held.end()) {
+        state->request_stop(stop_reason::lease_lost);
+      }
+    }
+    store_.requeue_expired(max_attempts, clock_.now_ms(), keep_failed_ms);
+    // Other nodes queue into the same store: their scans wake this node too.
+    queued_ = store_.count(scan_status::queued);
+  }
+  wake_.notify_all();
 }
 
 std::size_t job_queue::queued() const {

@@ -140,6 +140,13 @@ CREATE TABLE evidence (
 );
 CREATE INDEX evidence_by_kept_until ON evidence(kept_until) WHERE state = 'kept' AND kept_until IS NOT NULL;
 )sql",
+    // 2: leases of running scans, so that several nodes share the queue.
+    R"sql(
+ALTER TABLE scans ADD COLUMN lease_node TEXT NOT NULL DEFAULT '';
+ALTER TABLE scans ADD COLUMN lease_until BIGINT;
+CREATE INDEX scans_by_lease ON scans(lease_until) WHERE status = 'running';
+ALTER TABLE scans ADD COLUMN progress TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 // Advisory lock keys (any two distinct numbers): one serialises migrations
@@ -285,8 +292,8 @@ struct query {
 constexpr const char* scan_columns =
     "seq, id, status, station, label, case_ref, filename, image_sha256, image_size, spool_path, submitted_at, "
     "started_at, finished_at, attempts, error, verdict, score, ruleset_digest, review_state, files, flagged_files, "
-    "image_kept_until, bytes_scanned, derived_verdict, top_findings, cancelled_by";
-constexpr int scan_column_count = 26;
+    "image_kept_until, bytes_scanned, derived_verdict, top_findings, cancelled_by, progress";
+constexpr int scan_column_count = 27;
 
 std::string select_scans(const std::string& where_and_order) {
   return std::string("SELECT ") + scan_columns + " FROM scans " + where_and_order;
@@ -328,6 +335,7 @@ scan_record read_scan(const result& s, int row) {
   if (!s.is_null(row, 25)) {
     r.cancelled_by = store_rules::actor_from_text(s.text(row, 25));
   }
+  r.progress = s.text(row, 26);
   return r;
 }
 
@@ -374,6 +382,38 @@ void audit(PGconn* c, std::int64_t at, std::string_view event, std::string_view 
       "prev_sha256, sha256) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
       {e.seq, at, event, scan_id, detail_text, by.name, by.role, by.request_id, by.client, e.prev_sha256,
        audit_entry_digest(e, detail_text)});
+}
+
+// Running scans matching condition: queued again, or failed once they have
+// used up their attempts (see store_rules::settle_running).
+void requeue_running(PGconn* c, const std::string& condition, const std::vector<param>& params,
+                     store_rules::running_settlement& how) {
+  // FOR UPDATE: a node finishing one of these scans meanwhile waits, then finds it no longer its own.
+  const result found = run(c,
+                           "SELECT id, attempts, lease_node FROM scans WHERE status = 'running' AND " + condition +
+                               " ORDER BY seq FOR UPDATE",
+                           params);
+  for (int i = 0; i < found.rows(); ++i) {
+    const std::string id = found.text(i, 0);
+    const store_rules::running_outcome next = store_rules::settle_running(found.integer(i, 1), how);
+    if (next.failed) {
+      run(c,
+          "UPDATE scans SET status = 'failed', finished_at = $1, error = $2, image_kept_until = $3, "
+          "lease_node = '', lease_until = NULL WHERE id = $4",
+          {how.now_ms, next.reason, next.image_kept_until, id});
+      audit(c, how.now_ms, "scan_failed", id, {{"reason", next.reason}});
+      if (next.image_kept_until) {
+        audit(c, how.now_ms, "image_kept", id, {{"until", format_time(*next.image_kept_until)}});
+      }
+      continue;
+    }
+    run(c, "UPDATE scans SET status = 'queued', error = $1, lease_node = '', lease_until = NULL WHERE id = $2",
+        {how.requeue_reason, id});
+    if (how.audited_requeue) {
+      audit(c, how.now_ms, "scan_requeued", id, {{"reason", how.requeue_reason}, {"node", found.text(i, 2)}});
+    }
+    ++how.requeued;
+  }
 }
 
 // Throws std::runtime_error for an unknown id.
@@ -553,16 +593,29 @@ std::optional<scan_record> postgres_report_store::find_scan(std::string_view id)
   return s.empty() ? std::nullopt : std::optional(read_scan(s, 0));
 }
 
-std::optional<scan_record> postgres_report_store::claim_next(std::int64_t now_ms) {
+std::optional<scan_record> postgres_report_store::claim_next(std::int64_t now_ms, const node_lease& lease) {
   auto c = acquire();
   // SKIP LOCKED: nodes claiming at once each get a different scan, none waits.
   const result s = run(c.get(),
-                       std::string("UPDATE scans SET status = 'running', attempts = attempts + 1, started_at = $1 "
+                       std::string("UPDATE scans SET status = 'running', attempts = attempts + 1, started_at = $1, "
+                                   "lease_node = $2, lease_until = $3 "
                                    "WHERE seq = (SELECT seq FROM scans WHERE status = 'queued' ORDER BY seq LIMIT 1 "
                                    "FOR UPDATE SKIP LOCKED) RETURNING ") +
                            scan_columns,
-                       {now_ms});
+                       {now_ms, lease.node, now_ms + lease.length_ms});
   return s.empty() ? std::nullopt : std::optional(read_scan(s, 0));
+}
+
+std::vector<std::string> postgres_report_store::renew_leases(const node_lease& lease, std::int64_t now_ms) {
+  auto c = acquire();
+  const result s =
+      run(c.get(), "UPDATE scans SET lease_until = $1 WHERE status = 'running' AND lease_node = $2 RETURNING id",
+          {now_ms + lease.length_ms, lease.node});
+  std::vector<std::string> held;
+  for (int i = 0; i < s.rows(); ++i) {
+    held.push_back(s.text(i, 0));
+  }
+  return held;
 }
 
 void postgres_report_store::requeue(std::string_view id, std::string_view reason, bool count_attempt) {
@@ -574,33 +627,37 @@ void postgres_report_store::requeue(std::string_view id, std::string_view reason
       {reason, id});
 }
 
-std::size_t postgres_report_store::recover_running(unsigned max_attempts, std::int64_t now_ms,
+std::size_t postgres_report_store::recover_running(std::string_view node, unsigned max_attempts, std::int64_t now_ms,
                                                    std::int64_t keep_failed_ms) {
   auto c = acquire();
   transaction tx(c.get(), transaction::kind::audited);
-  // A scan that was running when the daemon died may be what killed it: the
-  // attempt counts, and after max_attempts the scan fails for good.
-  const result given_up =
-      run(c.get(), "SELECT id, attempts FROM scans WHERE status = 'running' AND attempts >= $1 ORDER BY seq FOR UPDATE",
-          {static_cast<std::int64_t>(max_attempts)});
-  const std::optional<std::int64_t> kept_until =
-      keep_failed_ms > 0 ? std::optional(now_ms + keep_failed_ms) : std::nullopt;
-  for (int i = 0; i < given_up.rows(); ++i) {
-    const std::string id = given_up.text(i, 0);
-    const std::string reason = store_rules::gave_up_reason(given_up.text(i, 1));
-    run(c.get(),
-        "UPDATE scans SET status = 'failed', finished_at = $1, error = $2, image_kept_until = $3 WHERE id = $4",
-        {now_ms, reason, kept_until, id});
-    audit(c.get(), now_ms, "scan_failed", id, {{"reason", reason}});
-    if (kept_until) {
-      audit(c.get(), now_ms, "image_kept", id, {{"until", format_time(*kept_until)}});
-    }
-  }
-  const result q = run(c.get(),
-                       "UPDATE scans SET status = 'queued', error = 'the daemon stopped during the scan' WHERE status "
-                       "= 'running'");
+  store_rules::running_settlement how{.max_attempts = max_attempts,
+                                      .now_ms = now_ms,
+                                      .keep_failed_ms = keep_failed_ms,
+                                      .requeue_reason = "the daemon stopped during the scan",
+                                      .audited_requeue = false};
+  // '' : scans claimed before leases existed, or by a store used without a node id.
+  requeue_running(c.get(), "lease_node IN ($1, '')", {param(node)}, how);
   tx.commit();
-  return q.affected();
+  return how.requeued;
+}
+
+std::size_t postgres_report_store::requeue_expired(unsigned max_attempts, std::int64_t now_ms,
+                                                   std::int64_t keep_failed_ms) {
+  auto c = acquire();
+  // Cheap check first: every node polls this, and the audited transaction serialises writers.
+  if (run(c.get(), "SELECT 1 FROM scans WHERE status = 'running' AND lease_until < $1 LIMIT 1", {now_ms}).empty()) {
+    return 0;
+  }
+  transaction tx(c.get(), transaction::kind::audited);
+  store_rules::running_settlement how{.max_attempts = max_attempts,
+                                      .now_ms = now_ms,
+                                      .keep_failed_ms = keep_failed_ms,
+                                      .requeue_reason = "its node stopped renewing the lease",
+                                      .audited_requeue = true};
+  requeue_running(c.get(), "lease_until < $1", {param(now_ms)}, how);
+  tx.commit();
+  return how.requeued;
 }
 
 void postgres_report_store::begin_report(std::string_view id) {
@@ -672,6 +729,11 @@ void postgres_report_store::complete(std::string_view id, const stored_report& r
          {"ruleset_digest", report.ruleset_digest},
          {"report_sha256", report.sha256}});
   tx.commit();
+}
+
+void postgres_report_store::set_progress(std::string_view id, std::string_view progress_json) {
+  auto c = acquire();
+  run(c.get(), "UPDATE scans SET progress = $1 WHERE id = $2 AND status = 'running'", {progress_json, id});
 }
 
 void postgres_report_store::fail(std::string_view id, std::string_view reason, std::int64_t now_ms) {

@@ -12,7 +12,7 @@ const name_set audit_events = {"scan_submitted",       "scan_done",           "s
                                "files_read",           "report_purged",       "token_created",    "token_revoked",
                                "rules_reloaded",       "rules_reload_failed", "hashset_imported", "review_recorded",
                                "disposition_recorded", "files_searched",      "evidence_kept",    "evidence_read",
-                               "evidence_purged"};
+                               "evidence_purged",      "scan_requeued"};
 
 }  // namespace
 

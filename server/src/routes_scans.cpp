@@ -25,6 +25,10 @@ json scan_json(const scan_record& s, const std::optional<scanner::scan_progress>
                 {"files_found", live->files_found},
                 {"bytes_done", live->bytes_done},
                 {"bytes_total", live->bytes_total}};
+  } else if (const json stored = json::parse(s.progress, nullptr, false);
+             s.status == scan_status::running && stored.is_object()) {
+    // Another node runs it: the progress that node last wrote to the store.
+    progress.update(stored);
   } else if (s.status == scan_status::done) {
     progress = {{"files_done", s.files},
                 {"files_found", s.files},
@@ -108,8 +112,8 @@ class change_event_source final : public event_source {
     }
     audit_filter f;
     f.after_seq = after_seq_;
-    f.events = {"scan_submitted", "scan_done",       "scan_failed",
-                "scan_cancelled", "review_recorded", "disposition_recorded"};
+    f.events = {"scan_submitted", "scan_done",       "scan_failed",         "scan_cancelled",
+                "scan_requeued",  "review_recorded", "disposition_recorded"};
     f.limit = 100;
     for (const auto& entry : store_.list_audit(f).items) {
       after_seq_ = entry.seq;

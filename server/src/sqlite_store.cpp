@@ -183,6 +183,13 @@ CREATE TABLE evidence (
 ) WITHOUT ROWID;
 CREATE INDEX evidence_by_kept_until ON evidence(kept_until) WHERE state = 'kept' AND kept_until IS NOT NULL;
 )sql",
+    // 9: leases of running scans (the same interface as the PostgreSQL store's
+    // several nodes; here one node holds them all).
+    R"sql(
+ALTER TABLE scans ADD COLUMN lease_node TEXT NOT NULL DEFAULT '';
+ALTER TABLE scans ADD COLUMN lease_until INTEGER;
+ALTER TABLE scans ADD COLUMN progress TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 [[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
@@ -290,8 +297,8 @@ class transaction {
 constexpr const char* scan_columns =
     "seq, id, status, station, label, case_ref, filename, image_sha256, image_size, spool_path, submitted_at, "
     "started_at, finished_at, attempts, error, verdict, score, ruleset_digest, review_state, files, flagged_files, "
-    "image_kept_until, bytes_scanned, derived_verdict, top_findings, cancelled_by";
-constexpr int scan_column_count = 26;  // read_scan reads columns 0 to 25
+    "image_kept_until, bytes_scanned, derived_verdict, top_findings, cancelled_by, progress";
+constexpr int scan_column_count = 27;  // read_scan reads columns 0 to 26
 
 scan_record read_scan(const statement& s) {
   scan_record r;
@@ -329,6 +336,7 @@ scan_record read_scan(const statement& s) {
   if (!s.is_null(25)) {
     r.cancelled_by = store_rules::actor_from_text(s.text(25));
   }
+  r.progress = s.text(26);
   return r;
 }
 
@@ -889,7 +897,7 @@ std::optional<scan_record> sqlite_report_store::find_scan(std::string_view id) {
   return read_scan(s);
 }
 
-std::optional<scan_record> sqlite_report_store::claim_next(std::int64_t now_ms) {
+std::optional<scan_record> sqlite_report_store::claim_next(std::int64_t now_ms, const node_lease& lease) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
   std::optional<scan_record> out;
@@ -900,13 +908,26 @@ std::optional<scan_record> sqlite_report_store::claim_next(std::int64_t now_ms) 
     }
     out = read_scan(s);
   }
-  statement u(db(), "UPDATE scans SET status = 'running', attempts = attempts + 1, started_at = ? WHERE seq = ?");
-  u.bind(1, now_ms).bind(2, out->seq).run();
+  statement u(db(),
+              "UPDATE scans SET status = 'running', attempts = attempts + 1, started_at = ?, lease_node = ?, "
+              "lease_until = ? WHERE seq = ?");
+  u.bind(1, now_ms).bind(2, lease.node).bind(3, now_ms + lease.length_ms).bind(4, out->seq).run();
   tx.commit();
   out->status = scan_status::running;
   out->attempts += 1;
   out->started_at = now_ms;
   return out;
+}
+
+std::vector<std::string> sqlite_report_store::renew_leases(const node_lease& lease, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  statement s(db(), "UPDATE scans SET lease_until = ? WHERE status = 'running' AND lease_node = ? RETURNING id");
+  s.bind(1, now_ms + lease.length_ms).bind(2, lease.node);
+  std::vector<std::string> held;
+  while (s.step()) {
+    held.push_back(s.text(0));
+  }
+  return held;
 }
 
 void sqlite_report_store::requeue(std::string_view id, std::string_view reason, bool count_attempt) {
@@ -917,40 +938,74 @@ void sqlite_report_store::requeue(std::string_view id, std::string_view reason, 
   s.bind(1, reason).bind(2, id).run();
 }
 
-std::size_t sqlite_report_store::recover_running(unsigned max_attempts, std::int64_t now_ms,
+template <typename Arg>
+void sqlite_report_store::requeue_running(const char* select, Arg arg, store_rules::running_settlement& how) {
+  struct found_scan {
+    std::string id, node;
+    std::int64_t attempts = 0;
+  };
+  std::vector<found_scan> found;
+  {
+    statement s(db(), select);
+    s.bind(1, arg);
+    while (s.step()) {
+      found.push_back({s.text(0), s.text(2), s.integer(1)});
+    }
+  }
+  for (const auto& scan : found) {
+    const store_rules::running_outcome next = store_rules::settle_running(scan.attempts, how);
+    if (next.failed) {
+      statement f(db(),
+                  "UPDATE scans SET status = 'failed', finished_at = ?, error = ?, image_kept_until = ?, "
+                  "lease_node = '', lease_until = NULL WHERE id = ?");
+      f.bind(1, how.now_ms).bind(2, next.reason).bind(3, next.image_kept_until).bind(4, scan.id).run();
+      audit(how.now_ms, "scan_failed", scan.id, {{"reason", next.reason}});
+      if (next.image_kept_until) {
+        audit(how.now_ms, "image_kept", scan.id, {{"until", format_time(*next.image_kept_until)}});
+      }
+      continue;
+    }
+    statement q(db(),
+                "UPDATE scans SET status = 'queued', error = ?, lease_node = '', lease_until = NULL WHERE id = ?");
+    q.bind(1, how.requeue_reason).bind(2, scan.id).run();
+    if (how.audited_requeue) {
+      audit(how.now_ms, "scan_requeued", scan.id, {{"reason", how.requeue_reason}, {"node", scan.node}});
+    }
+    ++how.requeued;
+  }
+}
+
+std::size_t sqlite_report_store::recover_running(std::string_view node, unsigned max_attempts, std::int64_t now_ms,
                                                  std::int64_t keep_failed_ms) {
   std::lock_guard lock(mutex_);
   transaction tx(db());
-  // A scan that was running when the daemon died may be what killed it: the
-  // attempt counts, and after max_attempts the scan fails for good.
-  std::vector<std::pair<std::string, std::string>> given_up;
-  {
-    statement s(db(), "SELECT id, attempts FROM scans WHERE status = 'running' AND attempts >= ?");
-    s.bind(1, static_cast<std::int64_t>(max_attempts));
-    while (s.step()) {
-      given_up.emplace_back(s.text(0), store_rules::gave_up_reason(s.text(1)));
-    }
-  }
-  for (const auto& [id, reason] : given_up) {
-    statement f(db(),
-                "UPDATE scans SET status = 'failed', finished_at = ?, error = ?, image_kept_until = ? WHERE id = ?");
-    f.bind(1, now_ms)
-        .bind(2, reason)
-        .bind(3, keep_failed_ms > 0 ? std::optional(now_ms + keep_failed_ms) : std::nullopt)
-        .bind(4, id)
-        .run();
-    audit(now_ms, "scan_failed", id, {{"reason", reason}});
-    if (keep_failed_ms > 0) {
-      audit(now_ms, "image_kept", id, {{"until", format_time(now_ms + keep_failed_ms)}});
-    }
-  }
-  statement q(db(),
-              "UPDATE scans SET status = 'queued', error = 'the daemon stopped during the scan' WHERE status = "
-              "'running'");
-  q.run();
-  const auto queued = static_cast<std::size_t>(sqlite3_changes(db()));
+  store_rules::running_settlement how{.max_attempts = max_attempts,
+                                      .now_ms = now_ms,
+                                      .keep_failed_ms = keep_failed_ms,
+                                      .requeue_reason = "the daemon stopped during the scan",
+                                      .audited_requeue = false};
+  // '': scans claimed before leases existed.
+  requeue_running(
+      "SELECT id, attempts, lease_node FROM scans WHERE status = 'running' AND lease_node IN (?, '') ORDER BY seq",
+      node, how);
   tx.commit();
-  return queued;
+  return how.requeued;
+}
+
+std::size_t sqlite_report_store::requeue_expired(unsigned max_attempts, std::int64_t now_ms,
+                                                 std::int64_t keep_failed_ms) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  store_rules::running_settlement how{.max_attempts = max_attempts,
+                                      .now_ms = now_ms,
+                                      .keep_failed_ms = keep_failed_ms,
+                                      .requeue_reason = "its node stopped renewing the lease",
+                                      .audited_requeue = true};
+  requeue_running(
+      "SELECT id, attempts, lease_node FROM scans WHERE status = 'running' AND lease_until < ? ORDER BY seq", now_ms,
+      how);
+  tx.commit();
+  return how.requeued;
 }
 
 std::int64_t sqlite_report_store::seq_of(std::string_view id) {
@@ -1062,6 +1117,12 @@ void sqlite_report_store::complete(std::string_view id, const stored_report& rep
          {"ruleset_digest", report.ruleset_digest},
          {"report_sha256", report.sha256}});
   tx.commit();
+}
+
+void sqlite_report_store::set_progress(std::string_view id, std::string_view progress_json) {
+  std::lock_guard lock(mutex_);
+  statement s(db(), "UPDATE scans SET progress = ? WHERE id = ? AND status = 'running'");
+  s.bind(1, progress_json).bind(2, id).run();
 }
 
 void sqlite_report_store::fail(std::string_view id, std::string_view reason, std::int64_t now_ms) {

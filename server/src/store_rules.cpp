@@ -41,8 +41,12 @@ std::string derived_verdict(const std::string& verdict, const std::string& verdi
   return verdict_without_flags == "clean" ? "cleared_false_positive" : verdict_without_flags;
 }
 
-std::string gave_up_reason(const std::string& attempts) {
-  return "gave up after " + attempts + " attempts; last: the daemon stopped during the scan";
+running_outcome settle_running(std::int64_t attempts, const running_settlement& how) {
+  if (attempts < static_cast<std::int64_t>(how.max_attempts)) {
+    return {};
+  }
+  return {true, "gave up after " + std::to_string(attempts) + " attempts; last: " + how.requeue_reason,
+          how.keep_failed_ms > 0 ? std::optional(how.now_ms + how.keep_failed_ms) : std::nullopt};
 }
 
 }  // namespace borderscan::server::store_rules

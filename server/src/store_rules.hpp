@@ -3,6 +3,8 @@
 // whatever their SQL: how the audit chain is checked, how an actor is kept
 // in a column, and the verdict once reviewers' marks count.
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,7 +33,24 @@ std::optional<actor> actor_from_text(const std::string& text);
 // findings are all false positives has the verdict it would have without them.
 std::string derived_verdict(const std::string& verdict, const std::string& verdict_without_flags, bool still_flagged);
 
-// The error of a scan start-up recovery gives up on.
-std::string gave_up_reason(const std::string& attempts);
+// What becomes of running scans taken from their node (its restart, or its
+// lease lapsed): the attempt counts, since the image may be what stopped the
+// node; queued again while attempts are left, else failed for good.
+struct running_settlement {
+  unsigned max_attempts = 1;
+  std::int64_t now_ms = 0;
+  std::int64_t keep_failed_ms = 0;  // keep a failed scan's image this long; 0: not kept
+  std::string requeue_reason;       // the scan's error while queued again
+  bool audited_requeue = false;     // scan_requeued entries (another node's scans)
+  std::size_t requeued = 0;         // counted by the store
+};
+
+struct running_outcome {
+  bool failed = false;
+  std::string reason;                            // failed: the scan's error
+  std::optional<std::int64_t> image_kept_until;  // failed: until when its image stays
+};
+
+running_outcome settle_running(std::int64_t attempts, const running_settlement& how);
 
 }  // namespace borderscan::server::store_rules

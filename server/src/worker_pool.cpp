@@ -1,6 +1,9 @@
 #include "borderscan/server/worker_pool.hpp"
 
+#include <algorithm>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 
@@ -24,10 +27,30 @@ void worker_pool::start() {
   for (unsigned i = 0; i < settings_.workers; ++i) {
     threads_.emplace_back([this, token = stop_.get_token()] { do_work(token); });
   }
+  lease_keeper_ = std::jthread([this](std::stop_token stop) {
+    // A third of the lease: two renewals may fail (a slow store) before it lapses.
+    const auto interval = std::chrono::milliseconds(std::max<std::int64_t>(queue_.lease().length_ms / 3, 10));
+    std::mutex m;
+    std::condition_variable_any wake;
+    std::unique_lock lock(m);
+    while (true) {
+      wake.wait_for(lock, stop, interval, [] { return false; });
+      if (stop.stop_requested()) {
+        return;
+      }
+      try {
+        queue_.keep_leases(settings_.max_attempts,
+                           settings_.retention.keep_all ? 0 : settings_.retention.keep_failed_ms);
+      } catch (const std::exception& e) {
+        spdlog::error("cannot renew the leases of running scans: {}", e.what());
+      }
+    }
+  });
 }
 
 void worker_pool::drain(std::chrono::milliseconds grace) {
   if (threads_.empty()) {
+    lease_keeper_ = std::jthread();
     return;
   }
   stop_.request_stop();
@@ -42,6 +65,8 @@ void worker_pool::drain(std::chrono::milliseconds grace) {
     queue_.stop_all(stop_reason::shutdown);
   }
   threads_.clear();  // joins
+  // Leases are kept while scans run in the grace period; not after.
+  lease_keeper_ = std::jthread();
 }
 
 void worker_pool::do_work(std::stop_token stop) {
@@ -113,8 +138,27 @@ void worker_pool::run_one(job_state& job) {
                scan.image_size);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    const report_file file =
-        runner_.run({scan, job.cancel_flag(), [&job](const scanner::scan_progress& p) { job.set_progress(p); }});
+    // Other nodes show this scan's progress from the store: written at most once a second.
+    auto last_written = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+    std::mutex last_written_mutex;  // the scanner may report from several threads
+    const auto on_progress = [&](const scanner::scan_progress& p) {
+      job.set_progress(p);
+      std::unique_lock lock(last_written_mutex, std::try_to_lock);
+      if (const auto now = std::chrono::steady_clock::now();
+          lock.owns_lock() && now - last_written >= std::chrono::seconds(1)) {
+        last_written = now;
+        try {
+          store_.set_progress(scan.id, nlohmann::json{{"files_done", p.files_done},
+                                                      {"files_found", p.files_found},
+                                                      {"bytes_done", p.bytes_done},
+                                                      {"bytes_total", p.bytes_total}}
+                                           .dump());
+        } catch (const std::exception& e) {
+          spdlog::warn("job={} cannot write its progress to the store: {}", scan.id, e.what());
+        }
+      }
+    };
+    const report_file file = runner_.run({scan, job.cancel_flag(), on_progress});
     switch (job.reason()) {
       case stop_reason::cancelled:
         store_.mark_cancelled(scan.id, clock_.now_ms(), job.cancelled_by());
@@ -125,6 +169,9 @@ void worker_pool::run_one(job_state& job) {
       case stop_reason::shutdown:
         queue_.requeue(scan.id, "interrupted by shutdown", false);
         spdlog::info("job={} state=queued reason='interrupted by shutdown'", scan.id);
+        return;
+      case stop_reason::lease_lost:
+        spdlog::warn("job={} stopped: its lease lapsed and another node took it over", scan.id);
         return;
       case stop_reason::none:
         break;
@@ -149,7 +196,9 @@ void worker_pool::run_one(job_state& job) {
                  report.verdict, report.score, report.files, seconds, report.ruleset_digest, report.sha256);
   } catch (const std::exception& e) {
     try {
-      if (job.reason() == stop_reason::shutdown) {
+      if (job.reason() == stop_reason::lease_lost) {
+        spdlog::warn("job={} stopped: its lease lapsed and another node took it over", scan.id);
+      } else if (job.reason() == stop_reason::shutdown) {
         queue_.requeue(scan.id, "interrupted by shutdown", false);
         spdlog::info("job={} state=queued reason='interrupted by shutdown'", scan.id);
       } else if (job.reason() == stop_reason::cancelled) {

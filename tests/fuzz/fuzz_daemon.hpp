@@ -79,7 +79,7 @@ struct daemon_parts {
     scan.image_sha256 = image_sha256;
     scan.submitted_at = clk.now_ms();
     store.add_scan(scan, {});
-    (void)store.claim_next(clk.now_ms());
+    (void)store.claim_next(clk.now_ms(), {"fuzz", 60000});
     const auto file = dir / "spool" / (scan_id + ".report.json");
     write_bytes(file, {reinterpret_cast<const std::uint8_t*>(report_text.data()), report_text.size()});
     const server::report_file written{file, report_text.size(), scanner::sha256_hex(report_text), ruleset_digest, {}};

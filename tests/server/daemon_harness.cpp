@@ -87,7 +87,8 @@ void daemon::start() {
     out << "[jobs]\nworkers = " << options_.workers
         << "\nscan_threads = 1\nqueue_capacity = " << options_.queue_capacity
         << "\nshutdown_grace_seconds = " << options_.shutdown_grace_seconds << "\n"
-        << options_.jobs_extra << "[log]\nlevel = \"debug\"\n"
+        << options_.jobs_extra << "\n"
+        << "[log]\nlevel = \"debug\"\n"
         << options_.extra_config;
   }
   if (starts_ == 1) {

@@ -60,6 +60,9 @@ class daemon {
   // the admin one ("admin") is made at the first start and becomes the
   // default_bearer_token(); a station's token names the station.
   const std::string& token(const std::string& name, const std::string& role = "station");
+  // Another node on the same store: its tokens are this daemon's too (start()
+  // then makes no admin token of its own, whose name would be taken).
+  void share_tokens(const daemon& other) { tokens_ = other.tokens_; }
 
  private:
   std::map<std::string, std::string> tokens_;

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "daemon_harness.hpp"
 #include "server_test_support.hpp"
 #include "support/pg_test_server.hpp"
@@ -62,6 +65,117 @@ TEST(DaemonPostgres, UploadScanReportReviewAndAuditVerify) {
   const auto broken = test::run_command(verify);
   EXPECT_EQ(broken.exit_code, 1) << broken.out << broken.err;
   EXPECT_NE(broken.out.find("BROKEN at entry"), std::string::npos) << broken.out;
+}
+
+// Two nodes, each in its own folder, on one database and one spool folder.
+daemon_options node_options(const std::string& url, const std::filesystem::path& spool, const std::string& node,
+                            unsigned lease_seconds) {
+  daemon_options o;
+  o.workers = 1;
+  o.queue_capacity = 32;
+  o.storage_extra = "database = \"" + url + "\"\nspool_dir = \"" + spool.string() + "\"\nnode_id = \"" + node + "\"\n";
+  o.jobs_extra = "lease_seconds = " + std::to_string(lease_seconds);
+  return o;
+}
+
+json scan_on(std::uint16_t port, const std::string& id) {
+  return http_get(port, "/api/v1/scans/" + id).json();
+}
+
+std::size_t audit_count(std::uint16_t port, const std::string& event, const std::string& scan_id) {
+  return http_get(port, "/api/v1/audit?limit=1000&event=" + event + "&scan=" + scan_id).json().at("items").size();
+}
+
+TEST(DaemonPostgres, TwoNodesShareTheQueueReviewsAndAuditChain) {
+  test::scratch_dir dir;
+  const std::string url = test::new_postgres_database();
+  daemon a(dir / "a" / "data", node_options(url, dir / "spool", "node-a", 30));
+  a.start();
+  const std::string station = a.token("k1");
+  const std::string reviewer = a.token("rev-1", "reviewer");
+  daemon b(dir / "b" / "data", node_options(url, dir / "spool", "node-b", 30));
+  b.share_tokens(a);
+  b.start();
+  const std::string image = read_file(test::fixture_dir() / "fat-simple.img");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    daemon& to = i % 2 == 0 ? a : b;
+    const auto up = http_call(to.port(), http::verb::post, "/api/v1/scans?case_ref=C-" + std::to_string(i), image,
+                              {{"Authorization", "Bearer " + station}});
+    ASSERT_EQ(up.status, 202U) << up.body;
+    ids.push_back(up.json().at("id"));
+  }
+  ASSERT_TRUE(eventually(
+      [&] {
+        return std::all_of(ids.begin(), ids.end(),
+                           [&](const std::string& id) { return scan_on(a.port(), id).at("status") == "done"; });
+      },
+      std::chrono::seconds(180)))
+      << a.log() << b.log();
+  for (const auto& id : ids) {
+    // Each ran once: one claim, one scan_done, on whichever node took it.
+    EXPECT_EQ(scan_on(b.port(), id).at("attempts"), 1) << id;
+    EXPECT_EQ(audit_count(a.port(), "scan_done", id), 1U) << id;
+  }
+  // Both nodes scanned: each has a worker, and each claims what it can.
+  EXPECT_NE(a.log().find("state=done"), std::string::npos);
+  EXPECT_NE(b.log().find("state=done"), std::string::npos);
+
+  const std::map<std::string, std::string> as_reviewer = {{"Authorization", "Bearer " + reviewer},
+                                                          {"Content-Type", "application/json"}};
+  const auto reviewed = http_call(a.port(), http::verb::post, "/api/v1/reports/" + ids[3] + "/reviews",
+                                  R"({"decision":"confirmed","note":"seen on node a"})", as_reviewer);
+  ASSERT_EQ(reviewed.status, 201U) << reviewed.body;
+  const auto seen = http_call(b.port(), http::verb::get, "/api/v1/reports/" + ids[3] + "/reviews", {}, as_reviewer);
+  ASSERT_EQ(seen.status, 200U) << seen.body;
+  ASSERT_EQ(seen.json().at("items").size(), 1U) << seen.body;
+  EXPECT_EQ(seen.json().at("items")[0].at("note"), "seen on node a");
+
+  EXPECT_EQ(a.stop(SIGTERM), 0) << a.log();
+  EXPECT_EQ(b.stop(SIGTERM), 0) << b.log();
+  const auto intact =
+      test::run_command(std::string(BORDERSCAND) + " audit verify --config " + b.config_file().string());
+  EXPECT_EQ(intact.exit_code, 0) << intact.out << intact.err;
+}
+
+TEST(DaemonPostgres, ANodeKilledMidScanLosesItsLeaseAndTheOtherNodeFinishesTheScan) {
+  test::scratch_dir dir;
+  const std::string url = test::new_postgres_database();
+  // Node a's scans wait a minute before they start: it dies while one waits.
+  daemon_options slow = node_options(url, dir / "spool", "node-a", 2);
+  slow.debug_scan_delay_ms = 60'000;
+  daemon a(dir / "a" / "data", slow);
+  a.start();
+  const auto up =
+      http_call(a.port(), http::verb::post, "/api/v1/scans", read_file(test::fixture_dir() / "fat-simple.img"),
+                {{"Authorization", "Bearer " + a.token("k1")}});
+  ASSERT_EQ(up.status, 202U) << up.body;
+  const std::string id = up.json().at("id");
+  ASSERT_TRUE(eventually([&] { return scan_on(a.port(), id).at("status") == "running"; })) << a.log();
+
+  daemon b(dir / "b" / "data", node_options(url, dir / "spool", "node-b", 2));
+  b.share_tokens(a);
+  b.start();
+  // b's start-up recovery leaves a's running scan alone, and a keeps renewing its lease.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(scan_on(b.port(), id).at("status"), "running") << b.log();
+  EXPECT_EQ(audit_count(b.port(), "scan_requeued", id), 0U);
+
+  a.kill_hard();
+  // A client of node b follows the scan node a started, to its end on node b.
+  const auto events = http_get(b.port(), "/api/v1/scans/" + id + "/events");
+  EXPECT_EQ(events.status, 200U);
+  const auto last = events.body.rfind("event: ");
+  ASSERT_NE(last, std::string::npos) << events.body;
+  EXPECT_EQ(events.body.substr(last, 12), "event: done\n") << events.body;
+  ASSERT_TRUE(eventually([&] { return scan_on(b.port(), id).at("status") == "done"; }, std::chrono::seconds(60)))
+      << b.log();
+  EXPECT_EQ(scan_on(b.port(), id).at("attempts"), 2);
+  const auto requeued = http_get(b.port(), "/api/v1/audit?event=scan_requeued&scan=" + id).json().at("items");
+  ASSERT_EQ(requeued.size(), 1U);
+  EXPECT_EQ(requeued[0].at("detail").at("node"), "node-a");
+  EXPECT_EQ(audit_count(b.port(), "scan_done", id), 1U);
+  EXPECT_EQ(b.stop(SIGTERM), 0) << b.log();
 }
 
 TEST(DaemonPostgres, AnUnreachableDatabaseStopsTheStartWithAClearError) {

@@ -28,6 +28,9 @@ std::string test_support_read(const std::filesystem::path& p) {
   return out.str();
 }
 
+// The node these tests claim scans as, with a 10 s lease.
+const node_lease this_node{"node-a", 10'000};
+
 scan_record make_scan(const std::string& id, std::int64_t at, const std::string& station = "k1") {
   scan_record s;
   s.id = id;
@@ -151,7 +154,7 @@ TEST(PostgresStore, NodesClaimingAtOnceEachGetADifferentScan) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       report_store& store = t % 2 == 0 ? static_cast<report_store&>(a) : b;
-      while (const auto s = store.claim_next(5000)) {
+      while (const auto s = store.claim_next(5000, this_node)) {
         std::lock_guard lock(mutex);
         claimed.push_back(s->id);
       }
@@ -319,7 +322,7 @@ TEST_P(Store, AuditsEveryStateChangeInOrderWithFiltersAndACursor) {
   auto b = make_scan(id_n(2), 1100);
   store.add_scan(a, {});
   store.add_scan(b, {});
-  store.claim_next(1200);
+  store.claim_next(1200, this_node);
   complete_with(store, dir, a, make_report(scanner::verdict::flagged, true), 1300);
   store.keep_image(a.id, 1300 + 86'400'000, 1300);
   EXPECT_TRUE(store.cancel_queued(b.id, 1400, {}));
@@ -361,7 +364,7 @@ TEST_P(Store, KeptImagesStayNeededUntilTheirTimeThenAreListedAsExpired) {
   report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
-  store.claim_next(1000);
+  store.claim_next(1000, this_node);
   store.fail(a.id, "crashed: SIGSEGV", 2000);
   EXPECT_TRUE(store.live_spool_paths().empty());
   store.keep_image(a.id, 5000, 2000);
@@ -387,7 +390,7 @@ TEST_P(Store, ClaimsOldestQueuedFirstAndCountsAttempts) {
   store.add_scan(a, {});
   store.add_scan(b, {});
   EXPECT_LT(a.seq, b.seq);
-  const auto first = store.claim_next(5000);
+  const auto first = store.claim_next(5000, this_node);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->id, a.id);
   EXPECT_EQ(first->attempts, 1U);
@@ -395,7 +398,7 @@ TEST_P(Store, ClaimsOldestQueuedFirstAndCountsAttempts) {
   EXPECT_EQ(store.count(scan_status::queued), 1U);
   store.requeue(a.id, "shutdown", false);
   EXPECT_EQ(store.find_scan(a.id)->attempts, 0U);
-  EXPECT_EQ(store.claim_next(6000)->id, a.id);
+  EXPECT_EQ(store.claim_next(6000, this_node)->id, a.id);
 }
 
 TEST_P(Store, RecoversRunningScansUntilAttemptsRunOut) {
@@ -404,8 +407,8 @@ TEST_P(Store, RecoversRunningScansUntilAttemptsRunOut) {
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
   for (unsigned attempt = 1; attempt <= 3; ++attempt) {
-    ASSERT_TRUE(store.claim_next(1000));
-    EXPECT_EQ(store.recover_running(3, 2000, 0), attempt < 3 ? 1U : 0U);
+    ASSERT_TRUE(store.claim_next(1000, this_node));
+    EXPECT_EQ(store.recover_running(this_node.node, 3, 2000, 0), attempt < 3 ? 1U : 0U);
   }
   const auto gone = store.find_scan(a.id);
   EXPECT_EQ(gone->status, scan_status::failed);
@@ -422,10 +425,70 @@ TEST_P(Store, RecoveryKeepsTheImageOfAScanItGivesUpOn) {
   report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
-  ASSERT_TRUE(store.claim_next(1000));
-  EXPECT_EQ(store.recover_running(1, 2000, 3'600'000), 0U);
+  ASSERT_TRUE(store.claim_next(1000, this_node));
+  EXPECT_EQ(store.recover_running(this_node.node, 1, 2000, 3'600'000), 0U);
   EXPECT_EQ(store.find_scan(a.id)->image_kept_until, 2000 + 3'600'000);
   EXPECT_EQ(store.live_spool_paths(), std::vector<std::string>{a.spool_path});
+}
+
+TEST_P(Store, RecoveryAtStartUpTakesOnlyThisNodesScans) {
+  const auto opened = open();
+  report_store& store = *opened;
+  auto mine = make_scan(id_n(1), 1000);
+  auto theirs = make_scan(id_n(2), 1000);
+  store.add_scan(mine, {});
+  store.add_scan(theirs, {});
+  ASSERT_EQ(store.claim_next(1000, this_node)->id, mine.id);
+  ASSERT_EQ(store.claim_next(1000, {"node-b", 10'000})->id, theirs.id);
+  EXPECT_EQ(store.recover_running(this_node.node, 3, 2000, 0), 1U);
+  EXPECT_EQ(store.find_scan(mine.id)->status, scan_status::queued);
+  EXPECT_EQ(store.find_scan(theirs.id)->status, scan_status::running);
+}
+
+TEST_P(Store, LapsedLeasesAreQueuedAgainAndCountAgainstMaxAttempts) {
+  const auto opened = open();
+  report_store& store = *opened;
+  const node_lease other{"node-b", 10'000};
+  auto a = make_scan(id_n(1), 1000);
+  store.add_scan(a, {});
+  std::int64_t now = 1000;
+  for (unsigned attempt = 1; attempt <= 2; ++attempt) {
+    ASSERT_EQ(store.claim_next(now, other)->id, a.id);
+    // Renewed at +5 s: held until +15 s, not the +10 s of the claim.
+    EXPECT_EQ(store.renew_leases(other, now + 5'000), std::vector<std::string>{a.id});
+    EXPECT_TRUE(store.renew_leases(this_node, now + 5'000).empty());
+    EXPECT_EQ(store.requeue_expired(2, now + 14'000, 0), 0U);
+    EXPECT_EQ(store.find_scan(a.id)->status, scan_status::running);
+    EXPECT_EQ(store.requeue_expired(2, now + 16'000, 3'600'000), attempt < 2 ? 1U : 0U);
+    // The node that lost it learns so at its next renewal.
+    EXPECT_TRUE(store.renew_leases(other, now + 17'000).empty());
+    now += 20'000;
+  }
+  const auto gone = store.find_scan(a.id);
+  EXPECT_EQ(gone->status, scan_status::failed);
+  EXPECT_EQ(gone->attempts, 2U);
+  EXPECT_EQ(gone->error, "gave up after 2 attempts; last: its node stopped renewing the lease");
+  EXPECT_EQ(gone->image_kept_until, 21'000 + 16'000 + 3'600'000);
+  audit_filter requeued;
+  requeued.event = "scan_requeued";
+  const auto entries = store.list_audit(requeued).items;
+  ASSERT_EQ(entries.size(), 1U);
+  EXPECT_EQ(entries[0].detail.at("node"), "node-b");
+  EXPECT_EQ(entries[0].scan_id, a.id);
+  EXPECT_TRUE(store.verify_audit().intact());
+}
+
+TEST_P(Store, ProgressOfARunningScanIsReadBackUntilItEnds) {
+  const auto opened = open();
+  report_store& store = *opened;
+  auto a = make_scan(id_n(1), 1000);
+  store.add_scan(a, {});
+  store.set_progress(a.id, R"({"files_done":1})");
+  EXPECT_EQ(store.find_scan(a.id)->progress, "") << "only a running scan has progress";
+  ASSERT_TRUE(store.claim_next(1000, this_node));
+  store.set_progress(a.id, R"({"files_done":3,"files_found":9,"bytes_done":10,"bytes_total":90})");
+  EXPECT_EQ(nlohmann::json::parse(store.find_scan(a.id)->progress).at("files_found"), 9);
+  EXPECT_EQ(store.active_scans().at(0).progress, store.find_scan(a.id)->progress);
 }
 
 TEST_P(Store, CancelsOnlyQueuedScans) {
@@ -435,7 +498,7 @@ TEST_P(Store, CancelsOnlyQueuedScans) {
   auto b = make_scan(id_n(2), 1000);
   store.add_scan(a, {});
   store.add_scan(b, {});
-  store.claim_next(1000);
+  store.claim_next(1000, this_node);
   EXPECT_FALSE(store.cancel_queued(a.id, 2000, {}));
   EXPECT_TRUE(store.cancel_queued(b.id, 2000, {"kiosk-2", "station", "rid-9", ""}));
   EXPECT_EQ(store.find_scan(b.id)->status, scan_status::cancelled);
@@ -449,7 +512,7 @@ TEST_P(Store, StoresReportWithSummaryColumnsAndFileRows) {
   report_store& store = *opened;
   auto a = make_scan(id_n(1), 1000);
   store.add_scan(a, {});
-  store.claim_next(1000);
+  store.claim_next(1000, this_node);
   complete_with(store, dir, a, make_report(scanner::verdict::flagged, true), 3000);
   const auto done = store.find_scan(a.id);
   EXPECT_EQ(done->status, scan_status::done);
@@ -488,7 +551,7 @@ TEST_P(Store, ListsNewestFirstWithFiltersAndAStableCursor) {
   for (int i = 1; i <= 5; ++i) {
     auto s = make_scan(id_n(i), i * 1000, i % 2 == 0 ? "even" : "odd");
     store.add_scan(s, {});
-    store.claim_next(0);
+    store.claim_next(0, this_node);
     complete_with(store, dir, s, make_report(i == 3 ? scanner::verdict::flagged : scanner::verdict::clean, i == 3),
                   i * 1000 + 1);
   }
@@ -508,7 +571,7 @@ TEST_P(Store, ListsNewestFirstWithFiltersAndAStableCursor) {
     if (page == 0) {
       auto late = make_scan(id_n(9), 9000);
       store.add_scan(late, {});
-      store.claim_next(0);
+      store.claim_next(0, this_node);
       complete_with(store, dir, late, make_report(scanner::verdict::clean, false), 9001);
     }
   }

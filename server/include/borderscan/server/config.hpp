@@ -76,6 +76,9 @@ struct storage_config {
   std::filesystem::path data_dir = "var";
   std::filesystem::path database;   // empty: <data_dir>/borderscan.db
   std::filesystem::path spool_dir;  // empty: <data_dir>/spool
+  // This node's name in scan leases (several nodes on one PostgreSQL store);
+  // empty: one made at the first start and kept in <data_dir>/node-id.
+  std::string node_id;
   std::uint64_t max_image_bytes = 64ULL << 30;
   std::uint64_t min_free_spool_bytes = 1ULL << 30;  // /readyz fails below this
   bool keep_images = false;                         // keep every spooled image after its scan ends, forever
@@ -89,6 +92,7 @@ struct storage_config {
   std::filesystem::path reports_path() const { return data_dir / "reports"; }
   std::filesystem::path compiled_rules_path() const { return data_dir / "rules"; }
   std::filesystem::path signing_key_path() const { return data_dir / "keys" / "report-signing.pem"; }
+  std::filesystem::path node_id_path() const { return data_dir / "node-id"; }
 };
 
 // Copies of flagged files' content, kept for reviewers (GET
@@ -110,6 +114,9 @@ struct jobs_config {
   std::uint32_t shutdown_grace_seconds = 30;
   unsigned store_attempts = 4;                      // storing a report, in all (full disk, busy store)
   std::uint32_t store_retry_first_delay_ms = 1000;  // then ×4 each time
+  // A running scan's lease: renewed every third of this while it runs; when
+  // it lapses (its node died) another node queues the scan again.
+  std::uint32_t lease_seconds = 30;
 
   unsigned effective_workers() const;
   unsigned effective_scan_threads() const;

@@ -20,7 +20,9 @@
 
 namespace borderscan::server {
 
-enum class stop_reason { none, cancelled, shutdown };
+// lease_lost: another node took the scan over (this node's lease lapsed):
+// its outcome is no longer this node's to record.
+enum class stop_reason { none, cancelled, shutdown, lease_lost };
 
 // Shared between the worker running a job and whoever asks about it.
 class job_state {
@@ -64,7 +66,8 @@ enum class cancel_result { cancelled, stopping, not_active };
 
 class job_queue {
  public:
-  job_queue(report_store& store, const clock& clk, std::size_t capacity);
+  // lease: this node's name and how long a claim holds without renewal.
+  job_queue(report_store& store, const clock& clk, std::size_t capacity, node_lease lease = {});
 
   // An empty slot when queued + reserved jobs already fill the capacity.
   queue_slot reserve();
@@ -84,6 +87,12 @@ class job_queue {
   // Live progress of a running job.
   std::optional<scanner::scan_progress> progress(const std::string& id) const;
 
+  // Periodic, more often than the lease length: renews this node's leases
+  // (stopping jobs whose lease another node took over), queues again other
+  // nodes' scans whose lease lapsed, and picks up scans other nodes queued.
+  void keep_leases(unsigned max_attempts, std::int64_t keep_failed_ms);
+  const node_lease& lease() const noexcept { return lease_; }
+
   std::size_t queued() const;
   std::size_t running() const;
   std::size_t capacity() const noexcept { return capacity_; }
@@ -95,6 +104,7 @@ class job_queue {
   report_store& store_;
   const clock& clock_;
   const std::size_t capacity_;
+  const node_lease lease_;
   mutable std::mutex mutex_;
   std::condition_variable_any wake_;
   std::size_t queued_ = 0;

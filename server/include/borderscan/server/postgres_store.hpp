@@ -34,13 +34,17 @@ class postgres_report_store final : public report_store {
 
   void add_scan(scan_record& scan, const actor& by) override;
   std::optional<scan_record> find_scan(std::string_view id) override;
-  std::optional<scan_record> claim_next(std::int64_t now_ms) override;
+  std::optional<scan_record> claim_next(std::int64_t now_ms, const node_lease& lease) override;
+  std::vector<std::string> renew_leases(const node_lease& lease, std::int64_t now_ms) override;
+  std::size_t requeue_expired(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) override;
   void requeue(std::string_view id, std::string_view reason, bool count_attempt) override;
-  std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) override;
+  std::size_t recover_running(std::string_view node, unsigned max_attempts, std::int64_t now_ms,
+                              std::int64_t keep_failed_ms) override;
   void begin_report(std::string_view id) override;
   void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) override;
   void add_report_findings(std::string_view id, const std::vector<report_finding_row>& rows) override;
   void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) override;
+  void set_progress(std::string_view id, std::string_view progress_json) override;
   void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
   bool cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) override;
   void mark_cancelled(std::string_view id, std::int64_t now_ms, const actor& by) override;

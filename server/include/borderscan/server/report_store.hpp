@@ -49,6 +49,17 @@ struct scan_record {
   // the sweep deletes it at this time (Unix ms).
   std::optional<std::int64_t> image_kept_until;
   std::optional<actor> cancelled_by;  // status cancelled: who asked
+  // Running: the last progress its node wrote (set_progress), as a JSON
+  // object of files_done, files_found, bytes_done, bytes_total; "" before any.
+  std::string progress;
+};
+
+// Who claims a scan, and for how long at a time: a running scan's lease is
+// renewed by its node while it scans; once it lapses (the node died) any
+// node queues the scan again.
+struct node_lease {
+  std::string node;
+  std::int64_t length_ms = 30'000;
 };
 
 // One line of the audit log: what happened to a scan, its evidence or the
@@ -246,14 +257,24 @@ class report_store {
   // A new scan in state queued; seq is assigned. Audited (scan_submitted).
   virtual void add_scan(scan_record& scan, const actor& by) = 0;
   virtual std::optional<scan_record> find_scan(std::string_view id) = 0;
-  // Oldest queued scan becomes running (attempts + 1, started_at = now).
-  virtual std::optional<scan_record> claim_next(std::int64_t now_ms) = 0;
+  // Oldest queued scan becomes running (attempts + 1, started_at = now),
+  // leased to lease.node until now + lease.length_ms.
+  virtual std::optional<scan_record> claim_next(std::int64_t now_ms, const node_lease& lease) = 0;
+  // Extends the leases of the node's running scans; returns the ids of those
+  // it still holds (a scan missing from them was taken away: do not finish it).
+  virtual std::vector<std::string> renew_leases(const node_lease& lease, std::int64_t now_ms) = 0;
+  // Running scans whose lease lapsed before now (their node died or hangs):
+  // queued again, or failed when they have used up max_attempts (audited,
+  // scan_requeued / scan_failed). Returns how many were queued.
+  virtual std::size_t requeue_expired(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) = 0;
   // Back to queued; the attempt is given back when it was not the job's fault.
   virtual void requeue(std::string_view id, std::string_view reason, bool count_attempt) = 0;
-  // Start-up: scans left running by a previous process are queued again, or
-  // failed when they have used up max_attempts (audited; their image kept for
-  // keep_failed_ms when that is not 0). Returns how many were queued.
-  virtual std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) = 0;
+  // Start-up: scans this node (or a version without leases) left running are
+  // queued again, or failed when they have used up max_attempts (audited;
+  // their image kept for keep_failed_ms when that is not 0). Other nodes'
+  // running scans are theirs (requeue_expired). Returns how many were queued.
+  virtual std::size_t recover_running(std::string_view node, unsigned max_attempts, std::int64_t now_ms,
+                                      std::int64_t keep_failed_ms) = 0;
   // A report is stored in steps, so that no lock is held while a large one is
   // read: begin_report clears rows an earlier attempt left; add_report_rows
   // adds file rows in batches as the report is read (invisible until done);
@@ -263,6 +284,9 @@ class report_store {
   virtual void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) = 0;
   virtual void add_report_findings(std::string_view id, const std::vector<report_finding_row>& rows) = 0;
   virtual void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) = 0;
+  // A running scan's progress (JSON text, see scan_record::progress), written
+  // by its node now and then so that every node can show it. Not audited.
+  virtual void set_progress(std::string_view id, std::string_view progress_json) = 0;
   // Status failed with the reason. Audited (scan_failed).
   virtual void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) = 0;
   // queued -> cancelled atomically; false if the scan was not queued.

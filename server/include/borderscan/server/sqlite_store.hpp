@@ -12,6 +12,9 @@
 struct sqlite3;
 
 namespace borderscan::server {
+namespace store_rules {
+struct running_settlement;
+}
 
 class sqlite_report_store final : public report_store {
  public:
@@ -28,13 +31,17 @@ class sqlite_report_store final : public report_store {
 
   void add_scan(scan_record& scan, const actor& by) override;
   std::optional<scan_record> find_scan(std::string_view id) override;
-  std::optional<scan_record> claim_next(std::int64_t now_ms) override;
+  std::optional<scan_record> claim_next(std::int64_t now_ms, const node_lease& lease) override;
+  std::vector<std::string> renew_leases(const node_lease& lease, std::int64_t now_ms) override;
+  std::size_t requeue_expired(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) override;
   void requeue(std::string_view id, std::string_view reason, bool count_attempt) override;
-  std::size_t recover_running(unsigned max_attempts, std::int64_t now_ms, std::int64_t keep_failed_ms) override;
+  std::size_t recover_running(std::string_view node, unsigned max_attempts, std::int64_t now_ms,
+                              std::int64_t keep_failed_ms) override;
   void begin_report(std::string_view id) override;
   void add_report_rows(std::string_view id, const std::vector<report_file_row>& rows) override;
   void add_report_findings(std::string_view id, const std::vector<report_finding_row>& rows) override;
   void complete(std::string_view id, const stored_report& report, std::int64_t now_ms) override;
+  void set_progress(std::string_view id, std::string_view progress_json) override;
   void fail(std::string_view id, std::string_view reason, std::int64_t now_ms) override;
   bool cancel_queued(std::string_view id, std::int64_t now_ms, const actor& by) override;
   void mark_cancelled(std::string_view id, std::int64_t now_ms, const actor& by) override;
@@ -82,6 +89,11 @@ class sqlite_report_store final : public report_store {
   // Caller holds mutex_. The seq of a done scan; nothing for an unknown id or
   // a scan that is not done.
   std::optional<std::int64_t> done_seq_of(std::string_view id);
+  // Caller holds mutex_ and a transaction. Running scans found with `select`
+  // (id, attempts, lease_node; its one parameter bound to `arg`): queued
+  // again or failed, as store_rules::settle_running decides.
+  template <typename Arg>
+  void requeue_running(const char* select, Arg arg, store_rules::running_settlement& how);
   // Caller holds mutex_ (and usually a transaction).
   void audit(std::int64_t at, std::string_view event, std::string_view scan_id, const nlohmann::json& detail,
              const actor& by = {});

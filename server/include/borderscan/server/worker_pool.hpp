@@ -42,6 +42,8 @@ class worker_pool {
   worker_pool(const worker_pool&) = delete;
   worker_pool& operator=(const worker_pool&) = delete;
 
+  // Starts the workers, and a thread that keeps this node's leases
+  // (job_queue::keep_leases) until drain() has finished.
   void start();
   // Claims nothing new; running scans get `grace` to finish, then they are
   // stopped and put back in the queue (no attempt counted). Joins the threads.
@@ -63,6 +65,7 @@ class worker_pool {
   worker_settings settings_;
   std::stop_source stop_;
   std::vector<std::jthread> threads_;
+  std::jthread lease_keeper_;  // declared last: stopped first, joined before the queue goes
 };
 
 }  // namespace borderscan::server
