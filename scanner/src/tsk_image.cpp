@@ -116,8 +116,14 @@ class fs_walker {
   void run() {
     std::vector<ancestor> ancestors;
     ancestors.push_back({{fs_->root_inum, std::nullopt}, "/"});
+    if (const fs_file_ptr root(tsk_fs_file_open_meta(fs_, nullptr, fs_->root_inum)); root && root->meta != nullptr) {
+      if (!plausible_directory(root->meta, "/")) {
+        return;
+      }
+    }
+    tsk_error_reset();
     walk_dir(fs_->root_inum, "", ancestors);
-    if (!saw_orphan_dir_ && !stopped_) {
+    if (!saw_orphan_dir_ && !stopped_ && orphan_search_allowed("/$OrphanFiles")) {
       // Some file systems do not list the virtual orphan folder in the root.
       walk_dir(TSK_FS_ORPHANDIR_INUM(fs_), "/$OrphanFiles", ancestors, /*quiet=*/true);
     }
@@ -143,6 +149,85 @@ class fs_walker {
       stopped_ = true;
     }
     return stopped_;
+  }
+
+  // libtsk reads a directory as long as its metadata says, building its
+  // block list one block at a time (quadratic): a crafted inode claiming
+  // gigabytes in a tiny file system costs minutes and gigabytes of memory.
+  // A directory cannot hold more than its whole file system, so one that
+  // claims to is listed as an error and not read.
+  bool plausible_directory(const TSK_FS_META* meta, const std::string& path) {
+    const std::uint64_t cap = directory_cap();
+    if (meta->size <= 0 || cap == 0 || static_cast<std::uint64_t>(meta->size) <= cap ||
+        meta->type == TSK_FS_META_TYPE_VIRT_DIR) {
+      return true;
+    }
+    implausible_directory_ = path;
+    error(path, "directory_implausible",
+          "directory claims " + std::to_string(meta->size) + " bytes, more than its whole file system (" +
+              std::to_string(cap) + " bytes present); not listed",
+          true);
+    return false;
+  }
+
+  // The file system's bytes present in the image: no directory holds more.
+  std::uint64_t directory_cap() const {
+    const std::uint64_t blocks = std::min<std::uint64_t>(fs_->block_count, fs_->last_block_act + 1);
+    return blocks * fs_->block_size;
+  }
+
+  // libtsk's search for orphan files reads every directory of the file system
+  // again, unallocated directory inodes too, whatever size they claim: it is
+  // skipped, and said so, when one of them is implausible.
+  bool orphan_search_allowed(const std::string& path) {
+    std::string why;
+    if (!implausible_directory_.empty()) {
+      why = "directory " + implausible_directory_ + " claims more bytes than the file system holds";
+    } else {
+      why = implausible_unallocated_directory();
+    }
+    if (why.empty()) {
+      return true;
+    }
+    error(path, "orphan_search_skipped", "deleted files without a name not searched: " + why, true);
+    return false;
+  }
+
+  // ext2/3/4 and UFS keep a directory's size in its inode, where the orphan
+  // search trusts it. Their inode tables are a small part of the volume, so
+  // reading the unallocated inodes once more is cheap; FAT's "inodes" are
+  // directory entries all over the volume, and its sizes come from the FAT.
+  std::string implausible_unallocated_directory() {
+    if (!TSK_FS_TYPE_ISEXT(fs_->ftype) && !TSK_FS_TYPE_ISFFS(fs_->ftype)) {
+      return {};
+    }
+    struct finding {
+      std::uint64_t cap = 0;
+      TSK_INUM_T inode = 0;
+      TSK_OFF_T size = 0;
+    } found{directory_cap()};
+    const auto check = [](TSK_FS_FILE* file, void* ptr) -> TSK_WALK_RET_ENUM {
+      auto& f = *static_cast<finding*>(ptr);
+      const TSK_FS_META* m = file->meta;
+      if (m != nullptr && TSK_FS_IS_DIR_META(m->type) && m->size > 0 && static_cast<std::uint64_t>(m->size) > f.cap) {
+        f.inode = m->addr;
+        f.size = m->size;
+        return TSK_WALK_STOP;
+      }
+      return TSK_WALK_CONT;
+    };
+    tsk_error_reset();
+    if (tsk_fs_meta_walk(fs_, fs_->first_inum, TSK_FS_ORPHANDIR_INUM(fs_) - 1, TSK_FS_META_FLAG_UNALLOC, check,
+                         &found) != 0) {
+      const std::string reason = tsk_reason();
+      tsk_error_reset();
+      return "the unallocated inodes cannot be read: " + reason;
+    }
+    if (found.inode == 0) {
+      return {};
+    }
+    return "unallocated directory inode " + std::to_string(found.inode) + " claims " + std::to_string(found.size) +
+           " bytes, more than the file system holds (" + std::to_string(found.cap) + " bytes present)";
   }
 
   bool count_entry(const std::string& path) {
@@ -383,6 +468,12 @@ class fs_walker {
   }
 
   void descend(TSK_FS_FILE* f, const std::string& path, bool deleted, std::vector<ancestor>& ancestors) {
+    if (!plausible_directory(f->meta, path)) {
+      return;
+    }
+    if (f->meta->addr == TSK_FS_ORPHANDIR_INUM(fs_) && !orphan_search_allowed(path)) {
+      return;
+    }
     const dir_key key = key_of(f);
     for (const auto& a : ancestors) {
       const bool same_inode = a.key.inode == key.inode;
@@ -422,7 +513,8 @@ class fs_walker {
   std::uint64_t entries_ = 0;
   bool stopped_ = false;
   bool saw_orphan_dir_ = false;
-  bool deleted_stack_ = false;  // inside a deleted directory: everything below is deleted too
+  std::string implausible_directory_;  // the first directory bigger than its file system
+  bool deleted_stack_ = false;         // inside a deleted directory: everything below is deleted too
 };
 
 std::string scheme_name(const TSK_VS_INFO& vs) {

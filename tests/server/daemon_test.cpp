@@ -649,8 +649,7 @@ TEST_F(Daemon, CorpusEveryHostileImageEndsDoneOrFailedWithAReasonNeverHung) {
           << image << ": a hostile image ended clean without a word\n"
           << report.dump(1);
     } else {
-      EXPECT_EQ(image.filename(), test::libtsk_hang_image) << image << ": " << record.dump();
-      EXPECT_EQ(record.at("error"), "timed out after 10 s") << record.dump();
+      ADD_FAILURE() << image << ": every hostile image ends in a report with its errors: " << record.dump();
     }
     EXPECT_EQ(http_get(d.port(), "/healthz").status, 200U) << image;
   }

@@ -275,11 +275,7 @@ TEST(ProcessRunner, CorpusEveryHostileImageEndsDoneOrFailedNeverHung) {
   const auto images = test::hostile_images(tmp.path());
   ASSERT_GE(images.size(), 11u);
   for (const auto& image : images) {
-    auto hang_settings = s;
-    if (image.filename() == test::libtsk_hang_image) {
-      hang_settings.worker.timeout_seconds = 3;
-    }
-    server::process_runner r(hang_settings);
+    server::process_runner r(s);
     std::atomic<bool> cancel{false};
     try {
       const auto report = report_of(r.run({record_for(image, tmp.path()), cancel, {}}));
@@ -289,8 +285,7 @@ TEST(ProcessRunner, CorpusEveryHostileImageEndsDoneOrFailedNeverHung) {
                   image.filename() == "fatcat-infinite-file.img")
           << image;
     } catch (const server::scan_failed& e) {
-      EXPECT_FALSE(std::string(e.what()).empty()) << image;
-      EXPECT_EQ(image.filename(), test::libtsk_hang_image) << image << ": " << e.what();
+      ADD_FAILURE() << image << ": every hostile image ends in a report with its errors: " << e.what();
     }
   }
   expect_no_children();

@@ -107,7 +107,7 @@ std::vector<fs::path> hostile_images(const fs::path& dir) {
       images.push_back(gunzip_to(e.path(), dir));
     }
   }
-  images.push_back(source_dir() / "tests" / "fuzz" / "hangs" / libtsk_hang_image);
+  images.push_back(source_dir() / "tests" / "fuzz" / "corpus" / "image" / "regress-ext3-root-claims-4gib.img");
   return images;
 }
 
