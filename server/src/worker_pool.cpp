@@ -226,6 +226,11 @@ void worker_pool::run_one(job_state& job) {
     }
     stored_report report =
         store_step(job, "storing the report", [&] { return ingest_.ingest(scan, file, runner_.flag_threshold()); });
+    if (settings_.debug_store_hold.count() > 0) {
+      spdlog::info("job={} state=storing report stored, held {} ms before it is recorded done (a test seam)", scan.id,
+                   settings_.debug_store_hold.count());
+      wait_unless(settings_.debug_store_hold, [&] { return job.cancel_flag().load(); });
+    }
     store_step(job, "recording the scan done", [&] {
       store_.complete(scan.id, report, clock_.now_ms());
       return true;

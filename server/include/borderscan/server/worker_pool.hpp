@@ -34,6 +34,9 @@ struct worker_settings {
   unsigned store_attempts = 4;
   std::chrono::milliseconds store_retry_first_delay{1000};
   store_health* health = nullptr;  // told of each failure and success; may be null
+  // Tests only (--debug-store-delay-ms): how long a stored report waits
+  // before its scan is recorded done, a window to kill the daemon in.
+  std::chrono::milliseconds debug_store_hold{0};
 };
 
 class worker_pool {
