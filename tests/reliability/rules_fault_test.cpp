@@ -60,6 +60,7 @@ TEST(RulesFault, AnUnreadableRulesFolderAtReloadIsRefusedAndTheOldRulesKeepServi
   EXPECT_EQ(refused.header("content-type"), "application/problem+json");
   const json problem = refused.json();
   EXPECT_EQ(problem.value("type", ""), "urn:borderscan:problem:rules-invalid") << refused.body;
+  EXPECT_NE(problem.value("detail", "").find("cannot be loaded"), std::string::npos) << refused.body;
   EXPECT_EQ(problem.value("digest", ""), before.at("digest")) << refused.body;
   EXPECT_NE(problem.at("errors").dump().find("Permission denied"), std::string::npos) << refused.body;
   EXPECT_NE(problem.at("errors").dump().find(rules.string()), std::string::npos) << refused.body;
