@@ -170,6 +170,20 @@ class fs_walker {
     return false;
   }
 
+  // ext2/3 and UFS list a file's blocks pointer by pointer, and libtsk builds
+  // its block list one pointer at a time for the whole claimed size: crafted
+  // indirect blocks make that quadratic. A sparse file may be bigger than its
+  // volume, but not one mapped that way on a device that holds so little.
+  // Extents (ext4) and run lists (NTFS) are compact and read as usual.
+  bool block_pointers_past_the_volume(const TSK_FS_META* meta) const {
+    if (!TSK_FS_TYPE_ISEXT(fs_->ftype) && !TSK_FS_TYPE_ISFFS(fs_->ftype)) {
+      return false;
+    }
+    const std::uint64_t cap = directory_cap();
+    return meta->content_type == TSK_FS_META_CONTENT_TYPE_DEFAULT && meta->size > 0 && cap > 0 &&
+           static_cast<std::uint64_t>(meta->size) > cap;
+  }
+
   // The file system's bytes present in the image: no directory holds more.
   std::uint64_t directory_cap() const {
     const std::uint64_t blocks = std::min<std::uint64_t>(fs_->block_count, fs_->last_block_act + 1);
@@ -324,6 +338,15 @@ class fs_walker {
     }
     if (e.type != "regular" && e.type != "symlink") {
       sink_.item({std::move(e), std::nullopt});  // devices, sockets, fifos: nothing to read
+      return;
+    }
+    if (block_pointers_past_the_volume(meta)) {
+      const std::string why = "file claims " + std::to_string(meta->size) +
+                              " bytes in block pointers, more than its file system holds (" +
+                              std::to_string(directory_cap()) + " bytes present); content not read";
+      error(path, "file_implausible", why, true);
+      e.skipped = why;
+      sink_.item({std::move(e), std::nullopt});
       return;
     }
     emit_streams(f, std::move(e));
