@@ -217,18 +217,28 @@ class fs_walker {
     }
     struct finding {
       std::uint64_t cap = 0;
-      TSK_INUM_T inode = 0;
-      TSK_OFF_T size = 0;
-    } found{directory_cap()};
+      std::uint64_t inline_cap = 0;
+      std::string what;
+    } found{directory_cap(), fs_->block_size, {}};
     const auto check = [](TSK_FS_FILE* file, void* ptr) -> TSK_WALK_RET_ENUM {
       auto& f = *static_cast<finding*>(ptr);
       const TSK_FS_META* m = file->meta;
-      if (m != nullptr && TSK_FS_IS_DIR_META(m->type) && m->size > 0 && static_cast<std::uint64_t>(m->size) > f.cap) {
-        f.inode = m->addr;
-        f.size = m->size;
-        return TSK_WALK_STOP;
+      if (m == nullptr || m->size <= 0) {
+        return TSK_WALK_CONT;
       }
-      return TSK_WALK_CONT;
+      const auto size = static_cast<std::uint64_t>(m->size);
+      if (TSK_FS_IS_DIR_META(m->type) && size > f.cap) {
+        f.what = "unallocated directory inode " + std::to_string(m->addr) + " claims " + std::to_string(size) +
+                 " bytes, more than the file system holds (" + std::to_string(f.cap) + " bytes present)";
+      } else if (m->content_type == TSK_FS_META_CONTENT_TYPE_EXT4_INLINE && size > f.inline_cap) {
+        // libtsk allocates the claimed size for every such inode and holds it
+        // until the file system is closed; inline data fits in the inode.
+        f.what = "unallocated inode " + std::to_string(m->addr) + " claims " + std::to_string(size) +
+                 " bytes of inline data, more than a block (" + std::to_string(f.inline_cap) + " bytes)";
+      } else {
+        return TSK_WALK_CONT;
+      }
+      return TSK_WALK_STOP;
     };
     tsk_error_reset();
     if (tsk_fs_meta_walk(fs_, fs_->first_inum, TSK_FS_ORPHANDIR_INUM(fs_) - 1, TSK_FS_META_FLAG_UNALLOC, check,
@@ -237,11 +247,7 @@ class fs_walker {
       tsk_error_reset();
       return "the unallocated inodes cannot be read: " + reason;
     }
-    if (found.inode == 0) {
-      return {};
-    }
-    return "unallocated directory inode " + std::to_string(found.inode) + " claims " + std::to_string(found.size) +
-           " bytes, more than the file system holds (" + std::to_string(found.cap) + " bytes present)";
+    return found.what;
   }
 
   bool count_entry(const std::string& path) {
