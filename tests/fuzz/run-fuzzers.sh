@@ -50,7 +50,7 @@ fi
 # past it, and the library reports an error. Here, under ASan's overhead and
 # the 2 GiB RSS limit, single C allocations over 512 MiB fail instead. C++
 # `new` still stops the fuzzer, so our own code's huge allocations are found.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512:suppressions=$here/asan.supp}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
 for t in "${targets[@]}"; do
