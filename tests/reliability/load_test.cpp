@@ -122,11 +122,11 @@ std::vector<json> audit_entries(const daemon& d, const std::string& event) {
 
 // What the spool holds besides the (empty) folder of scan attempts: images,
 // partial uploads, reports, work folders.
-std::vector<std::string> spool_leftovers(const daemon& d) {
-  std::vector<std::string> out;
+std::string spool_leftovers(const daemon& d) {
+  std::string out;
   for (const auto& e : std::filesystem::recursive_directory_iterator(d.spool_dir())) {
     if (e.path() != d.spool_dir() / "work") {
-      out.push_back(std::filesystem::relative(e.path(), d.spool_dir()).string());
+      out += std::filesystem::relative(e.path(), d.spool_dir()).string() + " ";
     }
   }
   return out;
@@ -234,7 +234,8 @@ TEST_F(Load, SlowHeadsAndTricklingUploadsFromOneAndManyAddressesLeaveANormalClie
   for (const auto& [answer, n] : uploads.answers) {
     EXPECT_TRUE(answer == "408 upload-too-slow" || answer == "503 queue-full") << answer;
   }
-  EXPECT_GE(uploads.answers.count("408 upload-too-slow") ? uploads.answers.at("408 upload-too-slow") : 0U, 64U);
+  // The first wave held every queue slot but the one the normal upload may have won.
+  EXPECT_GE(uploads.answers.count("408 upload-too-slow") ? uploads.answers.at("408 upload-too-slow") : 0U, 63U);
   // The single address was held to its cap: at least the 236 connections of
   // its first wave beyond 64 were refused (the daemon logs a count a second).
   std::pair<unsigned, unsigned> refused;
@@ -245,7 +246,8 @@ TEST_F(Load, SlowHeadsAndTricklingUploadsFromOneAndManyAddressesLeaveANormalClie
       },
       10s))
       << d.log();
-  EXPECT_TRUE(eventually([&] { return spool_leftovers(d).empty(); }, 30s)) << spool_leftovers(d).front();
+  EXPECT_TRUE(eventually([&] { return spool_leftovers(d).empty(); }, 30s))
+      << "left in the spool: " << spool_leftovers(d);
 
   const auto health = latency_of(health_ms);
   const auto listing = latency_of(listing_ms);
@@ -346,7 +348,8 @@ TEST_F(Load, ThirtyTwoConcurrentUploadsAreEachAcceptedAndScannedExactlyOnce) {
     }
   }
   EXPECT_TRUE(audit_entries(d, "scan_failed").empty());
-  EXPECT_TRUE(eventually([&] { return spool_leftovers(d).empty(); }, 30s)) << spool_leftovers(d).front();
+  EXPECT_TRUE(eventually([&] { return spool_leftovers(d).empty(); }, 30s))
+      << "left in the spool: " << spool_leftovers(d);
 
   std::map<std::string, unsigned> refused;
   unsigned retried = 0;
