@@ -21,6 +21,7 @@ test_packages=(
   postgresql-15
   groff-base systemd adduser
   clang libclang-rt-14-dev  # libFuzzer runs: tests/fuzz/run-fuzzers.sh
+  wrk  # tests/reliability/load_test.cpp (skipped without it)
 )
 
 mode="${1:-test}"

@@ -172,7 +172,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
         }
         return all;
       },
-      config.storage.compiled_rules_path(), store, clock);
+      config.storage.compiled_rules_path(), store, clock, lease.node);
+  rules.publish_at_start();
   server::rule_holder& rule_holder = rules.holder();
   {
     const auto loaded = rule_holder.snapshot();
@@ -181,6 +182,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
   }
   server::metrics stats;
   server::job_queue queue(store, clock, config.jobs.queue_capacity, lease);
+  // Scans start only with the rule set every node holds (another node may have reloaded).
+  queue.set_claim_gate([&rules] { return rules.follow(); });
   std::optional<scanner::evidence_limits> evidence_limits;
   if (config.evidence.enabled) {
     evidence_limits = scanner::evidence_limits{config.evidence.max_file_bytes, config.evidence.max_bytes_per_scan};
@@ -250,6 +253,7 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
                          .signing_key_pem = signer.public_part().pem(),
                          .evidence_dir = evidence_dir,
                          .reload_rules = [&rules](const server::actor& by) { return rules.reload(by); },
+                         .cluster_rules = [&rules] { return rules.standing(); },
                          .web = console,
                          .health = &store_health,
                          .data_dir = config.storage.data_dir});

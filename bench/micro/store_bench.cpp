@@ -35,7 +35,20 @@
 // plain SQL with the cursor written two ways (see there): the store's cursor
 // is not part of the hash index's range, so a deep page reads the table row
 // of every newer row with that content.
+//
+// Per-scan store overhead, SQLite against PostgreSQL (issue #18):
+// BM_ScanCycle/<rows>/<backend> runs, per iteration, every store call one
+// small scan makes on its way through the daemon (add_scan at the upload,
+// claim_next, a progress write, renew_leases, begin_report, add_report_rows
+// of <rows> file rows, complete), on a fresh SQLite file (backend 0) or a
+// fresh PostgreSQL database (backend 1). PostgreSQL: $BORDERSCAN_BENCH_POSTGRES
+// (a postgresql:// URL of a database the bench may create databases from),
+// or the state file of tests/support/pg-server.sh in
+// $BORDERSCAN_TEST_POSTGRES; without either the PostgreSQL runs are skipped
+// with a message. bench/store-backends.sh starts a throw-away server and runs
+// only these (--benchmark_filter=BM_ScanCycle skips the million-row store).
 #include <benchmark/benchmark.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -55,6 +68,7 @@
 #include <string>
 #include <vector>
 
+#include "borderscan/server/postgres_store.hpp"
 #include "borderscan/server/sqlite_store.hpp"
 
 namespace bs = borderscan::server;
@@ -636,6 +650,105 @@ void BM_FindByHashPopularNoIndex(benchmark::State& state) {
 }
 BENCHMARK(BM_FindByHashPopularNoIndex)->Unit(benchmark::kMillisecond)->Iterations(3);
 
+// The PostgreSQL server's URL (its `postgres` database), or "" when none is named.
+std::string postgres_admin_url() {
+  if (const char* url = std::getenv("BORDERSCAN_BENCH_POSTGRES"); url != nullptr && *url != '\0') {
+    return url;
+  }
+  if (const char* state = std::getenv("BORDERSCAN_TEST_POSTGRES"); state != nullptr && *state != '\0') {
+    std::ifstream in(state);
+    std::string dir, url;
+    std::getline(in, dir);
+    std::getline(in, url);
+    return url;
+  }
+  return {};
+}
+
+// A new database on that server; its URL.
+std::string new_postgres_database(const std::string& admin_url) {
+  static int counter = 0;
+  const std::string name = "bench_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+  std::unique_ptr<PGconn, decltype(&PQfinish)> c(PQconnectdb(admin_url.c_str()), &PQfinish);
+  if (PQstatus(c.get()) != CONNECTION_OK) {
+    throw std::runtime_error("cannot connect to PostgreSQL: " + std::string(PQerrorMessage(c.get())));
+  }
+  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.get(), ("CREATE DATABASE " + name).c_str()), &PQclear);
+  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+    throw std::runtime_error("CREATE DATABASE: " + std::string(PQresultErrorMessage(r.get())));
+  }
+  const auto at = admin_url.find("/postgres");
+  if (at == std::string::npos) {
+    throw std::runtime_error("the PostgreSQL URL must name the database `postgres`: " + admin_url);
+  }
+  return std::string(admin_url).replace(at, 9, "/" + name);
+}
+
+// One small scan's store calls, from upload to stored report.
+void BM_ScanCycle(benchmark::State& state) {
+  const auto rows_per_scan = static_cast<std::uint64_t>(state.range(0));
+  const bool postgres = state.range(1) == 1;
+  const fs::path dir = fs::temp_directory_path() / ("borderscan-scan-cycle-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::unique_ptr<bs::report_store> store;
+  if (postgres) {
+    const std::string admin = postgres_admin_url();
+    if (admin.empty()) {
+      state.SkipWithError("no PostgreSQL: set BORDERSCAN_BENCH_POSTGRES or BORDERSCAN_TEST_POSTGRES");
+      return;
+    }
+    store = std::make_unique<bs::postgres_report_store>(new_postgres_database(admin));
+  } else {
+    store = std::make_unique<bs::sqlite_report_store>(dir / "store.db", dir);
+  }
+  const bs::node_lease lease{"bench", 30'000};
+  std::int64_t now = 1'764'000'000'000;
+  std::uint64_t scan = 0;
+  std::vector<bs::report_file_row> rows;
+  for (auto _ : state) {
+    bs::scan_record s;
+    s.id = scan_id_of(scan);
+    s.station = "kiosk-1";
+    s.image_sha256 = hex_words(scan, 50, 64);
+    s.image_size = 1 << 20;
+    s.spool_path = (dir / (s.id + ".img")).string();
+    s.submitted_at = now;
+    store->add_scan(s, {});
+    if (!store->claim_next(now + 10, lease)) {
+      state.SkipWithError("the scan just queued was not claimed");
+      break;
+    }
+    store->set_progress(s.id, R"({"files_done":1,"files_found":2,"bytes_done":3,"bytes_total":4})");
+    benchmark::DoNotOptimize(store->renew_leases(lease, now + 20));
+    store->begin_report(s.id);
+    rows.clear();
+    for (std::uint64_t i = 0; i < rows_per_scan; ++i) {
+      rows.push_back(make_row(scan, i, scan * rows_per_scan + i));
+    }
+    store->add_report_rows(s.id, rows);
+    bs::stored_report r;
+    r.path = (dir / (s.id + ".report.json")).string();
+    r.size = rows_per_scan * 600;
+    r.sha256 = hex_words(scan, 60, 64);
+    r.verdict = "clean";
+    r.ruleset_digest = "sha256:" + std::string(64, '0');
+    r.files = rows_per_scan;
+    store->complete(s.id, r, now + 30);
+    now += 1000;
+    ++scan;
+  }
+  state.SetLabel(postgres ? "postgresql" : "sqlite");
+  state.counters["rows_per_scan"] = static_cast<double>(rows_per_scan);
+  store.reset();
+  fs::remove_all(dir);
+}
+BENCHMARK(BM_ScanCycle)
+    ->ArgsProduct({{10, 1000}, {0, 1}})
+    ->ArgNames({"rows", "pg"})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(0.5);
+
 // The console output plus, at the end, each benchmark's median time over its
 // repetitions and its ratio to BM_FindScan's median.
 class ratio_reporter : public benchmark::ConsoleReporter {
@@ -680,8 +793,23 @@ class ratio_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Only the per-scan cycle: the million-row store is not needed (nor built).
+  // Looked at before Initialize, which takes the --benchmark_ flags out of argv.
+  const bool cycle_only = [&] {
+    for (int i = 1; i < argc; ++i) {
+      if (std::string(argv[i]).starts_with("--benchmark_filter=BM_ScanCycle")) return true;
+    }
+    return false;
+  }();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (cycle_only) {
+    benchmark::AddCustomContext("sqlite_version", sqlite3_libversion());
+    benchmark::AddCustomContext("postgresql_server", postgres_admin_url().empty() ? "none" : "given");
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+  }
   fixture f;
   try {
     prepare(f);

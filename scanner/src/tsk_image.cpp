@@ -170,6 +170,20 @@ class fs_walker {
     return false;
   }
 
+  // ext2/3 and UFS list a file's blocks pointer by pointer, and libtsk builds
+  // its block list one pointer at a time for the whole claimed size: crafted
+  // indirect blocks make that quadratic. A sparse file may be bigger than its
+  // volume, but not one mapped that way on a device that holds so little.
+  // Extents (ext4) and run lists (NTFS) are compact and read as usual.
+  bool block_pointers_past_the_volume(const TSK_FS_META* meta) const {
+    if (!TSK_FS_TYPE_ISEXT(fs_->ftype) && !TSK_FS_TYPE_ISFFS(fs_->ftype)) {
+      return false;
+    }
+    const std::uint64_t cap = directory_cap();
+    return meta->content_type == TSK_FS_META_CONTENT_TYPE_DEFAULT && meta->size > 0 && cap > 0 &&
+           static_cast<std::uint64_t>(meta->size) > cap;
+  }
+
   // The file system's bytes present in the image: no directory holds more.
   std::uint64_t directory_cap() const {
     const std::uint64_t blocks = std::min<std::uint64_t>(fs_->block_count, fs_->last_block_act + 1);
@@ -203,18 +217,28 @@ class fs_walker {
     }
     struct finding {
       std::uint64_t cap = 0;
-      TSK_INUM_T inode = 0;
-      TSK_OFF_T size = 0;
-    } found{directory_cap()};
+      std::uint64_t inline_cap = 0;
+      std::string what;
+    } found{directory_cap(), fs_->block_size, {}};
     const auto check = [](TSK_FS_FILE* file, void* ptr) -> TSK_WALK_RET_ENUM {
       auto& f = *static_cast<finding*>(ptr);
       const TSK_FS_META* m = file->meta;
-      if (m != nullptr && TSK_FS_IS_DIR_META(m->type) && m->size > 0 && static_cast<std::uint64_t>(m->size) > f.cap) {
-        f.inode = m->addr;
-        f.size = m->size;
-        return TSK_WALK_STOP;
+      if (m == nullptr || m->size <= 0) {
+        return TSK_WALK_CONT;
       }
-      return TSK_WALK_CONT;
+      const auto size = static_cast<std::uint64_t>(m->size);
+      if (TSK_FS_IS_DIR_META(m->type) && size > f.cap) {
+        f.what = "unallocated directory inode " + std::to_string(m->addr) + " claims " + std::to_string(size) +
+                 " bytes, more than the file system holds (" + std::to_string(f.cap) + " bytes present)";
+      } else if (m->content_type == TSK_FS_META_CONTENT_TYPE_EXT4_INLINE && size > f.inline_cap) {
+        // libtsk allocates the claimed size for every such inode and holds it
+        // until the file system is closed; inline data fits in the inode.
+        f.what = "unallocated inode " + std::to_string(m->addr) + " claims " + std::to_string(size) +
+                 " bytes of inline data, more than a block (" + std::to_string(f.inline_cap) + " bytes)";
+      } else {
+        return TSK_WALK_CONT;
+      }
+      return TSK_WALK_STOP;
     };
     tsk_error_reset();
     if (tsk_fs_meta_walk(fs_, fs_->first_inum, TSK_FS_ORPHANDIR_INUM(fs_) - 1, TSK_FS_META_FLAG_UNALLOC, check,
@@ -223,11 +247,7 @@ class fs_walker {
       tsk_error_reset();
       return "the unallocated inodes cannot be read: " + reason;
     }
-    if (found.inode == 0) {
-      return {};
-    }
-    return "unallocated directory inode " + std::to_string(found.inode) + " claims " + std::to_string(found.size) +
-           " bytes, more than the file system holds (" + std::to_string(found.cap) + " bytes present)";
+    return found.what;
   }
 
   bool count_entry(const std::string& path) {
@@ -324,6 +344,15 @@ class fs_walker {
     }
     if (e.type != "regular" && e.type != "symlink") {
       sink_.item({std::move(e), std::nullopt});  // devices, sockets, fifos: nothing to read
+      return;
+    }
+    if (block_pointers_past_the_volume(meta)) {
+      const std::string why = "file claims " + std::to_string(meta->size) +
+                              " bytes in block pointers, more than its file system holds (" +
+                              std::to_string(directory_cap()) + " bytes present); content not read";
+      error(path, "file_implausible", why, true);
+      e.skipped = why;
+      sink_.item({std::move(e), std::nullopt});
       return;
     }
     emit_streams(f, std::move(e));

@@ -93,6 +93,15 @@ std::shared_ptr<job_state> job_queue::next(std::stop_token stop) {
   std::unique_lock lock(mutex_);
   while (!stop.stop_requested()) {
     if (queued_ > 0) {
+      if (claim_gate_) {
+        lock.unlock();
+        const bool may_claim = claim_gate_();
+        lock.lock();
+        if (!may_claim) {
+          wake_.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
+          continue;
+        }
+      }
       std::optional<scan_record> scan = store_.claim_next(clock_.now_ms(), lease_);
       if (scan) {
         --queued_;

@@ -147,6 +147,17 @@ ALTER TABLE scans ADD COLUMN lease_until BIGINT;
 CREATE INDEX scans_by_lease ON scans(lease_until) WHERE status = 'running';
 ALTER TABLE scans ADD COLUMN progress TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3: the rule set every node scans with (one row): a reload on one node
+    // is seen by all.
+    R"sql(
+CREATE TABLE cluster_rules (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  digest TEXT NOT NULL,
+  yara_rules BIGINT NOT NULL,
+  node TEXT NOT NULL,
+  set_at BIGINT NOT NULL
+);
+)sql",
 };
 
 // Advisory lock keys (any two distinct numbers): one serialises migrations
@@ -1271,6 +1282,37 @@ std::vector<std::string> postgres_report_store::live_spool_paths() {
     out.push_back(s.text(i, 0));
   }
   return out;
+}
+
+namespace {
+
+std::optional<cluster_ruleset> read_cluster_rules(const result& s) {
+  if (s.empty()) {
+    return std::nullopt;
+  }
+  return cluster_ruleset{s.text(0, 0), s.integer(0, 1), s.text(0, 2), s.integer(0, 3)};
+}
+
+}  // namespace
+
+std::optional<cluster_ruleset> postgres_report_store::cluster_rules() {
+  auto c = acquire();
+  return read_cluster_rules(run(c.get(), "SELECT digest, yara_rules, node, set_at FROM cluster_rules WHERE id = 1"));
+}
+
+std::optional<cluster_ruleset> postgres_report_store::set_cluster_rules(const cluster_ruleset& rules) {
+  auto c = acquire();
+  transaction tx(c.get());
+  // The row lock makes two nodes setting it at once take turns; each sees the one before its own.
+  auto before = read_cluster_rules(
+      run(c.get(), "SELECT digest, yara_rules, node, set_at FROM cluster_rules WHERE id = 1 FOR UPDATE"));
+  run(c.get(),
+      "INSERT INTO cluster_rules (id, digest, yara_rules, node, set_at) VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO "
+      "UPDATE SET digest = excluded.digest, yara_rules = excluded.yara_rules, node = excluded.node, set_at = "
+      "excluded.set_at",
+      {rules.digest, rules.yara_rules, rules.node, rules.set_at});
+  tx.commit();
+  return before;
 }
 
 bool postgres_report_store::writable() {

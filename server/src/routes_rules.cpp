@@ -21,11 +21,27 @@ json ruleset_json(const rules_snapshot& s) {
           {"loaded_at", s.loaded_at > 0 ? json(format_time(s.loaded_at)) : json(nullptr)}};
 }
 
+// Where this node stands against the cluster's set (the store's).
+json cluster_json(const rules_standing& s) {
+  if (!s.cluster) {
+    return nullptr;
+  }
+  return {{"digest", s.cluster->digest},
+          {"yara_rules", s.cluster->yara_rules},
+          {"node", s.cluster->node},
+          {"set_at", format_time(s.cluster->set_at)},
+          {"in_step", s.in_step}};
+}
+
 }  // namespace
 
 response router::get_rules(const route_call& c) {
   query(c.url, {});
-  return json_response(http::status::ok, ruleset_json(rules_.snapshot()));
+  // Asked first: a node that follows a new set answers with it.
+  const json cluster = settings_.cluster_rules ? cluster_json(settings_.cluster_rules()) : json(nullptr);
+  json j = ruleset_json(rules_.snapshot());
+  j["cluster"] = cluster;
+  return json_response(http::status::ok, j);
 }
 
 response router::post_rules_reload(const route_call& c) {
@@ -48,6 +64,7 @@ response router::post_rules_reload(const route_call& c) {
     return r;
   }
   json j = ruleset_json(rules_.snapshot());
+  j["cluster"] = settings_.cluster_rules ? cluster_json(settings_.cluster_rules()) : json(nullptr);
   j["previous_digest"] = result.previous_digest;
   j["changed"] = result.digest != result.previous_digest;
   return json_response(http::status::ok, j);

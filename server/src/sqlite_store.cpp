@@ -190,6 +190,16 @@ ALTER TABLE scans ADD COLUMN lease_node TEXT NOT NULL DEFAULT '';
 ALTER TABLE scans ADD COLUMN lease_until INTEGER;
 ALTER TABLE scans ADD COLUMN progress TEXT NOT NULL DEFAULT '';
 )sql",
+    // 10: the rule set the nodes of this store scan with (one row).
+    R"sql(
+CREATE TABLE cluster_rules (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  digest TEXT NOT NULL,
+  yara_rules INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  set_at INTEGER NOT NULL
+);
+)sql",
 };
 
 [[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
@@ -1520,6 +1530,36 @@ std::vector<std::string> sqlite_report_store::live_spool_paths() {
     out.push_back(s.text(0));
   }
   return out;
+}
+
+namespace {
+
+std::optional<cluster_ruleset> read_cluster_rules(sqlite3* db) {
+  statement s(db, "SELECT digest, yara_rules, node, set_at FROM cluster_rules WHERE id = 1");
+  if (!s.step()) {
+    return std::nullopt;
+  }
+  return cluster_ruleset{s.text(0), s.integer(1), s.text(2), s.integer(3)};
+}
+
+}  // namespace
+
+std::optional<cluster_ruleset> sqlite_report_store::cluster_rules() {
+  std::lock_guard lock(mutex_);
+  return read_cluster_rules(db());
+}
+
+std::optional<cluster_ruleset> sqlite_report_store::set_cluster_rules(const cluster_ruleset& rules) {
+  std::lock_guard lock(mutex_);
+  transaction tx(db());
+  auto before = read_cluster_rules(db());
+  statement s(db(),
+              "INSERT INTO cluster_rules (id, digest, yara_rules, node, set_at) VALUES (1,?,?,?,?) ON CONFLICT (id) "
+              "DO UPDATE SET digest = excluded.digest, yara_rules = excluded.yara_rules, node = excluded.node, "
+              "set_at = excluded.set_at");
+  s.bind(1, rules.digest).bind(2, rules.yara_rules).bind(3, rules.node).bind(4, rules.set_at).run();
+  tx.commit();
+  return before;
 }
 
 bool sqlite_report_store::writable() {

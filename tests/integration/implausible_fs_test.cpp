@@ -2,6 +2,7 @@
 // fuzz_image, 2026-11-30): libtsk reads a directory as long as its inode says,
 // one block at a time, so a crafted size costs minutes and gigabytes. Images
 // are made by mke2fs -d and changed only through debugfs (set_inode_field).
+// Files mapped by block pointers (ext2/3) are bounded the same way.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -107,4 +108,38 @@ TEST(ImplausibleFs, SoundExt2StillGetsItsOrphanSearch) {
   EXPECT_TRUE(errors_with(r, "orphan_search_skipped").empty()) << r.at("errors").dump(1);
   EXPECT_TRUE(errors_with(r, "directory_implausible").empty());
   EXPECT_TRUE(lists(r, "/$OrphanFiles")) << "libtsk's orphan folder is walked";
+}
+
+TEST(ImplausibleFs, FileMappedByBlockPointersPastTheVolumeIsListedWithAnErrorNotRead) {
+  scratch_dir tmp;
+  const fs::path dir = tmp / "content";
+  fs::create_directories(dir);
+  std::ofstream(dir / "a.txt") << "hello\n";
+  fs::resize_file((std::ofstream(dir / "sparse.bin"), dir / "sparse.bin"), std::uint64_t{64} << 20);
+  const fs::path ext2 = tmp / "ext2.img";
+  const fs::path ext4 = tmp / "ext4.img";
+  sh("mke2fs -q -F -t ext2 -b 1024 -d " + shell_quote(dir.string()) + " " + shell_quote(ext2.string()) + " 4M");
+  sh("mke2fs -q -F -t ext4 -b 1024 -d " + shell_quote(dir.string()) + " " + shell_quote(ext4.string()) + " 4M");
+
+  // ext2: 64 MiB in block pointers on a 4 MiB volume. libtsk would build its
+  // block list pointer by pointer; crafted indirect blocks make that hang.
+  const json r = borderscan::test::scan_image(ext2);
+  const auto bad = errors_with(r, "file_implausible");
+  ASSERT_EQ(bad.size(), 1u) << r.at("errors").dump(1);
+  EXPECT_EQ(bad[0].at("path"), "/sparse.bin");
+  bool listed = false;
+  for (const auto& f : r.at("files")) {
+    if (f.at("path") == "/sparse.bin") {
+      listed = true;
+      EXPECT_EQ(f.at("size"), std::uint64_t{64} << 20);
+      EXPECT_FALSE(f.at("skipped").is_null()) << f.dump();
+    }
+  }
+  EXPECT_TRUE(listed);
+  EXPECT_TRUE(lists(r, "/a.txt"));
+  EXPECT_NE(r.at("verdict"), "clean");
+
+  // ext4 maps the same file with an extent: compact, read as usual.
+  const json r4 = borderscan::test::scan_image(ext4);
+  EXPECT_TRUE(errors_with(r4, "file_implausible").empty()) << r4.at("errors").dump(1);
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <thread>
 
 #include "daemon_harness.hpp"
@@ -175,6 +176,121 @@ TEST(DaemonPostgres, ANodeKilledMidScanLosesItsLeaseAndTheOtherNodeFinishesTheSc
   ASSERT_EQ(requeued.size(), 1U);
   EXPECT_EQ(requeued[0].at("detail").at("node"), "node-a");
   EXPECT_EQ(audit_count(b.port(), "scan_done", id), 1U);
+  EXPECT_EQ(b.stop(SIGTERM), 0) << b.log();
+}
+
+// Node options reading the rule files of `rules`.
+daemon_options with_rules(daemon_options o, const std::filesystem::path& rules) {
+  o.extra_config = "[rules]\npaths = [\"" + rules.string() + "\"]\n";
+  return o;
+}
+
+void write_rule(const std::filesystem::path& file, const std::string& name) {
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream(file) << "rule " << name << " { strings: $a = \"" << name << "-marker\" condition: $a }\n";
+}
+
+json rules_on(std::uint16_t port) {
+  return http_get(port, "/api/v1/rules").json();
+}
+
+// The scan id of fat-simple.img uploaded to the node; "" (and a failure) when refused.
+std::string uploaded(std::uint16_t port, const std::string& station) {
+  const auto up = http_call(port, http::verb::post, "/api/v1/scans", read_file(test::fixture_dir() / "fat-simple.img"),
+                            {{"Authorization", "Bearer " + station}});
+  EXPECT_EQ(up.status, 202U) << up.body;
+  return up.status == 202U ? up.json().at("id").get<std::string>() : std::string();
+}
+
+std::string report_digest(std::uint16_t port, const std::string& id) {
+  return http_get(port, "/api/v1/scans/" + id + "/report").json().at("ruleset").at("digest");
+}
+
+TEST(DaemonPostgres, ARuleReloadOnOneNodeIsFollowedByTheOtherBeforeItsNextScan) {
+  test::scratch_dir dir;
+  const std::string url = test::new_postgres_database();
+  const auto rules = dir / "rules";  // one folder both nodes read
+  write_rule(rules / "a.yar", "a_rule");
+  daemon a(dir / "a" / "data", with_rules(node_options(url, dir / "spool", "node-a", 30), rules));
+  a.start();
+  const std::string station = a.token("k1");
+  daemon b(dir / "b" / "data", with_rules(node_options(url, dir / "spool", "node-b", 30), rules));
+  b.share_tokens(a);
+  b.start();
+  const std::string first = rules_on(a.port()).at("digest");
+  EXPECT_EQ(rules_on(b.port()).at("digest"), first);
+  EXPECT_EQ(rules_on(b.port()).at("cluster").at("digest"), first);
+  EXPECT_EQ(rules_on(b.port()).at("cluster").at("in_step"), true);
+
+  write_rule(rules / "b.yar", "b_rule");
+  const auto reloaded = http_call(a.port(), http::verb::post, "/api/v1/rules/reload");
+  ASSERT_EQ(reloaded.status, 200U) << reloaded.body;
+  const std::string second = reloaded.json().at("digest");
+  ASSERT_NE(second, first);
+  EXPECT_EQ(reloaded.json().at("cluster").at("node"), "node-a");
+  // Node a gone, the next scan is node b's, which was never asked to reload.
+  EXPECT_EQ(a.stop(SIGTERM), 0) << a.log();
+  const std::string id = uploaded(b.port(), station);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(eventually([&] { return scan_on(b.port(), id).at("status") == "done"; })) << b.log();
+  EXPECT_EQ(report_digest(b.port(), id), second) << b.log();
+  EXPECT_EQ(rules_on(b.port()).at("digest"), second);
+  EXPECT_EQ(rules_on(b.port()).at("yara_rules"), 2);
+  const auto followed = http_get(b.port(), "/api/v1/audit?event=rules_reloaded").json().at("items");
+  ASSERT_EQ(followed.size(), 2U) << "node a's reload, node b's following it";
+  EXPECT_EQ(followed[0].at("detail").at("node"), "node-b");
+  EXPECT_EQ(followed[0].at("detail").at("cause"), "followed node node-a");
+
+  // Node a starts again on the same files: the same set, nothing to follow.
+  a.start();
+  EXPECT_EQ(rules_on(a.port()).at("digest"), second);
+  EXPECT_EQ(rules_on(b.port()).at("cluster").at("digest"), second);
+  EXPECT_EQ(http_get(b.port(), "/api/v1/audit?event=rules_reloaded").json().at("items").size(), 2U);
+  EXPECT_EQ(a.stop(SIGTERM), 0) << a.log();
+  EXPECT_EQ(b.stop(SIGTERM), 0) << b.log();
+}
+
+TEST(DaemonPostgres, ANodeWhoseRuleFilesGiveAnotherSetClaimsNothingUntilTheyMatch) {
+  test::scratch_dir dir;
+  const std::string url = test::new_postgres_database();
+  // Each node its own rules folder, the same file in both at first.
+  write_rule(dir / "rules-a" / "a.yar", "a_rule");
+  write_rule(dir / "rules-b" / "a.yar", "a_rule");
+  daemon a(dir / "a" / "data", with_rules(node_options(url, dir / "spool", "node-a", 30), dir / "rules-a"));
+  a.start();
+  const std::string station = a.token("k1");
+  daemon b(dir / "b" / "data", with_rules(node_options(url, dir / "spool", "node-b", 30), dir / "rules-b"));
+  b.share_tokens(a);
+  b.start();
+  EXPECT_EQ(rules_on(b.port()).at("cluster").at("in_step"), true);
+
+  // A rule added on node a's disk only, and reloaded there.
+  write_rule(dir / "rules-a" / "b.yar", "b_rule");
+  const auto reloaded = http_call(a.port(), http::verb::post, "/api/v1/rules/reload");
+  ASSERT_EQ(reloaded.status, 200U) << reloaded.body;
+  const std::string second = reloaded.json().at("digest");
+  EXPECT_EQ(a.stop(SIGTERM), 0) << a.log();
+  const std::string id = uploaded(b.port(), station);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(eventually([&] { return b.log().find("cannot follow the cluster's rule set") != std::string::npos; }))
+      << b.log();
+  const json standing = rules_on(b.port());
+  EXPECT_EQ(standing.at("cluster").at("digest"), second);
+  EXPECT_EQ(standing.at("cluster").at("in_step"), false);
+  EXPECT_NE(standing.at("digest"), second);
+  EXPECT_EQ(scan_on(b.port(), id).at("status"), "queued") << "no report from another rule set";
+  const auto failed = http_get(b.port(), "/api/v1/audit?event=rules_reload_failed").json().at("items");
+  ASSERT_EQ(failed.size(), 1U) << "once per cluster set, not once a second";
+  EXPECT_EQ(failed[0].at("detail").at("cluster_digest"), second);
+
+  // The operator copies the file and reloads node b: the same set, and it scans.
+  write_rule(dir / "rules-b" / "b.yar", "b_rule");
+  const auto fixed = http_call(b.port(), http::verb::post, "/api/v1/rules/reload");
+  ASSERT_EQ(fixed.status, 200U) << fixed.body;
+  EXPECT_EQ(fixed.json().at("changed"), true);
+  ASSERT_TRUE(eventually([&] { return scan_on(b.port(), id).at("status") == "done"; })) << b.log();
+  EXPECT_EQ(report_digest(b.port(), id), second);
+  EXPECT_EQ(rules_on(b.port()).at("cluster").at("in_step"), true);
   EXPECT_EQ(b.stop(SIGTERM), 0) << b.log();
 }
 

@@ -118,5 +118,60 @@ TEST(RulesReload, AWorkingReloadSwapsAndAScanKeepsTheSetItStartedWith) {
   EXPECT_TRUE(r.w.store.verify_audit().intact());
 }
 
+// Nodes on one store (here one SQLite store, as one PostgreSQL database
+// would be): the last to load rules sets the cluster's set, the others follow
+// it when their own files give it, and claim nothing while they do not.
+TEST(RulesReload, NodesFollowTheClusterSetWhenTheirFilesGiveItAndHoldWhenNot) {
+  wired w;
+  const auto node = [&w](const std::string& name, const fs::path& rules) {
+    auto s = std::make_unique<rules_service>(std::vector<std::string>{rules.string()}, rules_service::hashset_list{},
+                                             w.dir / ("compiled-" + name), w.store, w.clk, name);
+    s->publish_at_start();
+    return s;
+  };
+  const fs::path shared = w.dir / "shared-rules", own = w.dir / "b-rules";
+  fs::create_directories(shared);
+  fs::create_directories(own);
+  write(shared / "first.yar", "rule first_rule { strings: $a = \"first-marker\" condition: $a }\n");
+  write(own / "first.yar", "rule first_rule { strings: $a = \"first-marker\" condition: $a }\n");
+  auto a = node("node-a", shared);
+  auto b = node("node-b", own);     // its own folder, the same file
+  auto c = node("node-c", shared);  // the folder node a reads
+  const std::string first = a->holder().snapshot().rules->info().digest;
+  EXPECT_TRUE(b->follow());
+  EXPECT_TRUE(b->standing().in_step);
+  EXPECT_EQ(w.store.cluster_rules()->digest, first);
+
+  write(shared / "second.yar", "rule second_rule { strings: $a = \"second-marker\" condition: $a }\n");
+  const reload_result reloaded = a->reload(actor{"admin", "admin", "", ""});
+  ASSERT_TRUE(reloaded.ok);
+  EXPECT_EQ(w.store.cluster_rules()->node, "node-a");
+  EXPECT_EQ(c->holder().snapshot().rules->info().digest, first) << "nothing changes until it looks";
+  EXPECT_TRUE(c->follow());
+  EXPECT_EQ(c->holder().snapshot().rules->info().digest, reloaded.digest);
+
+  EXPECT_FALSE(b->follow()) << "its files give the first set";
+  EXPECT_FALSE(b->follow());
+  EXPECT_EQ(b->holder().snapshot().rules->info().digest, first) << "it keeps serving nothing new";
+  const rules_standing held = b->standing();
+  EXPECT_FALSE(held.in_step);
+  EXPECT_EQ(held.cluster->digest, reloaded.digest);
+  audit_filter failed;
+  failed.event = "rules_reload_failed";
+  const auto failures = w.store.list_audit(failed).items;
+  ASSERT_EQ(failures.size(), 1U) << "once per cluster set";
+  EXPECT_EQ(failures[0].detail.at("cluster_digest"), reloaded.digest);
+  EXPECT_EQ(failures[0].detail.at("node"), "node-b");
+
+  // The file copied and node b reloaded: the same set; nothing changes for the others.
+  write(own / "second.yar", "rule second_rule { strings: $a = \"second-marker\" condition: $a }\n");
+  ASSERT_TRUE(b->reload(actor{"admin", "admin", "", ""}).ok);
+  EXPECT_TRUE(b->follow());
+  EXPECT_EQ(b->holder().snapshot().rules->info().digest, reloaded.digest);
+  EXPECT_EQ(w.store.cluster_rules()->digest, reloaded.digest);
+  EXPECT_TRUE(a->follow());
+  EXPECT_TRUE(w.store.verify_audit().intact());
+}
+
 }  // namespace
 }  // namespace borderscan::server

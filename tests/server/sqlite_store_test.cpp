@@ -491,6 +491,27 @@ TEST_P(Store, ProgressOfARunningScanIsReadBackUntilItEnds) {
   EXPECT_EQ(store.active_scans().at(0).progress, store.find_scan(a.id)->progress);
 }
 
+TEST_P(Store, TheClusterRuleSetIsOneRowThatTheLastSetterOwnsAndOutlivesTheConnection) {
+  {
+    const auto opened = open();
+    report_store& store = *opened;
+    EXPECT_FALSE(store.cluster_rules()) << "no node has set one yet";
+    EXPECT_FALSE(store.set_cluster_rules({"sha256:aa", 3, "node-a", 1000}));
+    const auto replaced = store.set_cluster_rules({"sha256:bb", 4, "node-b", 2000});
+    ASSERT_TRUE(replaced);
+    EXPECT_EQ(replaced->digest, "sha256:aa");
+    EXPECT_EQ(replaced->node, "node-a");
+  }
+  // Another node (a new connection) reads what the last one set.
+  const auto again = open();
+  const auto now = again->cluster_rules();
+  ASSERT_TRUE(now);
+  EXPECT_EQ(now->digest, "sha256:bb");
+  EXPECT_EQ(now->yara_rules, 4);
+  EXPECT_EQ(now->node, "node-b");
+  EXPECT_EQ(now->set_at, 2000);
+}
+
 TEST_P(Store, CancelsOnlyQueuedScans) {
   const auto opened = open();
   report_store& store = *opened;

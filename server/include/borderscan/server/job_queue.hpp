@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,11 @@ class job_queue {
   // Persists the scan (state queued) and wakes a worker.
   void submit(queue_slot&& slot, scan_record& scan, const actor& by = {});
 
+  // Asked (without the queue's lock) before each claim: while it says no,
+  // this node claims nothing and asks again a second later. Set before the
+  // workers start (the rules: a node claims only with the cluster's set).
+  void set_claim_gate(std::function<bool()> gate) { claim_gate_ = std::move(gate); }
+
   // Blocks until a job is claimed or stop is requested (then nullptr).
   std::shared_ptr<job_state> next(std::stop_token stop);
   // The worker is done with a job (whatever the outcome).
@@ -105,6 +111,7 @@ class job_queue {
   const clock& clock_;
   const std::size_t capacity_;
   const node_lease lease_;
+  std::function<bool()> claim_gate_;
   mutable std::mutex mutex_;
   std::condition_variable_any wake_;
   std::size_t queued_ = 0;

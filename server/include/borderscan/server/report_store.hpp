@@ -241,6 +241,16 @@ struct review_record {
 // needs a look (flagged, incomplete, error) and `not_required` for a clean one.
 std::string review_state_of(const scan_record& scan);
 
+// The rule set every node of one store scans with (several nodes on one
+// PostgreSQL database; a single node keeps it too): set by the node that
+// loaded rules last (its start, a reload); the others follow it.
+struct cluster_ruleset {
+  std::string digest;  // "sha256:<hex>", as reports name it
+  std::int64_t yara_rules = 0;
+  std::string node;         // the node that set it
+  std::int64_t set_at = 0;  // Unix ms
+};
+
 // What purge() removed (the files are the caller's to delete after it).
 struct purge_result {
   enum class outcome { purged, not_found, active } result = outcome::not_found;
@@ -359,6 +369,12 @@ class report_store {
   // Every spool path still needed: queued or running scans, and images kept
   // for retention.
   virtual std::vector<std::string> live_spool_paths() = 0;
+  // The cluster's rule set; none before any node has set one.
+  virtual std::optional<cluster_ruleset> cluster_rules() = 0;
+  // Makes `rules` the cluster's rule set; returns the one it replaced. Not
+  // audited here: the caller records the reload it belongs to.
+  virtual std::optional<cluster_ruleset> set_cluster_rules(const cluster_ruleset& rules) = 0;
+
   // A cheap write probe for /readyz.
   virtual bool writable() = 0;
 };

@@ -71,6 +71,9 @@ struct router_settings {
   std::filesystem::path evidence_dir;  // copies of flagged files, one folder per scan; empty: none kept
   // Compiles the rules from disk again (rules_service::reload); empty: no reloads.
   std::function<reload_result(const actor&)> reload_rules;
+  // This node against the cluster's rule set, following it first
+  // (rules_service::standing); empty: GET /api/v1/rules names no cluster.
+  std::function<rules_standing()> cluster_rules;
   // The review console, served at every GET path outside the API; empty: none.
   std::shared_ptr<const web_files> web;
   // Reports that could not be stored make /readyz 503 until a write in

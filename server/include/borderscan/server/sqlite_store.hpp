@@ -73,6 +73,8 @@ class sqlite_report_store final : public report_store {
   std::size_t count(scan_status status) override;
   std::vector<scan_record> active_scans() override;
   std::vector<std::string> live_spool_paths() override;
+  std::optional<cluster_ruleset> cluster_rules() override;
+  std::optional<cluster_ruleset> set_cluster_rules(const cluster_ruleset& rules) override;
   bool writable() override;
 
  private:
