@@ -107,7 +107,8 @@ bool listen_allowed(const server::http_config& http) {
   return true;
 }
 
-int serve(const server::server_config& config, const fs::path& port_file, unsigned debug_scan_delay_ms) {
+int serve(const server::server_config& config, const fs::path& port_file, unsigned debug_scan_delay_ms,
+          unsigned debug_store_delay_ms) {
   if (!listen_allowed(config.http)) {
     return 2;
   }
@@ -231,7 +232,8 @@ int serve(const server::server_config& config, const fs::path& port_file, unsign
        .evidence_keep_ms = std::int64_t{config.evidence.keep_days} * 86'400'000,
        .store_attempts = config.jobs.store_attempts,
        .store_retry_first_delay = std::chrono::milliseconds(config.jobs.store_retry_first_delay_ms),
-       .health = &store_health});
+       .health = &store_health,
+       .debug_store_hold = std::chrono::milliseconds(debug_store_delay_ms)});
   server::retention_sweeper sweeper(store, clock, std::chrono::seconds(config.storage.retention_sweep_seconds));
   std::shared_ptr<const server::web_files> console;
   if (config.http.console) {
@@ -318,6 +320,7 @@ int main(int argc, char** argv) {
   std::string config_file, listen, data_dir, database, port_file, node_id;
   bool print_config = false;
   unsigned debug_scan_delay_ms = 0;
+  unsigned debug_store_delay_ms = 0;
   app.add_option("--config", config_file, "configuration file (TOML); default: built-in defaults")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "HOST:PORT to listen on (overrides http.listen); port 0 = ephemeral");
@@ -331,6 +334,8 @@ int main(int argc, char** argv) {
                "listen with plain HTTP beyond loopback (sets http.allow_insecure_listen; warned at every start)");
   // Hidden test seam: every scan stays `running` this long before it starts.
   app.add_option("--debug-scan-delay-ms", debug_scan_delay_ms)->group("");
+  // Hidden test seam: every report, once written to the store, waits this long before its scan is recorded done.
+  app.add_option("--debug-store-delay-ms", debug_store_delay_ms)->group("");
   const server::admin_commands admin = server::add_admin_commands(app);
   try {
     app.parse(argc, argv);
@@ -376,7 +381,7 @@ int main(int argc, char** argv) {
 
   server::configure_logging(config.log);
   try {
-    return serve(config, port_file, debug_scan_delay_ms);
+    return serve(config, port_file, debug_scan_delay_ms, debug_store_delay_ms);
   } catch (const scanner::scan_error& e) {
     spdlog::critical("cannot start: rules: {}", e.what());
   } catch (const std::exception& e) {

@@ -196,8 +196,10 @@ rule_files collect(const rule_sources& sources) {
     std::error_code ec;
     if (fs::is_directory(root, ec)) {
       std::vector<fs::path> found;
-      for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
-           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      // An unreadable folder is an error, never skipped: a rule set silently
+      // missing its rules would pass every image as clean.
+      for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+           it.increment(ec)) {
         if (it->is_regular_file(ec)) {
           found.push_back(it->path());
         }

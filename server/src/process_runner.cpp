@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -306,6 +307,12 @@ report_file process_runner::run(const scan_request& request) {
     }
     if (!said.malformed.empty()) {
       throw scan_failed("malformed worker output: " + said.malformed);
+    }
+    if (sig == SIGKILL) {
+      // Not the daemon's kill (those end above) nor a fault of the worker's
+      // own: an operator, or the kernel out of memory. Worth another try,
+      // counted against jobs.max_attempts.
+      throw std::runtime_error("worker killed by SIGKILL");
     }
     throw scan_failed("crashed: " + signal_name(sig));
   }

@@ -53,7 +53,8 @@ response router::post_rules_reload(const route_call& c) {
   if (!result.ok) {
     response r;
     r.message = make_problem(http::status::unprocessable_entity, "rules-invalid",
-                             "the rules on disk do not compile; still serving rule set " + result.digest, c.request_id);
+                             "the rules on disk cannot be loaded (see errors); still serving rule set " + result.digest,
+                             c.request_id);
     // The problem document, with every compiler message added.
     json body = json::parse(r.message.body());
     body["errors"] = result.errors;

@@ -86,11 +86,24 @@ void worker_pool::retire(const scan_record& scan, scan_outcome outcome) const {
   }
 }
 
+namespace {
+
+// Sleeps `delay`, or less once `stop()` holds.
+template <typename Stop>
+void wait_unless(std::chrono::milliseconds delay, Stop stop) {
+  const auto until = std::chrono::steady_clock::now() + delay;
+  while (std::chrono::steady_clock::now() < until && !stop()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
 // A step of storing a report. A malformed report (scan_failed) fails at
 // once; other errors (a full disk, a store that refuses writes) are tried
 // again with backoff while the scan stays running, and /readyz says why. The
-// last failure ends the scan `failed`, without running it again: the scan
-// worked, its report could not be kept.
+// last failure ends the scan `failed` (record_outcome), without running it
+// again: the scan worked, its report could not be kept.
 template <typename Step>
 auto worker_pool::store_step(const job_state& job, const char* what, Step step) const {
   auto delay = settings_.store_retry_first_delay;
@@ -116,11 +129,46 @@ auto worker_pool::store_step(const job_state& job, const char* what, Step step) 
       }
       spdlog::warn("job={} state=storing attempt={} of {}: {} failed: {}; next try in {} ms", id, attempt,
                    settings_.store_attempts, what, e.what(), delay.count());
-      const auto until = std::chrono::steady_clock::now() + delay;
-      while (std::chrono::steady_clock::now() < until && !job.cancel_flag().load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      wait_unless(delay, [&] { return job.cancel_flag().load(); });  // cancel or shutdown
       delay *= 4;
+    }
+  }
+}
+
+// Records how a scan ended (failed, queued again, cancelled). A store that
+// refuses writes (a full disk) is tried again with backoff, at most a minute
+// apart, until the record lands: no scan stays `running` with nobody working
+// on it, its lease renewed by this node for ever. /readyz says why meanwhile.
+// Only a shutdown stops trying; start-up recovery then queues the scan again.
+void worker_pool::record_outcome(const job_state& job, const std::function<void()>& write) const {
+  constexpr std::chrono::milliseconds longest_wait{60'000};
+  auto delay = settings_.store_retry_first_delay;
+  for (unsigned attempt = 1;; ++attempt) {
+    try {
+      write();
+      if (attempt > 1 && settings_.health != nullptr) {
+        settings_.health->recovered();
+      }
+      return;
+    } catch (const std::exception& e) {
+      const std::string& id = job.scan().id;
+      if (settings_.health != nullptr) {
+        settings_.health->failing("recording the outcome of scan " + id + " failed: " + e.what());
+      }
+      // Stopped by the shutdown (a cancelled scan keeps its reason, hence the flag).
+      const auto stopping = [&] {
+        return job.reason() == stop_reason::shutdown || (stop_.stop_requested() && job.cancel_flag().load());
+      };
+      if (stopping()) {
+        spdlog::error("job={} cannot record the outcome: {}; shutting down, start-up recovery queues it again", id,
+                      e.what());
+        return;
+      }
+      spdlog::error("job={} state=recording attempt={}: recording the outcome failed: {}; next try in {} ms", id,
+                    attempt, e.what(), delay.count());
+      // A cancel meanwhile changes the record to write, not the pace.
+      wait_unless(delay, stopping);
+      delay = std::min(delay * 4, longest_wait);
     }
   }
 }
@@ -178,6 +226,11 @@ void worker_pool::run_one(job_state& job) {
     }
     stored_report report =
         store_step(job, "storing the report", [&] { return ingest_.ingest(scan, file, runner_.flag_threshold()); });
+    if (settings_.debug_store_hold.count() > 0) {
+      spdlog::info("job={} state=storing report stored, held {} ms before it is recorded done (a test seam)", scan.id,
+                   settings_.debug_store_hold.count());
+      wait_unless(settings_.debug_store_hold, [&] { return job.cancel_flag().load(); });
+    }
     store_step(job, "recording the scan done", [&] {
       store_.complete(scan.id, report, clock_.now_ms());
       return true;
@@ -195,7 +248,7 @@ void worker_pool::run_one(job_state& job) {
     spdlog::info("job={} state=done verdict={} score={} files={} seconds={:.3f} ruleset={} report_sha256={}", scan.id,
                  report.verdict, report.score, report.files, seconds, report.ruleset_digest, report.sha256);
   } catch (const std::exception& e) {
-    try {
+    record_outcome(job, [&] {
       if (job.reason() == stop_reason::lease_lost) {
         spdlog::warn("job={} stopped: its lease lapsed and another node took it over", scan.id);
       } else if (job.reason() == stop_reason::shutdown) {
@@ -222,10 +275,7 @@ void worker_pool::run_one(job_state& job) {
         metrics_.on_scan_retried();
         spdlog::warn("job={} state=queued attempt={} failed: {}", scan.id, scan.attempts, e.what());
       }
-    } catch (const std::exception& e2) {
-      // The store itself failed: the job stays `running` and start-up recovery re-queues it.
-      spdlog::error("job={} cannot record the outcome: {} (after: {})", scan.id, e2.what(), e.what());
-    }
+    });
   }
 }
 

@@ -81,13 +81,13 @@ class FullDisk : public ::testing::Test {
   }
   void TearDown() override { daemon_.reset(); }  // before the mount goes
 
-  daemon& start() {
-    // Backoff 0.3 s, 1.2 s, 4.8 s: the same path as the defaults (1 s, 4 s, 16 s), shorter.
+  // Backoff 0.3 s, 1.2 s, 4.8 s: the same path as the defaults (1 s, 4 s, 16 s), shorter.
+  daemon& start(const std::string& jobs = "store_attempts = 4\nstore_retry_first_delay_ms = 300\n") {
     daemon_ = std::make_unique<daemon>(
         scratch_ / "data", daemon_options{.workers = 1,
                                           .debug_scan_delay_ms = 1500,
                                           .storage_extra = "spool_dir = \"" + (scratch_ / "spool").string() + "\"\n",
-                                          .jobs_extra = "store_attempts = 4\nstore_retry_first_delay_ms = 300\n"});
+                                          .jobs_extra = jobs});
     daemon_->start();
     return *daemon_;
   }
@@ -100,6 +100,19 @@ class FullDisk : public ::testing::Test {
     return res.status == 202U ? res.json().at("id").get<std::string>() : std::string();
   }
 
+  fs::path data_filler() const { return scratch_ / "data" / "filler"; }
+
+  // A scan that has started; then the data folder is filled. Its id, empty if none.
+  std::string running_scan_then_fill(daemon& d) {
+    const std::string id = submit(d);
+    if (id.empty() || !eventually([&] { return scan(d, id).value("status", "") == "running"; })) {
+      ADD_FAILURE() << "no running scan\n" << d.log();
+      return {};
+    }
+    fill(data_filler());
+    return id;
+  }
+
   json scan(const daemon& d, const std::string& id) { return http_get(d.port(), "/api/v1/scans/" + id).json(); }
 
   test::scratch_dir scratch_;
@@ -109,11 +122,8 @@ class FullDisk : public ::testing::Test {
 
 TEST_F(FullDisk, AReportStoreRetriesWhileReadyzSaysWhyAndSucceedsWhenSpaceReturns) {
   auto& d = start();
-  const std::string id = submit(d);
+  const std::string id = running_scan_then_fill(d);
   ASSERT_FALSE(id.empty());
-  ASSERT_TRUE(eventually([&] { return scan(d, id).value("status", "") == "running"; })) << d.log();
-  const fs::path filler = scratch_ / "data" / "filler";
-  fill(filler);
 
   // The store fails and is tried again; the scan stays running meanwhile and
   // /readyz answers 503 with the store's reason.
@@ -123,11 +133,74 @@ TEST_F(FullDisk, AReportStoreRetriesWhileReadyzSaysWhyAndSucceedsWhenSpaceReturn
   EXPECT_NE(not_ready.body.find("reports cannot be stored"), std::string::npos) << not_ready.body;
   EXPECT_EQ(scan(d, id).at("status"), "running");
 
-  fs::remove(filler);
+  fs::remove(data_filler());
   ASSERT_TRUE(eventually([&] { return scan(d, id).value("status", "") == "done"; })) << d.log();
   EXPECT_EQ(http_get(d.port(), "/readyz").status, 200U);
   EXPECT_EQ(http_get(d.port(), "/api/v1/scans/" + id + "/report").status, 200U);
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+TEST_F(FullDisk, AFailureThatCannotBeRecordedIsTriedAgainUntilItLandsAndTheScanEndsFailed) {
+  // Two store attempts; then the failure record is tried 0.3 s, 1.2 s, 4.8 s ... apart.
+  auto& d = start("store_attempts = 2\nstore_retry_first_delay_ms = 300\n");
+  const std::string id = running_scan_then_fill(d);
+  ASSERT_FALSE(id.empty());
+
+  // Both store attempts fail, and so do the first records of the failure:
+  // the scan stays running, owned, and /readyz says why.
+  ASSERT_TRUE(eventually([&] { return d.log().find("state=recording attempt=2") != std::string::npos; })) << d.log();
+  EXPECT_NE(d.log().find("state=storing attempt=1 of 2"), std::string::npos) << d.log();
+  EXPECT_EQ(scan(d, id).at("status"), "running");
+  const auto not_ready = http_get(d.port(), "/readyz");
+  EXPECT_EQ(not_ready.status, 503U) << not_ready.body;
+  EXPECT_NE(not_ready.body.find("recording the outcome of scan " + id), std::string::npos) << not_ready.body;
+
+  fs::remove(data_filler());
+  ASSERT_TRUE(eventually([&] { return scan(d, id).value("status", "") == "failed"; })) << d.log();
+  const std::string reason = scan(d, id).at("error");
+  EXPECT_EQ(reason.rfind("storing the report failed 2 times; last: ", 0), 0U) << reason;
+  EXPECT_EQ(scan(d, id).at("attempts"), 1) << "the scan worked; it is not run again";
+  EXPECT_EQ(http_get(d.port(), "/api/v1/audit?event=scan_failed&scan=" + id).json().at("items").size(), 1U);
+  EXPECT_TRUE(eventually([&] { return http_get(d.port(), "/readyz").status == 200U; })) << d.log();
+  // The daemon serves on: the next scan is stored.
+  const std::string next = submit(d);
+  ASSERT_TRUE(eventually([&] { return scan(d, next).value("status", "") == "done"; })) << d.log();
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
+// Files in `dir` and below but `except`: what an upload left behind.
+std::size_t files_in(const fs::path& dir, const fs::path& except) {
+  std::size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    n += e.is_regular_file() && e.path() != except ? 1 : 0;
+  }
+  return n;
+}
+
+TEST_F(FullDisk, AnUploadToAFullSpoolGets507KeepsNothingAndUploadsWorkOnceSpaceReturns) {
+  const fs::path spool = scratch_ / "spool";
+  const tmpfs_mount spool_disk(spool, 8);
+  ASSERT_TRUE(spool_disk.error().empty()) << spool_disk.error();
+  auto& d = start();
+  const fs::path filler = spool / "filler";
+  fill(filler);
+  const std::string image = read_file(test::fixture_dir() / "fat-simple.img");
+  for (const bool chunked : {false, true}) {
+    const auto res = http_call(d.port(), http::verb::post, "/api/v1/scans", image,
+                               {{"Authorization", "Bearer " + d.token("k1")}}, chunked);
+    EXPECT_EQ(res.status, 507U) << res.body;
+    EXPECT_EQ(res.header("content-type"), "application/problem+json");
+    EXPECT_EQ(res.json().value("type", ""), "urn:borderscan:problem:spool-full") << res.body;
+    EXPECT_EQ(files_in(spool, filler), 0U) << "nothing half-written stays";
+  }
+  EXPECT_EQ(http_get(d.port(), "/healthz").status, 200U);
+  EXPECT_TRUE(http_get(d.port(), "/api/v1/scans").json().at("items").empty());
+
+  fs::remove(filler);
+  const std::string id = submit(d);
+  ASSERT_TRUE(eventually([&] { return scan(d, id).value("status", "") == "done"; })) << d.log();
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  daemon_.reset();  // before the spool's mount goes
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -27,11 +28,15 @@ struct daemon_options {
   std::uint64_t max_image_bytes = 0;  // 0: the default
   unsigned shutdown_grace_seconds = 30;
   unsigned debug_scan_delay_ms = 0;
+  unsigned debug_store_delay_ms = 0;        // a stored report waits this long before its scan is recorded done
   std::string http_extra = {};              // TOML lines added to the generated [http] table
   std::string storage_extra = {};           // TOML lines added to the generated [storage] table
   std::string jobs_extra = {};              // TOML lines added to the generated [jobs] table
   std::string extra_config = {};            // TOML appended to the generated file (whole tables)
   std::uint64_t file_size_limit_bytes = 0;  // RLIMIT_FSIZE of the daemon (0: none): writes past it fail
+  // Started without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: as root, file
+  // modes then bind the daemon as they bind an unprivileged service user.
+  bool without_dac_override = false;
 };
 
 class daemon {
@@ -106,6 +111,10 @@ http_result http_call(std::uint16_t port, boost::beast::http::verb method, const
 inline http_result http_get(std::uint16_t port, const std::string& target) {
   return http_call(port, boost::beast::http::verb::get, target);
 }
+
+// Connects `socket` and sends the header of an upload of 4 MiB and its first
+// `sent` bytes: an upload in progress, left for the test to end.
+void begin_upload(boost::asio::ip::tcp::socket& socket, std::uint16_t port, const std::string& token, std::size_t sent);
 
 // Polls until pred() holds, up to `limit` (generous; never a timing assertion).
 bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(60));

@@ -370,13 +370,7 @@ TEST_F(Daemon, ClientDisconnectMidUploadKeepsNothing) {
   {
     net::io_context ioc;
     net::ip::tcp::socket socket(ioc);
-    socket.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), d.port()));
-    const std::string head =
-        "POST /api/v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-        "Authorization: Bearer " +
-        d.token("k1") + "\r\nContent-Length: 4194304\r\n\r\n";
-    net::write(socket, net::buffer(head));
-    net::write(socket, net::buffer(std::string(256 * 1024, 'x')));
+    begin_upload(socket, d.port(), d.token("k1"), 256 * 1024);
     // Wait until the server has started spooling, then vanish.
     ASSERT_TRUE(eventually([&] { return spool_files(d) == 1; })) << d.log();
   }

@@ -6,6 +6,7 @@
 // cancel.
 
 #include <chrono>
+#include <functional>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -28,10 +29,14 @@ struct worker_settings {
   std::int64_t evidence_keep_ms = 0;  // evidence.keep_days; 0: until the report is purged
   // Storing a report that fails for a reason that may pass (a full disk, a
   // busy store) is tried this often in all, waiting first_delay, then four
-  // times as long each time; the scan stays running meanwhile.
+  // times as long each time; the scan stays running meanwhile. Recording how
+  // a scan ended is tried until it lands, at most a minute apart.
   unsigned store_attempts = 4;
   std::chrono::milliseconds store_retry_first_delay{1000};
   store_health* health = nullptr;  // told of each failure and success; may be null
+  // Tests only (--debug-store-delay-ms): how long a stored report waits
+  // before its scan is recorded done, a window to kill the daemon in.
+  std::chrono::milliseconds debug_store_hold{0};
 };
 
 class worker_pool {
@@ -55,6 +60,7 @@ class worker_pool {
   void retire(const scan_record& scan, scan_outcome outcome) const;
   template <typename Step>
   auto store_step(const job_state& job, const char* what, Step step) const;
+  void record_outcome(const job_state& job, const std::function<void()>& write) const;
 
   job_queue& queue_;
   scan_runner& runner_;
