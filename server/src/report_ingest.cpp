@@ -96,6 +96,27 @@ void move_into(const fs::path& from, const fs::path& to) {
   scanner::sync_directory(to.parent_path());
 }
 
+// Signs a copy made beside its final place, then renames it there: the
+// worker's file stays as the worker wrote it until the signed one is in
+// place, so a store retried after a failure here (a full disk) reads the
+// same bytes and digest again. Returns the signed document's digest and size,
+// which the audit log pins.
+scanner::report_file_info sign_beside(const fs::path& from, const fs::path& to, const std::string& canonical_sha256,
+                                      const evidence::signing_key& signer) {
+  const fs::path signing = fs::path(to).concat(".signing");
+  const std::unique_ptr<const fs::path, void (*)(const fs::path*)> remove_partial(&signing, [](const fs::path* p) {
+    std::error_code ignored;
+    fs::remove(*p, ignored);
+  });
+  fs::copy_file(from, signing, fs::copy_options::overwrite_existing);
+  evidence::sign_report_file(signing, signer, canonical_sha256);  // fsyncs
+  const scanner::report_file_info signed_file = hashing_reader(signing).finish();
+  fs::rename(signing, to);
+  scanner::sync_directory(to.parent_path());
+  fs::remove(from);
+  return signed_file;
+}
+
 // The weightiest findings of a report (severity, then report order), for
 // triage in the reports listing without opening each report.
 class top_findings {
@@ -268,14 +289,13 @@ stored_report report_ingest::ingest(const scan_record& scan, const report_file& 
   }
 
   scanner::report_file_info kept = read;
-  if (settings_.signer != nullptr) {
-    evidence::sign_report_file(file.path, *settings_.signer, read.sha256);
-    // The served document is the signed one: its digest is what the audit log pins.
-    kept = hashing_reader(file.path).finish();
-  }
   fs::create_directories(settings_.reports_dir);
   const fs::path stored_at = settings_.reports_dir / (scan.id + ".json");
-  move_into(file.path, stored_at);
+  if (settings_.signer != nullptr) {
+    kept = sign_beside(file.path, stored_at, read.sha256, *settings_.signer);
+  } else {
+    move_into(file.path, stored_at);
+  }
   stored_report out;
   out.evidence = take_evidence(scan, file.evidence_pack, evidence_named);
   out.path = stored_at.string();
