@@ -157,7 +157,7 @@ class fs_walker {
   // A directory cannot hold more than its whole file system, so one that
   // claims to is listed as an error and not read.
   bool plausible_directory(const TSK_FS_META* meta, const std::string& path) {
-    const std::uint64_t cap = directory_cap();
+    const std::uint64_t cap = bytes_present();
     if (meta->size <= 0 || cap == 0 || static_cast<std::uint64_t>(meta->size) <= cap ||
         meta->type == TSK_FS_META_TYPE_VIRT_DIR) {
       return true;
@@ -179,13 +179,14 @@ class fs_walker {
     if (!TSK_FS_TYPE_ISEXT(fs_->ftype) && !TSK_FS_TYPE_ISFFS(fs_->ftype)) {
       return false;
     }
-    const std::uint64_t cap = directory_cap();
+    const std::uint64_t cap = bytes_present();
     return meta->content_type == TSK_FS_META_CONTENT_TYPE_DEFAULT && meta->size > 0 && cap > 0 &&
            static_cast<std::uint64_t>(meta->size) > cap;
   }
 
-  // The file system's bytes present in the image: no directory holds more.
-  std::uint64_t directory_cap() const {
+  // The file system's bytes present in the image: no directory holds more,
+  // and no file mapped block by block.
+  std::uint64_t bytes_present() const {
     const std::uint64_t blocks = std::min<std::uint64_t>(fs_->block_count, fs_->last_block_act + 1);
     return blocks * fs_->block_size;
   }
@@ -198,7 +199,7 @@ class fs_walker {
     if (!implausible_directory_.empty()) {
       why = "directory " + implausible_directory_ + " claims more bytes than the file system holds";
     } else {
-      why = implausible_unallocated_directory();
+      why = implausible_unallocated_inode();
     }
     if (why.empty()) {
       return true;
@@ -211,7 +212,7 @@ class fs_walker {
   // search trusts it. Their inode tables are a small part of the volume, so
   // reading the unallocated inodes once more is cheap; FAT's "inodes" are
   // directory entries all over the volume, and its sizes come from the FAT.
-  std::string implausible_unallocated_directory() {
+  std::string implausible_unallocated_inode() {
     if (!TSK_FS_TYPE_ISEXT(fs_->ftype) && !TSK_FS_TYPE_ISFFS(fs_->ftype)) {
       return {};
     }
@@ -219,7 +220,7 @@ class fs_walker {
       std::uint64_t cap = 0;
       std::uint64_t inline_cap = 0;
       std::string what;
-    } found{directory_cap(), fs_->block_size, {}};
+    } found{bytes_present(), fs_->block_size, {}};
     const auto check = [](TSK_FS_FILE* file, void* ptr) -> TSK_WALK_RET_ENUM {
       auto& f = *static_cast<finding*>(ptr);
       const TSK_FS_META* m = file->meta;
@@ -349,7 +350,7 @@ class fs_walker {
     if (block_pointers_past_the_volume(meta)) {
       const std::string why = "file claims " + std::to_string(meta->size) +
                               " bytes in block pointers, more than its file system holds (" +
-                              std::to_string(directory_cap()) + " bytes present); content not read";
+                              std::to_string(bytes_present()) + " bytes present); content not read";
       error(path, "file_implausible", why, true);
       e.skipped = why;
       sink_.item({std::move(e), std::nullopt});
